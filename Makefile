@@ -1,0 +1,77 @@
+# rys: one `make` builds build/rys and the tests.
+#   make            build/rys, build/tests/*
+#   make SAN=1      the same with AddressSanitizer + UBSan, under build-san/
+#   make check      install what is missing, then run every test (what CI runs)
+#   make demo       install, pull the default model, run the main job
+# Kernel files named *_avx2.c / *_avx512.c / *_amx.c get their ISA flags; the
+# rest is portable x86-64 and dispatch picks kernels at run time.
+
+CC      ?= cc
+SAN     ?= 0
+BUILD   ?= $(if $(filter 1,$(SAN)),build-san,build)
+PKGS    := libpcre2-8 sqlite3 jansson cairo
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O2 -pthread -Isrc \
+               $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+ifeq ($(SAN),1)
+CFLAGS_BASE += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDSAN := -fsanitize=address,undefined
+endif
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lgmp -lm -lpthread
+TESTLIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
+
+AVX2_FLAGS   := -mavx2 -mfma -mf16c
+AVX512_FLAGS := $(AVX2_FLAGS) -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16
+AMX_FLAGS    := $(AVX512_FLAGS) -mamx-tile -mamx-int8 -mamx-bf16
+
+LIB_SRC  := $(sort $(wildcard src/*.c src/quant/*.c src/kernels/*.c src/probes/*.c src/model/*.c))
+CLI_SRC  := $(sort $(wildcard src/cli/*.c))
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+
+LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
+CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
+TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+
+.PHONY: all check demo clean deps test unit fuzz
+all: $(BUILD)/rys $(TESTS)
+
+$(BUILD)/obj/%_avx2.o: %_avx2.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(AVX2_FLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/obj/%_avx512.o: %_avx512.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(AVX512_FLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/obj/%_amx.o: %_amx.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) $(AMX_FLAGS) -MMD -MP -c $< -o $@
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -MMD -MP -c $< -o $@
+
+$(BUILD)/librys.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/rys: $(CLI_OBJ) $(BUILD)/librys.a
+	$(CC) $(LDSAN) -pthread -o $@ $(CLI_OBJ) $(BUILD)/librys.a $(LDLIBS)
+
+$(BUILD)/tests/%: tests/%.c $(BUILD)/librys.a tests/testutil.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -Itests -o $@ $< $(BUILD)/librys.a $(LDSAN) $(LDLIBS) $(TESTLIBS)
+
+# Unit tests on tiny self-made models: fast, no downloads.
+unit: all
+	@set -e; for t in $(TESTS); do echo "== $$t"; $$t; done
+
+deps:
+	./scripts/deps.sh
+
+check:
+	./scripts/check.sh
+
+demo:
+	./scripts/demo.sh
+
+clean:
+	rm -rf build build-san
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

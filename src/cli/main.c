@@ -1,0 +1,27 @@
+/* rys command-line entry: dispatch to one subcommand per file. */
+#include "cli/cli.h"
+#include "util.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static const cli_command commands[] = {
+    {"info", cmd_info, "show a model's metadata, tensors and layer path"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "rys %s: run language models along repeated layer paths, scan and export them\n\n", RYS_VERSION);
+    fprintf(f, "usage: rys COMMAND [options]   (rys COMMAND --help for details)\n\ncommands:\n");
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        fprintf(f, "  %-12s %s\n", commands[i].name, commands[i].summary);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) { usage(stderr); return 1; }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "help")) { usage(stdout); return 0; }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) { printf("rys %s\n", RYS_VERSION); return 0; }
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+        if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "rys: unknown command '%s' (try rys --help)\n", argv[1]);
+    return 1;
+}

@@ -27,3 +27,27 @@ int cmd_pull(int argc, char **argv);
 int cmd_models(int argc, char **argv);
 
 #endif
+
+/* ---- loading a model for a subcommand -------------------------------------- */
+#include "model.h"
+#include "tokenizer.h"
+#include "path.h"
+#include "pool.h"
+
+typedef struct {
+    model *m;
+    tokenizer *tok;
+    pool *pool;
+    char path[4096];
+} cli_model;
+
+/* Resolves a known name or a path, initialises the kernels, loads the model
+ * and its tokenizer; dies with a one-line error on failure. */
+void cli_open_model(const char *spec, int n_threads, cli_model *out);
+void cli_close_model(cli_model *cm);
+/* Default thread count: RYS_THREADS or the online CPUs. */
+int cli_default_threads(void);
+/* Layer path from --blocks / --layers (either may be NULL); dies on error. */
+void cli_path(const cli_model *cm, const char *blocks, const char *layers, layer_path *out);
+/* Tokenize text (BOS as the model's metadata says, special tokens parsed). */
+int32_t *cli_tokenize(const cli_model *cm, const char *text, bool add_bos, int *n_out);

@@ -7,6 +7,9 @@
 
 static const cli_command commands[] = {
     {"info", cmd_info, "show a model's metadata, tensors and layer path"},
+    {"run", cmd_run, "generate text from a prompt along a layer path"},
+    {"logits", cmd_logits, "write a prompt's logits as .npy (for reference checks)"},
+    {"perplexity", cmd_perplexity, "perplexity of a text file, llama.cpp's definition"},
 };
 
 static void usage(FILE *f) {

@@ -1,0 +1,46 @@
+/* Model loading shared by every subcommand that runs a model. */
+#include "cli/cli.h"
+#include "models.h"
+#include "quant/quant.h"
+#include "util.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+int cli_default_threads(void) {
+    const char *e = getenv("RYS_THREADS");
+    if (e && atoi(e) > 0) return atoi(e);
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (int)n : 1;
+}
+
+void cli_open_model(const char *spec, int n_threads, cli_model *out) {
+    memset(out, 0, sizeof *out);
+    if (!models_resolve(spec, out->path, sizeof out->path)) rys_die("%s", rys_lasterr());
+    if (quant_init()) rys_die("%s", rys_lasterr());
+    out->m = model_load(out->path);
+    if (!out->m) rys_die("%s", rys_lasterr());
+    out->tok = tokenizer_from_gguf(out->m->gguf);
+    if (!out->tok) rys_die("%s", rys_lasterr());
+    out->pool = pool_new(n_threads > 0 ? n_threads : cli_default_threads());
+}
+
+void cli_close_model(cli_model *cm) {
+    tokenizer_free(cm->tok);
+    model_free(cm->m);
+    pool_free(cm->pool);
+    memset(cm, 0, sizeof *cm);
+}
+
+void cli_path(const cli_model *cm, const char *blocks, const char *layers, layer_path *out) {
+    if (path_from_specs(blocks, layers, cm->m->hp.n_layers, out)) rys_die("%s", rys_lasterr());
+}
+
+int32_t *cli_tokenize(const cli_model *cm, const char *text, bool add_bos, int *n_out) {
+    int32_t *ids = NULL;
+    size_t n = 0;
+    if (tokenizer_encode(cm->tok, text, strlen(text), add_bos, true, &ids, &n)) rys_die("%s", rys_lasterr());
+    *n_out = (int)n;
+    return ids;
+}

@@ -1,0 +1,132 @@
+/* rys run: generate text from a prompt along a layer path. */
+#include "chat.h"
+#include "cli/cli.h"
+#include "forward.h"
+#include "generate.h"
+#include "util.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(void) {
+    puts("usage: rys run MODEL -p PROMPT [options]\n"
+         "  MODEL            a .gguf path or a known name (rys models)\n"
+         "  -p, --prompt S   the prompt text\n"
+         "  --chat           format the prompt with the model's chat template (user turn)\n"
+         "  --system S       system message for --chat\n"
+         "  --blocks SPEC    RYS blocks \"i,j[;i,j...]\": run 0..j-1 then i..N-1\n"
+         "  --layers SPEC    explicit layer path \"0-11,6-23\"\n"
+         "  -n N             new tokens (default 128)\n"
+         "  -c N             context size (default: prompt + n)\n"
+         "  -t N             threads (default: all cores)\n"
+         "  --temp T         temperature (default 0 = greedy)\n"
+         "  --top-p P        nucleus sampling (default 1)\n"
+         "  --seed S         sampling seed (default 42)\n"
+         "  --json           print one JSON object instead of streaming text");
+}
+
+typedef struct { const cli_model *cm; bool stream; } stream_ctx;
+
+static void on_token(void *user, int seq, int32_t t) {
+    stream_ctx *s = user;
+    (void)seq;
+    if (!s->stream) return;
+    char buf[256];
+    size_t n = tokenizer_decode_token(s->cm->tok, t, buf, sizeof buf);
+    fwrite(buf, 1, n, stdout);
+    fflush(stdout);
+}
+
+int cmd_run(int argc, char **argv) {
+    const char *model_spec = NULL, *prompt = NULL, *system = NULL, *blocks = NULL, *layers = NULL;
+    bool chat = false, json = false;
+    int threads = 0, n_ctx = 0;
+    sample_params sp = {0.0f, 1.0f, 42, 128};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
+        else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) prompt = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--system")) system = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--chat")) chat = true;
+        else if (!strcmp(a, "--json")) json = true;
+        else if (!strcmp(a, "--blocks")) blocks = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--layers")) layers = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "-n")) sp.n_predict = (int)cli_parse_long(a, cli_value(argc, argv, &i), 0, 1 << 20);
+        else if (!strcmp(a, "-c")) n_ctx = (int)cli_parse_long(a, cli_value(argc, argv, &i), 1, 1 << 20);
+        else if (!strcmp(a, "-t")) threads = (int)cli_parse_long(a, cli_value(argc, argv, &i), 1, 1024);
+        else if (!strcmp(a, "--temp")) sp.temperature = (float)cli_parse_double(a, cli_value(argc, argv, &i), 0, 100);
+        else if (!strcmp(a, "--top-p")) sp.top_p = (float)cli_parse_double(a, cli_value(argc, argv, &i), 0, 1);
+        else if (!strcmp(a, "--seed")) sp.seed = (uint64_t)cli_parse_long(a, cli_value(argc, argv, &i), 0, __LONG_MAX__);
+        else if (a[0] == '-') rys_die("run: unknown option %s", a);
+        else if (!model_spec) model_spec = a;
+        else rys_die("run: unexpected argument %s", a);
+    }
+    if (!model_spec || !prompt) { usage(); return 1; }
+
+    cli_model cm;
+    cli_open_model(model_spec, threads, &cm);
+    layer_path path;
+    cli_path(&cm, blocks, layers, &path);
+
+    char *text = NULL;
+    if (chat) {
+        chat_template *tpl = chat_template_from_gguf(cm.m->gguf);
+        if (!tpl) rys_die("%s", rys_lasterr());
+        chat_message msgs[2];
+        size_t nm = 0;
+        if (system) msgs[nm++] = (chat_message){"system", system};
+        msgs[nm++] = (chat_message){"user", prompt};
+        text = chat_format(tpl, msgs, nm, true);
+        chat_template_free(tpl);
+        if (!text) rys_die("%s", rys_lasterr());
+    } else {
+        text = xstrdup(prompt);
+    }
+    int n_prompt;
+    int32_t *ids = cli_tokenize(&cm, text, true, &n_prompt);
+    if (n_ctx == 0) n_ctx = n_prompt + sp.n_predict;
+    forward_ctx *f = forward_new(cm.m, &path, 1, n_ctx, cm.pool);
+    if (!f) rys_die("%s", rys_lasterr());
+
+    stream_ctx sc = {&cm, !json};
+    gen_output out;
+    const int32_t *prompts[1] = {ids};
+    double t0 = rys_now();
+    if (generate(f, cm.tok, prompts, &n_prompt, 1, &sp, &out, on_token, &sc)) rys_die("%s", rys_lasterr());
+    double dt = rys_now() - t0;
+    char *gen_text = tokenizer_decode(cm.tok, out.tokens, (size_t)out.n);
+    if (json) {
+        json_t *o = json_object(), *pt = json_array(), *gt = json_array();
+        for (int i = 0; i < n_prompt; i++) json_array_append_new(pt, json_integer(ids[i]));
+        for (int i = 0; i < out.n; i++) json_array_append_new(gt, json_integer(out.tokens[i]));
+        char *canon = path_canonical(&path);
+        json_object_set_new(o, "model", json_string(cm.path));
+        json_object_set_new(o, "path", json_string(canon));
+        json_object_set_new(o, "prompt_tokens", pt);
+        json_object_set_new(o, "tokens", gt);
+        json_object_set_new(o, "text", json_string(gen_text));
+        json_object_set_new(o, "hit_eog", json_boolean(out.hit_eog));
+        json_object_set_new(o, "seconds", json_real(dt));
+        json_object_set_new(o, "kv_bytes", json_integer((json_int_t)forward_kv_bytes(f)));
+        json_object_set_new(o, "peak_rss", json_integer((json_int_t)rys_peak_rss()));
+        char *s = json_dumps(o, JSON_INDENT(1) | JSON_ENSURE_ASCII);
+        puts(s);
+        free(s);
+        free(canon);
+        json_decref(o);
+    } else {
+        putchar('\n');
+        fprintf(stderr, "rys: %d prompt + %d generated tokens in %.2f s, path of %d layers (%+d), peak RSS %.1f MiB\n",
+                n_prompt, out.n, dt, path.n, path_extra_layers(&path), rys_peak_rss() / 1048576.0);
+    }
+    free(gen_text);
+    gen_output_free(&out, 1);
+    forward_free(f);
+    free(ids);
+    free(text);
+    path_free(&path);
+    cli_close_model(&cm);
+    return 0;
+}

@@ -1,0 +1,96 @@
+/* Layer path grammar against the hand-expanded examples of the RYS reference. */
+#include "testutil.h"
+#include "path.h"
+#include "util.h"
+
+#include <string.h>
+
+static void expect_path(const char *blocks, const char *layers, int n_model, const int *want, int n_want) {
+    layer_path p;
+    assert_int_equal(path_from_specs(blocks, layers, n_model, &p), 0);
+    assert_int_equal(p.n, n_want);
+    for (int i = 0; i < n_want; i++) assert_int_equal(p.layers[i], want[i]);
+    path_free(&p);
+}
+
+static void expect_error(const char *blocks, const char *layers, int n_model, const char *needle) {
+    layer_path p;
+    assert_int_equal(path_from_specs(blocks, layers, n_model, &p), -1);
+    if (!strstr(rys_lasterr(), needle)) fail_msg("error '%s' lacks '%s'", rys_lasterr(), needle);
+}
+
+static void test_single_block(void **s) {
+    (void)s;
+    const int w[] = {0, 1, 2, 3, 4, 5, 6, 2, 3, 4, 5, 6, 7, 8};  /* reference: N=9, (2,7) */
+    expect_path("2,7", NULL, 9, w, 14);
+}
+
+static void test_multi_block(void **s) {
+    (void)s;
+    const int w[] = {0, 1, 2, 1, 2, 3, 2, 3, 4, 5};               /* reference: N=6, "1,3;2,4" */
+    expect_path("1,3;2,4", NULL, 6, w, 10);
+}
+
+static void test_whole_stack_and_baseline(void **s) {
+    (void)s;
+    const int w[] = {0, 1, 2, 0, 1, 2};
+    expect_path("0,3", NULL, 3, w, 6);
+    const int b[] = {0, 1, 2};
+    expect_path("0,0", NULL, 3, b, 3);
+    expect_path(NULL, NULL, 3, b, 3);
+}
+
+static void test_skipped_block(void **s) {
+    (void)s;
+    /* second block's j-1 = 4 occurs; (0,1) first gives 0,0,1,2,3,4,5 */
+    const int w[] = {0, 0, 1, 2, 3, 4, 3, 4, 5};
+    expect_path("0,1;3,5", NULL, 6, w, 9);
+}
+
+static void test_layers_spec(void **s) {
+    (void)s;
+    const int w[] = {0, 1, 2, 3, 2, 3, 4, 5, 5};
+    expect_path(NULL, "0-3,2-5,5", 6, w, 9);
+}
+
+static void test_repeat(void **s) {
+    (void)s;
+    layer_path p;
+    assert_int_equal(path_from_repeat(2, 3, 5, &p), 0);
+    const int w[] = {0, 1, 2, 2, 2, 3, 4};
+    assert_int_equal(p.n, 7);
+    for (int i = 0; i < 7; i++) assert_int_equal(p.layers[i], w[i]);
+    assert_int_equal(path_extra_layers(&p), 2);
+    char *c = path_canonical(&p), *r = path_ranges(&p);
+    assert_string_equal(c, "layers:0,1,2,2,2,3,4");
+    assert_string_equal(r, "0-2,2,2-4");
+    free(c); free(r);
+    path_free(&p);
+}
+
+static void test_bad_specs(void **s) {
+    (void)s;
+    expect_error("5,3", NULL, 9, "i < j");
+    expect_error("3,3", NULL, 9, "i < j");
+    expect_error("2,10", NULL, 9, "past the model");
+    expect_error("", NULL, 9, "empty");
+    expect_error("a,b", NULL, 9, "expected");
+    expect_error("1,2;", NULL, 9, "expected");
+    expect_error("1,2,3", NULL, 9, "expected");
+    expect_error("-1,2", NULL, 9, "expected");
+    expect_error("0,0;1,2", NULL, 9, "baseline");
+    expect_error(NULL, "0-9", 9, "out of range");
+    expect_error(NULL, "5-3", 9, "backwards");
+    expect_error(NULL, "1,,2", 9, "expected");
+    expect_error(NULL, "", 9, "empty");
+    expect_error("1,2", "0-3", 9, "cannot be combined");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_single_block), cmocka_unit_test(test_multi_block),
+        cmocka_unit_test(test_whole_stack_and_baseline), cmocka_unit_test(test_skipped_block),
+        cmocka_unit_test(test_layers_spec), cmocka_unit_test(test_repeat), cmocka_unit_test(test_bad_specs),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

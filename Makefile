@@ -16,14 +16,14 @@ ifeq ($(SAN),1)
 CFLAGS_BASE += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDSAN := -fsanitize=address,undefined
 endif
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lgmp -lm -lpthread
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lgmp -lbz2 -lm -lpthread
 TESTLIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 AVX2_FLAGS   := -mavx2 -mfma -mf16c
 AVX512_FLAGS := $(AVX2_FLAGS) -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16
 AMX_FLAGS    := $(AVX512_FLAGS) -mamx-tile -mamx-int8 -mamx-bf16
 
-LIB_SRC  := $(sort $(wildcard src/*.c src/quant/*.c src/kernels/*.c src/probes/*.c src/model/*.c))
+LIB_SRC  := $(sort $(wildcard src/*.c src/quant/*.c src/kernels/*.c src/probes/*.c src/model/*.c src/export/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 
@@ -75,3 +75,22 @@ clean:
 	rm -rf build build-san
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# Fuzzing (make fuzz; scripts/fuzz.sh runs it): clang + libFuzzer. The library
+# is rebuilt with coverage and sanitizers under $(BUILD)/fuzzlib (warnings not
+# fatal there: clang is not the compiler the tree is kept warning-free with),
+# then linked with each fuzz/fuzz_*.c into $(BUILD)/fuzz_*.
+FUZZ_CC  ?= clang
+FUZZ_SRC := $(sort $(wildcard fuzz/fuzz_*.c))
+FUZZERS  := $(FUZZ_SRC:fuzz/%.c=$(BUILD)/%)
+CFLAGS_BASE += $(RYS_EXTRA_CFLAGS)
+
+fuzz: $(FUZZERS)
+
+$(BUILD)/fuzzlib/librys.a: $(LIB_SRC) $(wildcard src/*.h src/*/*.h)
+	$(MAKE) --no-print-directory CC=$(FUZZ_CC) SAN=1 BUILD=$(BUILD)/fuzzlib \
+		RYS_EXTRA_CFLAGS="-fsanitize=fuzzer-no-link -Wno-error" $@
+
+$(BUILD)/fuzz_%: fuzz/fuzz_%.c $(BUILD)/fuzzlib/librys.a
+	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined -o $@ $< $(BUILD)/fuzzlib/librys.a $(LDLIBS)

@@ -96,6 +96,35 @@ void forward_free(forward_ctx *f) {
 const layer_path *forward_path(const forward_ctx *f) { return &f->path; }
 const kv_cache *forward_kv(const forward_ctx *f) { return &f->kv; }
 
+int forward_copy_seq(forward_ctx *f, int src, int dst, int n_pos) {
+    kv_cache *kv = &f->kv;
+    if (src < 0 || dst < 0 || src >= kv->n_seq || dst >= kv->n_seq || n_pos < 0 || n_pos > kv->n_ctx) {
+        rys_seterr("forward: cannot copy %d positions from sequence %d to %d", n_pos, src, dst);
+        return -1;
+    }
+    size_t row = (size_t)kv->n_ctx * kv->kv_dim, bytes = (size_t)n_pos * kv->kv_dim * sizeof(float);
+    for (int p = 0; p < kv->n_slots; p++) {
+        memcpy(kv->k[p] + dst * row, kv->k[p] + src * row, bytes);
+        memcpy(kv->v[p] + dst * row, kv->v[p] + src * row, bytes);
+    }
+    return 0;
+}
+
+int forward_share_slot(forward_ctx *f, int slot, const forward_ctx *src, int src_slot) {
+    kv_cache *kv = &f->kv;
+    const kv_cache *o = &src->kv;
+    if (f->m != src->m || kv->n_seq != o->n_seq || kv->n_ctx != o->n_ctx || slot < 0 || slot >= kv->n_slots ||
+        src_slot < 0 || src_slot >= o->n_slots) {
+        rys_seterr("forward: cannot share KV slot %d with slot %d of another cache", slot, src_slot);
+        return -1;
+    }
+    if (kv->owned[slot]) { free(kv->k[slot]); free(kv->v[slot]); }
+    kv->k[slot] = o->k[src_slot];
+    kv->v[slot] = o->v[src_slot];
+    kv->owned[slot] = false;
+    return 0;
+}
+
 size_t forward_kv_bytes(const forward_ctx *f) {
     return (size_t)2 * f->kv.n_slots * f->kv.n_seq * f->kv.n_ctx * f->kv.kv_dim * sizeof(float);
 }

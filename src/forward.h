@@ -38,8 +38,14 @@ typedef struct forward_ctx forward_ctx;
 forward_ctx *forward_new(const model *m, const layer_path *path, int n_seq, int n_ctx, pool *pool);
 void forward_free(forward_ctx *f);
 const layer_path *forward_path(const forward_ctx *f);
+/* Make KV slot `slot` of f use the buffers of slot `src_slot` of src (same
+ * n_seq, n_ctx and model): f then reads and writes src's cache there. */
+int forward_share_slot(forward_ctx *f, int slot, const forward_ctx *src, int src_slot);
 const kv_cache *forward_kv(const forward_ctx *f);
 size_t forward_kv_bytes(const forward_ctx *f);
+/* Copy positions [0, n_pos) of sequence src to sequence dst in every KV slot:
+ * several continuations of one context then share its computation. */
+int forward_copy_seq(forward_ctx *f, int src, int dst, int n_pos);
 
 /* Runs the batch. Logits of the tokens with want_logits set are written, in
  * batch order, to logits[k * n_vocab]. Returns the number of logit rows or -1

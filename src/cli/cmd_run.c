@@ -27,16 +27,20 @@ static void usage(void) {
          "  --json           print one JSON object instead of streaming text");
 }
 
-typedef struct { const cli_model *cm; bool stream; } stream_ctx;
+typedef struct { const cli_model *cm; bool stream; tokenizer_stream ts; } stream_ctx;
 
+/* Streams text as it is generated, never splitting a UTF-8 character. */
 static void on_token(void *user, int seq, int32_t t) {
     stream_ctx *s = user;
     (void)seq;
     if (!s->stream) return;
-    char buf[256];
-    size_t n = tokenizer_decode_token(s->cm->tok, t, buf, sizeof buf);
+    size_t len;
+    tokenizer_token_bytes(s->cm->tok, t, &len);
+    char *buf = xmalloc(len + 8);
+    size_t n = tokenizer_stream_token(s->cm->tok, &s->ts, t, buf, len + 8);
     fwrite(buf, 1, n, stdout);
     fflush(stdout);
+    free(buf);
 }
 
 int cmd_run(int argc, char **argv) {
@@ -90,7 +94,7 @@ int cmd_run(int argc, char **argv) {
     forward_ctx *f = forward_new(cm.m, &path, 1, n_ctx, cm.pool);
     if (!f) rys_die("%s", rys_lasterr());
 
-    stream_ctx sc = {&cm, !json};
+    stream_ctx sc = {&cm, !json, {{0}, 0}};
     gen_output out;
     const int32_t *prompts[1] = {ids};
     double t0 = rys_now();
@@ -117,6 +121,8 @@ int cmd_run(int argc, char **argv) {
         free(canon);
         json_decref(o);
     } else {
+        char tail[8];
+        fwrite(tail, 1, tokenizer_stream_flush(&sc.ts, tail, sizeof tail), stdout);
         putchar('\n');
         fprintf(stderr, "rys: %d prompt + %d generated tokens in %.2f s, path of %d layers (%+d), peak RSS %.1f MiB\n",
                 n_prompt, out.n, dt, path.n, path_extra_layers(&path), rys_peak_rss() / 1048576.0);

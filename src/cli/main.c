@@ -10,6 +10,14 @@ static const cli_command commands[] = {
     {"run", cmd_run, "generate text from a prompt along a layer path"},
     {"logits", cmd_logits, "write a prompt's logits as .npy (for reference checks)"},
     {"perplexity", cmd_perplexity, "perplexity of a text file, llama.cpp's definition"},
+    {"eval", cmd_eval, "score one layer path on probe sets (math, EQ)"},
+    {"scan", cmd_scan, "score every layer configuration of a sweep into a SQLite store"},
+    {"hellaswag", cmd_hellaswag, "HellaSwag accuracy, scored as llama.cpp does"},
+    {"pull", cmd_pull, "download a known model into the cache, checked by sha256"},
+    {"models", cmd_models, "list the known models and which are cached"},
+    {"tokenize", cmd_tokenize, "text to token ids with a model's tokenizer"},
+    {"export", cmd_export, "write a relayered model as GGUF or a Hugging Face directory"},
+    {"probes", cmd_probes, "generate math probe sets, check probe files, score a text"},
 };
 
 static void usage(FILE *f) {

@@ -1,0 +1,107 @@
+/* rys eval: score one layer path on probe sets, from scratch. */
+#include "cli/cli.h"
+#include "evalset.h"
+#include "scan.h"
+#include "util.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(void) {
+    puts("usage: rys eval MODEL --probe FILE[,FILE...] [--blocks SPEC | --layers SPEC] [options]\n"
+         "  -n N            new tokens per item (default 64)\n"
+         "  --system TEXT   system prompt for math items (default: the reference's)\n"
+         "  --no-think      prefix user turns with \"/no_think \" (thinking models)\n"
+         "  -t N            threads\n"
+         "  --json          every item's generated text, parsed values and score");
+}
+
+int cmd_eval(int argc, char **argv) {
+    const char *model_spec = NULL, *probes = NULL, *blocks = NULL, *layers = NULL;
+    bool json = false;
+    int threads = 0;
+    evalset_options eo = {64, NULL, false};
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
+        else if (!strcmp(a, "--probe") || !strcmp(a, "--probes")) probes = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--blocks")) blocks = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--layers")) layers = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "-n")) eo.n_predict = (int)cli_parse_long(a, cli_value(argc, argv, &i), 1, 4096);
+        else if (!strcmp(a, "--system")) eo.math_system = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--no-think")) eo.no_think = true;
+        else if (!strcmp(a, "-t")) threads = (int)cli_parse_long(a, cli_value(argc, argv, &i), 1, 1024);
+        else if (!strcmp(a, "--json")) json = true;
+        else if (a[0] == '-') rys_die("eval: unknown option %s", a);
+        else if (!model_spec) model_spec = a;
+        else rys_die("eval: unexpected argument %s", a);
+    }
+    if (!model_spec || !probes) { usage(); return 1; }
+    cli_model cm;
+    cli_open_model(model_spec, threads, &cm);
+    layer_path path;
+    cli_path(&cm, blocks, layers, &path);
+    int n_files = 0;
+    char *dup = xstrdup(probes), *save = NULL;
+    const char *files[64];
+    for (char *t = strtok_r(dup, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        if (n_files == 64) rys_die("--probe: at most 64 files");
+        files[n_files++] = t;
+    }
+    evalset *es = evalset_load(files, n_files, cm.m, cm.tok, &eo);
+    if (!es) rys_die("%s", rys_lasterr());
+    int n = evalset_n_prompts(es), n_sets = evalset_n_sets(es);
+    gen_output *outs = xcalloc((size_t)n, sizeof *outs);
+    reuse_stats rs;
+    double t0 = rys_now();
+    if (!json) fprintf(stderr, "rys: %d items on a path of %d layers (%+d)...\n", n, path.n, path_extra_layers(&path));
+    if (scan_generate_naive(cm.m, cm.tok, es, cm.pool, &path, outs, &rs)) rys_die("%s", rys_lasterr());
+    double dt = rys_now() - t0;
+    double *sums = xcalloc((size_t)n_sets, sizeof *sums);
+    json_t *items = json_array();
+    for (int k = 0; k < n; k++) {
+        char *text = tokenizer_decode(cm.tok, outs[k].tokens, (size_t)outs[k].n), *parsed = NULL;
+        double sc = evalset_score(es, k, text, &parsed);
+        int s = evalset_prompt_set(es, k);
+        sums[s] += sc;
+        if (json) {
+            json_t *p = json_loads(parsed, 0, NULL);
+            json_array_append_new(items, json_pack("{s:s, s:s, s:s, s:o, s:f, s:i}", "probe", evalset_set_name(es, s), "key",
+                                                   evalset_prompt_key(es, k), "generated", text, "parsed",
+                                                   p ? p : json_null(), "score", sc, "tokens", outs[k].n));
+        }
+        free(text);
+        free(parsed);
+    }
+    char *canon = path_canonical(&path);
+    if (json) {
+        json_t *o = json_object(), *scores = json_object();
+        for (int s = 0; s < n_sets; s++) json_object_set_new(scores, evalset_set_name(es, s), json_real(sums[s] / evalset_set_items(es, s)));
+        json_object_set_new(o, "model", json_string(cm.path));
+        json_object_set_new(o, "path", json_string(canon));
+        json_object_set_new(o, "scores", scores);
+        json_object_set_new(o, "seconds", json_real(dt));
+        json_object_set_new(o, "items", items);
+        char *s = json_dumps(o, JSON_INDENT(1));
+        puts(s);
+        free(s);
+        json_decref(o);
+    } else {
+        json_decref(items);
+        for (int s = 0; s < n_sets; s++)
+            printf("%-12s %-5s %3d items  score %.4f\n", evalset_set_name(es, s), evalset_set_kind(es, s),
+                   evalset_set_items(es, s), sums[s] / evalset_set_items(es, s));
+        printf("path %s (%d layers), %.1f s\n", canon, path.n, dt);
+    }
+    free(canon);
+    free(sums);
+    gen_output_free(outs, n);
+    free(outs);
+    evalset_free(es);
+    free(dup);
+    path_free(&path);
+    cli_close_model(&cm);
+    return 0;
+}

@@ -1,0 +1,299 @@
+/* reuse: see reuse.h. States are kept in f32 so that reuse is exact. */
+#include "reuse.h"
+#include "util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct baseline_run {
+    const model *m;
+    const tokenizer *tok;
+    pool *pool;
+    forward_ctx *f;                 /* baseline path, owns the KV slots configs borrow */
+    int n, n_predict, n_ctx;
+    int *lens;                      /* prompt lengths */
+    int32_t **prompts;              /* copies */
+    gen_output *out;                /* baseline generations */
+    int *fed;                       /* generated tokens the baseline fed back (have states) */
+    long long *row0;                /* first state row of each sequence */
+    long long n_rows;               /* rows per layer boundary */
+    float *states;                  /* [n_layers][n_rows][dim]: input of layer l+1 (output of layer l) */
+    reuse_stats stats;
+};
+
+int path_shared_prefix(const layer_path *path) {
+    int k = 0;
+    while (k < path->n && k < path->n_model && path->layers[k] == k) k++;
+    return k;
+}
+
+/* state row of (seq s, position pos) at layer boundary l (1..N) */
+static float *state_at(const baseline_run *b, int l, int s, int pos) {
+    return b->states + (((size_t)(l - 1) * b->n_rows) + (size_t)(b->row0[s] + pos)) * b->m->hp.dim;
+}
+
+const gen_output *baseline_outputs(const baseline_run *b) { return b->out; }
+reuse_stats baseline_stats(const baseline_run *b) { return b->stats; }
+
+size_t baseline_bytes(const baseline_run *b) {
+    return (size_t)b->m->hp.n_layers * b->n_rows * b->m->hp.dim * sizeof(float) + forward_kv_bytes(b->f);
+}
+
+void baseline_run_free(baseline_run *b) {
+    if (!b) return;
+    forward_free(b->f);
+    if (b->out) gen_output_free(b->out, b->n);
+    for (int s = 0; s < b->n; s++) free(b->prompts ? b->prompts[s] : NULL);
+    free(b->prompts); free(b->out); free(b->lens); free(b->fed); free(b->row0); free(b->states);
+    free(b);
+}
+
+/* A batch of tokens with per-token seq/pos and the scratch to run it. */
+typedef struct {
+    int n, cap;
+    int32_t *tok, *pos, *seq;
+    float *x;
+} step_batch;
+
+static void sb_init(step_batch *sb, int cap, int dim) {
+    sb->n = 0;
+    sb->cap = cap;
+    sb->tok = xmalloc((size_t)cap * sizeof *sb->tok);
+    sb->pos = xmalloc((size_t)cap * sizeof *sb->pos);
+    sb->seq = xmalloc((size_t)cap * sizeof *sb->seq);
+    sb->x = xmalloc((size_t)cap * dim * sizeof(float));
+}
+
+static void sb_free(step_batch *sb) { free(sb->tok); free(sb->pos); free(sb->seq); free(sb->x); }
+
+/* Run layers [p0, P) of f on sb (x already holding the input of p0), keeping
+ * the output of each baseline layer when keep is set, then the logits of all
+ * rows into logits. */
+static int sb_run(baseline_run *keep, forward_ctx *f, step_batch *sb, int p0, float *logits) {
+    if (sb->n == 0) return 0;
+    fwd_batch fb = {sb->n, sb->tok, sb->pos, sb->seq, NULL};
+    int P = forward_path(f)->n, dim = keep ? keep->m->hp.dim : 0;
+    if (!keep) {
+        if (forward_layers(f, &fb, sb->x, p0, P)) return -1;
+    } else {
+        for (int p = p0; p < P; p++) {
+            if (forward_layers(f, &fb, sb->x, p, p + 1)) return -1;
+            for (int t = 0; t < sb->n; t++)
+                memcpy(state_at(keep, p + 1, sb->seq[t], sb->pos[t]), sb->x + (size_t)t * dim, dim * sizeof(float));
+        }
+    }
+    return forward_output(f, &fb, sb->x, logits) < 0 ? -1 : 0;
+}
+
+/* Logits of each sequence's last prompt token from a prompt batch: row index
+ * of the last token of each sequence. */
+static void want_last(const int *lens, int n, bool *want, int total) {
+    memset(want, 0, (size_t)total * sizeof *want);
+    int off = 0;
+    for (int s = 0; s < n; s++) { off += lens[s]; want[off - 1] = true; }
+}
+
+baseline_run *baseline_run_new(const model *m, const tokenizer *tok, const int32_t *const *prompts, const int *lens,
+                               int n, int n_predict, pool *pool) {
+    baseline_run *b = xcalloc(1, sizeof *b);
+    b->m = m;
+    b->tok = tok;
+    b->pool = pool;
+    b->n = n;
+    b->n_predict = n_predict;
+    b->lens = xmalloc((size_t)n * sizeof *b->lens);
+    b->prompts = xcalloc((size_t)n, sizeof *b->prompts);
+    b->fed = xcalloc((size_t)n, sizeof *b->fed);
+    b->row0 = xmalloc((size_t)n * sizeof *b->row0);
+    int max_len = 0, total = 0;
+    for (int s = 0; s < n; s++) {
+        if (lens[s] < 1) { rys_seterr("scan: prompt %d is empty", s); baseline_run_free(b); return NULL; }
+        b->lens[s] = lens[s];
+        b->prompts[s] = xmalloc((size_t)lens[s] * sizeof(int32_t));
+        memcpy(b->prompts[s], prompts[s], (size_t)lens[s] * sizeof(int32_t));
+        b->row0[s] = b->n_rows;
+        b->n_rows += lens[s] + n_predict;
+        if (lens[s] > max_len) max_len = lens[s];
+        total += lens[s];
+    }
+    b->n_ctx = max_len + n_predict;
+    layer_path base;
+    path_baseline(m->hp.n_layers, &base);
+    b->f = forward_new(m, &base, n, b->n_ctx, pool);
+    path_free(&base);
+    if (!b->f) { baseline_run_free(b); return NULL; }
+    int dim = m->hp.dim, N = m->hp.n_layers, n_vocab = m->hp.n_vocab;
+    b->states = xmalloc((size_t)N * b->n_rows * dim * sizeof(float));
+    b->out = xcalloc((size_t)n, sizeof *b->out);
+
+    /* prompts */
+    step_batch sb;
+    sb_init(&sb, total > n ? total : n, dim);
+    for (int s = 0; s < n; s++)
+        for (int i = 0; i < lens[s]; i++) {
+            sb.tok[sb.n] = prompts[s][i];
+            sb.pos[sb.n] = i;
+            sb.seq[sb.n] = s;
+            model_embed(m, prompts[s][i], sb.x + (size_t)sb.n * dim);
+            sb.n++;
+        }
+    float *logits = xmalloc((size_t)(total > n ? total : n) * n_vocab * sizeof(float));
+    bool *want = xmalloc((size_t)total * sizeof *want);
+    want_last(lens, n, want, total);
+    fwd_batch fb = {sb.n, sb.tok, sb.pos, sb.seq, want};
+    int rc = -1;
+    for (int p = 0; p < N; p++) {
+        if (forward_layers(b->f, &fb, sb.x, p, p + 1)) goto done;
+        for (int t = 0; t < sb.n; t++)
+            memcpy(state_at(b, p + 1, sb.seq[t], sb.pos[t]), sb.x + (size_t)t * dim, dim * sizeof(float));
+    }
+    if (forward_output(b->f, &fb, sb.x, logits) < 0) goto done;
+    b->stats.layer_tokens_done = (long long)N * total;
+
+    /* greedy continuation, keeping states of every token fed back */
+    int *row = xmalloc((size_t)n * sizeof *row);
+    bool *active = xmalloc((size_t)n * sizeof *active);
+    for (int s = 0; s < n; s++) {
+        b->out[s].tokens = xmalloc((size_t)(n_predict > 0 ? n_predict : 1) * sizeof(int32_t));
+        row[s] = s;
+        active[s] = n_predict > 0;
+    }
+    for (int step = 0; step < n_predict; step++) {
+        sb.n = 0;
+        for (int s = 0; s < n; s++) {
+            if (!active[s]) continue;
+            int32_t t = sample_argmax(logits + (size_t)row[s] * n_vocab, n_vocab);
+            if (tokenizer_is_eog(tok, t)) { active[s] = false; b->out[s].hit_eog = true; continue; }
+            b->out[s].tokens[b->out[s].n++] = t;
+            if (b->out[s].n >= n_predict) { active[s] = false; continue; }
+            sb.tok[sb.n] = t;
+            sb.pos[sb.n] = lens[s] + step;
+            sb.seq[sb.n] = s;
+            model_embed(m, t, sb.x + (size_t)sb.n * dim);
+            row[s] = sb.n++;
+            b->fed[s]++;
+        }
+        if (!sb.n) break;
+        b->stats.layer_tokens_done += (long long)N * sb.n;
+        if (sb_run(b, b->f, &sb, 0, logits)) { free(row); free(active); goto done; }
+    }
+    free(row);
+    free(active);
+    b->stats.layer_tokens_naive = b->stats.layer_tokens_done;
+    rc = 0;
+done:
+    sb_free(&sb);
+    free(logits);
+    free(want);
+    if (rc) { baseline_run_free(b); return NULL; }
+    return b;
+}
+
+/* The part of the borrowed slots a configuration may overwrite: positions at
+ * and after each prompt's end. Saved before and restored after, so the
+ * baseline's cache stays intact for the next configuration. */
+typedef struct { float *k, *v; } gen_region;
+
+static void regions(baseline_run *b, int k, gen_region *save, bool restore) {
+    const kv_cache *kv = forward_kv(b->f);
+    size_t per = (size_t)b->n_predict * kv->kv_dim;
+    for (int p = 0; p < k; p++)
+        for (int s = 0; s < b->n; s++) {
+            size_t at = ((size_t)s * kv->n_ctx + b->lens[s]) * kv->kv_dim, off = ((size_t)p * b->n + s) * per;
+            if (restore) {
+                memcpy(kv->k[p] + at, save->k + off, per * sizeof(float));
+                memcpy(kv->v[p] + at, save->v + off, per * sizeof(float));
+            } else {
+                memcpy(save->k + off, kv->k[p] + at, per * sizeof(float));
+                memcpy(save->v + off, kv->v[p] + at, per * sizeof(float));
+            }
+        }
+}
+
+int baseline_run_config(baseline_run *b, const layer_path *path, gen_output *out, reuse_stats *st) {
+    const model *m = b->m;
+    int dim = m->hp.dim, n_vocab = m->hp.n_vocab, n = b->n, P = path->n;
+    int k = path_shared_prefix(path);
+    forward_ctx *f = forward_new(m, path, n, b->n_ctx, b->pool);
+    if (!f) return -1;
+    for (int p = 0; p < k; p++) forward_share_slot(f, p, b->f, p);
+    size_t per = (size_t)b->n_predict * forward_kv(b->f)->kv_dim * n * (k ? k : 1);
+    gen_region save = {xmalloc(per * sizeof(float)), xmalloc(per * sizeof(float))};
+    regions(b, k, &save, false);
+
+    int total = 0;
+    for (int s = 0; s < n; s++) total += b->lens[s];
+    int cap = total > 2 * n ? total : 2 * n;
+    step_batch reuse_sb, full_sb;
+    sb_init(&reuse_sb, cap, dim);
+    sb_init(&full_sb, n, dim);
+    float *logits = xmalloc((size_t)(total > n ? total : n) * n_vocab * sizeof(float));
+    float *logits2 = xmalloc((size_t)n * n_vocab * sizeof(float));
+    bool *want = xmalloc((size_t)total * sizeof *want);
+    int *row = xmalloc((size_t)n * sizeof *row);
+    bool *active = xmalloc((size_t)n * sizeof *active), *agree = xmalloc((size_t)n * sizeof *agree),
+         *in_full = xcalloc((size_t)n, sizeof *in_full);
+    int rc = -1;
+    reuse_stats rs = {0, 0};
+
+    /* prompts: start at position k from the baseline's states */
+    for (int s = 0; s < n; s++)
+        for (int i = 0; i < b->lens[s]; i++) {
+            int t = reuse_sb.n++;
+            reuse_sb.tok[t] = b->prompts[s][i];
+            reuse_sb.pos[t] = i;
+            reuse_sb.seq[t] = s;
+            if (k > 0) memcpy(reuse_sb.x + (size_t)t * dim, state_at(b, k, s, i), dim * sizeof(float));
+            else model_embed(m, b->prompts[s][i], reuse_sb.x + (size_t)t * dim);
+        }
+    want_last(b->lens, n, want, total);
+    fwd_batch fb = {reuse_sb.n, reuse_sb.tok, reuse_sb.pos, reuse_sb.seq, want};
+    if (forward_layers(f, &fb, reuse_sb.x, k, P) || forward_output(f, &fb, reuse_sb.x, logits) < 0) goto done;
+    rs.layer_tokens_done += (long long)(P - k) * total;
+    rs.layer_tokens_naive += (long long)P * total;
+
+    for (int s = 0; s < n; s++) {
+        out[s].tokens = xmalloc((size_t)(b->n_predict > 0 ? b->n_predict : 1) * sizeof(int32_t));
+        out[s].n = 0;
+        out[s].hit_eog = false;
+        row[s] = s;
+        active[s] = b->n_predict > 0;
+        agree[s] = true;
+    }
+    for (int step = 0; step < b->n_predict; step++) {
+        reuse_sb.n = full_sb.n = 0;
+        for (int s = 0; s < n; s++) {
+            if (!active[s]) continue;
+            const float *lg = (in_full[s] ? logits2 : logits) + (size_t)row[s] * n_vocab;
+            int32_t t = sample_argmax(lg, n_vocab);
+            if (tokenizer_is_eog(b->tok, t)) { active[s] = false; out[s].hit_eog = true; continue; }
+            out[s].tokens[out[s].n++] = t;
+            if (out[s].n >= b->n_predict) { active[s] = false; continue; }
+            agree[s] = agree[s] && step < b->fed[s] && b->out[s].tokens[step] == t;
+            step_batch *sb = agree[s] && k > 0 ? &reuse_sb : &full_sb;
+            int r = sb->n++;
+            sb->tok[r] = t;
+            sb->pos[r] = b->lens[s] + step;
+            sb->seq[r] = s;
+            if (sb == &reuse_sb) memcpy(sb->x + (size_t)r * dim, state_at(b, k, s, b->lens[s] + step), dim * sizeof(float));
+            else model_embed(m, t, sb->x + (size_t)r * dim);
+            row[s] = r;
+            in_full[s] = sb == &full_sb;
+        }
+        if (!reuse_sb.n && !full_sb.n) break;
+        rs.layer_tokens_done += (long long)(P - k) * reuse_sb.n + (long long)P * full_sb.n;
+        rs.layer_tokens_naive += (long long)P * (reuse_sb.n + full_sb.n);
+        if (sb_run(NULL, f, &reuse_sb, k, logits) || sb_run(NULL, f, &full_sb, 0, logits2)) goto done;
+    }
+    rc = 0;
+done:
+    regions(b, k, &save, true);
+    if (rc) gen_output_free(out, n);
+    if (st) *st = rs;
+    forward_free(f);
+    sb_free(&reuse_sb);
+    sb_free(&full_sb);
+    free(save.k); free(save.v);
+    free(logits); free(logits2); free(want); free(row); free(active); free(agree); free(in_full);
+    return rc;
+}

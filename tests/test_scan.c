@@ -1,0 +1,241 @@
+/* Scanner pieces on a tiny self-written model: prefix reuse must give exactly
+ * what a from-scratch run gives (item by item, token by token), the sweep
+ * lists the right configurations, and the store keeps one identity and
+ * resumes. */
+#include "testutil.h"
+#include "tiny_model.h"
+
+#include "forward.h"
+#include "generate.h"
+#include "model.h"
+#include "path.h"
+#include "pool.h"
+#include "reuse.h"
+#include "scan.h"
+#include "store.h"
+#include "tokenizer.h"
+#include "util.h"
+
+#include <string.h>
+
+#define N_LAYERS 6
+#define N_PROMPTS 5
+#define N_PREDICT 12
+
+typedef struct {
+    model *m;
+    tokenizer *tok;
+    pool *pool;
+    int32_t *prompts[N_PROMPTS];
+    int lens[N_PROMPTS];
+} fixture;
+
+static int setup(void **state) {
+    fixture *fx = xcalloc(1, sizeof *fx);
+    const char *path = test_tmp_path("tiny.gguf");
+    assert_int_equal(tiny_model_write(path, N_LAYERS, 7), 0);
+    assert_int_equal(quant_init(), 0);
+    fx->m = model_load(path);
+    if (!fx->m) fail_msg("%s", rys_lasterr());
+    fx->tok = tokenizer_from_gguf(fx->m->gguf);
+    if (!fx->tok) fail_msg("%s", rys_lasterr());
+    fx->pool = pool_new(2);
+    const char *texts[N_PROMPTS] = {"hello world", "a", "The quick brown fox jumps over the lazy dog.",
+                                    "12345678901234567890", "<|im_start|>user\nhi<|im_end|>\n"};
+    for (int s = 0; s < N_PROMPTS; s++) {
+        size_t n;
+        assert_int_equal(tokenizer_encode(fx->tok, texts[s], strlen(texts[s]), true, true, &fx->prompts[s], &n), 0);
+        fx->lens[s] = (int)n;
+    }
+    unlink(path);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *fx = *state;
+    for (int s = 0; s < N_PROMPTS; s++) free(fx->prompts[s]);
+    tokenizer_free(fx->tok);
+    model_free(fx->m);
+    pool_free(fx->pool);
+    free(fx);
+    return 0;
+}
+
+/* From scratch: a fresh cache and the plain generation loop. */
+static void naive(fixture *fx, const layer_path *p, pool *pool, gen_output *out) {
+    forward_ctx *f = forward_new(fx->m, p, N_PROMPTS, 64, pool);
+    assert_non_null(f);
+    sample_params sp = {0.0f, 1.0f, 0, N_PREDICT};
+    assert_int_equal(generate(f, fx->tok, (const int32_t *const *)fx->prompts, fx->lens, N_PROMPTS, &sp, out, NULL, NULL), 0);
+    forward_free(f);
+}
+
+static void assert_same(const gen_output *a, const gen_output *b) {
+    for (int s = 0; s < N_PROMPTS; s++) {
+        assert_int_equal(a[s].n, b[s].n);
+        assert_int_equal(a[s].hit_eog, b[s].hit_eog);
+        assert_memory_equal(a[s].tokens, b[s].tokens, (size_t)a[s].n * sizeof(int32_t));
+    }
+}
+
+static void test_reuse_equals_scratch(void **state) {
+    fixture *fx = *state;
+    baseline_run *b = baseline_run_new(fx->m, fx->tok, (const int32_t *const *)fx->prompts, fx->lens, N_PROMPTS, N_PREDICT, fx->pool);
+    assert_non_null(b);
+    layer_path base;
+    path_baseline(N_LAYERS, &base);
+    gen_output ref[N_PROMPTS];
+    naive(fx, &base, fx->pool, ref);
+    assert_same(baseline_outputs(b), ref);
+    gen_output_free(ref, N_PROMPTS);
+    path_free(&base);
+
+    const char *blocks[] = {"0,6", "2,5", "3,4", "5,6", "0,1", "1,3;2,4", "0,0"};
+    long long done = 0, naive_total = 0;
+    for (size_t k = 0; k < sizeof blocks / sizeof *blocks; k++) {
+        layer_path p;
+        assert_int_equal(path_from_blocks(blocks[k], N_LAYERS, &p), 0);
+        gen_output got[N_PROMPTS], want[N_PROMPTS];
+        reuse_stats rs;
+        assert_int_equal(baseline_run_config(b, &p, got, &rs), 0);
+        naive(fx, &p, fx->pool, want);
+        assert_same(got, want);
+        assert_true(rs.layer_tokens_done <= rs.layer_tokens_naive);
+        done += rs.layer_tokens_done;
+        naive_total += rs.layer_tokens_naive;
+        gen_output_free(got, N_PROMPTS);
+        gen_output_free(want, N_PROMPTS);
+        path_free(&p);
+    }
+    assert_true(done < naive_total);
+    /* a repeat path shares the prefix up to the repeated layer */
+    layer_path r;
+    assert_int_equal(path_from_repeat(3, 3, N_LAYERS, &r), 0);
+    assert_int_equal(path_shared_prefix(&r), 4);
+    gen_output got[N_PROMPTS], want[N_PROMPTS];
+    assert_int_equal(baseline_run_config(b, &r, got, NULL), 0);
+    naive(fx, &r, fx->pool, want);
+    assert_same(got, want);
+    gen_output_free(got, N_PROMPTS);
+    gen_output_free(want, N_PROMPTS);
+    path_free(&r);
+    baseline_run_free(b);
+}
+
+static void test_thread_count_invariance(void **state) {
+    fixture *fx = *state;
+    layer_path p;
+    assert_int_equal(path_from_blocks("1,4", N_LAYERS, &p), 0);
+    pool *one = pool_new(1), *three = pool_new(3);
+    gen_output a[N_PROMPTS], c[N_PROMPTS];
+    naive(fx, &p, one, a);
+    naive(fx, &p, three, c);
+    assert_same(a, c);
+    gen_output_free(a, N_PROMPTS);
+    gen_output_free(c, N_PROMPTS);
+    pool_free(one);
+    pool_free(three);
+    path_free(&p);
+}
+
+static void test_sweep_lists(void **state) {
+    (void)state;
+    scan_sweep sw = {0};
+    scan_config *c;
+    int n;
+    assert_int_equal(scan_build_configs(6, &sw, &c, &n), 0);
+    assert_int_equal(n, 6 * 7 / 2 + 1);                 /* all (i,j) plus the baseline */
+    assert_string_equal(c[0].spec, "baseline");
+    assert_int_equal(c[0].path.n, 6);
+    assert_string_equal(c[1].spec, "blocks:0,1");
+    scan_free_configs(c, n);
+
+    sw.max_extra = 2;
+    assert_int_equal(scan_build_configs(6, &sw, &c, &n), 0);
+    assert_int_equal(n, 6 + 5 + 1);                     /* blocks of length 1 and 2 */
+    for (int k = 1; k < n; k++) assert_true(c[k].j - c[k].i <= 2);
+    scan_free_configs(c, n);
+
+    memset(&sw, 0, sizeof sw);
+    sw.order = ORDER_COARSE;
+    assert_int_equal(scan_build_configs(8, &sw, &c, &n), 0);
+    assert_string_equal(c[1].spec, "blocks:0,8");       /* coarsest grid point first */
+    scan_free_configs(c, n);
+
+    memset(&sw, 0, sizeof sw);
+    sw.repeat = true;
+    sw.max_repeat = 3;
+    assert_int_equal(scan_build_configs(6, &sw, &c, &n), 0);
+    assert_int_equal(n, 6 * 2 + 1);
+    assert_int_equal(c[1].path.n, 7);
+    scan_free_configs(c, n);
+
+    assert_int_equal(scan_parse_only("2-5,3-9", &sw), 0);
+    assert_int_equal(sw.i_lo, 2);
+    assert_int_equal(sw.j_hi, 9);
+    assert_int_equal(scan_parse_only("5-2,3-9", &sw), -1);
+}
+
+static void test_store_identity_and_resume(void **state) {
+    (void)state;
+    const char *db = test_tmp_path("store.sqlite");
+    unlink(db);
+    store *st = store_open(db);
+    assert_non_null(st);
+    store_probe pr[1] = {{"math_16", "/x/math_16.json", "aaaa", "math", 2}};
+    store_identity id = {"/m.gguf", "beef", "llama", 4, pr, 1, "{\"n_predict\":64}"};
+    assert_int_equal(store_set_identity(st, &id), 0);
+    store_config cfgs[2] = {{"baseline", "layers:0,1,2,3", -1, -1, 0, 0}, {"blocks:1,2", "layers:0,1,1,2,3", 1, 2, 1, 1}};
+    assert_int_equal(store_add_configs(st, cfgs, 2), 0);
+    assert_int_equal(store_add_configs(st, cfgs, 2), 0);   /* idempotent */
+    int total, done;
+    assert_int_equal(store_counts(st, &total, &done), 0);
+    assert_int_equal(total, 2);
+    assert_int_equal(done, 0);
+    const char *names[1] = {"math_16"};
+    double scores[1] = {0.5};
+    store_item items[2] = {{"math_16", "0", "123", "{}", 0.25}, {"math_16", "1", "x", "{}", 0.75}};
+    store_result r = {"layers:0,1,1,2,3", 1.0, 10, 5, 40, 50, names, scores, 1, items, 2};
+    assert_int_equal(store_save_result(st, &r), 0);
+    assert_int_equal(store_save_result(st, &r), 0);        /* redo replaces, never duplicates */
+    assert_int_equal(store_is_done(st, "layers:0,1,1,2,3"), 1);
+    assert_int_equal(store_is_done(st, "layers:0,1,2,3"), 0);
+    store_close(st);
+
+    st = store_open(db);
+    assert_int_equal(store_set_identity(st, &id), 0);       /* same scan: accepted */
+    store_identity other = id;
+    other.model_sha256 = "cafe";
+    assert_int_equal(store_set_identity(st, &other), -1);
+    assert_non_null(strstr(rys_lasterr(), "another model"));
+    store_probe pr2[1] = {{"math_16", "/x/math_16.json", "bbbb", "math", 2}};
+    other = id;
+    other.probes = pr2;
+    assert_int_equal(store_set_identity(st, &other), -1);
+    assert_non_null(strstr(rys_lasterr(), "differs"));
+    assert_int_equal(store_counts(st, &total, &done), 0);
+    assert_int_equal(done, 1);
+    store_close(st);
+    unlink(db);
+}
+
+static void test_store_rejects_garbage(void **state) {
+    (void)state;
+    const char *db = test_tmp_path("garbage.sqlite");
+    FILE *f = fopen(db, "wb");
+    fputs("this is not a database, just text that is long enough to look like a header.......", f);
+    fclose(f);
+    assert_null(store_open(db));
+    assert_non_null(strstr(rys_lasterr(), db));
+    unlink(db);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_reuse_equals_scratch), cmocka_unit_test(test_thread_count_invariance),
+        cmocka_unit_test(test_sweep_lists), cmocka_unit_test(test_store_identity_and_resume),
+        cmocka_unit_test(test_store_rejects_garbage),
+    };
+    return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -94,12 +94,14 @@ bool gguf_str_eq(gguf_str s, const char *c);
 const char *gguf_type_name(uint32_t vtype);
 
 /* ---- writer ---------------------------------------------------------------
- * Usage: w = gguf_writer_new(); add kvs; add tensor infos (name, type, dims);
- * gguf_writer_write(w, path, fill) writes header, infos, padding and then, per
- * tensor in order, calls fill(user, index, FILE*) which must write exactly the
- * tensor's byte size (or pass data pointers with gguf_writer_add_tensor). The
- * file is written to "<path>.tmp" and renamed at the end so no half-written
- * file is ever left under the final name. */
+ * Usage: w = gguf_writer_new(alignment, 0 = the default 32); set kvs; add
+ * tensors (name, type, dims, data pointer); gguf_writer_write(w, path) writes
+ * a v3 file: header, kvs and tensor infos in the order added, padding, then
+ * each tensor's bytes padded to the alignment. A non-default alignment is
+ * recorded as general.alignment. Misuse (bad dims, unknown type, duplicate
+ * tensor name) is remembered and reported by gguf_writer_write. The file is
+ * written to "<path>.tmp" and renamed at the end so no half-written file is
+ * ever left under the final name. */
 typedef struct gguf_writer gguf_writer;
 
 gguf_writer *gguf_writer_new(uint32_t alignment);
@@ -119,7 +121,11 @@ void gguf_writer_copy_kv(gguf_writer *w, const gguf_kv *kv, const char *new_key)
 /* Tensor whose bytes are at data (must stay valid until write). */
 void gguf_writer_add_tensor(gguf_writer *w, const char *name, uint32_t type, uint32_t n_dims,
                             const int64_t *ne, const void *data);
-/* Returns 0 on success, -1 with rys_lasterr() set. Calls progress if non-NULL. */
+/* Returns 0 on success, -1 with rys_lasterr() set ("<path>: <problem>"). */
+/* on_tensor (NULL = none) runs after each tensor's bytes are written with the
+ * tensor bytes written so far and in all, for progress bars on big exports. */
+void gguf_writer_set_progress(gguf_writer *w, void (*on_tensor)(void *ctx, uint64_t done, uint64_t total),
+                              void *ctx);
 int gguf_writer_write(gguf_writer *w, const char *path);
 
 #endif

@@ -4,9 +4,11 @@
  * Type ids are ggml's, because they are what GGUF files store. Each format
  * has: its block layout (declared once, in its own file), a reference
  * dequantizer, and dot-product kernels per ISA family chosen at run time.
- * Matrix products quantize the activations once per call into the format the
- * weight type pairs with (Q8_0 for the legacy formats, Q8_K for k-quants), as
- * llama.cpp does, so results agree with it to float rounding. */
+ * Matrix products quantize the activations once per call into the 8-bit
+ * format the weight type pairs with (32-element blocks for the legacy
+ * formats, Q8_K for k-quants), as llama.cpp does, so results agree with it
+ * to within activation-quantization rounding; F32/F16/BF16 weights multiply
+ * f32 activations directly. */
 #ifndef RYS_QUANT_H
 #define RYS_QUANT_H
 
@@ -35,8 +37,9 @@ const quant_info *quant_get_info(uint32_t type);
  * or the type is unknown. */
 size_t quant_row_size(uint32_t type, int64_t n);
 
-/* Reference dequantization of n elements (n multiple of the block size). */
-void quant_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
+/* Reference dequantization of n elements (n multiple of the block size).
+ * Returns 0, or -1 with the error set for a type rys cannot decode or a bad n. */
+int quant_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
 
 /* A weight matrix W with n_out rows of n_in elements, row-major, rows in the
  * given type. */
@@ -47,19 +50,30 @@ typedef struct {
 } quant_matrix;
 
 /* y[b*n_out + o] = sum_k W[o][k] * x[b*n_in + k], for b < n_batch.
- * Threads over the pool (NULL = single-threaded). */
-void quant_matmul(const quant_matrix *w, const float *x, int64_t n_batch, float *y, struct pool *pool);
+ * Threads over the output rows with the pool (NULL = single-threaded); the
+ * caller's thread quantizes the activations into a per-thread scratch buffer
+ * that grows and is reused, so steady-state calls do not allocate. Calls from
+ * different threads may run at once. Returns 0, or -1 with the error set for
+ * an unsupported type or n_in not a multiple of the block size. */
+int quant_matmul(const quant_matrix *w, const float *x, int64_t n_batch, float *y, struct pool *pool);
 
 /* Kernel families, best last. quant_cpu_path() is the one in use: the best
- * the CPU supports, or the one forced by RYS_CPU=portable|avx2|avx512|amx
- * (forcing one the CPU lacks is an error reported by quant_init). */
+ * one rys has kernels for and the CPU supports, or the one forced by
+ * RYS_CPU=portable|avx2|avx512|amx (forcing one the CPU lacks, or one rys has
+ * no kernels for, is an error reported by quant_init; never a silent
+ * fallback). Without quant_init, the first matmul chooses as it would. */
 enum quant_path { QP_PORTABLE = 0, QP_AVX2 = 1, QP_AVX512 = 2, QP_AMX = 3 };
 /* Detect CPU features and choose the path; 0 on success, -1 with error. */
 int quant_init(void);
 enum quant_path quant_cpu_path(void);
 const char *quant_path_name(enum quant_path p);
-/* Force a path (tests); returns -1 if the CPU lacks it. */
+/* Force a path (tests); returns -1 with the error set if the CPU lacks it
+ * or rys has no kernels for it (today: avx512 and amx have none). */
 int quant_set_path(enum quant_path p);
+/* The CPU and OS support the ISA extensions of path p. */
+bool quant_cpu_supports(enum quant_path p);
+/* rys has kernels for path p and this CPU can run them. */
+bool quant_path_available(enum quant_path p);
 
 /* fp16 / bf16 conversions (portable). */
 float quant_fp16_to_f32(uint16_t h);

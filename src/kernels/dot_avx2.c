@@ -1,0 +1,306 @@
+/* dot_avx2: the dot-product kernels of quant_impl.h with AVX2, FMA and F16C
+ * (the Makefile adds the flags because of the _avx2 suffix; dispatch only
+ * calls them on CPUs that have those extensions).
+ *
+ * The integer work per block is the same as the portable kernels': unsigned
+ * weight values times signed activations (vpmaddubsw), with weight offsets
+ * and minimums applied through the activation sums the activation blocks
+ * carry. Only the order of float additions differs from the portable path. */
+#include "quant/kquants.h"
+#include "quant/legacy.h"
+#include "quant/quant_impl.h"
+
+#include <immintrin.h>
+
+static inline float hsum_ps(__m256 v) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+static inline __m256i load256(const void *p) { return _mm256_loadu_si256((const __m256i *)p); }
+
+/* 8 int32 lanes of sums of unsigned u[i] * signed s[i] (4 products each). */
+static inline __m256i dot_u8s8(__m256i u, __m256i s) {
+    return _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1));
+}
+
+/* 16 bytes of nibble pairs -> 32 values: low nibbles, then high nibbles. */
+static inline __m256i unpack_nibbles(const uint8_t *qs) {
+    __m128i q = _mm_loadu_si128((const __m128i *)qs);
+    return _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(q, 4), q), _mm256_set1_epi8(0x0F));
+}
+
+/* Byte j = 0x10 if bit j of the 32-bit little-endian qh is set, else 0. */
+static inline __m256i q5_high_bits(const uint8_t qh[4]) {
+    uint32_t bits = (uint32_t)qh[0] | (uint32_t)qh[1] << 8 | (uint32_t)qh[2] << 16 | (uint32_t)qh[3] << 24;
+    __m256i v = _mm256_shuffle_epi8(_mm256_set1_epi32((int)bits),
+                                    _mm256_setr_epi64x(0, 0x0101010101010101, 0x0202020202020202,
+                                                       0x0303030303030303));
+    const __m256i bit = _mm256_set1_epi64x((long long)0x8040201008040201ULL);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit), _mm256_set1_epi8(0x10));
+}
+
+float quant_dot_f32_avx2(int64_t n, const void *w, const void *x) {
+    const float *a = w, *b = x;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+    }
+    float s = hsum_ps(_mm256_add_ps(acc0, acc1));
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+float quant_dot_f16_avx2(int64_t n, const void *w, const void *x) {
+    const uint16_t *a = w;
+    const float *b = x;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i)));
+        __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i + 8)));
+        acc0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(b + i), acc0);
+        acc1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(b + i + 8), acc1);
+    }
+    float s = hsum_ps(_mm256_add_ps(acc0, acc1));
+    for (; i < n; i++) s += quant_fp16_to_f32(a[i]) * b[i];
+    return s;
+}
+
+static inline __m256 load_bf16(const uint16_t *p) {
+    __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+}
+
+float quant_dot_bf16_avx2(int64_t n, const void *w, const void *x) {
+    const uint16_t *a = w;
+    const float *b = x;
+    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        acc0 = _mm256_fmadd_ps(load_bf16(a + i), _mm256_loadu_ps(b + i), acc0);
+        acc1 = _mm256_fmadd_ps(load_bf16(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+    }
+    float s = hsum_ps(_mm256_add_ps(acc0, acc1));
+    for (; i < n; i++) s += quant_bf16_to_f32(a[i]) * b[i];
+    return s;
+}
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* Each quantized kernel below is written once for nx activation rows; the
+ * exported single and multi-column functions instantiate it with constant
+ * nx, so the column loops unroll and the accumulators stay in registers. */
+#define DEFINE_COLS(NAME, IMPL)                                                                     \
+    float quant_dot_##NAME##_avx2(int64_t n, const void *w, const void *x) {                        \
+        float out;                                                                                  \
+        IMPL(n, w, x, 0, 1, &out);                                                                  \
+        return out;                                                                                 \
+    }                                                                                               \
+    void quant_dot_cols_##NAME##_avx2(int64_t n, const void *w, const void *x, size_t xs, int nx,   \
+                                      float *out) {                                                 \
+        switch (nx) {                                                                               \
+        case 1: IMPL(n, w, x, xs, 1, out); break;                                                   \
+        case 2: IMPL(n, w, x, xs, 2, out); break;                                                   \
+        case 3: IMPL(n, w, x, xs, 3, out); break;                                                   \
+        default: IMPL(n, w, x, xs, 4, out); break;                                                  \
+        }                                                                                           \
+    }
+
+/* Legacy formats: per block and activation row, d_w * d_x * <q, x> goes to a
+ * vector accumulator, the offset (-8/-16 times d_w) or minimum times the
+ * activation block's scaled sum s_x to a scalar one. */
+enum legacy_kind { LK_Q4_0, LK_Q4_1, LK_Q5_0, LK_Q5_1, LK_Q8_0 };
+
+ALWAYS_INLINE void legacy_dot(enum legacy_kind kind, int64_t n, const void *w, const void *x, size_t xs, int nx,
+                              float *out) {
+    static const size_t block_bytes[] = {sizeof(block_q4_0), sizeof(block_q4_1), sizeof(block_q5_0),
+                                         sizeof(block_q5_1), sizeof(block_q8_0)};
+    const uint8_t *wb = w;
+    __m256 acc[QUANT_COLS];
+    float extra[QUANT_COLS];
+    for (int c = 0; c < nx; c++) {
+        acc[c] = _mm256_setzero_ps();
+        extra[c] = 0;
+    }
+    for (int64_t i = 0; i < n / QK_LEGACY; i++, wb += block_bytes[kind]) {
+        __m256i q;
+        float dw, coef = 0; /* coef: what multiplies s_x */
+        switch (kind) {
+        case LK_Q4_0: {
+            const block_q4_0 *b = (const block_q4_0 *)wb;
+            q = unpack_nibbles(b->qs);
+            dw = _cvtsh_ss(b->d);
+            coef = -8.0f * dw;
+            break;
+        }
+        case LK_Q4_1: {
+            const block_q4_1 *b = (const block_q4_1 *)wb;
+            q = unpack_nibbles(b->qs);
+            dw = _cvtsh_ss(b->d);
+            coef = _cvtsh_ss(b->m);
+            break;
+        }
+        case LK_Q5_0: {
+            const block_q5_0 *b = (const block_q5_0 *)wb;
+            q = _mm256_or_si256(unpack_nibbles(b->qs), q5_high_bits(b->qh));
+            dw = _cvtsh_ss(b->d);
+            coef = -16.0f * dw;
+            break;
+        }
+        case LK_Q5_1: {
+            const block_q5_1 *b = (const block_q5_1 *)wb;
+            q = _mm256_or_si256(unpack_nibbles(b->qs), q5_high_bits(b->qh));
+            dw = _cvtsh_ss(b->d);
+            coef = _cvtsh_ss(b->m);
+            break;
+        }
+        default: {
+            const block_q8_0 *b = (const block_q8_0 *)wb;
+            q = load256(b->qs);
+            dw = _cvtsh_ss(b->d);
+            break;
+        }
+        }
+        /* Q8_0 is signed times signed: move the weight's sign onto the
+         * activation (never -128, so negating it cannot overflow). */
+        __m256i u = kind == LK_Q8_0 ? _mm256_abs_epi8(q) : q;
+        for (int c = 0; c < nx; c++) {
+            const block_q8a *a = (const block_q8a *)((const uint8_t *)x + (size_t)c * xs) + i;
+            __m256i y = load256(a->qs);
+            if (kind == LK_Q8_0) y = _mm256_sign_epi8(y, q);
+            __m256 p = _mm256_cvtepi32_ps(dot_u8s8(u, y));
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a->d), p, acc[c]);
+            if (kind != LK_Q8_0) extra[c] += coef * a->s;
+        }
+    }
+    for (int c = 0; c < nx; c++) out[c] = hsum_ps(acc[c]) + extra[c];
+}
+
+#define Q4_0_IMPL(n, w, x, xs, nx, out) legacy_dot(LK_Q4_0, n, w, x, xs, nx, out)
+#define Q4_1_IMPL(n, w, x, xs, nx, out) legacy_dot(LK_Q4_1, n, w, x, xs, nx, out)
+#define Q5_0_IMPL(n, w, x, xs, nx, out) legacy_dot(LK_Q5_0, n, w, x, xs, nx, out)
+#define Q5_1_IMPL(n, w, x, xs, nx, out) legacy_dot(LK_Q5_1, n, w, x, xs, nx, out)
+#define Q8_0_IMPL(n, w, x, xs, nx, out) legacy_dot(LK_Q8_0, n, w, x, xs, nx, out)
+DEFINE_COLS(q4_0, Q4_0_IMPL)
+DEFINE_COLS(q4_1, Q4_1_IMPL)
+DEFINE_COLS(q5_0, Q5_0_IMPL)
+DEFINE_COLS(q5_1, Q5_1_IMPL)
+DEFINE_COLS(q8_0, Q8_0_IMPL)
+
+static inline const block_q8_K *col_q8_K(const void *x, size_t xs, int c, int64_t i) {
+    return (const block_q8_K *)((const uint8_t *)x + (size_t)c * xs) + i;
+}
+
+/* Q4_K / Q5_K: per 64 elements, one 32-byte load holds two sub-blocks
+ * (low and high nibbles); each product is scaled by its sub-block scale in
+ * the 16-to-32-bit widening step. Minimums go through the block sums. */
+static inline int kq_mins(const uint8_t m[8], const int16_t *bsums) {
+    int s = 0;
+    for (int j = 0; j < 8; j++) s += m[j] * (bsums[2 * j] + bsums[2 * j + 1]);
+    return s;
+}
+
+ALWAYS_INLINE void q45_K_dot(bool five, int64_t n, const void *w, const void *x, size_t xs, int nx, float *out) {
+    const __m256i low4 = _mm256_set1_epi8(0x0F), one = _mm256_set1_epi8(1);
+    const uint8_t *wb = w;
+    __m256 acc[QUANT_COLS];
+    float mins[QUANT_COLS];
+    for (int c = 0; c < nx; c++) {
+        acc[c] = _mm256_setzero_ps();
+        mins[c] = 0;
+    }
+    for (int64_t i = 0; i < n / QK_K; i++, wb += five ? sizeof(block_q5_K) : sizeof(block_q4_K)) {
+        const block_q4_K *b4 = (const block_q4_K *)wb;
+        const block_q5_K *b5 = (const block_q5_K *)wb;
+        const uint8_t *scales = five ? b5->scales : b4->scales, *qs = five ? b5->qs : b4->qs;
+        uint8_t sc[8], m[8];
+        for (int j = 0; j < 8; j++) kq_scale_min(j, scales, &sc[j], &m[j]);
+        __m256i qh = five ? load256(b5->qh) : _mm256_setzero_si256(); /* bit j of byte l: element 32*j + l */
+        __m256i sumi[QUANT_COLS];
+        for (int c = 0; c < nx; c++) sumi[c] = _mm256_setzero_si256();
+        for (int ch = 0; ch < 4; ch++) {
+            __m256i q = load256(qs + 32 * ch);
+            __m256i lo = _mm256_and_si256(q, low4), hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), low4);
+            if (five) {
+                lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(qh, one), 4));
+                hi = _mm256_or_si256(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 1), one), 4));
+                qh = _mm256_srli_epi16(qh, 2);
+            }
+            __m256i s0 = _mm256_set1_epi16(sc[2 * ch]), s1 = _mm256_set1_epi16(sc[2 * ch + 1]);
+            for (int c = 0; c < nx; c++) {
+                const int8_t *y = col_q8_K(x, xs, c, i)->qs + 64 * ch;
+                __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, load256(y)), s0);
+                __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, load256(y + 32)), s1);
+                sumi[c] = _mm256_add_epi32(sumi[c], _mm256_add_epi32(p0, p1));
+            }
+        }
+        float d = _cvtsh_ss(five ? b5->d : b4->d), dmin = _cvtsh_ss(five ? b5->dmin : b4->dmin);
+        for (int c = 0; c < nx; c++) {
+            const block_q8_K *a = col_q8_K(x, xs, c, i);
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d * a->d), _mm256_cvtepi32_ps(sumi[c]), acc[c]);
+            mins[c] += dmin * a->d * (float)kq_mins(m, a->bsums);
+        }
+    }
+    for (int c = 0; c < nx; c++) out[c] = hsum_ps(acc[c]) - mins[c];
+}
+
+#define Q4_K_IMPL(n, w, x, xs, nx, out) q45_K_dot(false, n, w, x, xs, nx, out)
+#define Q5_K_IMPL(n, w, x, xs, nx, out) q45_K_dot(true, n, w, x, xs, nx, out)
+DEFINE_COLS(q4_K, Q4_K_IMPL)
+DEFINE_COLS(q5_K, Q5_K_IMPL)
+
+/* Q6_K: unsigned 6-bit values (offset 32 removed through the block sums);
+ * a maddubs result's low 8 lanes cover 16 elements of one scale, its high
+ * 8 lanes the next 16 elements and the next scale. */
+ALWAYS_INLINE void q6_K_dot(int64_t n, const void *w, const void *x, size_t xs, int nx, float *out) {
+    const block_q6_K *b = w;
+    const __m256i low4 = _mm256_set1_epi8(0x0F), low2 = _mm256_set1_epi8(3);
+    __m256 acc[QUANT_COLS];
+    float offset[QUANT_COLS];
+    for (int c = 0; c < nx; c++) {
+        acc[c] = _mm256_setzero_ps();
+        offset[c] = 0;
+    }
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        const int8_t *sc = b[i].scales;
+        __m256i sumi[QUANT_COLS];
+        for (int c = 0; c < nx; c++) sumi[c] = _mm256_setzero_si256();
+        for (int h = 0; h < 2; h++) {
+            __m256i ql0 = load256(b[i].ql + 64 * h), ql1 = load256(b[i].ql + 64 * h + 32);
+            __m256i qh = load256(b[i].qh + 32 * h);
+            __m256i lows[4] = {
+                _mm256_and_si256(ql0, low4),
+                _mm256_and_si256(ql1, low4),
+                _mm256_and_si256(_mm256_srli_epi16(ql0, 4), low4),
+                _mm256_and_si256(_mm256_srli_epi16(ql1, 4), low4),
+            };
+            for (int k = 0; k < 4; k++) {
+                __m256i v = _mm256_or_si256(lows[k], _mm256_slli_epi16(_mm256_and_si256(qh, low2), 4));
+                qh = _mm256_srli_epi16(qh, 2);
+                int g = 8 * h + 2 * k;
+                __m256i s = _mm256_set_m128i(_mm_set1_epi16(sc[g + 1]), _mm_set1_epi16(sc[g]));
+                for (int c = 0; c < nx; c++) {
+                    __m256i y = load256(col_q8_K(x, xs, c, i)->qs + 128 * h + 32 * k);
+                    sumi[c] = _mm256_add_epi32(sumi[c], _mm256_madd_epi16(_mm256_maddubs_epi16(v, y), s));
+                }
+            }
+        }
+        float d = _cvtsh_ss(b[i].d);
+        for (int c = 0; c < nx; c++) {
+            const block_q8_K *a = col_q8_K(x, xs, c, i);
+            int off = 0;
+            for (int g = 0; g < QK_K / 16; g++) off += sc[g] * a->bsums[g];
+            float da = d * a->d;
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(da), _mm256_cvtepi32_ps(sumi[c]), acc[c]);
+            offset[c] += da * (float)off;
+        }
+    }
+    for (int c = 0; c < nx; c++) out[c] = hsum_ps(acc[c]) - 32.0f * offset[c];
+}
+
+DEFINE_COLS(q6_K, q6_K_dot)

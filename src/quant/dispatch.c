@@ -1,0 +1,175 @@
+/* dispatch: which kernel family runs, decided once from what the CPU and the
+ * OS support (CPUID + XGETBV), overridable with RYS_CPU for tests and
+ * benchmarks.
+ *
+ * Only families rys has kernels for are accepted: today portable and avx2.
+ * Asking for avx512 or amx is refused rather than silently mapped to avx2,
+ * so quant_cpu_path() always names the kernels that actually run. */
+#include "quant/quant_impl.h"
+#include "util.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#define RYS_X86 1
+#endif
+
+static const quant_kernels kernels_portable = {
+    .path = QP_PORTABLE,
+    .dot = {
+        [QT_F32] = quant_dot_f32_portable,   [QT_F16] = quant_dot_f16_portable,
+        [QT_BF16] = quant_dot_bf16_portable, [QT_Q4_0] = quant_dot_q4_0_portable,
+        [QT_Q4_1] = quant_dot_q4_1_portable, [QT_Q5_0] = quant_dot_q5_0_portable,
+        [QT_Q5_1] = quant_dot_q5_1_portable, [QT_Q8_0] = quant_dot_q8_0_portable,
+        [QT_Q4_K] = quant_dot_q4_K_portable, [QT_Q5_K] = quant_dot_q5_K_portable,
+        [QT_Q6_K] = quant_dot_q6_K_portable,
+    },
+};
+
+#ifdef RYS_X86
+static const quant_kernels kernels_avx2 = {
+    .path = QP_AVX2,
+    .dot = {
+        [QT_F32] = quant_dot_f32_avx2,   [QT_F16] = quant_dot_f16_avx2,   [QT_BF16] = quant_dot_bf16_avx2,
+        [QT_Q4_0] = quant_dot_q4_0_avx2, [QT_Q4_1] = quant_dot_q4_1_avx2, [QT_Q5_0] = quant_dot_q5_0_avx2,
+        [QT_Q5_1] = quant_dot_q5_1_avx2, [QT_Q8_0] = quant_dot_q8_0_avx2, [QT_Q4_K] = quant_dot_q4_K_avx2,
+        [QT_Q5_K] = quant_dot_q5_K_avx2, [QT_Q6_K] = quant_dot_q6_K_avx2,
+    },
+    .dot_cols = {
+        [QT_Q4_0] = quant_dot_cols_q4_0_avx2, [QT_Q4_1] = quant_dot_cols_q4_1_avx2,
+        [QT_Q5_0] = quant_dot_cols_q5_0_avx2, [QT_Q5_1] = quant_dot_cols_q5_1_avx2,
+        [QT_Q8_0] = quant_dot_cols_q8_0_avx2, [QT_Q4_K] = quant_dot_cols_q4_K_avx2,
+        [QT_Q5_K] = quant_dot_cols_q5_K_avx2, [QT_Q6_K] = quant_dot_cols_q6_K_avx2,
+    },
+};
+#endif
+
+static const char *const path_names[] = {"portable", "avx2", "avx512", "amx"};
+
+const char *quant_path_name(enum quant_path p) {
+    return (unsigned)p < sizeof path_names / sizeof *path_names ? path_names[p] : "?";
+}
+
+#ifdef RYS_X86
+/* XCR0: which register states the OS saves on context switch. */
+static uint64_t xcr0(void) {
+    uint32_t lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    return ((uint64_t)hi << 32) | lo;
+}
+#endif
+
+bool quant_cpu_supports(enum quant_path p) {
+    if (p == QP_PORTABLE) return true;
+#ifdef RYS_X86
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return false;
+    bool osxsave = c & (1u << 27), avx = c & (1u << 28), fma = c & (1u << 12), f16c = c & (1u << 29);
+    if (!osxsave || !avx || !fma || !f16c) return false;
+    uint64_t xcr = xcr0();
+    if ((xcr & 0x6) != 0x6) return false; /* XMM and YMM state */
+    if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return false;
+    bool avx2 = b & (1u << 5);
+    if (p == QP_AVX2) return avx2;
+    bool avx512 = avx2 && (b & (1u << 16)) && (b & (1u << 17)) && (b & (1u << 30)) && (b & (1u << 31)) &&
+                  (c & (1u << 11)) && (xcr & 0xE0) == 0xE0; /* F DQ BW VL VNNI; opmask and ZMM state */
+    if (p == QP_AVX512) return avx512;
+    bool amx = avx512 && (d & (1u << 24)) && (d & (1u << 25)) && (xcr & 0x60000) == 0x60000;
+    if (p == QP_AMX) return amx;
+#endif
+    return false;
+}
+
+const quant_kernels *quant_path_kernels(enum quant_path p) {
+    switch (p) {
+    case QP_PORTABLE: return &kernels_portable;
+#ifdef RYS_X86
+    case QP_AVX2: return &kernels_avx2;
+#endif
+    default: return NULL;
+    }
+}
+
+bool quant_path_available(enum quant_path p) { return quant_path_kernels(p) && quant_cpu_supports(p); }
+
+static _Atomic(const quant_kernels *) active;
+
+static const quant_kernels *best_kernels(void) {
+    for (int p = QP_AMX; p > QP_PORTABLE; p--)
+        if (quant_path_available((enum quant_path)p)) return quant_path_kernels((enum quant_path)p);
+    return &kernels_portable;
+}
+
+static void available_list(char *buf, size_t size) {
+    buf[0] = 0;
+    for (int p = QP_PORTABLE; p <= QP_AMX; p++)
+        if (quant_path_available((enum quant_path)p)) {
+            size_t len = strlen(buf);
+            snprintf(buf + len, size - len, "%s%s", len ? ", " : "", quant_path_name((enum quant_path)p));
+        }
+}
+
+/* Why path p cannot run here, into buf; false if it can. */
+static bool path_problem(enum quant_path p, char *buf, size_t size) {
+    if (quant_path_available(p)) return false;
+    char avail[64];
+    available_list(avail, sizeof avail);
+    if ((unsigned)p > QP_AMX)
+        snprintf(buf, size, "unknown kernel family %d (available here: %s)", (int)p, avail);
+    else if (!quant_path_kernels(p))
+        snprintf(buf, size, "rys has no %s kernels yet (available here: %s)", quant_path_name(p), avail);
+    else
+        snprintf(buf, size, "this CPU or OS does not support %s (available here: %s)", quant_path_name(p), avail);
+    return true;
+}
+
+int quant_set_path(enum quant_path p) {
+    char why[160];
+    if (path_problem(p, why, sizeof why)) {
+        rys_seterr("cpu path: %s", why);
+        return -1;
+    }
+    atomic_store(&active, quant_path_kernels(p));
+    return 0;
+}
+
+int quant_init(void) {
+    const char *want = getenv("RYS_CPU");
+    if (!want || !*want) {
+        atomic_store(&active, best_kernels());
+        return 0;
+    }
+    for (int p = QP_PORTABLE; p <= QP_AMX; p++)
+        if (!strcmp(want, path_names[p])) {
+            char why[160];
+            if (path_problem((enum quant_path)p, why, sizeof why)) {
+                rys_seterr("RYS_CPU=%s: %s", want, why);
+                return -1;
+            }
+            atomic_store(&active, quant_path_kernels((enum quant_path)p));
+            return 0;
+        }
+    rys_seterr("RYS_CPU=%s: unknown kernel family (expected portable, avx2, avx512 or amx)", want);
+    return -1;
+}
+
+/* Callers that never ran quant_init (tests, library users) get what it would
+ * choose, or the best family if RYS_CPU asks for something unavailable. */
+static void lazy_init(void) {
+    if (quant_init() != 0) atomic_store(&active, best_kernels());
+}
+
+const quant_kernels *quant_active_kernels(void) {
+    const quant_kernels *k = atomic_load(&active);
+    if (k) return k;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, lazy_init);
+    return atomic_load(&active);
+}
+
+enum quant_path quant_cpu_path(void) { return quant_active_kernels()->path; }

@@ -1,0 +1,205 @@
+/* quant: the table of ggml types (names and block sizes for every id a GGUF
+ * file may carry, decoders for the ones rys computes with) and the matrix
+ * product driver: quantize the activations once, then run the active dot
+ * kernel over (weight row, activation row) pairs, output rows split across
+ * the pool's threads. */
+#include "quant/kquants.h"
+#include "quant/legacy.h"
+#include "quant/quant_impl.h"
+#include "pool.h"
+#include "util.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+
+typedef struct {
+    quant_info info;
+    quant_dequant_fn dequant;
+    enum quant_act act;
+} quant_format;
+
+#define KNOWN(NAME, BS, TS) {.info = {NAME, BS, TS, false}}
+#define COMPUTED(NAME, BS, TS, DEQ, ACT) {.info = {NAME, BS, TS, true}, .dequant = DEQ, .act = ACT}
+
+/* Sizes are ggml's (ggml.c type_traits); ids 4, 5, 31-33 and 36-38 were
+ * retired by ggml and stay unknown. */
+static const quant_format formats[QT_COUNT] = {
+    [QT_F32] = COMPUTED("F32", 1, 4, quant_dequant_f32, QA_F32),
+    [QT_F16] = COMPUTED("F16", 1, 2, quant_dequant_f16, QA_F32),
+    [QT_Q4_0] = COMPUTED("Q4_0", 32, 18, quant_dequant_q4_0, QA_Q8A),
+    [QT_Q4_1] = COMPUTED("Q4_1", 32, 20, quant_dequant_q4_1, QA_Q8A),
+    [QT_Q5_0] = COMPUTED("Q5_0", 32, 22, quant_dequant_q5_0, QA_Q8A),
+    [QT_Q5_1] = COMPUTED("Q5_1", 32, 24, quant_dequant_q5_1, QA_Q8A),
+    [QT_Q8_0] = COMPUTED("Q8_0", 32, 34, quant_dequant_q8_0, QA_Q8A),
+    [QT_Q8_1] = KNOWN("Q8_1", 32, 36),
+    [QT_Q2_K] = KNOWN("Q2_K", 256, 84),
+    [QT_Q3_K] = KNOWN("Q3_K", 256, 110),
+    [QT_Q4_K] = COMPUTED("Q4_K", 256, 144, quant_dequant_q4_K, QA_Q8K),
+    [QT_Q5_K] = COMPUTED("Q5_K", 256, 176, quant_dequant_q5_K, QA_Q8K),
+    [QT_Q6_K] = COMPUTED("Q6_K", 256, 210, quant_dequant_q6_K, QA_Q8K),
+    [QT_Q8_K] = KNOWN("Q8_K", 256, 292),
+    [16] = KNOWN("IQ2_XXS", 256, 66),
+    [17] = KNOWN("IQ2_XS", 256, 74),
+    [18] = KNOWN("IQ3_XXS", 256, 98),
+    [19] = KNOWN("IQ1_S", 256, 50),
+    [20] = KNOWN("IQ4_NL", 32, 18),
+    [21] = KNOWN("IQ3_S", 256, 110),
+    [22] = KNOWN("IQ2_S", 256, 82),
+    [23] = KNOWN("IQ4_XS", 256, 136),
+    [24] = KNOWN("I8", 1, 1),
+    [25] = KNOWN("I16", 1, 2),
+    [26] = KNOWN("I32", 1, 4),
+    [27] = KNOWN("I64", 1, 8),
+    [28] = KNOWN("F64", 1, 8),
+    [29] = KNOWN("IQ1_M", 256, 56),
+    [QT_BF16] = COMPUTED("BF16", 1, 2, quant_dequant_bf16, QA_F32),
+    [34] = KNOWN("TQ1_0", 256, 54),
+    [35] = KNOWN("TQ2_0", 256, 66),
+    [39] = KNOWN("MXFP4", 32, 17),
+};
+
+static const quant_format *format_of(uint32_t type) {
+    return type < QT_COUNT && formats[type].info.name ? &formats[type] : NULL;
+}
+
+const quant_info *quant_get_info(uint32_t type) {
+    const quant_format *f = format_of(type);
+    return f ? &f->info : NULL;
+}
+
+size_t quant_row_size(uint32_t type, int64_t n) {
+    const quant_format *f = format_of(type);
+    if (!f || n < 0 || n % f->info.block_size) return 0;
+    return (size_t)(n / f->info.block_size) * f->info.type_size;
+}
+
+/* The format of type if rys computes with it and n fits its blocks. */
+static const quant_format *computable(uint32_t type, int64_t n, const char *what) {
+    const quant_format *f = format_of(type);
+    if (!f || !f->dequant) {
+        rys_seterr("%s: type %s is not supported", what, f ? f->info.name : "unknown");
+        return NULL;
+    }
+    if (n <= 0 || n % f->info.block_size) {
+        rys_seterr("%s: %lld elements is not a positive multiple of the %s block size %d", what, (long long)n,
+                   f->info.name, f->info.block_size);
+        return NULL;
+    }
+    return f;
+}
+
+int quant_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n) {
+    const quant_format *f = computable(type, n, "dequantize");
+    if (!f) return -1;
+    f->dequant(src, dst, n);
+    return 0;
+}
+
+/* Activation row: its quantizer and its size in bytes for n elements. */
+static quant_act_fn act_quantizer(enum quant_act act, int64_t n, size_t *row_bytes) {
+    switch (act) {
+    case QA_Q8A: *row_bytes = (size_t)(n / QK_LEGACY) * sizeof(block_q8a); return quant_act_q8a;
+    case QA_Q8K: *row_bytes = (size_t)(n / QK_K) * sizeof(block_q8_K); return quant_act_q8_K;
+    default: *row_bytes = (size_t)n * sizeof(float); return NULL;
+    }
+}
+
+/* Per-thread scratch for quantized activations: grows, never shrinks, freed
+ * when the thread exits. Per thread, so concurrent callers never share it. */
+typedef struct { void *data; size_t size; } scratch;
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_free(void *p) {
+    scratch *s = p;
+    free(s->data);
+    free(s);
+}
+
+static void scratch_key_init(void) { pthread_key_create(&scratch_key, scratch_free); }
+
+static void *scratch_get(size_t size) {
+    pthread_once(&scratch_once, scratch_key_init);
+    scratch *s = pthread_getspecific(scratch_key);
+    if (!s) {
+        s = xcalloc(1, sizeof *s);
+        pthread_setspecific(scratch_key, s);
+    }
+    if (s->size < size) {
+        free(s->data);
+        s->data = xmalloc(size);
+        s->size = size;
+    }
+    return s->data;
+}
+
+typedef struct {
+    quant_dot_fn dot;
+    quant_dot_cols_fn dot_cols;
+    const uint8_t *w;
+    size_t w_row;
+    int64_t n_in, n_out, n_batch, batch_tile;
+    const uint8_t *xq;
+    size_t xq_row;
+    float *y;
+} matmul_job;
+
+/* Each thread owns a contiguous range of output rows. For a tile of
+ * activation rows small enough to stay in L2, every weight row is loaded once
+ * and used against each activation row of the tile while it is in L1. */
+static void matmul_worker(void *ctx, int ith, int nth) {
+    const matmul_job *j = ctx;
+    long lo, hi;
+    pool_split((long)j->n_out, ith, nth, &lo, &hi);
+    for (int64_t b0 = 0; b0 < j->n_batch; b0 += j->batch_tile) {
+        int64_t b1 = b0 + j->batch_tile < j->n_batch ? b0 + j->batch_tile : j->n_batch;
+        for (long o = lo; o < hi; o++) {
+            const uint8_t *wr = j->w + (size_t)o * j->w_row;
+            if (!j->dot_cols) {
+                for (int64_t b = b0; b < b1; b++)
+                    j->y[b * j->n_out + o] = j->dot(j->n_in, wr, j->xq + (size_t)b * j->xq_row);
+                continue;
+            }
+            for (int64_t b = b0; b < b1; b += QUANT_COLS) {
+                int nx = b1 - b < QUANT_COLS ? (int)(b1 - b) : QUANT_COLS;
+                float out[QUANT_COLS];
+                j->dot_cols(j->n_in, wr, j->xq + (size_t)b * j->xq_row, j->xq_row, nx, out);
+                for (int c = 0; c < nx; c++) j->y[(b + c) * j->n_out + o] = out[c];
+            }
+        }
+    }
+}
+
+#define ACT_TILE_BYTES (256 * 1024)
+
+int quant_matmul(const quant_matrix *w, const float *x, int64_t n_batch, float *y, struct pool *pool) {
+    const quant_format *f = computable(w->type, w->n_in, "matmul");
+    if (!f) return -1;
+    if (w->n_out <= 0 || n_batch <= 0) {
+        rys_seterr("matmul: empty product (%lld outputs, batch %lld)", (long long)w->n_out, (long long)n_batch);
+        return -1;
+    }
+    const quant_kernels *k = quant_active_kernels();
+    matmul_job j = {
+        .dot = k->dot[w->type],
+        .dot_cols = n_batch > 1 ? k->dot_cols[w->type] : NULL,
+        .w = w->data,
+        .w_row = quant_row_size(w->type, w->n_in),
+        .n_in = w->n_in,
+        .n_out = w->n_out,
+        .n_batch = n_batch,
+        .y = y,
+    };
+    quant_act_fn quantize = act_quantizer(f->act, w->n_in, &j.xq_row);
+    if (quantize) {
+        uint8_t *xq = scratch_get(j.xq_row * (size_t)n_batch);
+        for (int64_t b = 0; b < n_batch; b++) quantize(x + b * w->n_in, xq + (size_t)b * j.xq_row, w->n_in);
+        j.xq = xq;
+    } else {
+        j.xq = (const uint8_t *)x;
+    }
+    j.batch_tile = (int64_t)(ACT_TILE_BYTES / j.xq_row);
+    if (j.batch_tile < 1) j.batch_tile = 1;
+    pool_run(pool, matmul_worker, &j);
+    return 0;
+}

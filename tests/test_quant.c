@@ -1,0 +1,456 @@
+/* quant: formats, conversions and matrix kernels against independent
+ * references.
+ *  - Dequantization and the fp16/bf16 conversions against golden vectors the
+ *    Python gguf package and ggml's own quantizer produced
+ *    (tests/ref/make_quant_golden.py -> tests/data/quant/), real model blocks
+ *    included.
+ *  - quant_matmul against dequantize + double-precision dot, within the error
+ *    8-bit activation quantization allows (a worst-case bound per output and
+ *    a statistical bound over all outputs), at the qwen2.5-0.5B widths.
+ *  - Every kernel family this CPU runs against the portable one.
+ *  - Dispatch: RYS_CPU, refusals of paths that cannot run. */
+#include "testutil.h"
+#include "pool.h"
+#include "quant/quant.h"
+#include "util.h"
+
+#include <math.h>
+#include <string.h>
+
+static const uint32_t computed_types[] = {QT_F32,  QT_F16,  QT_BF16, QT_Q4_0, QT_Q4_1, QT_Q5_0,
+                                          QT_Q5_1, QT_Q8_0, QT_Q4_K, QT_Q5_K, QT_Q6_K};
+#define N_COMPUTED (sizeof computed_types / sizeof *computed_types)
+
+/* ---- deterministic random numbers ------------------------------------------ */
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ULL;
+
+static uint64_t rng_u64(void) {
+    uint64_t z = (rng_state += 0x9E3779B97F4A7C15ULL);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
+    return z ^ (z >> 31);
+}
+
+static double rng_uniform(void) { return (double)(rng_u64() >> 11) * 0x1p-53; }
+
+static double rng_normal(void) {
+    double u = rng_uniform() + 1e-300, v = rng_uniform();
+    return sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
+}
+
+/* ---- table ------------------------------------------------------------------ */
+
+/* Block sizes and bytes per block from ggml's ggml.c type_traits. */
+static void test_info(void **state) {
+    (void)state;
+    static const struct { uint32_t type; const char *name; int bs; size_t ts; bool supported; } want[] = {
+        {QT_F32, "F32", 1, 4, true},       {QT_F16, "F16", 1, 2, true},       {QT_BF16, "BF16", 1, 2, true},
+        {QT_Q4_0, "Q4_0", 32, 18, true},   {QT_Q4_1, "Q4_1", 32, 20, true},   {QT_Q5_0, "Q5_0", 32, 22, true},
+        {QT_Q5_1, "Q5_1", 32, 24, true},   {QT_Q8_0, "Q8_0", 32, 34, true},   {QT_Q8_1, "Q8_1", 32, 36, false},
+        {QT_Q2_K, "Q2_K", 256, 84, false}, {QT_Q3_K, "Q3_K", 256, 110, false}, {QT_Q4_K, "Q4_K", 256, 144, true},
+        {QT_Q5_K, "Q5_K", 256, 176, true}, {QT_Q6_K, "Q6_K", 256, 210, true}, {QT_Q8_K, "Q8_K", 256, 292, false},
+        {23, "IQ4_XS", 256, 136, false},   {39, "MXFP4", 32, 17, false},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        const quant_info *qi = quant_get_info(want[i].type);
+        assert_non_null(qi);
+        assert_string_equal(qi->name, want[i].name);
+        assert_int_equal(qi->block_size, want[i].bs);
+        assert_int_equal(qi->type_size, want[i].ts);
+        assert_int_equal(qi->supported, want[i].supported);
+    }
+    assert_null(quant_get_info(4));
+    assert_null(quant_get_info(QT_COUNT));
+    assert_null(quant_get_info(0xFFFFFFFFu));
+    assert_int_equal(quant_row_size(QT_Q4_K, 896), 0);
+    assert_int_equal(quant_row_size(QT_Q4_K, 4864), 19 * 144);
+    assert_int_equal(quant_row_size(QT_Q5_0, 896), 28 * 22);
+    assert_int_equal(quant_row_size(QT_F16, 7), 14);
+    assert_int_equal(quant_row_size(4, 32), 0);
+}
+
+/* ---- golden vectors ------------------------------------------------------- */
+
+typedef struct {
+    uint32_t type, n;
+    bool has_source;
+    uint8_t *raw;
+    float *expected, *source;
+    char *file;
+} golden;
+
+static uint32_t le32(const uint8_t *p) { return p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+
+static void golden_load(const char *name, golden *g) {
+    char path[256];
+    snprintf(path, sizeof path, "tests/data/quant/%s.bin", name);
+    size_t len;
+    char *file = read_file(path, &len);
+    if (!file) fail_msg("%s (run the tests from the repository root; regenerate with tests/ref/make_quant_golden.py)",
+                        rys_lasterr());
+    const uint8_t *p = (const uint8_t *)file;
+    assert_true(len >= 24 && !memcmp(p, "RYSQGLD1", 8));
+    g->type = le32(p + 8);
+    g->n = le32(p + 12);
+    g->has_source = le32(p + 16);
+    size_t raw = quant_row_size(g->type, g->n);
+    assert_true(raw > 0);
+    assert_int_equal(len, 24 + raw + 4 * (size_t)g->n * (g->has_source ? 2 : 1));
+    g->file = file;
+    g->raw = (uint8_t *)file + 24;
+    g->expected = xmalloc(4 * (size_t)g->n);
+    memcpy(g->expected, g->raw + raw, 4 * (size_t)g->n);
+    g->source = NULL;
+    if (g->has_source) {
+        g->source = xmalloc(4 * (size_t)g->n);
+        memcpy(g->source, g->raw + raw + 4 * (size_t)g->n, 4 * (size_t)g->n);
+    }
+}
+
+static void golden_free(golden *g) {
+    free(g->file);
+    free(g->expected);
+    free(g->source);
+}
+
+static uint32_t f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+
+/* Same bits, or both NaN, or one ulp apart (a reference that rounds a
+ * product differently). */
+static bool within_ulp(float a, float b) {
+    if (isnan(a) || isnan(b)) return isnan(a) && isnan(b);
+    uint32_t x = f32_bits(a), y = f32_bits(b);
+    if (x == y) return true;
+    if ((x ^ y) >> 31) return a == b; /* +0 / -0 */
+    return (x > y ? x - y : y - x) <= 1;
+}
+
+static void test_golden_dequantize(void **state) {
+    (void)state;
+    for (size_t t = 0; t < N_COMPUTED; t++) {
+        const char *name = quant_get_info(computed_types[t])->name;
+        golden g;
+        golden_load(name, &g);
+        assert_int_equal(g.type, computed_types[t]);
+        float *got = xmalloc(4 * (size_t)g.n);
+        assert_int_equal(quant_dequantize_row(g.type, g.raw, got, g.n), 0);
+        for (uint32_t i = 0; i < g.n; i++)
+            if (!within_ulp(got[i], g.expected[i]))
+                fail_msg("%s element %u: got %.9g (0x%08x), gguf says %.9g (0x%08x)", name, i, got[i],
+                         f32_bits(got[i]), g.expected[i], f32_bits(g.expected[i]));
+        free(got);
+        golden_free(&g);
+    }
+}
+
+/* The f32 -> fp16/bf16 conversions against numpy (gguf.quants.quantize). */
+static void test_golden_float_conversions(void **state) {
+    (void)state;
+    const struct { const char *name; uint16_t (*conv)(float); } convs[] = {
+        {"F16", quant_f32_to_fp16}, {"BF16", quant_f32_to_bf16}};
+    for (size_t c = 0; c < 2; c++) {
+        golden g;
+        golden_load(convs[c].name, &g);
+        assert_true(g.has_source);
+        for (uint32_t i = 0; i < g.n; i++) {
+            uint16_t want = (uint16_t)(g.raw[2 * i] | g.raw[2 * i + 1] << 8);
+            uint16_t got = convs[c].conv(g.source[i]);
+            if (got != want)
+                fail_msg("%s of %.9g (0x%08x): got 0x%04x, numpy says 0x%04x", convs[c].name, g.source[i],
+                         f32_bits(g.source[i]), got, want);
+        }
+        golden_free(&g);
+    }
+    golden g;
+    golden_load("F32", &g);
+    assert_true(g.has_source);
+    assert_memory_equal(g.raw, g.source, 4 * (size_t)g.n);
+    golden_free(&g);
+}
+
+/* Every finite half and bf16 survives the trip through f32 unchanged. */
+static void test_half_round_trip(void **state) {
+    (void)state;
+    for (uint32_t h = 0; h < 65536; h++) {
+        if ((h & 0x7C00) != 0x7C00) assert_int_equal(quant_f32_to_fp16(quant_fp16_to_f32((uint16_t)h)), h);
+        if ((h & 0x7F80) != 0x7F80) assert_int_equal(quant_f32_to_bf16(quant_bf16_to_f32((uint16_t)h)), h);
+    }
+    assert_true(quant_fp16_to_f32(0x3C00) == 1.0f);
+    assert_true(quant_fp16_to_f32(0x0001) == 0x1p-24f);
+    assert_true(quant_bf16_to_f32(0xC040) == -3.0f);
+}
+
+/* ---- random weights -------------------------------------------------------- */
+
+/* Byte offsets of the fp16 scale fields of one block, per ggml's layouts. */
+static int scale_offsets(uint32_t type, int off[2]) {
+    switch (type) {
+    case QT_Q4_0: case QT_Q5_0: case QT_Q8_0: off[0] = 0; return 1;
+    case QT_Q4_1: case QT_Q5_1: case QT_Q4_K: case QT_Q5_K: off[0] = 0; off[1] = 2; return 2;
+    case QT_Q6_K: off[0] = 208; return 1;
+    default: return 0;
+    }
+}
+
+/* Random but valid rows: float formats from normal values, block formats
+ * from random bytes with finite, moderate fp16 scales. */
+static uint8_t *random_weights(uint32_t type, int64_t n_in, int64_t n_out) {
+    const quant_info *qi = quant_get_info(type);
+    size_t row = quant_row_size(type, n_in), total = row * (size_t)n_out;
+    uint8_t *w = xmalloc(total);
+    if (qi->block_size == 1) {
+        for (size_t i = 0; i < (size_t)(n_in * n_out); i++) {
+            float v = (float)(rng_normal() * 0.05);
+            if (type == QT_F32) memcpy(w + 4 * i, &v, 4);
+            else {
+                uint16_t h = type == QT_F16 ? quant_f32_to_fp16(v) : quant_f32_to_bf16(v);
+                memcpy(w + 2 * i, &h, 2);
+            }
+        }
+        return w;
+    }
+    for (size_t i = 0; i < total; i++) w[i] = (uint8_t)rng_u64();
+    int off[2], k = scale_offsets(type, off);
+    for (size_t b = 0; b < total / qi->type_size; b++)
+        for (int s = 0; s < k; s++) {
+            double mag = 0.002 + 0.02 * rng_uniform();
+            uint16_t h = quant_f32_to_fp16((float)(rng_u64() & 1 ? -mag : mag));
+            memcpy(w + b * qi->type_size + off[s], &h, 2);
+        }
+    return w;
+}
+
+/* Activations with a varying scale and mean along the row and a few
+ * outliers, like the hidden states of a real model (a mean makes the
+ * weights' minimums and offsets matter). */
+static float *random_activations(int64_t n_in, int64_t n_batch) {
+    float *x = xmalloc(sizeof(float) * (size_t)(n_in * n_batch));
+    for (int64_t i = 0; i < n_in * n_batch; i++) {
+        double scale = 0.5 + sin((double)(i % n_in) * 0.01) * 0.4;
+        double mean = 0.6 * cos((double)(i % n_in) * 0.03);
+        x[i] = (float)(mean + rng_normal() * scale * (rng_u64() % 97 == 0 ? 20 : 1));
+    }
+    return x;
+}
+
+/* ---- matmul against dequantize + double dot ------------------------------- */
+
+/* qwen2.5-0.5B widths (896 is no multiple of 256: k-quant tensors there
+ * all have 4864 inputs), and one more for the k-quants; shapes a type's
+ * block size does not divide are skipped. */
+typedef struct { int64_t n_in, n_out; } shape;
+static const shape shapes[] = {{896, 37}, {4864, 19}, {256, 130}, {1280, 23}};
+static const int64_t batches[] = {1, 3, 6, 17};
+
+static void check_matmul_vs_reference(uint32_t type, shape s, int64_t n_batch, pool *p) {
+    const char *name = quant_get_info(type)->name;
+    if (!quant_row_size(type, s.n_in)) return;
+    uint8_t *w = random_weights(type, s.n_in, s.n_out);
+    float *x = random_activations(s.n_in, n_batch);
+    float *y = xmalloc(sizeof(float) * (size_t)(s.n_out * n_batch));
+    float *wrow = xmalloc(sizeof(float) * (size_t)s.n_in);
+    quant_matrix m = {.type = type, .n_in = s.n_in, .n_out = s.n_out, .data = w};
+    if (quant_matmul(&m, x, n_batch, y, p)) fail_msg("%s", rys_lasterr());
+    bool quantized = quant_get_info(type)->block_size > 1;
+    size_t row = quant_row_size(type, s.n_in);
+    double sum_err2 = 0, sum_var = 0;
+    for (int64_t o = 0; o < s.n_out; o++) {
+        assert_int_equal(quant_dequantize_row(type, w + (size_t)o * row, wrow, s.n_in), 0);
+        for (int64_t b = 0; b < n_batch; b++) {
+            const float *xb = x + b * s.n_in;
+            /* Each activation moves by at most half a step of its 8-bit
+             * block (127 steps for the block's largest magnitude; blocks of
+             * 256 here, wider than any activation block, so the bound holds
+             * for every format). */
+            double ref = 0, abs_sum = 0, bound = 0, var = 0;
+            for (int64_t k0 = 0; k0 < s.n_in; k0 += 256) {
+                double amax = 0;
+                for (int64_t k = k0; k < k0 + 256 && k < s.n_in; k++) amax = fmax(amax, fabs(xb[k]));
+                double step = quantized ? amax / 127 : 0;
+                for (int64_t k = k0; k < k0 + 256 && k < s.n_in; k++) {
+                    ref += (double)wrow[k] * xb[k];
+                    abs_sum += fabs((double)wrow[k] * xb[k]);
+                    bound += fabs(wrow[k]) * step / 2;
+                    var += (double)wrow[k] * wrow[k] * step * step / 4;
+                }
+            }
+            double got = y[b * s.n_out + o], err = got - ref, tol = bound * 1.01 + 1e-5 * abs_sum + 1e-30;
+            if (fabs(err) > tol)
+                fail_msg("%s %lldx%lld batch %lld: y[%lld][%lld] = %.7g, reference %.7g (error %.3g > %.3g)", name,
+                         (long long)s.n_out, (long long)s.n_in, (long long)n_batch, (long long)b, (long long)o, got,
+                         ref, err, tol);
+            sum_err2 += err * err;
+            sum_var += var + (1e-6 * abs_sum) * (1e-6 * abs_sum);
+        }
+    }
+    /* Rounding errors are independent and zero-mean across activations, each
+     * at most half a step: over all outputs the squared error stays below the
+     * summed worst-case variance, far below what any misplaced bit or scale
+     * would cause. */
+    if (sum_err2 > 1.5 * sum_var + 1e-30)
+        fail_msg("%s %lldx%lld batch %lld: mean squared error %.3g, expected about %.3g", name, (long long)s.n_out,
+                 (long long)s.n_in, (long long)n_batch, sum_err2, sum_var);
+    free(w);
+    free(x);
+    free(y);
+    free(wrow);
+}
+
+/* On every kernel family this CPU runs. */
+static void test_matmul_vs_reference(void **state) {
+    (void)state;
+    enum quant_path best = quant_cpu_path();
+    pool *p = pool_new(2);
+    for (int path = QP_PORTABLE; path <= QP_AMX; path++) {
+        if (!quant_path_available((enum quant_path)path)) continue;
+        assert_int_equal(quant_set_path((enum quant_path)path), 0);
+        for (size_t t = 0; t < N_COMPUTED; t++)
+            for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++)
+                for (size_t b = 0; b < sizeof batches / sizeof *batches; b++)
+                    check_matmul_vs_reference(computed_types[t], shapes[s], batches[b], b == 1 ? NULL : p);
+        /* Float rows need not be a multiple of any vector width. */
+        check_matmul_vs_reference(QT_F32, (shape){101, 9}, 2, p);
+        check_matmul_vs_reference(QT_F16, (shape){7, 3}, 1, p);
+        check_matmul_vs_reference(QT_BF16, (shape){1003, 5}, 3, p);
+    }
+    assert_int_equal(quant_set_path(best), 0);
+    pool_free(p);
+}
+
+/* The pool splits output rows; each output is computed the same way
+ * whatever the thread count, so results are bit-identical. */
+static void test_matmul_threads_identical(void **state) {
+    (void)state;
+    pool *p = pool_new(3);
+    for (size_t t = 0; t < N_COMPUTED; t++) {
+        uint32_t type = computed_types[t];
+        shape s = {1536, 71};
+        uint8_t *w = random_weights(type, s.n_in, s.n_out);
+        float *x = random_activations(s.n_in, 5);
+        float *y1 = xmalloc(sizeof(float) * 71 * 5), *y3 = xmalloc(sizeof(float) * 71 * 5);
+        quant_matrix m = {.type = type, .n_in = s.n_in, .n_out = s.n_out, .data = w};
+        assert_int_equal(quant_matmul(&m, x, 5, y1, NULL), 0);
+        assert_int_equal(quant_matmul(&m, x, 5, y3, p), 0);
+        assert_memory_equal(y1, y3, sizeof(float) * 71 * 5);
+        free(w);
+        free(x);
+        free(y1);
+        free(y3);
+    }
+    pool_free(p);
+}
+
+/* ---- kernel families against the portable one ------------------------------ */
+
+static void test_paths_vs_portable(void **state) {
+    (void)state;
+    enum quant_path best = quant_cpu_path();
+    int checked = 0;
+    for (int path = QP_PORTABLE + 1; path <= QP_AMX; path++) {
+        if (!quant_path_available((enum quant_path)path)) continue;
+        checked++;
+        for (size_t t = 0; t < N_COMPUTED; t++)
+            for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+                uint32_t type = computed_types[t];
+                int64_t n_batch = 3, n_in = shapes[s].n_in, n_out = shapes[s].n_out;
+                if (!quant_row_size(type, n_in)) continue;
+                uint8_t *w = random_weights(type, n_in, n_out);
+                float *x = random_activations(n_in, n_batch);
+                float *y0 = xmalloc(sizeof(float) * (size_t)(n_out * n_batch));
+                float *y1 = xmalloc(sizeof(float) * (size_t)(n_out * n_batch));
+                float *wrow = xmalloc(sizeof(float) * (size_t)n_in);
+                quant_matrix m = {.type = type, .n_in = n_in, .n_out = n_out, .data = w};
+                assert_int_equal(quant_set_path(QP_PORTABLE), 0);
+                assert_int_equal(quant_matmul(&m, x, n_batch, y0, NULL), 0);
+                assert_int_equal(quant_set_path((enum quant_path)path), 0);
+                assert_int_equal(quant_cpu_path(), path);
+                assert_int_equal(quant_matmul(&m, x, n_batch, y1, NULL), 0);
+                for (int64_t o = 0; o < n_out; o++) {
+                    quant_dequantize_row(type, w + (size_t)o * quant_row_size(type, n_in), wrow, n_in);
+                    for (int64_t b = 0; b < n_batch; b++) {
+                        double abs_sum = 0;
+                        for (int64_t k = 0; k < n_in; k++) abs_sum += fabs((double)wrow[k] * x[b * n_in + k]);
+                        double a = y0[b * n_out + o], c = y1[b * n_out + o];
+                        /* Same integers, different float summation order. */
+                        if (fabs(a - c) > 2e-6 * abs_sum + 1e-30)
+                            fail_msg("%s on %s, %lldx%lld: y[%lld][%lld] = %.8g, portable %.8g",
+                                     quant_get_info(type)->name, quant_path_name((enum quant_path)path),
+                                     (long long)n_out, (long long)n_in, (long long)b, (long long)o, c, a);
+                    }
+                }
+                free(w);
+                free(x);
+                free(y0);
+                free(y1);
+                free(wrow);
+            }
+    }
+    assert_int_equal(quant_set_path(best), 0);
+    if (quant_cpu_supports(QP_AVX2)) assert_true(checked >= 1);
+}
+
+/* ---- dispatch -------------------------------------------------------------- */
+
+static void test_dispatch(void **state) {
+    (void)state;
+    assert_string_equal(quant_path_name(QP_PORTABLE), "portable");
+    assert_string_equal(quant_path_name(QP_AVX512), "avx512");
+    assert_true(quant_path_available(QP_PORTABLE));
+
+    setenv("RYS_CPU", "portable", 1);
+    assert_int_equal(quant_init(), 0);
+    assert_int_equal(quant_cpu_path(), QP_PORTABLE);
+
+    setenv("RYS_CPU", "sse9", 1);
+    assert_int_equal(quant_init(), -1);
+    assert_non_null(strstr(rys_lasterr(), "RYS_CPU=sse9"));
+
+    /* Paths without kernels are refused, never silently mapped to another. */
+    for (int path = QP_AVX2; path <= QP_AMX; path++)
+        if (!quant_path_available((enum quant_path)path)) {
+            assert_int_equal(quant_set_path((enum quant_path)path), -1);
+            assert_non_null(strstr(rys_lasterr(), quant_path_name((enum quant_path)path)));
+            setenv("RYS_CPU", quant_path_name((enum quant_path)path), 1);
+            assert_int_equal(quant_init(), -1);
+            assert_non_null(strstr(rys_lasterr(), "RYS_CPU="));
+        }
+    assert_int_equal(quant_cpu_path(), QP_PORTABLE);
+
+    unsetenv("RYS_CPU");
+    assert_int_equal(quant_init(), 0);
+    if (quant_cpu_supports(QP_AVX2)) assert_int_equal(quant_cpu_path(), QP_AVX2);
+}
+
+static void test_errors(void **state) {
+    (void)state;
+    float x[64] = {0}, y[4];
+    uint8_t w[256] = {0};
+    quant_matrix m = {.type = QT_Q2_K, .n_in = 256, .n_out = 1, .data = w};
+    assert_int_equal(quant_matmul(&m, x, 1, y, NULL), -1);
+    assert_non_null(strstr(rys_lasterr(), "Q2_K"));
+    m = (quant_matrix){.type = QT_Q4_0, .n_in = 48, .n_out = 1, .data = w};
+    assert_int_equal(quant_matmul(&m, x, 1, y, NULL), -1);
+    assert_non_null(strstr(rys_lasterr(), "48"));
+    assert_int_equal(quant_dequantize_row(4, w, y, 4), -1);
+    assert_int_equal(quant_dequantize_row(QT_Q8_0, w, y, 31), -1);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_info),
+        cmocka_unit_test(test_golden_dequantize),
+        cmocka_unit_test(test_golden_float_conversions),
+        cmocka_unit_test(test_half_round_trip),
+        cmocka_unit_test(test_matmul_vs_reference),
+        cmocka_unit_test(test_matmul_threads_identical),
+        cmocka_unit_test(test_paths_vs_portable),
+        cmocka_unit_test(test_dispatch),
+        cmocka_unit_test(test_errors),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,5 +1,6 @@
 /* Model loading shared by every subcommand that runs a model. */
 #include "cli/cli.h"
+#include "export/export.h"
 #include "models.h"
 #include "quant/quant.h"
 #include "util.h"
@@ -34,6 +35,12 @@ void cli_close_model(cli_model *cm) {
 }
 
 void cli_path(const cli_model *cm, const char *blocks, const char *layers, layer_path *out) {
+    if (!blocks && !layers) {
+        /* a virtual export runs the path it records unless told otherwise */
+        int v = export_read_virtual_path(cm->m->gguf, out);
+        if (v < 0) rys_die("%s", rys_lasterr());
+        if (v) return;
+    }
     if (path_from_specs(blocks, layers, cm->m->hp.n_layers, out)) rys_die("%s", rys_lasterr());
 }
 

@@ -5,6 +5,7 @@
  * `gguf` package. Each section has a text and a JSON builder so new sections
  * (architecture, layer path) slot in beside the existing ones. */
 #include "cli/cli.h"
+#include "export/export.h"
 #include "gguf.h"
 #include "models.h"
 #include "quant/quant.h"
@@ -21,8 +22,10 @@
 #define INFO_TEXT_MAX_STRING 80
 
 static void usage(FILE *out) {
-    fputs("usage: rys info MODEL [--json] [--tensors]\n"
+    fputs("usage: rys info MODEL [--blocks SPEC | --layers SPEC] [--json] [--tensors]\n"
          "  MODEL      a GGUF file or a known model name\n"
+         "  --blocks   show the layer path of RYS blocks \"i,j[;i,j...]\" (0..j-1 then i..N-1)\n"
+         "  --layers   show an explicit layer path \"0-11,6-23\"\n"
          "  --tensors  also list every tensor (name, type, shape, offset, bytes)\n"
          "  --json     print everything (metadata, tensors) as one JSON object\n", out);
 }
@@ -265,12 +268,61 @@ static void info_json_tensors(const gguf_file *g, json_t *root) {
 
 /* ---- command ------------------------------------------------------------- */
 
+/* The architecture rys reads from the metadata and the layer path a run would
+ * take: the --blocks/--layers spec, else a virtual export's recorded path,
+ * else the baseline. */
+static void info_model(gguf_file **gp, const char *blocks, const char *layers, FILE *out, json_t *root) {
+    model *m = model_from_gguf(*gp);
+    if (!m) {
+        if (blocks || layers) rys_die("%s", rys_lasterr());
+        if (root) json_object_set_new(root, "model_error", json_string(rys_lasterr()));
+        else fprintf(out, "model: cannot run: %s\n", rys_lasterr());
+        return;
+    }
+    const model_hparams *hp = &m->hp;
+    layer_path path;
+    const char *source = blocks ? "blocks" : layers ? "layers" : "baseline";
+    if (blocks || layers) {
+        if (path_from_specs(blocks, layers, hp->n_layers, &path)) rys_die("%s", rys_lasterr());
+    } else {
+        int v = export_read_virtual_path(m->gguf, &path);
+        if (v < 0) rys_die("%s", rys_lasterr());
+        if (v) source = "virtual (rys.layer_path)";
+        else path_baseline(hp->n_layers, &path);
+    }
+    char *canon = path_canonical(&path), *ranges = path_ranges(&path);
+    size_t kv_per_token = (size_t)2 * path.n * hp->n_head_kv * hp->head_dim * sizeof(float);
+    if (root) {
+        json_object_set_new(root, "model", json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f}", "arch", hp->arch_name,
+                                                     "n_layers", hp->n_layers, "dim", hp->dim, "ffn_dim", hp->ffn_dim, "n_head",
+                                                     hp->n_head, "n_head_kv", hp->n_head_kv, "head_dim", hp->head_dim, "n_vocab",
+                                                     hp->n_vocab, "rope_base", hp->rope_base, "rms_eps", hp->rms_eps));
+        json_object_set_new(root, "path", json_pack("{s:s, s:s, s:s, s:i, s:i, s:I}", "source", source, "canonical", canon,
+                                                    "ranges", ranges, "length", path.n, "extra_layers", path_extra_layers(&path),
+                                                    "kv_bytes_per_token", (json_int_t)kv_per_token));
+    } else {
+        fprintf(out, "model: %s, %d layers, dim %d, ffn %d, heads %d/%d (kv), head dim %d, vocab %d, rope base %g\n",
+                hp->arch_name, hp->n_layers, hp->dim, hp->ffn_dim, hp->n_head, hp->n_head_kv, hp->head_dim, hp->n_vocab,
+                hp->rope_base);
+        fprintf(out, "path (%s): %s = %d layers (%+d, +%.2f%%), KV cache %.1f KiB per token\n  %s\n", source, ranges, path.n,
+                path_extra_layers(&path), 100.0 * path_extra_layers(&path) / hp->n_layers, kv_per_token / 1024.0, canon);
+    }
+    free(canon);
+    free(ranges);
+    path_free(&path);
+    *gp = m->gguf;
+    m->gguf = NULL;     /* keep the file open for the sections that follow */
+    model_free(m);
+}
+
 int cmd_info(int argc, char **argv) {
-    const char *spec = NULL;
+    const char *spec = NULL, *blocks = NULL, *layers = NULL;
     bool json = false, tensors = false;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--json")) json = true;
         else if (!strcmp(argv[i], "--tensors")) tensors = true;
+        else if (!strcmp(argv[i], "--blocks") && i + 1 < argc) blocks = argv[++i];
+        else if (!strcmp(argv[i], "--layers") && i + 1 < argc) layers = argv[++i];
         else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); return 0; }
         else if (argv[i][0] == '-' && argv[i][1]) rys_die("info: unknown option '%s' (try rys info --help)", argv[i]);
         else if (spec) rys_die("info: more than one model given ('%s' and '%s')", spec, argv[i]);
@@ -286,6 +338,7 @@ int cmd_info(int argc, char **argv) {
     if (json) {
         json_t *root = json_object();
         info_json_header(g, root);
+        info_model(&g, blocks, layers, stdout, root);
         info_json_metadata(g, root);
         info_json_tensors(g, root);
         if (json_dumpf(root, stdout, JSON_INDENT(1)) != 0) rys_die("info: could not write JSON");
@@ -293,6 +346,7 @@ int cmd_info(int argc, char **argv) {
         json_decref(root);
     } else {
         info_print_header(g, stdout);
+        info_model(&g, blocks, layers, stdout, NULL);
         info_print_metadata(g, stdout);
         info_print_tensor_summary(g, stdout);
         if (tensors) info_print_tensors(g, stdout);

@@ -1,0 +1,128 @@
+/* Kill safety of `rys scan`: SIGKILL the real binary at random moments, resume
+ * each time, and require the final database to hold exactly one completed row
+ * per configuration with the same scores and texts as an uninterrupted run.
+ * Runs the rys binary built beside this test (../rys relative to it) on a
+ * tiny self-written model and a 3-item math probe file. */
+#include "testutil.h"
+#include "tiny_model.h"
+
+#include <signal.h>
+#include <sqlite3.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <fcntl.h>
+
+static char rys_bin[4096];
+static const char *model_path, *probe_path;
+
+static const char probe_json[] =
+    "{\"0\": {\"question\": \"What is the square root of 152415787532388367504942236884722755800955129? "
+    "Answer with an integer only.\", \"answer\": 12345678901234567890123},\n"
+    " \"1\": {\"question\": \"What is 123 times 456? Answer with an integer only.\", \"answer\": 56088},\n"
+    " \"2\": {\"question\": \"Cube root of 1000?\", \"answer\": 10}}\n";
+
+/* Runs rys scan; kills it after delay_us (0 = let it finish). Returns the
+ * exit status, or -SIGKILL when killed. */
+static int run_scan(const char *db, long delay_us) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open("/dev/null", O_WRONLY);
+        dup2(fd, 1);
+        dup2(fd, 2);
+        execl(rys_bin, rys_bin, "scan", model_path, "--probes", probe_path, "--db", db, "-n", "6", "-t", "1", "--top", "0",
+              (char *)NULL);
+        _exit(127);
+    }
+    if (delay_us > 0) {
+        struct timespec ts = {delay_us / 1000000, (delay_us % 1000000) * 1000};
+        nanosleep(&ts, NULL);
+        kill(pid, SIGKILL);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    if (WIFSIGNALED(st)) return -WTERMSIG(st);
+    return WEXITSTATUS(st);
+}
+
+/* "spec|status|score per probe|item texts" for every configuration, sorted. */
+static char *dump(const char *db) {
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
+    sqlite3_stmt *q;
+    const char *sql =
+        "SELECT c.spec, c.status, (SELECT group_concat(printf('%s=%.17g', probe, score), ',') FROM score s WHERE s.config_id = c.id), "
+        "(SELECT group_concat(item_key || ':' || generated || ':' || printf('%.17g', score), '|') FROM item i WHERE i.config_id = c.id), "
+        "(SELECT count(*) FROM item i WHERE i.config_id = c.id) FROM config c ORDER BY c.spec";
+    assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &q, NULL), SQLITE_OK);
+    size_t cap = 1 << 16, len = 0;
+    char *out = malloc(cap);
+    out[0] = 0;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        for (int c = 0; c < 5; c++) {
+            const char *t = (const char *)sqlite3_column_text(q, c);
+            size_t n = strlen(t ? t : "") + 2;
+            if (len + n + 1 > cap) { cap = 2 * (cap + n); out = realloc(out, cap); }
+            len += (size_t)snprintf(out + len, cap - len, "%s%c", t ? t : "", c == 4 ? '\n' : '\t');
+        }
+    }
+    sqlite3_finalize(q);
+    sqlite3_close(h);
+    return out;
+}
+
+static void test_kill_and_resume(void **state) {
+    (void)state;
+    const char *ref_db = test_tmp_path("ref.sqlite"), *db = test_tmp_path("killed.sqlite");
+    unlink(ref_db);
+    unlink(db);
+    assert_int_equal(run_scan(ref_db, 0), 0);
+    char *want = dump(ref_db);
+    assert_non_null(strstr(want, "baseline\tdone"));
+    assert_null(strstr(want, "\tpending\t"));
+
+    srand((unsigned)time(NULL));
+    int kills = 0, attempts = 0;
+    while (kills < 12 && attempts < 200) {
+        attempts++;
+        long delay = 20000 + rand() % 400000;
+        int rc = run_scan(db, delay);
+        if (rc == -SIGKILL) kills++;
+        else assert_int_equal(rc, 0);   /* finished before the kill */
+        if (rc == 0 && kills >= 12) break;
+        if (rc == 0) { unlink(db); char wal[300]; snprintf(wal, sizeof wal, "%s-wal", db); unlink(wal); }
+    }
+    assert_true(kills >= 10);
+    assert_int_equal(run_scan(db, 0), 0);   /* resume to the end */
+    char *got = dump(db);
+    /* identical rows: every configuration done once, same scores and texts */
+    assert_string_equal(got, want);
+    free(got);
+    free(want);
+    unlink(db);
+    unlink(ref_db);
+}
+
+int main(int argc, char **argv) {
+    (void)argc;
+    /* build/tests/test_scan_kill -> build/rys */
+    snprintf(rys_bin, sizeof rys_bin, "%s", argv[0]);
+    char *slash = strrchr(rys_bin, '/');
+    if (!slash) return 1;
+    *slash = 0;
+    slash = strrchr(rys_bin, '/');
+    if (slash) *slash = 0; else strcpy(rys_bin, ".");
+    strncat(rys_bin, "/rys", sizeof rys_bin - strlen(rys_bin) - 1);
+    if (access(rys_bin, X_OK)) { fprintf(stderr, "%s not built\n", rys_bin); return 1; }
+    model_path = test_tmp_path("kill-tiny.gguf");
+    probe_path = test_tmp_path("kill-math.json");
+    if (tiny_model_write(model_path, 4, 11)) return 1;
+    FILE *f = fopen(probe_path, "w");
+    fputs(probe_json, f);
+    fclose(f);
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_kill_and_resume)};
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    unlink(model_path);
+    unlink(probe_path);
+    return rc;
+}

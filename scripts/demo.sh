@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # demo: from a fresh clone to the main job in one command. Installs what is
-# missing, builds, pulls the small real model, and answers one prompt twice:
-# along the model's own layers, then along a RYS path that runs a middle
-# block of layers a second time (weights shared, no copy of the model).
+# missing, builds, pulls the small real model, answers one prompt along the
+# model's own layers and along a RYS path (a middle block run twice, weights
+# shared), then runs a coarse brain scan on the math probe, prints the best
+# configurations and writes the report (heatmaps, rankings) to demo-report/.
+# The scan is resumable: run the script again and it continues where it was.
 #
 # Knobs: RYS_DEMO_MODEL (default smollm2-135m), RYS_DEMO_BLOCKS (default
-# 10,16: layers 0..15 then 10..29, so 10..15 run twice), RYS_DEMO_PROMPT.
+# 10,16: layers 0..15 then 10..29, so 10..15 run twice), RYS_DEMO_PROMPT,
+# RYS_DEMO_STRIDE (scan grid, default 6), RYS_DEMO_PROBES.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exec </dev/null
@@ -25,3 +28,13 @@ echo
 echo "== RYS path: $MODEL --blocks $BLOCKS (a middle block runs twice)"
 build/rys run "$MODEL" --chat -n 64 --blocks "$BLOCKS" -p "$PROMPT"
 echo
+STRIDE=${RYS_DEMO_STRIDE:-6}
+PROBES=${RYS_DEMO_PROBES:-probes/math_16.json}
+DB=${RYS_DEMO_DB:-demo-scan.sqlite}
+echo
+echo "== brain scan: $MODEL, every block (i,j) on a grid of $STRIDE layers, probes $PROBES -> $DB"
+build/rys scan "$MODEL" --probes "$PROBES" --db "$DB" --stride "$STRIDE" --order coarse
+if build/rys report --help >/dev/null 2>&1; then
+    build/rys report "$DB" --out demo-report
+    echo "report: demo-report/index.html"
+fi

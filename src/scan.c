@@ -1,5 +1,6 @@
 /* scan: see scan.h. */
 #include "scan.h"
+#include "probes/probe_text.h"
 #include "reuse.h"
 #include "util.h"
 
@@ -106,6 +107,14 @@ int scan_generate_naive(const model *m, const tokenizer *tok, const evalset *es,
     return 0;
 }
 
+char *scan_output_text(const tokenizer *tok, const gen_output *o) {
+    /* the reference sees a Python str: invalid UTF-8 (a byte token cut short
+     * by the token budget, say) becomes U+FFFD before parsing and storing */
+    char *raw = tokenizer_decode(tok, o->tokens, (size_t)o->n), *text = probe_utf8_sanitize(raw);
+    free(raw);
+    return text;
+}
+
 /* Score one configuration's outputs and commit them in one transaction. */
 static int save_outputs(store *st, const tokenizer *tok, const evalset *es, const scan_config *c, const gen_output *outs,
                         double seconds, const reuse_stats *rs) {
@@ -116,7 +125,7 @@ static int save_outputs(store *st, const tokenizer *tok, const evalset *es, cons
     const char **names = xcalloc((size_t)n_sets, sizeof *names);
     long long gen_tokens = 0, prompt_tokens = 0;
     for (int k = 0; k < n; k++) {
-        texts[k] = tokenizer_decode(tok, outs[k].tokens, (size_t)outs[k].n);
+        texts[k] = scan_output_text(tok, &outs[k]);
         double sc = evalset_score(es, k, texts[k], &parsed[k]);
         int s = evalset_prompt_set(es, k);
         sums[s] += sc;

@@ -52,6 +52,10 @@ typedef struct {
 int scan_generate_naive(const model *m, const tokenizer *tok, const evalset *es, pool *pool, const layer_path *path,
                         gen_output *outs, reuse_stats *rs);
 
+/* A generation's text as probes see and the store keeps it: decoded, with
+ * invalid UTF-8 replaced by U+FFFD (malloc'd). */
+char *scan_output_text(const tokenizer *tok, const gen_output *o);
+
 /* Scores every configuration of cfgs that the store lacks. */
 int scan_run(store *st, const model *m, const tokenizer *tok, const evalset *es, pool *pool,
              const scan_config *cfgs, int n_cfgs, const scan_run_opts *o, scan_summary *sum);

@@ -62,7 +62,7 @@ int cmd_eval(int argc, char **argv) {
     double *sums = xcalloc((size_t)n_sets, sizeof *sums);
     json_t *items = json_array();
     for (int k = 0; k < n; k++) {
-        char *text = tokenizer_decode(cm.tok, outs[k].tokens, (size_t)outs[k].n), *parsed = NULL;
+        char *text = scan_output_text(cm.tok, &outs[k]), *parsed = NULL;
         double sc = evalset_score(es, k, text, &parsed);
         int s = evalset_prompt_set(es, k);
         sums[s] += sc;

@@ -34,7 +34,4 @@ DB=${RYS_DEMO_DB:-demo-scan.sqlite}
 echo
 echo "== brain scan: $MODEL, every block (i,j) on a grid of $STRIDE layers, probes $PROBES -> $DB"
 build/rys scan "$MODEL" --probes "$PROBES" --db "$DB" --stride "$STRIDE" --order coarse
-if build/rys report --help >/dev/null 2>&1; then
-    build/rys report "$DB" --out demo-report
-    echo "report: demo-report/index.html"
-fi
+build/rys report "$DB" --out demo-report

@@ -27,9 +27,11 @@ int cmd_pull(int argc, char **argv);
 int cmd_models(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_scan(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 int cmd_hellaswag(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_probes(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
 
 #endif
 

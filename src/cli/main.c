@@ -12,12 +12,14 @@ static const cli_command commands[] = {
     {"perplexity", cmd_perplexity, "perplexity of a text file, llama.cpp's definition"},
     {"eval", cmd_eval, "score one layer path on probe sets (math, EQ)"},
     {"scan", cmd_scan, "score every layer configuration of a sweep into a SQLite store"},
+    {"report", cmd_report, "heatmaps, skylines, rankings and Pareto front of a scan, as PNG/SVG and index.html"},
     {"hellaswag", cmd_hellaswag, "HellaSwag accuracy, scored as llama.cpp does"},
     {"pull", cmd_pull, "download a known model into the cache, checked by sha256"},
     {"models", cmd_models, "list the known models and which are cached"},
     {"tokenize", cmd_tokenize, "text to token ids with a model's tokenizer"},
     {"export", cmd_export, "write a relayered model as GGUF or a Hugging Face directory"},
     {"probes", cmd_probes, "generate math probe sets, check probe files, score a text"},
+    {"bench", cmd_bench, "prompt, decode and batched-decode speed, kernel path, limits reached"},
 };
 
 static void usage(FILE *f) {

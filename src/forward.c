@@ -188,9 +188,7 @@ static void attn_worker(void *ctx, int ith, int nth) {
         float mx = -INFINITY;
         for (int j = first; j <= pos; j++) {
             const float *kj = K + (size_t)j * kv->kv_dim;
-            float d = 0;
-            for (int i = 0; i < hd; i++) d += qv[i] * kj[i];
-            d *= hp->attn_scale;
+            float d = quant_dot_f32(qv, kj, hd) * hp->attn_scale;
             sc[j] = d;
             if (d > mx) mx = d;
         }
@@ -201,8 +199,7 @@ static void attn_worker(void *ctx, int ith, int nth) {
         memset(out, 0, hd * sizeof(float));
         for (int j = first; j <= pos; j++) {
             const float *vj = V + (size_t)j * kv->kv_dim;
-            float p = sc[j] * inv;
-            for (int i = 0; i < hd; i++) out[i] += p * vj[i];
+            quant_axpy_f32(out, sc[j] * inv, vj, hd);
         }
     }
 }

@@ -93,6 +93,7 @@ void model_free(model *m) {
     free_layers(m);
     free(m->output_norm);
     free(m->name);
+    if (m->gguf && m->gguf->map) quant_release(m->gguf->map, m->gguf->map_size);
     gguf_close(m->gguf);
     free(m);
 }

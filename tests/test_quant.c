@@ -12,6 +12,7 @@
 #include "testutil.h"
 #include "pool.h"
 #include "quant/quant.h"
+#include "quant/quant_impl.h"
 #include "util.h"
 
 #include <math.h>
@@ -345,6 +346,106 @@ static void test_matmul_threads_identical(void **state) {
     pool_free(p);
 }
 
+/* The scanner batches prompts and decodes shrinking sets of sequences, and
+ * compares a configuration's rows with the baseline's bit for bit: a row's
+ * result must not depend on how many rows share the call, which ones, or
+ * the thread count, on every path. */
+static void test_matmul_rows_independent_of_batch(void **state) {
+    (void)state;
+    enum quant_path best = quant_cpu_path();
+    pool *p2 = pool_new(2);
+    enum { N_ROWS = 100, ROW = 37 };
+    static const int64_t sizes[] = {1, 3, 16, 100};
+    for (int path = QP_PORTABLE; path <= QP_AMX; path++) {
+        if (!quant_path_available((enum quant_path)path)) continue;
+        assert_int_equal(quant_set_path((enum quant_path)path), 0);
+        for (size_t t = 0; t < N_COMPUTED; t++) {
+            uint32_t type = computed_types[t];
+            /* 71 outputs: 5 groups of 16, tiled as pairs and a single, split
+             * differently for each thread count */
+            int64_t n_in = quant_row_size(type, 896) ? 896 : 4864, n_out = 71;
+            uint8_t *w = random_weights(type, n_in, n_out);
+            float *x = random_activations(n_in, N_ROWS);
+            float *ref = xmalloc(sizeof(float) * (size_t)n_out), *y = xmalloc(sizeof(float) * (size_t)(n_out * N_ROWS));
+            quant_matrix m = {.type = type, .n_in = n_in, .n_out = n_out, .data = w};
+            assert_int_equal(quant_matmul(&m, x + ROW * n_in, 1, ref, NULL), 0);
+            for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++)
+                for (int threads = 1; threads <= 2; threads++) {
+                    /* the row at a different place in each batch */
+                    int64_t first = ROW - (int64_t)(s * 5) % sizes[s];
+                    if (first + sizes[s] > N_ROWS) first = N_ROWS - sizes[s];
+                    assert_int_equal(quant_matmul(&m, x + first * n_in, sizes[s], y, threads == 2 ? p2 : NULL), 0);
+                    if (memcmp(y + (ROW - first) * n_out, ref, sizeof(float) * (size_t)n_out))
+                        fail_msg("%s on %s: row differs in a batch of %lld (%d threads)", quant_get_info(type)->name,
+                                 quant_path_name((enum quant_path)path), (long long)sizes[s], threads);
+                }
+            free(w);
+            free(x);
+            free(ref);
+            free(y);
+        }
+    }
+    assert_int_equal(quant_set_path(best), 0);
+    pool_free(p2);
+}
+
+/* Paths that pack weights cache them by address: new bytes at an address
+ * already seen (memory freed and reused) must be noticed, with or without
+ * quant_release, and give what the same bytes elsewhere give. */
+static void test_matmul_reused_address(void **state) {
+    (void)state;
+    int64_t n_in = 896, n_out = 40, n_batch = 5;
+    size_t bytes = quant_row_size(QT_Q5_0, n_in) * (size_t)n_out;
+    uint8_t *w = random_weights(QT_Q5_0, n_in, n_out), *other = random_weights(QT_Q5_0, n_in, n_out);
+    float *x = random_activations(n_in, n_batch);
+    size_t y_bytes = sizeof(float) * (size_t)(n_out * n_batch);
+    float *y = xmalloc(y_bytes), *want = xmalloc(y_bytes);
+    quant_matrix m = {.type = QT_Q5_0, .n_in = n_in, .n_out = n_out, .data = w};
+    quant_matrix m_other = {.type = QT_Q5_0, .n_in = n_in, .n_out = n_out, .data = other};
+    assert_int_equal(quant_matmul(&m, x, n_batch, y, NULL), 0);
+    assert_int_equal(quant_matmul(&m_other, x, n_batch, want, NULL), 0);
+    for (int release = 0; release < 2; release++) {
+        uint8_t *fresh = random_weights(QT_Q5_0, n_in, n_out);
+        memcpy(other, fresh, bytes);
+        assert_int_equal(quant_matmul(&m_other, x, n_batch, want, NULL), 0);
+        if (release) quant_release(w, bytes);
+        memcpy(w, fresh, bytes);
+        assert_int_equal(quant_matmul(&m, x, n_batch, y, NULL), 0);
+        assert_memory_equal(y, want, y_bytes);
+        free(fresh);
+    }
+    quant_release(w, bytes);
+    quant_release(other, bytes);
+    free(w);
+    free(other);
+    free(x);
+    free(y);
+    free(want);
+}
+
+/* The AVX-512 activation quantizers must give the portable ones' bytes:
+ * every path's results then start from the same integers. Random rows plus
+ * exact ties (x * 127 / amax = k + 0.5) and all-zero blocks. */
+static void test_act_quantizers_identical(void **state) {
+    (void)state;
+    if (!quant_cpu_supports(QP_AVX512)) skip();
+    enum { N = 4864, ROWS = 6 };
+    float *x = random_activations(N, ROWS);
+    for (int i = 0; i < 256; i++) x[i] = (float)(i % 64) * 0.5f - 16.0f; /* many values on rounding ties */
+    x[127] = 127.0f / 8.0f;
+    memset(x + 256, 0, 256 * sizeof(float));
+    static uint8_t a[N / 32 * 40], b[N / 32 * 40], c[N / 256 * 292], d[N / 256 * 292];
+    for (int r = 0; r < ROWS; r++) {
+        quant_act_q8a(x + r * N, a, N);
+        quant_act_q8a_avx512(x + r * N, b, N);
+        assert_memory_equal(a, b, sizeof a);
+        quant_act_q8_K(x + r * N, c, N);
+        quant_act_q8_K_avx512(x + r * N, d, N);
+        assert_memory_equal(c, d, sizeof c);
+    }
+    free(x);
+}
+
 /* ---- kernel families against the portable one ------------------------------ */
 
 static void test_paths_vs_portable(void **state) {
@@ -423,7 +524,9 @@ static void test_dispatch(void **state) {
 
     unsetenv("RYS_CPU");
     assert_int_equal(quant_init(), 0);
-    if (quant_cpu_supports(QP_AVX2)) assert_int_equal(quant_cpu_path(), QP_AVX2);
+    int best = QP_AMX;
+    while (!quant_path_available((enum quant_path)best)) best--;
+    assert_int_equal(quant_cpu_path(), best);
 }
 
 static void test_errors(void **state) {
@@ -448,6 +551,9 @@ int main(void) {
         cmocka_unit_test(test_half_round_trip),
         cmocka_unit_test(test_matmul_vs_reference),
         cmocka_unit_test(test_matmul_threads_identical),
+        cmocka_unit_test(test_matmul_rows_independent_of_batch),
+        cmocka_unit_test(test_matmul_reused_address),
+        cmocka_unit_test(test_act_quantizers_identical),
         cmocka_unit_test(test_paths_vs_portable),
         cmocka_unit_test(test_dispatch),
         cmocka_unit_test(test_errors),

@@ -11,6 +11,7 @@
 #include "quant/quant_impl.h"
 
 #include <immintrin.h>
+#include <math.h>
 
 static inline float hsum_ps(__m256 v) {
     __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -69,6 +70,14 @@ float quant_dot_f16_avx2(int64_t n, const void *w, const void *x) {
     float s = hsum_ps(_mm256_add_ps(acc0, acc1));
     for (; i < n; i++) s += quant_fp16_to_f32(a[i]) * b[i];
     return s;
+}
+
+void quant_axpy_f32_avx2(int64_t n, float a, const float *x, float *y) {
+    __m256 va = _mm256_set1_ps(a);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+    for (; i < n; i++) y[i] = fmaf(a, x[i], y[i]);
 }
 
 static inline __m256 load_bf16(const uint16_t *p) {

@@ -2,8 +2,8 @@
  * OS support (CPUID + XGETBV), overridable with RYS_CPU for tests and
  * benchmarks.
  *
- * Only families rys has kernels for are accepted: today portable and avx2.
- * Asking for avx512 or amx is refused rather than silently mapped to avx2,
+ * Only families rys has kernels for are accepted: today portable, avx2 and
+ * avx512. Asking for amx is refused rather than silently mapped to avx2,
  * so quant_cpu_path() always names the kernels that actually run. */
 #include "quant/quant_impl.h"
 #include "util.h"
@@ -29,6 +29,7 @@ static const quant_kernels kernels_portable = {
         [QT_Q4_K] = quant_dot_q4_K_portable, [QT_Q5_K] = quant_dot_q5_K_portable,
         [QT_Q6_K] = quant_dot_q6_K_portable,
     },
+    .axpy_f32 = quant_axpy_f32_portable,
 };
 
 #ifdef RYS_X86
@@ -46,6 +47,19 @@ static const quant_kernels kernels_avx2 = {
         [QT_Q8_0] = quant_dot_cols_q8_0_avx2, [QT_Q4_K] = quant_dot_cols_q4_K_avx2,
         [QT_Q5_K] = quant_dot_cols_q5_K_avx2, [QT_Q6_K] = quant_dot_cols_q6_K_avx2,
     },
+    .axpy_f32 = quant_axpy_f32_avx2,
+};
+
+/* AVX-512: block formats through packed weights and the VNNI kernel for
+ * every batch size; float formats keep the AVX2 dots. */
+static const quant_kernels kernels_avx512 = {
+    .path = QP_AVX512,
+    .dot = {[QT_F32] = quant_dot_f32_avx2, [QT_F16] = quant_dot_f16_avx2, [QT_BF16] = quant_dot_bf16_avx2},
+    .gemm = quant_gemm_avx512,
+    .gemm_peak = quant_gemm_peak_avx512,
+    .act_q8a = quant_act_q8a_avx512,
+    .act_q8_K = quant_act_q8_K_avx512,
+    .axpy_f32 = quant_axpy_f32_avx2,
 };
 #endif
 
@@ -90,6 +104,7 @@ const quant_kernels *quant_path_kernels(enum quant_path p) {
     case QP_PORTABLE: return &kernels_portable;
 #ifdef RYS_X86
     case QP_AVX2: return &kernels_avx2;
+    case QP_AVX512: return &kernels_avx512;
 #endif
     default: return NULL;
     }

@@ -92,3 +92,7 @@ void quant_dequant_bf16(const void *src, float *dst, int64_t n) {
 FLOAT_DOT(quant_dot_f32_portable, float, LOAD_F32)
 FLOAT_DOT(quant_dot_f16_portable, uint16_t, quant_fp16_to_f32)
 FLOAT_DOT(quant_dot_bf16_portable, uint16_t, quant_bf16_to_f32)
+
+void quant_axpy_f32_portable(int64_t n, float a, const float *x, float *y) {
+    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+}

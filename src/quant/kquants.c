@@ -109,7 +109,7 @@ void quant_act_q8_K(const float *x, void *dst, int64_t n) {
     block_q8_K *b = dst;
     for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
         float amax = 0;
-        for (int j = 0; j < QK_K; j++) amax = fmaxf(amax, fabsf(x[j]));
+        for (int j = 0; j < QK_K; j++) amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax; /* no libm call */
         float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
         for (int g = 0; g < QK_K / 16; g++) {
             int sum = 0;
@@ -178,4 +178,48 @@ float quant_dot_q6_K_portable(int64_t n, const void *w, const void *x) {
         acc += quant_fp16_to_f32(b[i].d) * a[i].d * (float)sumi;
     }
     return acc;
+}
+
+/* Unpackers for the packed matrix layout (quant_impl.h). Q4_K/Q5_K: per 32
+ * elements scale d*sc and minimum -dmin*m, both exact in f32 (11-bit by
+ * 6-bit products). Q6_K: per 16 elements scale d*sc, values 0..63 with
+ * offset 32. */
+static void unpack_k_packed(const unpacked_k *u, uint8_t *q, float *scale, float *min) {
+    for (int j = 0; j < 8; j++) {
+        scale[j] = u->d * (float)u->sc[j];
+        min[j] = -(u->dmin * (float)u->m[j]);
+    }
+    for (int l = 0; l < QK_K; l++) q[l] = u->q[l];
+}
+
+void quant_unpack_q4_K(const void *src, int64_t n, uint8_t *q, float *scale, float *min) {
+    const block_q4_K *b = src;
+    unpacked_k u;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        unpack_q4_K(&b[i], &u);
+        unpack_k_packed(&u, q + i * QK_K, scale + 8 * i, min + 8 * i);
+    }
+}
+
+void quant_unpack_q5_K(const void *src, int64_t n, uint8_t *q, float *scale, float *min) {
+    const block_q5_K *b = src;
+    unpacked_k u;
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        unpack_q5_K(&b[i], &u);
+        unpack_k_packed(&u, q + i * QK_K, scale + 8 * i, min + 8 * i);
+    }
+}
+
+void quant_unpack_q6_K(const void *src, int64_t n, uint8_t *q, float *scale, float *min) {
+    const block_q6_K *b = src;
+    int8_t v[QK_K];
+    for (int64_t i = 0; i < n / QK_K; i++) {
+        unpack_q6_K(&b[i], v);
+        float d = quant_fp16_to_f32(b[i].d);
+        for (int l = 0; l < QK_K; l++) q[i * QK_K + l] = (uint8_t)(v[l] + 32);
+        for (int g = 0; g < QK_K / 16; g++) {
+            scale[16 * i + g] = d * (float)b[i].scales[g];
+            min[16 * i + g] = 0;
+        }
+    }
 }

@@ -78,7 +78,7 @@ void quant_act_q8a(const float *x, void *dst, int64_t n) {
     block_q8a *b = dst;
     for (int64_t i = 0; i < n / QK_LEGACY; i++, x += QK_LEGACY) {
         float amax = 0;
-        for (int j = 0; j < QK_LEGACY; j++) amax = fmaxf(amax, fabsf(x[j]));
+        for (int j = 0; j < QK_LEGACY; j++) amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax; /* no libm call */
         float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
         int sum = 0;
         for (int j = 0; j < QK_LEGACY; j++) {
@@ -175,4 +175,61 @@ float quant_dot_q8_0_portable(int64_t n, const void *w, const void *x) {
         acc += quant_fp16_to_f32(b[i].d) * a[i].d * (float)s;
     }
     return acc;
+}
+
+/* Unpackers for the packed matrix layout (quant_impl.h): unsigned values
+ * and the float scale and minimum of each 32-element block, such that
+ * weight = scale * (value - offset) + min, offset the format's constant. */
+void quant_unpack_q4_0(const void *src, int64_t n, uint8_t *q, float *scale, float *min) {
+    const block_q4_0 *b = src;
+    int v[QK_LEGACY];
+    for (int64_t i = 0; i < n / QK_LEGACY; i++, q += QK_LEGACY) {
+        unpack_nibbles(b[i].qs, v);
+        for (int j = 0; j < QK_LEGACY; j++) q[j] = (uint8_t)v[j];
+        scale[i] = quant_fp16_to_f32(b[i].d);
+        min[i] = 0;
+    }
+}
+
+void quant_unpack_q4_1(const void *src, int64_t n, uint8_t *q, float *scale, float *min) {
+    const block_q4_1 *b = src;
+    int v[QK_LEGACY];
+    for (int64_t i = 0; i < n / QK_LEGACY; i++, q += QK_LEGACY) {
+        unpack_nibbles(b[i].qs, v);
+        for (int j = 0; j < QK_LEGACY; j++) q[j] = (uint8_t)v[j];
+        scale[i] = quant_fp16_to_f32(b[i].d);
+        min[i] = quant_fp16_to_f32(b[i].m);
+    }
+}
+
+void quant_unpack_q5_0(const void *src, int64_t n, uint8_t *q, float *scale, float *min) {
+    const block_q5_0 *b = src;
+    int v[QK_LEGACY];
+    for (int64_t i = 0; i < n / QK_LEGACY; i++, q += QK_LEGACY) {
+        unpack_q5(b[i].qs, b[i].qh, v);
+        for (int j = 0; j < QK_LEGACY; j++) q[j] = (uint8_t)v[j];
+        scale[i] = quant_fp16_to_f32(b[i].d);
+        min[i] = 0;
+    }
+}
+
+void quant_unpack_q5_1(const void *src, int64_t n, uint8_t *q, float *scale, float *min) {
+    const block_q5_1 *b = src;
+    int v[QK_LEGACY];
+    for (int64_t i = 0; i < n / QK_LEGACY; i++, q += QK_LEGACY) {
+        unpack_q5(b[i].qs, b[i].qh, v);
+        for (int j = 0; j < QK_LEGACY; j++) q[j] = (uint8_t)v[j];
+        scale[i] = quant_fp16_to_f32(b[i].d);
+        min[i] = quant_fp16_to_f32(b[i].m);
+    }
+}
+
+/* Offset 128: signed values made unsigned. */
+void quant_unpack_q8_0(const void *src, int64_t n, uint8_t *q, float *scale, float *min) {
+    const block_q8_0 *b = src;
+    for (int64_t i = 0; i < n / QK_LEGACY; i++, q += QK_LEGACY) {
+        for (int j = 0; j < QK_LEGACY; j++) q[j] = (uint8_t)(b[i].qs[j] + 128);
+        scale[i] = quant_fp16_to_f32(b[i].d);
+        min[i] = 0;
+    }
 }

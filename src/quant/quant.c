@@ -10,6 +10,7 @@
 #include "util.h"
 
 #include <pthread.h>
+#include <stddef.h>
 #include <stdlib.h>
 
 typedef struct {
@@ -96,10 +97,14 @@ int quant_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n) 
 }
 
 /* Activation row: its quantizer and its size in bytes for n elements. */
-static quant_act_fn act_quantizer(enum quant_act act, int64_t n, size_t *row_bytes) {
+static quant_act_fn act_quantizer(const quant_kernels *k, enum quant_act act, int64_t n, size_t *row_bytes) {
     switch (act) {
-    case QA_Q8A: *row_bytes = (size_t)(n / QK_LEGACY) * sizeof(block_q8a); return quant_act_q8a;
-    case QA_Q8K: *row_bytes = (size_t)(n / QK_K) * sizeof(block_q8_K); return quant_act_q8_K;
+    case QA_Q8A:
+        *row_bytes = (size_t)(n / QK_LEGACY) * sizeof(block_q8a);
+        return k->act_q8a ? k->act_q8a : quant_act_q8a;
+    case QA_Q8K:
+        *row_bytes = (size_t)(n / QK_K) * sizeof(block_q8_K);
+        return k->act_q8_K ? k->act_q8_K : quant_act_q8_K;
     default: *row_bytes = (size_t)n * sizeof(float); return NULL;
     }
 }
@@ -172,6 +177,84 @@ static void matmul_worker(void *ctx, int ith, int nth) {
 
 #define ACT_TILE_BYTES (256 * 1024)
 
+typedef struct {
+    quant_gemm_fn gemm;
+    const quant_packed *w;
+    quant_packed_act a;
+    quant_act_fn quantize;
+    const float *x;
+    uint8_t *xq;
+    float *dsc;
+    bool k_act;
+    int64_t n_batch;
+    float *y;
+} packed_job;
+
+/* Activation rows, split across threads: quantized as for the dot kernels,
+ * plus per weight scale block their scale, scaled sum and integer
+ * correction. */
+static void packed_act_worker(void *ctx, int ith, int nth) {
+    const packed_job *j = ctx;
+    const quant_packed *p = j->w;
+    size_t dsc_row = 3 * (size_t)p->n_blk;
+    long lo, hi;
+    pool_split((long)j->n_batch, ith, nth, &lo, &hi);
+    for (long b = lo; b < hi; b++) {
+        uint8_t *row = j->xq + (size_t)b * j->a.row_bytes;
+        float *d = j->dsc + (size_t)b * dsc_row, *s = d + p->n_blk;
+        int32_t *corr = (int32_t *)(s + p->n_blk);
+        j->quantize(j->x + b * p->n_in, row, p->n_in);
+        for (int64_t blk = 0; blk < p->n_blk; blk++) {
+            const uint8_t *sb = row + (size_t)(blk / j->a.blk_per_sb) * j->a.sb_bytes;
+            const int8_t *qs = (const int8_t *)(sb + j->a.sb_header) + (blk % j->a.blk_per_sb) * p->blk_len;
+            int sum = 0;
+            for (int l = 0; l < p->blk_len; l++) sum += qs[l];
+            float ad = j->k_act ? ((const block_q8_K *)sb)->d : ((const block_q8a *)sb)->d;
+            d[blk] = ad;
+            s[blk] = j->k_act ? ad * (float)sum : ((const block_q8a *)sb)->s;
+            corr[blk] = p->offset * sum;
+        }
+    }
+}
+
+static void packed_worker(void *ctx, int ith, int nth) {
+    const packed_job *j = ctx;
+    long lo, hi;
+    pool_split((long)j->w->n_groups, ith, nth, &lo, &hi);
+    if (lo < hi) j->gemm(j->w, lo, hi, &j->a, j->n_batch, j->y);
+}
+
+static int matmul_packed(quant_gemm_fn gemm, const quant_packed *p, const quant_format *f, const float *x,
+                         int64_t n_batch, float *y, struct pool *pool) {
+    size_t xq_row;
+    quant_act_fn quantize = act_quantizer(quant_active_kernels(), f->act, p->n_in, &xq_row);
+    size_t xq_bytes = (xq_row * (size_t)n_batch + 63) & ~(size_t)63;
+    uint8_t *xq = scratch_get(xq_bytes + sizeof(float) * 3 * (size_t)p->n_blk * (size_t)n_batch);
+    bool k_act = f->act == QA_Q8K;
+    packed_job j = {
+        .gemm = gemm,
+        .w = p,
+        .a = {
+            .x = xq,
+            .row_bytes = xq_row,
+            .sb_bytes = k_act ? sizeof(block_q8_K) : sizeof(block_q8a),
+            .sb_header = k_act ? offsetof(block_q8_K, qs) : offsetof(block_q8a, qs),
+            .blk_per_sb = (k_act ? QK_K : QK_LEGACY) / p->blk_len,
+            .dsc = (float *)(xq + xq_bytes),
+        },
+        .quantize = quantize,
+        .x = x,
+        .xq = xq,
+        .dsc = (float *)(xq + xq_bytes),
+        .k_act = k_act,
+        .n_batch = n_batch,
+        .y = y,
+    };
+    pool_run(pool, packed_act_worker, &j);
+    pool_run(pool, packed_worker, &j);
+    return 0;
+}
+
 int quant_matmul(const quant_matrix *w, const float *x, int64_t n_batch, float *y, struct pool *pool) {
     const quant_format *f = computable(w->type, w->n_in, "matmul");
     if (!f) return -1;
@@ -180,6 +263,10 @@ int quant_matmul(const quant_matrix *w, const float *x, int64_t n_batch, float *
         return -1;
     }
     const quant_kernels *k = quant_active_kernels();
+    if (k->gemm) {
+        const quant_packed *p = quant_packed_get(w, pool);
+        if (p) return matmul_packed(k->gemm, p, f, x, n_batch, y, pool);
+    }
     matmul_job j = {
         .dot = k->dot[w->type],
         .dot_cols = n_batch > 1 ? k->dot_cols[w->type] : NULL,
@@ -190,7 +277,7 @@ int quant_matmul(const quant_matrix *w, const float *x, int64_t n_batch, float *
         .n_batch = n_batch,
         .y = y,
     };
-    quant_act_fn quantize = act_quantizer(f->act, w->n_in, &j.xq_row);
+    quant_act_fn quantize = act_quantizer(k, f->act, w->n_in, &j.xq_row);
     if (quantize) {
         uint8_t *xq = scratch_get(j.xq_row * (size_t)n_batch);
         for (int64_t b = 0; b < n_batch; b++) quantize(x + b * w->n_in, xq + (size_t)b * j.xq_row, w->n_in);
@@ -202,4 +289,19 @@ int quant_matmul(const quant_matrix *w, const float *x, int64_t n_batch, float *
     if (j.batch_tile < 1) j.batch_tile = 1;
     pool_run(pool, matmul_worker, &j);
     return 0;
+}
+
+float quant_dot_f32(const float *a, const float *b, int64_t n) { return quant_active_kernels()->dot[QT_F32](n, a, b); }
+
+void quant_axpy_f32(float *y, float a, const float *x, int64_t n) { quant_active_kernels()->axpy_f32(n, a, x, y); }
+
+double quant_peak_macs(void) {
+    const quant_kernels *k = quant_active_kernels();
+    if (!k->gemm_peak) return 0;
+    double best = 0;
+    for (int r = 0; r < 3; r++) {
+        double v = k->gemm_peak(1 << 18);
+        if (v > best) best = v;
+    }
+    return best;
 }

@@ -57,6 +57,21 @@ typedef struct {
  * an unsupported type or n_in not a multiple of the block size. */
 int quant_matmul(const quant_matrix *w, const float *x, int64_t n_batch, float *y, struct pool *pool);
 
+/* sum_i a[i] * b[i] in f32 with the active family's kernel (attention
+ * scores); the same n, a and b give the same bits on a given path. */
+float quant_dot_f32(const float *a, const float *b, int64_t n);
+
+/* y[i] += a * x[i], with the active family's kernel. */
+void quant_axpy_f32(float *y, float a, const float *x, int64_t n);
+
+/* Multiply-adds per second one thread of the active path's matrix kernel
+ * can reach at most, measured now (about 0.1 s); 0 if the path has none. */
+double quant_peak_macs(void);
+
+/* Drop what quant_matmul derived from weights in [data, data+size) (their
+ * packed copies); call it before that memory is freed or unmapped. */
+void quant_release(const void *data, size_t size);
+
 /* Kernel families, best last. quant_cpu_path() is the one in use: the best
  * one rys has kernels for and the CPU supports, or the one forced by
  * RYS_CPU=portable|avx2|avx512|amx (forcing one the CPU lacks, or one rys has

@@ -1,6 +1,6 @@
 /* quant_impl: what the format files, the ISA kernels (src/kernels/dot_*.c),
  * dispatch and the matrix driver share inside the quant module. Nothing
- * outside src/quant and src/kernels includes it.
+ * outside src/quant and src/kernels includes it (but tests/test_quant.c).
  *
  * A matrix product is one activation quantizer per call plus one dot kernel
  * per (weight row, activation row); the format files own the portable
@@ -21,6 +21,49 @@ typedef float (*quant_dot_fn)(int64_t n, const void *w, const void *x);
 #define QUANT_COLS 4
 typedef void (*quant_dot_cols_fn)(int64_t n, const void *w, const void *x, size_t x_stride, int nx, float *out);
 
+/* Packed weights, for the matrix-matrix kernels: a block format unpacked
+ * once per matrix (and cached, see quant_packed_get) into unsigned 8-bit
+ * values interleaved across 16 output rows, with per-block float scales and
+ * minimums: weight = scale * (value - offset) + min. One kernel then serves
+ * every block format, and since a row's integer sums are exact and its float
+ * steps fixed, a row's result never depends on the other rows of the call. */
+#define QUANT_PACK_ROWS 16
+typedef struct {
+    int64_t n_in, n_out, n_groups; /* groups of QUANT_PACK_ROWS rows, the last zero-padded */
+    int blk_len;                   /* elements per scale block: 32 or 16 */
+    int64_t n_blk;                 /* scale blocks per row */
+    int offset;                    /* the format's constant value offset (0 if it has minimums) */
+    bool has_min;
+    /* q: [group][block][blk_len/4 quads][16 rows][4 values], 64-byte aligned;
+     * scale, min: [group][block][16 rows]. */
+    uint8_t *q;
+    float *scale, *min;
+    void *mem; /* the one allocation holding them */
+} quant_packed;
+
+/* Activation rows for a packed product: the 8-bit values of quant_matmul's
+ * quantized rows, where they lie, plus per scale block and row the float
+ * scale d, the scaled value sum s (for formats with minimums) and the
+ * integer correction offset * (sum of values), laid out [row][3][n_blk]. */
+typedef struct {
+    const uint8_t *x;   /* quantized rows */
+    size_t row_bytes;   /* between rows */
+    size_t sb_bytes;    /* bytes per activation block (Q8A or Q8_K) */
+    size_t sb_header;   /* bytes before its values */
+    int blk_per_sb;     /* weight scale blocks per activation block */
+    const float *dsc;   /* d, s, correction (int32 bits) */
+} quant_packed_act;
+
+typedef void (*quant_unpack_fn)(const void *src, int64_t n, uint8_t *q, float *scale, float *min);
+/* y[b*n_out + o] for the groups [g0, g1) and every row b < n_batch. */
+typedef void (*quant_gemm_fn)(const quant_packed *w, int64_t g0, int64_t g1, const quant_packed_act *a,
+                              int64_t n_batch, float *y);
+
+/* The packed form of w, made on first use (the pool helps) and cached by
+ * data pointer, checked against samples of the data so that a freed and
+ * reused address is noticed; NULL if the type has no unpacker. Thread-safe. */
+const quant_packed *quant_packed_get(const quant_matrix *w, struct pool *pool);
+
 /* The activation format a weight type is multiplied with. */
 enum quant_act { QA_NONE = 0, QA_F32, QA_Q8A, QA_Q8K };
 
@@ -30,6 +73,17 @@ typedef struct {
     enum quant_path path;
     quant_dot_fn dot[QT_COUNT];
     quant_dot_cols_fn dot_cols[QT_COUNT];
+    /* If set, block formats with an unpacker go through packed weights and
+     * this kernel for every batch size (one kernel per weight, so results
+     * stay bit-identical whatever the batch). */
+    quant_gemm_fn gemm;
+    /* Measured multiply-adds per second of gemm's instruction, one thread. */
+    double (*gemm_peak)(int64_t iters);
+    /* Faster activation quantizers giving the portable ones' bits (NULL:
+     * the portable ones). */
+    quant_act_fn act_q8a, act_q8_K;
+    /* y[i] += a * x[i] (attention's weighted sum of values). */
+    void (*axpy_f32)(int64_t n, float a, const float *x, float *y);
 } quant_kernels;
 
 /* The family in use (chosen by quant_init, or lazily on first use). */
@@ -44,6 +98,7 @@ void quant_dequant_bf16(const void *src, float *dst, int64_t n);
 float quant_dot_f32_portable(int64_t n, const void *w, const void *x);
 float quant_dot_f16_portable(int64_t n, const void *w, const void *x);
 float quant_dot_bf16_portable(int64_t n, const void *w, const void *x);
+void quant_axpy_f32_portable(int64_t n, float a, const float *x, float *y);
 
 /* legacy.c: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 weights with Q8A activations. */
 void quant_dequant_q4_0(const void *src, float *dst, int64_t n);
@@ -58,6 +113,12 @@ float quant_dot_q5_0_portable(int64_t n, const void *w, const void *x);
 float quant_dot_q5_1_portable(int64_t n, const void *w, const void *x);
 float quant_dot_q8_0_portable(int64_t n, const void *w, const void *x);
 
+void quant_unpack_q4_0(const void *src, int64_t n, uint8_t *q, float *scale, float *min);
+void quant_unpack_q4_1(const void *src, int64_t n, uint8_t *q, float *scale, float *min);
+void quant_unpack_q5_0(const void *src, int64_t n, uint8_t *q, float *scale, float *min);
+void quant_unpack_q5_1(const void *src, int64_t n, uint8_t *q, float *scale, float *min);
+void quant_unpack_q8_0(const void *src, int64_t n, uint8_t *q, float *scale, float *min);
+
 /* kquants.c: Q4_K, Q5_K, Q6_K weights with Q8_K activations. */
 void quant_dequant_q4_K(const void *src, float *dst, int64_t n);
 void quant_dequant_q5_K(const void *src, float *dst, int64_t n);
@@ -68,10 +129,22 @@ float quant_dot_q4_K_portable(int64_t n, const void *w, const void *x);
 float quant_dot_q5_K_portable(int64_t n, const void *w, const void *x);
 float quant_dot_q6_K_portable(int64_t n, const void *w, const void *x);
 
+void quant_unpack_q4_K(const void *src, int64_t n, uint8_t *q, float *scale, float *min);
+void quant_unpack_q5_K(const void *src, int64_t n, uint8_t *q, float *scale, float *min);
+void quant_unpack_q6_K(const void *src, int64_t n, uint8_t *q, float *scale, float *min);
+
+/* src/kernels/gemm_avx512.c: packed products with AVX-512 VNNI. */
+void quant_gemm_avx512(const quant_packed *w, int64_t g0, int64_t g1, const quant_packed_act *a, int64_t n_batch,
+                       float *y);
+double quant_gemm_peak_avx512(int64_t iters);
+void quant_act_q8a_avx512(const float *x, void *dst, int64_t n);
+void quant_act_q8_K_avx512(const float *x, void *dst, int64_t n);
+
 /* src/kernels/dot_avx2.c: the same dot products with AVX2 + FMA + F16C. */
 float quant_dot_f32_avx2(int64_t n, const void *w, const void *x);
 float quant_dot_f16_avx2(int64_t n, const void *w, const void *x);
 float quant_dot_bf16_avx2(int64_t n, const void *w, const void *x);
+void quant_axpy_f32_avx2(int64_t n, float a, const float *x, float *y);
 float quant_dot_q4_0_avx2(int64_t n, const void *w, const void *x);
 float quant_dot_q4_1_avx2(int64_t n, const void *w, const void *x);
 float quant_dot_q5_0_avx2(int64_t n, const void *w, const void *x);

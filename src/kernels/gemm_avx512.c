@@ -1,0 +1,279 @@
+/* gemm_avx512: the packed matrix product (quant_impl.h) with AVX-512 VNNI
+ * (the Makefile adds the flags because of the _avx512 suffix; dispatch only
+ * calls it on CPUs that have them).
+ *
+ * Why this shape: one zmm holds 4 consecutive values of 16 weight rows, so
+ * one vpdpbusd against 4 activation bytes broadcast from memory advances 16
+ * dot products at once, and each weight vector loaded is reused for up to
+ * GEMM_NR activation rows. Per scale block and row, the exact integer sum
+ * (offset removed through the activation's integer correction) is scaled in
+ * float the same way whatever the batch, tile or thread split. */
+#include "quant/kquants.h"
+#include "quant/legacy.h"
+#include "quant/quant_impl.h"
+
+#include <immintrin.h>
+#include <string.h>
+#include <time.h>
+
+#define GEMM_NR 8
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+ALWAYS_INLINE int32_t load_i32(const uint8_t *p) {
+    int32_t v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+/* Output group g (16 rows) for activation rows b0 .. b0+nr-1. */
+ALWAYS_INLINE void gemm_tile(int quads, bool has_min, int nr, const quant_packed *w, int64_t g,
+                             const quant_packed_act *a, int64_t b0, float *y) {
+    const int64_t n_blk = w->n_blk;
+    const uint8_t *wq = w->q + (size_t)(g * n_blk) * (size_t)quads * 64;
+    const float *ws = w->scale + (size_t)(g * n_blk) * QUANT_PACK_ROWS;
+    const float *wm = w->min + (size_t)(g * n_blk) * QUANT_PACK_ROWS;
+    const uint8_t *xr[GEMM_NR];
+    const float *dsc[GEMM_NR];
+    __m512 acc[GEMM_NR];
+#pragma GCC unroll 8
+    for (int n = 0; n < nr; n++) {
+        xr[n] = a->x + (size_t)(b0 + n) * a->row_bytes + a->sb_header;
+        dsc[n] = a->dsc + (size_t)(b0 + n) * 3 * (size_t)n_blk;
+        acc[n] = _mm512_setzero_ps();
+    }
+    int64_t blk = 0;
+    for (int64_t sb = 0; blk < n_blk; sb++)
+        for (int j = 0; j < a->blk_per_sb; j++, blk++, wq += quads * 64) {
+            __m512i wv[8];
+#pragma GCC unroll 8
+            for (int k = 0; k < quads; k++) wv[k] = _mm512_load_si512((const void *)(wq + 64 * k));
+            __m512 sw = _mm512_load_ps(ws + blk * QUANT_PACK_ROWS);
+            __m512 mw = has_min ? _mm512_load_ps(wm + blk * QUANT_PACK_ROWS) : _mm512_setzero_ps();
+            size_t at = (size_t)sb * a->sb_bytes + (size_t)j * (size_t)quads * 4;
+#pragma GCC unroll 8
+            for (int n = 0; n < nr; n++) {
+                const uint8_t *x = xr[n] + at;
+                __m512i is = _mm512_setzero_si512();
+#pragma GCC unroll 8
+                for (int k = 0; k < quads; k++)
+                    is = _mm512_dpbusd_epi32(is, wv[k], _mm512_set1_epi32(load_i32(x + 4 * k)));
+                if (!has_min) {
+                    int32_t corr;
+                    memcpy(&corr, dsc[n] + 2 * n_blk + blk, sizeof corr);
+                    is = _mm512_sub_epi32(is, _mm512_set1_epi32(corr));
+                }
+                __m512 scale = _mm512_mul_ps(sw, _mm512_set1_ps(dsc[n][blk]));
+                acc[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), scale, acc[n]);
+                if (has_min) acc[n] = _mm512_fmadd_ps(mw, _mm512_set1_ps(dsc[n][n_blk + blk]), acc[n]);
+            }
+        }
+    int64_t o0 = g * QUANT_PACK_ROWS, left = w->n_out - o0;
+    __mmask16 keep = left >= QUANT_PACK_ROWS ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+#pragma GCC unroll 8
+    for (int n = 0; n < nr; n++) _mm512_mask_storeu_ps(y + (size_t)(b0 + n) * (size_t)w->n_out + o0, keep, acc[n]);
+}
+
+/* Two groups (32 weight rows) for up to GEMM_NR2 activation rows: each
+ * activation broadcast feeds two vpdpbusd, halving the loads per multiply.
+ * A row's integer sums are exact and its float steps the same as in
+ * gemm_tile, so which of the two tiles computed an output never shows. */
+#define GEMM_NR2 6
+ALWAYS_INLINE void gemm_tile2(int quads, bool has_min, int nr, const quant_packed *w, int64_t g,
+                              const quant_packed_act *a, int64_t b0, float *y) {
+    const int64_t n_blk = w->n_blk;
+    const size_t g_bytes = (size_t)n_blk * (size_t)quads * 64, g_scales = (size_t)n_blk * QUANT_PACK_ROWS;
+    const uint8_t *wq = w->q + (size_t)g * g_bytes;
+    const float *ws = w->scale + (size_t)g * g_scales, *wm = w->min + (size_t)g * g_scales;
+    const uint8_t *xr[GEMM_NR2];
+    const float *dsc[GEMM_NR2];
+    __m512 acc0[GEMM_NR2], acc1[GEMM_NR2];
+#pragma GCC unroll 8
+    for (int n = 0; n < nr; n++) {
+        xr[n] = a->x + (size_t)(b0 + n) * a->row_bytes + a->sb_header;
+        dsc[n] = a->dsc + (size_t)(b0 + n) * 3 * (size_t)n_blk;
+        acc0[n] = _mm512_setzero_ps();
+        acc1[n] = _mm512_setzero_ps();
+    }
+    int64_t blk = 0;
+    for (int64_t sb = 0; blk < n_blk; sb++)
+        for (int j = 0; j < a->blk_per_sb; j++, blk++, wq += quads * 64) {
+            size_t at = (size_t)sb * a->sb_bytes + (size_t)j * (size_t)quads * 4;
+            __m512i is0[GEMM_NR2], is1[GEMM_NR2];
+#pragma GCC unroll 8
+            for (int n = 0; n < nr; n++) is0[n] = is1[n] = _mm512_setzero_si512();
+#pragma GCC unroll 8
+            for (int k = 0; k < quads; k++) {
+                __m512i w0 = _mm512_load_si512((const void *)(wq + 64 * k));
+                __m512i w1 = _mm512_load_si512((const void *)(wq + g_bytes + 64 * k));
+#pragma GCC unroll 8
+                for (int n = 0; n < nr; n++) {
+                    __m512i bx = _mm512_set1_epi32(load_i32(xr[n] + at + 4 * k));
+                    is0[n] = _mm512_dpbusd_epi32(is0[n], w0, bx);
+                    is1[n] = _mm512_dpbusd_epi32(is1[n], w1, bx);
+                }
+            }
+            __m512 sw0 = _mm512_load_ps(ws + blk * QUANT_PACK_ROWS);
+            __m512 sw1 = _mm512_load_ps(ws + g_scales + blk * QUANT_PACK_ROWS);
+#pragma GCC unroll 8
+            for (int n = 0; n < nr; n++) {
+                if (!has_min) {
+                    int32_t corr;
+                    memcpy(&corr, dsc[n] + 2 * n_blk + blk, sizeof corr);
+                    is0[n] = _mm512_sub_epi32(is0[n], _mm512_set1_epi32(corr));
+                    is1[n] = _mm512_sub_epi32(is1[n], _mm512_set1_epi32(corr));
+                }
+                __m512 da = _mm512_set1_ps(dsc[n][blk]);
+                acc0[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is0[n]), _mm512_mul_ps(sw0, da), acc0[n]);
+                acc1[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is1[n]), _mm512_mul_ps(sw1, da), acc1[n]);
+                if (has_min) {
+                    __m512 sa = _mm512_set1_ps(dsc[n][n_blk + blk]);
+                    acc0[n] = _mm512_fmadd_ps(_mm512_load_ps(wm + blk * QUANT_PACK_ROWS), sa, acc0[n]);
+                    acc1[n] = _mm512_fmadd_ps(_mm512_load_ps(wm + g_scales + blk * QUANT_PACK_ROWS), sa, acc1[n]);
+                }
+            }
+        }
+    int64_t o0 = g * QUANT_PACK_ROWS, left = w->n_out - o0 - QUANT_PACK_ROWS;
+    __mmask16 keep = left >= QUANT_PACK_ROWS ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+#pragma GCC unroll 8
+    for (int n = 0; n < nr; n++) {
+        float *yr = y + (size_t)(b0 + n) * (size_t)w->n_out + o0;
+        _mm512_storeu_ps(yr, acc0[n]);
+        _mm512_mask_storeu_ps(yr + QUANT_PACK_ROWS, keep, acc1[n]);
+    }
+}
+
+#define TILE2_NR(Q, M)                                                                                 \
+    switch (nr) {                                                                                      \
+    case 1: gemm_tile2(Q, M, 1, w, g, a, b0, y); break;                                                \
+    case 2: gemm_tile2(Q, M, 2, w, g, a, b0, y); break;                                                \
+    case 3: gemm_tile2(Q, M, 3, w, g, a, b0, y); break;                                                \
+    case 4: gemm_tile2(Q, M, 4, w, g, a, b0, y); break;                                                \
+    case 5: gemm_tile2(Q, M, 5, w, g, a, b0, y); break;                                                \
+    default: gemm_tile2(Q, M, 6, w, g, a, b0, y); break;                                               \
+    }
+
+static void pair32_min(const quant_packed *w, int64_t g, const quant_packed_act *a, int64_t b0, int nr, float *y) {
+    TILE2_NR(8, true)
+}
+static void pair32_off(const quant_packed *w, int64_t g, const quant_packed_act *a, int64_t b0, int nr, float *y) {
+    TILE2_NR(8, false)
+}
+static void pair16_off(const quant_packed *w, int64_t g, const quant_packed_act *a, int64_t b0, int nr, float *y) {
+    TILE2_NR(4, false)
+}
+static void pair16_min(const quant_packed *w, int64_t g, const quant_packed_act *a, int64_t b0, int nr, float *y) {
+    TILE2_NR(4, true)
+}
+
+/* Constant quads / has_min / nr per instance, so every loop above unrolls. */
+#define TILE_NR(Q, M)                                                                                  \
+    switch (nr) {                                                                                      \
+    case 1: gemm_tile(Q, M, 1, w, g, a, b0, y); break;                                                 \
+    case 2: gemm_tile(Q, M, 2, w, g, a, b0, y); break;                                                 \
+    case 3: gemm_tile(Q, M, 3, w, g, a, b0, y); break;                                                 \
+    case 4: gemm_tile(Q, M, 4, w, g, a, b0, y); break;                                                 \
+    case 5: gemm_tile(Q, M, 5, w, g, a, b0, y); break;                                                 \
+    case 6: gemm_tile(Q, M, 6, w, g, a, b0, y); break;                                                 \
+    case 7: gemm_tile(Q, M, 7, w, g, a, b0, y); break;                                                 \
+    default: gemm_tile(Q, M, 8, w, g, a, b0, y); break;                                                \
+    }
+
+static void tile32_min(const quant_packed *w, int64_t g, const quant_packed_act *a, int64_t b0, int nr, float *y) {
+    TILE_NR(8, true)
+}
+static void tile32_off(const quant_packed *w, int64_t g, const quant_packed_act *a, int64_t b0, int nr, float *y) {
+    TILE_NR(8, false)
+}
+static void tile16_off(const quant_packed *w, int64_t g, const quant_packed_act *a, int64_t b0, int nr, float *y) {
+    TILE_NR(4, false)
+}
+static void tile16_min(const quant_packed *w, int64_t g, const quant_packed_act *a, int64_t b0, int nr, float *y) {
+    TILE_NR(4, true)
+}
+
+void quant_gemm_avx512(const quant_packed *w, int64_t g0, int64_t g1, const quant_packed_act *a, int64_t n_batch,
+                       float *y) {
+    void (*tile)(const quant_packed *, int64_t, const quant_packed_act *, int64_t, int, float *) =
+        w->blk_len == 32 ? (w->has_min ? tile32_min : tile32_off) : (w->has_min ? tile16_min : tile16_off);
+    void (*pair)(const quant_packed *, int64_t, const quant_packed_act *, int64_t, int, float *) =
+        w->blk_len == 32 ? (w->has_min ? pair32_min : pair32_off) : (w->has_min ? pair16_min : pair16_off);
+    int64_t g = g0;
+    for (; g + 1 < g1; g += 2)
+        for (int64_t b0 = 0; b0 < n_batch; b0 += GEMM_NR2) {
+            int nr = n_batch - b0 < GEMM_NR2 ? (int)(n_batch - b0) : GEMM_NR2;
+            pair(w, g, a, b0, nr, y);
+        }
+    for (; g < g1; g++)
+        for (int64_t b0 = 0; b0 < n_batch; b0 += GEMM_NR) {
+            int nr = n_batch - b0 < GEMM_NR ? (int)(n_batch - b0) : GEMM_NR;
+            tile(w, g, a, b0, nr, y);
+        }
+}
+
+/* The activation quantizers of legacy.c and kquants.c, bit for bit: the same
+ * float steps (|x| maximum, d = amax / 127, x * (1 / d)), rounding to
+ * nearest even as lrintf does in the default mode, the same clamp. Only
+ * faster, so every path may use them where the CPU has AVX-512. */
+ALWAYS_INLINE __m512i quantize16(const float *x, __m512 id, int *sum) {
+    __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x), id));
+    q = _mm512_max_epi32(_mm512_min_epi32(q, _mm512_set1_epi32(127)), _mm512_set1_epi32(-127));
+    *sum = _mm512_reduce_add_epi32(q);
+    return q;
+}
+
+ALWAYS_INLINE float abs_max(const float *x, int n) {
+    __m512 m = _mm512_setzero_ps();
+    for (int i = 0; i < n; i += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
+    return _mm512_reduce_max_ps(m);
+}
+
+void quant_act_q8a_avx512(const float *x, void *dst, int64_t n) {
+    block_q8a *b = dst;
+    for (int64_t i = 0; i < n / QK_LEGACY; i++, x += QK_LEGACY) {
+        float amax = abs_max(x, QK_LEGACY);
+        float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+        int s0, s1;
+        __m512i q0 = quantize16(x, _mm512_set1_ps(id), &s0), q1 = quantize16(x + 16, _mm512_set1_ps(id), &s1);
+        _mm_storeu_si128((__m128i *)b[i].qs, _mm512_cvtepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)(b[i].qs + 16), _mm512_cvtepi32_epi8(q1));
+        b[i].d = d;
+        b[i].s = d * (float)(s0 + s1);
+    }
+}
+
+void quant_act_q8_K_avx512(const float *x, void *dst, int64_t n) {
+    block_q8_K *b = dst;
+    for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
+        float amax = abs_max(x, QK_K);
+        float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+        for (int g = 0; g < QK_K / 16; g++) {
+            int sum;
+            __m512i q = quantize16(x + 16 * g, _mm512_set1_ps(id), &sum);
+            _mm_storeu_si128((__m128i *)(b[i].qs + 16 * g), _mm512_cvtepi32_epi8(q));
+            b[i].bsums[g] = (int16_t)sum;
+        }
+        b[i].d = d;
+    }
+}
+
+/* Multiply-adds per second one thread gets from vpdpbusd when nothing else
+ * limits it (12 independent chains, register operands only): the compute
+ * limit rys bench compares the packed kernel with. */
+double quant_gemm_peak_avx512(int64_t iters) {
+    __m512i acc[12], a = _mm512_set1_epi8(1), b = _mm512_set1_epi8(2);
+    for (int i = 0; i < 12; i++) acc[i] = _mm512_set1_epi32(i);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int64_t it = 0; it < iters; it++) {
+#pragma GCC unroll 12
+        for (int i = 0; i < 12; i++) acc[i] = _mm512_dpbusd_epi32(acc[i], a, b);
+        __asm__ volatile("" : "+v"(a)); /* keep the loop from being folded */
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    __m512i s = acc[0];
+    for (int i = 1; i < 12; i++) s = _mm512_add_epi32(s, acc[i]);
+    volatile int sink = _mm512_reduce_add_epi32(s);
+    (void)sink;
+    double dt = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+    return (double)iters * 12 * 64 / dt;
+}

@@ -23,7 +23,7 @@ AVX2_FLAGS   := -mavx2 -mfma -mf16c
 AVX512_FLAGS := $(AVX2_FLAGS) -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16
 AMX_FLAGS    := $(AVX512_FLAGS) -mamx-tile -mamx-int8 -mamx-bf16
 
-LIB_SRC  := $(sort $(wildcard src/*.c src/quant/*.c src/kernels/*.c src/probes/*.c src/model/*.c src/export/*.c))
+LIB_SRC  := $(sort $(wildcard src/*.c src/quant/*.c src/kernels/*.c src/probes/*.c src/model/*.c src/export/*.c src/report/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 

@@ -1,6 +1,7 @@
-/* rys report: figures, rankings and an offline index.html from a scan database. */
+/* rys report: figures, rankings and an offline index.html from a scan
+ * database, finished or still running; --json gives scripts the rankings. */
 #include "cli/cli.h"
-#include "report.h"
+#include "report/report.h"
 #include "util.h"
 
 #include <jansson.h>
@@ -10,11 +11,13 @@
 #include <unistd.h>
 
 static void usage(void) {
-    puts("usage: rys report scan.sqlite --out DIR [--clip X] [--top K] [--json]\n"
-         "  --out DIR   write heatmaps, skylines, Pareto front (PNG + SVG) and index.html\n"
-         "  --clip X    colour clip for the heatmaps (default: 98th percentile of |delta|)\n"
-         "  --top K     rows in the ranking tables (default 15)\n"
-         "  --json      print the rankings, Pareto front and baseline for scripts");
+    puts("usage: rys report scan.sqlite [--out DIR] [--clip X] [--top K] [--json]\n"
+         "  --out DIR   write heatmaps, skylines, repeat maps, Pareto front (PNG + SVG) and DIR/index.html\n"
+         "  --clip X    colour clip of every map (default: per map, the 98th percentile of |delta|)\n"
+         "  --top K     rows per ranking (default 15)\n"
+         "  --json      print rankings, Pareto front, baseline scores and counts as JSON\n"
+         "Deltas are configuration score - baseline score; combined = math delta + EQ delta\n"
+         "(the sum over all probe sets when the scan lacks one of the two kinds).");
 }
 
 static json_t *config_json(const report_data *d, const report_config *c) {
@@ -24,6 +27,43 @@ static json_t *config_json(const report_data *d, const report_config *c) {
     for (int p = 0; p < d->n_probes; p++) json_object_set_new(dl, d->probe[p], json_real(c->delta[p]));
     json_object_set_new(o, "deltas", dl);
     return o;
+}
+
+static json_t *ranked(const report_data *d, const int *idx, int n) {
+    json_t *a = json_array();
+    for (int r = 0; r < n; r++) json_array_append_new(a, config_json(d, &d->cfg[idx[r]]));
+    return a;
+}
+
+static void print_json(const report_data *d, int top) {
+    int *idx = xmalloc(((size_t)d->n_cfg + 1) * sizeof *idx);
+    int k = top < d->n_cfg ? top : d->n_cfg;
+    json_t *o = json_object(), *base = json_object(), *per = json_object();
+    for (int p = 0; p < d->n_probes; p++) json_object_set_new(base, d->probe[p], json_real(d->baseline[p]));
+    json_object_set_new(o, "model", json_string(d->model));
+    json_object_set_new(o, "n_layers", json_integer(d->n_layers));
+    json_object_set_new(o, "counts", json_pack("{s:i, s:i, s:i, s:i, s:i, s:i}", "measured", d->n_cfg, "blocks_measured",
+                                               d->n_blocks, "blocks_possible", d->n_layers * (d->n_layers + 1) / 2,
+                                               "blocks_missing", report_blocks_missing(d), "repeats_measured",
+                                               d->n_repeats, "pending", d->n_unfinished));
+    json_object_set_new(o, "baseline", base);
+    json_object_set_new(o, "combined_is",
+                        json_string(d->math >= 0 && d->eq >= 0 ? "math delta + eq delta" : "sum of all probe deltas"));
+    report_rank_balanced(d, idx);
+    json_object_set_new(o, "balanced", ranked(d, idx, k));
+    for (int p = 0; p < d->n_probes; p++) {
+        report_rank_by(d, p, idx);
+        json_object_set_new(per, d->probe[p], ranked(d, idx, k));
+    }
+    report_rank_by(d, REPORT_COMBINED, idx);
+    json_object_set_new(per, "combined", ranked(d, idx, k));
+    json_object_set_new(o, "by_probe", per);
+    json_object_set_new(o, "pareto", ranked(d, idx, report_pareto(d, idx)));
+    char *s = json_dumps(o, JSON_INDENT(1) | JSON_REAL_PRECISION(10));
+    puts(s);
+    free(s);
+    json_decref(o);
+    free(idx);
 }
 
 int cmd_report(int argc, char **argv) {
@@ -46,47 +86,20 @@ int cmd_report(int argc, char **argv) {
     if (access(db, R_OK)) rys_die("%s: no such scan database", db);
     report_data *d = report_load(db);
     if (!d) rys_die("%s", rys_lasterr());
-    if (!d->has_baseline) rys_die("%s: the baseline is not scored yet; deltas need it (resume the scan)", db);
     if (out && report_write(d, out, clip, top)) rys_die("%s", rys_lasterr());
-    int *idx = xmalloc((size_t)(d->n_cfg + 1) * sizeof *idx);
-    report_rank_balanced(d, idx);
     if (json) {
-        json_t *o = json_object(), *bal = json_array(), *base = json_object(), *per = json_object(), *par = json_array();
-        for (int p = 0; p < d->n_probes; p++) json_object_set_new(base, d->probe[p], json_real(d->baseline[p]));
-        int k = top < d->n_cfg ? top : d->n_cfg;
-        for (int r = 0; r < k; r++) json_array_append_new(bal, config_json(d, &d->cfg[idx[r]]));
-        int *pi = xmalloc((size_t)(d->n_cfg + 1) * sizeof *pi);
-        for (int p = 0; p < d->n_probes; p++) {
-            report_rank_probe(d, p, pi);
-            json_t *a = json_array();
-            for (int r = 0; r < k; r++) json_array_append_new(a, config_json(d, &d->cfg[pi[r]]));
-            json_object_set_new(per, d->probe[p], a);
-        }
-        int nf = report_pareto(d, pi);
-        for (int r = 0; r < nf; r++) json_array_append_new(par, config_json(d, &d->cfg[pi[r]]));
-        free(pi);
-        json_object_set_new(o, "n_layers", json_integer(d->n_layers));
-        json_object_set_new(o, "measured", json_integer(d->n_cfg));
-        json_object_set_new(o, "pending", json_integer(d->n_pending));
-        json_object_set_new(o, "baseline", base);
-        json_object_set_new(o, "balanced", bal);
-        json_object_set_new(o, "by_probe", per);
-        json_object_set_new(o, "pareto", par);
-        char *s = json_dumps(o, JSON_INDENT(1));
-        puts(s);
-        free(s);
-        json_decref(o);
+        print_json(d, top);
     } else {
-        printf("%s: %d configurations measured", out, d->n_cfg);
-        if (d->n_pending) printf(", %d pending", d->n_pending);
-        printf("; open %s/index.html\n", out);
-        int k = top < d->n_cfg ? top : d->n_cfg;
-        if (k > 5) k = 5;
-        for (int r = 0; r < k; r++)
+        int *idx = xmalloc(((size_t)d->n_cfg + 1) * sizeof *idx);
+        report_rank_balanced(d, idx);
+        printf("%s/index.html: %d configurations measured", out, d->n_cfg);
+        if (d->n_unfinished) printf(", %d still pending", d->n_unfinished);
+        printf("\nbest by balanced score:\n");
+        for (int r = 0; r < d->n_cfg && r < 5; r++)
             printf("  %d. %-16s +%-3d layers  combined %+.4f  balanced z %+.3f\n", r + 1, d->cfg[idx[r]].spec,
                    d->cfg[idx[r]].extra, d->cfg[idx[r]].combined, d->cfg[idx[r]].balanced);
+        free(idx);
     }
-    free(idx);
     report_free(d);
     return 0;
 }

@@ -1,0 +1,255 @@
+/* report data: see report.h. Reads the store read-only, so a report can be
+ * made while the scan is still writing (WAL readers do not block it). */
+#include "report/report.h"
+#include "util.h"
+
+#include <math.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void report_free(report_data *d) {
+    if (!d) return;
+    free(d->cfg);
+    free(d);
+}
+
+static const char *txt(sqlite3_stmt *q, int c) {
+    const unsigned char *t = sqlite3_column_text(q, c);
+    return t ? (const char *)t : "";
+}
+
+/* The spec parsers accept only the whole spec, so "blocks:1,2;3,4" (a
+ * multi-block path) is neither a single block nor a repeat. */
+static void parse_spec(report_config *c) {
+    int a, b, used = 0;
+    c->repeat_layer = c->repeat_n = -1;
+    if (sscanf(c->spec, "repeat:%d,%d%n", &a, &b, &used) == 2 && c->spec[used] == 0) {
+        c->repeat_layer = a;
+        c->repeat_n = b;
+        c->i = c->j = -1;
+    } else if (!(sscanf(c->spec, "blocks:%d,%d%n", &a, &b, &used) == 2 && c->spec[used] == 0 && c->i == a && c->j == b)) {
+        c->i = c->j = -1;
+    }
+}
+
+report_data *report_load(const char *db_path) {
+    sqlite3 *db = NULL;
+    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
+        rys_seterr("%s: cannot open: %s", db_path, db ? sqlite3_errmsg(db) : "out of memory");
+        sqlite3_close(db);
+        return NULL;
+    }
+    sqlite3_busy_timeout(db, 10000);
+    report_data *d = xcalloc(1, sizeof *d);
+    d->math = d->eq = -1;
+    sqlite3_stmt *q = NULL, *sq = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT n_layers, model_path FROM scan_run WHERE id = 1", -1, &q, NULL) != SQLITE_OK ||
+        sqlite3_step(q) != SQLITE_ROW) {
+        rys_seterr("%s: not a rys scan database (no scan_run row)", db_path);
+        goto fail;
+    }
+    d->n_layers = sqlite3_column_int(q, 0);
+    snprintf(d->model, sizeof d->model, "%s", txt(q, 1));
+    sqlite3_finalize(q);
+    q = NULL;
+    if (d->n_layers < 1) { rys_seterr("%s: scan of %d layers", db_path, d->n_layers); goto fail; }
+    if (sqlite3_prepare_v2(db, "SELECT name, kind FROM probe_set ORDER BY position", -1, &q, NULL) != SQLITE_OK) goto sqlfail;
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        if (d->n_probes == REPORT_MAX_PROBES) { rys_seterr("%s: more than %d probe sets", db_path, REPORT_MAX_PROBES); goto fail; }
+        snprintf(d->probe[d->n_probes], sizeof d->probe[0], "%s", txt(q, 0));
+        snprintf(d->kind[d->n_probes], sizeof d->kind[0], "%s", txt(q, 1));
+        if (d->math < 0 && !strcmp(d->kind[d->n_probes], "math")) d->math = d->n_probes;
+        if (d->eq < 0 && !strncmp(d->kind[d->n_probes], "eq", 2)) d->eq = d->n_probes;
+        d->n_probes++;
+    }
+    sqlite3_finalize(q);
+    q = NULL;
+    if (d->n_probes == 0) { rys_seterr("%s: the scan has no probe sets", db_path); goto fail; }
+    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM config WHERE status != 'done'", -1, &q, NULL) != SQLITE_OK) goto sqlfail;
+    if (sqlite3_step(q) == SQLITE_ROW) d->n_unfinished = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    q = NULL;
+    if (sqlite3_prepare_v2(db, "SELECT id, spec, coalesce(i, -1), coalesce(j, -1), extra_layers FROM config "
+                               "WHERE status = 'done' ORDER BY sweep_order, id", -1, &q, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(db, "SELECT score FROM score WHERE config_id = ? AND probe = ?", -1, &sq, NULL) != SQLITE_OK)
+        goto sqlfail;
+    int cap = 64;
+    d->cfg = xcalloc((size_t)cap, sizeof *d->cfg);
+    double base[REPORT_MAX_PROBES];
+    while (sqlite3_step(q) == SQLITE_ROW) {
+        report_config c = {0};
+        snprintf(c.spec, sizeof c.spec, "%s", txt(q, 1));
+        c.i = sqlite3_column_int(q, 2);
+        c.j = sqlite3_column_int(q, 3);
+        c.extra = sqlite3_column_int(q, 4);
+        bool complete = true;
+        for (int p = 0; p < d->n_probes; p++) {
+            sqlite3_reset(sq);
+            sqlite3_bind_int64(sq, 1, sqlite3_column_int64(q, 0));
+            sqlite3_bind_text(sq, 2, d->probe[p], -1, SQLITE_STATIC);
+            if (sqlite3_step(sq) == SQLITE_ROW) c.delta[p] = sqlite3_column_double(sq, 0);
+            else complete = false;
+        }
+        /* done without every score cannot come from store_save_result; count it as missing, never as 0 */
+        if (!complete) { d->n_unfinished++; continue; }
+        if (!strcmp(c.spec, "baseline")) {
+            memcpy(base, c.delta, sizeof base);
+            d->has_baseline = true;
+            continue;
+        }
+        parse_spec(&c);
+        if (c.i >= 0 && (c.i >= c.j || c.j > d->n_layers)) c.i = c.j = -1;
+        if (c.repeat_layer >= d->n_layers || c.repeat_n < 2) c.repeat_layer = c.repeat_n = -1;
+        if (d->n_cfg == cap) { cap *= 2; d->cfg = xrealloc(d->cfg, (size_t)cap * sizeof *d->cfg); }
+        d->cfg[d->n_cfg++] = c;
+    }
+    sqlite3_finalize(sq);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    if (!d->has_baseline) {
+        rys_seterr("%s: the baseline is not scored yet, and every delta needs it (resume the scan)", db_path);
+        report_free(d);
+        return NULL;
+    }
+    for (int p = 0; p < d->n_probes; p++) d->baseline[p] = base[p];
+    for (int k = 0; k < d->n_cfg; k++) {
+        report_config *c = &d->cfg[k];
+        for (int p = 0; p < d->n_probes; p++) c->delta[p] -= base[p];
+        if (c->i >= 0) d->n_blocks++;
+        if (c->repeat_n >= 2) d->n_repeats++;
+    }
+    report_derive(d);
+    return d;
+sqlfail:
+    rys_seterr("%s: %s", db_path, sqlite3_errmsg(db));
+fail:
+    sqlite3_finalize(sq);
+    sqlite3_finalize(q);
+    sqlite3_close(db);
+    report_free(d);
+    return NULL;
+}
+
+void report_derive(report_data *d) {
+    bool pair = d->math >= 0 && d->eq >= 0;
+    double mean[REPORT_MAX_PROBES], sd[REPORT_MAX_PROBES];
+    for (int p = 0; p < d->n_probes; p++) {
+        double s = 0, ss = 0;
+        for (int k = 0; k < d->n_cfg; k++) s += d->cfg[k].delta[p];
+        mean[p] = d->n_cfg ? s / d->n_cfg : 0;
+        for (int k = 0; k < d->n_cfg; k++) ss += (d->cfg[k].delta[p] - mean[p]) * (d->cfg[k].delta[p] - mean[p]);
+        sd[p] = d->n_cfg ? sqrt(ss / d->n_cfg) : 0;
+        if (sd[p] < 1e-12) sd[p] = 1;
+    }
+    for (int k = 0; k < d->n_cfg; k++) {
+        report_config *c = &d->cfg[k];
+        c->combined = c->balanced = 0;
+        for (int p = 0; p < d->n_probes; p++) {
+            if (pair && p != d->math && p != d->eq) continue;
+            c->combined += c->delta[p];
+            c->balanced += (c->delta[p] - mean[p]) / sd[p];
+        }
+    }
+}
+
+double report_value(const report_config *c, int p) {
+    return p == REPORT_COMBINED ? c->combined : c->delta[p];
+}
+
+/* 1 when a should come after b, -1 before, 0 tie; descending v, then the
+ * shared tie rules. */
+static int order(const report_data *d, const report_config *a, const report_config *b, double va, double vb) {
+    if (va != vb) return va < vb ? 1 : -1;
+    if (d->eq >= 0 && a->delta[d->eq] != b->delta[d->eq]) return a->delta[d->eq] < b->delta[d->eq] ? 1 : -1;
+    if (d->math >= 0 && a->delta[d->math] != b->delta[d->math]) return a->delta[d->math] < b->delta[d->math] ? 1 : -1;
+    if (a->extra != b->extra) return a->extra > b->extra ? 1 : -1;
+    return 0;
+}
+
+typedef struct { const report_data *d; int p; bool balanced; } rank_ctx;
+
+static int cmp_rank(const void *x, const void *y, void *vctx) {
+    const rank_ctx *r = vctx;
+    int ia = *(const int *)x, ib = *(const int *)y;
+    const report_config *a = &r->d->cfg[ia], *b = &r->d->cfg[ib];
+    double va = r->balanced ? a->balanced : report_value(a, r->p);
+    double vb = r->balanced ? b->balanced : report_value(b, r->p);
+    int o = order(r->d, a, b, va, vb);
+    return o ? o : ia - ib;     /* sweep order last, so the result is deterministic */
+}
+
+void report_rank_balanced(const report_data *d, int *idx) {
+    rank_ctx r = {d, 0, true};
+    for (int k = 0; k < d->n_cfg; k++) idx[k] = k;
+    qsort_r(idx, (size_t)d->n_cfg, sizeof *idx, cmp_rank, &r);
+}
+
+void report_rank_by(const report_data *d, int p, int *idx) {
+    rank_ctx r = {d, p, false};
+    for (int k = 0; k < d->n_cfg; k++) idx[k] = k;
+    qsort_r(idx, (size_t)d->n_cfg, sizeof *idx, cmp_rank, &r);
+}
+
+static int cmp_extra(const void *x, const void *y, void *vd) {
+    const report_data *d = vd;
+    const report_config *a = &d->cfg[*(const int *)x], *b = &d->cfg[*(const int *)y];
+    if (a->extra != b->extra) return a->extra - b->extra;
+    return *(const int *)x - *(const int *)y;
+}
+
+int report_pareto(const report_data *d, int *front) {
+    int n = 0;
+    for (int k = 0; k < d->n_cfg; k++) {
+        const report_config *c = &d->cfg[k];
+        bool dominated = false;
+        for (int o = 0; o < d->n_cfg && !dominated; o++) {
+            const report_config *x = &d->cfg[o];
+            dominated = o != k && x->combined >= c->combined && x->extra <= c->extra &&
+                        (x->combined > c->combined || x->extra < c->extra);
+        }
+        if (!dominated) front[n++] = k;
+    }
+    qsort_r(front, (size_t)n, sizeof *front, cmp_extra, (void *)d);
+    return n;
+}
+
+static bool in_family(const report_config *c, report_family fam) {
+    return fam == REPORT_BLOCKS ? c->i >= 0 : c->repeat_n >= 2;
+}
+
+int report_best(const report_data *d, int p, report_family fam) {
+    int best = -1;
+    for (int k = 0; k < d->n_cfg; k++) {
+        const report_config *c = &d->cfg[k];
+        if (!in_family(c, fam)) continue;
+        if (best < 0 || order(d, c, &d->cfg[best], report_value(c, p), report_value(&d->cfg[best], p)) < 0) best = k;
+    }
+    return best;
+}
+
+static int cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+double report_clip(const report_data *d, int p, report_family fam) {
+    double *v = xmalloc(((size_t)d->n_cfg + 1) * sizeof *v);
+    int n = 0;
+    for (int k = 0; k < d->n_cfg; k++)
+        if (in_family(&d->cfg[k], fam)) v[n++] = fabs(report_value(&d->cfg[k], p));
+    double clip = 0;
+    if (n) {
+        qsort(v, (size_t)n, sizeof *v, cmp_double);
+        double pos = 0.98 * (n - 1);
+        int lo = (int)floor(pos), hi = lo + 1 < n ? lo + 1 : lo;
+        clip = v[lo] + (pos - lo) * (v[hi] - v[lo]);
+    }
+    free(v);
+    return clip > 1e-9 ? clip : 1e-9;
+}
+
+int report_blocks_missing(const report_data *d) {
+    return d->n_layers * (d->n_layers + 1) / 2 - d->n_blocks;
+}

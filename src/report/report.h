@@ -1,0 +1,124 @@
+/* report: a scan database turned into what a person reads: heatmaps of score
+ * deltas over (start i, end j), skylines, repeat maps, rankings, the Pareto
+ * front of extra layers against combined delta, and an offline index.html.
+ *
+ * The numbers (report.c: loading, deltas, z-score ranking, Pareto front,
+ * clip) are pure functions of the loaded data so tests check them by hand;
+ * the drawing (plot.c) exposes its layout so tests can find a cell's pixel;
+ * html.c writes the figures and the page that shows them.
+ *
+ * Definitions (the RYS reference's, where it has one):
+ *   delta     = configuration score - baseline score, per probe set.
+ *   combined  = math delta + EQ delta when the scan has both kinds (the first
+ *               probe set of kind "math" and the first of kind "eq*"),
+ *               otherwise the sum of every probe set's delta.
+ *   balanced  = z(math delta) + z(EQ delta) over all measured non-baseline
+ *               configurations, population std (below 1e-12 counts as 1);
+ *               without both kinds, the sum of z over every probe set.
+ * Rankings sort descending, ties broken by the EQ delta, then the math delta,
+ * then fewer extra layers. */
+#ifndef RYS_REPORT_H
+#define RYS_REPORT_H
+
+#include <stdbool.h>
+
+#define REPORT_MAX_PROBES 8
+
+typedef struct {
+    char spec[64];
+    int i, j;                   /* "blocks:i,j": bounds; else -1 */
+    int repeat_layer, repeat_n; /* "repeat:L,r": L and r; else -1 */
+    int extra;                  /* extra layers over the baseline path */
+    double delta[REPORT_MAX_PROBES];
+    double combined;
+    double balanced;
+} report_config;
+
+typedef struct {
+    int n_layers;
+    char model[256];
+    int n_probes;
+    char probe[REPORT_MAX_PROBES][64];
+    char kind[REPORT_MAX_PROBES][16];
+    int math, eq;               /* probe indices behind combined/balanced, -1 if absent */
+    double baseline[REPORT_MAX_PROBES];
+    bool has_baseline;
+    report_config *cfg;         /* measured non-baseline configurations, sweep order */
+    int n_cfg;
+    int n_blocks, n_repeats;    /* how many of cfg are single blocks / repeats */
+    int n_unfinished;           /* configurations in the store not done (pending or running) */
+} report_data;
+
+/* What a ranking or a clip looks at: one probe set's delta, or combined. */
+#define REPORT_COMBINED (-1)
+
+/* Which configurations a figure shows. */
+typedef enum { REPORT_BLOCKS, REPORT_REPEATS } report_family;
+
+/* Reads the done configurations of a scan database (read-only) and computes
+ * deltas, combined and balanced scores. NULL + error when the file is not a
+ * scan database or the baseline has not been scored yet. */
+report_data *report_load(const char *db_path);
+void report_free(report_data *d);
+/* Fills combined and balanced from the deltas (report_load calls it; tests
+ * that build report_data by hand call it too). */
+void report_derive(report_data *d);
+
+/* A value of one configuration: delta of probe p, or combined. */
+double report_value(const report_config *c, int p);
+/* idx[0..n_cfg) = configurations by balanced score, best first. */
+void report_rank_balanced(const report_data *d, int *idx);
+/* idx[0..n_cfg) = configurations by report_value(p), best first. */
+void report_rank_by(const report_data *d, int p, int *idx);
+/* The Pareto front over all configurations: one is on it when no other has
+ * >= combined delta and <= extra layers with one of the two strict. Returns
+ * the count; front[] gets indices sorted by extra layers. */
+int report_pareto(const report_data *d, int *front);
+/* The best configuration of a family by report_value(p) under the ranking's
+ * tie rules, or -1 if the family has none. */
+int report_best(const report_data *d, int p, report_family fam);
+/* The heatmap colour clip: the 98th percentile (linear interpolation) of
+ * |report_value(p)| over the family, at least 1e-9. */
+double report_clip(const report_data *d, int p, report_family fam);
+/* Single blocks not measured: N(N+1)/2 - n_blocks. */
+int report_blocks_missing(const report_data *d);
+
+/* ---- figures (plot.c) ----------------------------------------------------- */
+
+/* Mask colour: below/on the diagonal and unmeasured cells. */
+extern const double report_mask_rgb[3];
+/* Diverging map: blue (worse) - white (0) - red (better), clipped at +-clip. */
+void report_colour(double delta, double clip, double rgb[3]);
+
+/* The geometry of a grid figure, shared by drawing and tests: cell (row r,
+ * column c) covers [x0 + c*cell, +cell) x [y0 + r*cell, +cell). */
+typedef struct {
+    double x0, y0, cell;
+    int rows, cols;
+    double bar_h;               /* colour bar height */
+    int width, height;          /* the whole figure, pixels */
+} report_grid;
+
+/* Block heatmap: rows = start layer i (0..N-1), columns = end layer j (1..N). */
+report_grid report_heat_layout(int n_layers);
+void report_heat_cell_centre(const report_grid *g, int i, int j, double *x, double *y);
+/* Repeat map: rows = repeat count r (2..max_r), columns = layer L (0..N-1). */
+report_grid report_repeat_layout(int n_layers, int max_r);
+void report_repeat_cell_centre(const report_grid *g, int layer, int r, double *x, double *y);
+/* Largest repeat count among the measured repeats (at least 2). */
+int report_max_repeat(const report_data *d);
+
+/* Each writes DIR/NAME.png and DIR/NAME.svg; 0, or -1 with the error set.
+ * clip <= 0: report_clip() of the figure's family; the figure states which. */
+int report_plot_heatmap(const report_data *d, int p, double clip, const char *dir, const char *name);
+int report_plot_repeats(const report_data *d, int p, double clip, const char *dir, const char *name);
+int report_plot_skyline(const report_data *d, int p, const char *dir, const char *name);
+int report_plot_pareto(const report_data *d, const char *dir, const char *name);
+
+/* ---- everything (html.c) --------------------------------------------------- */
+
+/* Writes every figure and DIR/index.html (DIR created if missing). clip > 0
+ * overrides the per-figure clip; top_k rows per ranking table. */
+int report_write(const report_data *d, const char *dir, double clip, int top_k);
+
+#endif

@@ -1,6 +1,11 @@
 /* forward: the forward pass, read top to bottom in forward_layers().
  * Activations are f32; matrix products go through quant_matmul, which
  * quantizes activations to the weight's partner format (as llama.cpp does).
+ * Where llama.cpp rounds on purpose (fp16 KV cache, queries and attention
+ * weights in fp16, RoPE angles stepped in f32, GELU through fp16) we round
+ * the same way, so our logits stay within float-summation noise of its:
+ * any other rounding is as accurate but diverges from it by a few percent
+ * after a few dozen layers.
  * Large batches are cut into micro-batches of UBATCH tokens so scratch stays
  * small; within a micro-batch every token's K/V is written before attention
  * reads the cache, so causal order holds as long as a sequence's tokens come
@@ -22,7 +27,7 @@ struct forward_ctx {
     /* scratch for one micro-batch */
     float *x, *xn, *q, *k, *v, *att, *o, *gate, *up;
     float *scores;              /* [n_threads][n_ctx] attention scratch */
-    double *inv_freq, *inv_freq_local;  /* RoPE frequencies, [rope_dims/2] */
+    float *rope_cs;             /* [UBATCH][rope_dims] cos, sin of the micro-batch's positions */
 };
 
 static void kv_free(kv_cache *kv) {
@@ -42,7 +47,7 @@ forward_ctx *forward_new(const model *m, const layer_path *path, int n_seq, int 
         }
     int kv_dim = hp->n_head_kv * hp->head_dim;
     size_t slot = (size_t)n_seq * (size_t)n_ctx * (size_t)kv_dim;
-    if (slot > ((size_t)1 << 36) / sizeof(float)) { rys_seterr("forward: KV cache of %d x %d positions is too large", n_seq, n_ctx); return NULL; }
+    if (slot > ((size_t)1 << 36) / sizeof(uint16_t)) { rys_seterr("forward: KV cache of %d x %d positions is too large", n_seq, n_ctx); return NULL; }
     forward_ctx *f = xcalloc(1, sizeof *f);
     f->m = m;
     path_copy(path, &f->path);
@@ -57,8 +62,8 @@ forward_ctx *forward_new(const model *m, const layer_path *path, int n_seq, int 
     kv->owned = xcalloc((size_t)path->n, sizeof *kv->owned);
     for (int p = 0; p < path->n; p++) {
         /* calloc of large blocks maps zero pages lazily: untouched positions cost no RAM */
-        kv->k[p] = xcalloc(slot, sizeof(float));
-        kv->v[p] = xcalloc(slot, sizeof(float));
+        kv->k[p] = xcalloc(slot, sizeof(uint16_t));
+        kv->v[p] = xcalloc(slot, sizeof(uint16_t));
         kv->owned[p] = true;
     }
     int q_dim = hp->n_head * hp->head_dim;
@@ -73,13 +78,7 @@ forward_ctx *forward_new(const model *m, const layer_path *path, int n_seq, int 
     f->gate = xmalloc(U * hp->ffn_dim * sizeof(float));
     f->up = xmalloc(U * hp->ffn_dim * sizeof(float));
     f->scores = xmalloc((size_t)pool_size(pool) * n_ctx * sizeof(float));
-    int half = hp->rope_dims / 2;
-    f->inv_freq = xmalloc(half * sizeof(double));
-    f->inv_freq_local = xmalloc(half * sizeof(double));
-    for (int i = 0; i < half; i++) {
-        f->inv_freq[i] = pow(hp->rope_base, -2.0 * i / hp->rope_dims) * hp->rope_scale;
-        f->inv_freq_local[i] = pow(hp->rope_base_local, -2.0 * i / hp->rope_dims);
-    }
+    f->rope_cs = xmalloc(U * (size_t)hp->rope_dims * sizeof(float));
     return f;
 }
 
@@ -88,8 +87,7 @@ void forward_free(forward_ctx *f) {
     kv_free(&f->kv);
     path_free(&f->path);
     free(f->x); free(f->xn); free(f->q); free(f->k); free(f->v);
-    free(f->att); free(f->o); free(f->gate); free(f->up); free(f->scores);
-    free(f->inv_freq); free(f->inv_freq_local);
+    free(f->att); free(f->o); free(f->gate); free(f->up); free(f->scores); free(f->rope_cs);
     free(f);
 }
 
@@ -102,7 +100,7 @@ int forward_copy_seq(forward_ctx *f, int src, int dst, int n_pos) {
         rys_seterr("forward: cannot copy %d positions from sequence %d to %d", n_pos, src, dst);
         return -1;
     }
-    size_t row = (size_t)kv->n_ctx * kv->kv_dim, bytes = (size_t)n_pos * kv->kv_dim * sizeof(float);
+    size_t row = (size_t)kv->n_ctx * kv->kv_dim, bytes = (size_t)n_pos * kv->kv_dim * sizeof(uint16_t);
     for (int p = 0; p < kv->n_slots; p++) {
         memcpy(kv->k[p] + dst * row, kv->k[p] + src * row, bytes);
         memcpy(kv->v[p] + dst * row, kv->v[p] + src * row, bytes);
@@ -126,24 +124,36 @@ int forward_share_slot(forward_ctx *f, int slot, const forward_ctx *src, int src
 }
 
 size_t forward_kv_bytes(const forward_ctx *f) {
-    return (size_t)2 * f->kv.n_slots * f->kv.n_seq * f->kv.n_ctx * f->kv.kv_dim * sizeof(float);
+    return (size_t)2 * f->kv.n_slots * f->kv.n_seq * f->kv.n_ctx * f->kv.kv_dim * sizeof(uint16_t);
 }
 
 /* ---- elementwise pieces ---------------------------------------------------- */
 
+/* Squares summed in double, the mean and scale in f32, as ggml's rms_norm. */
 static void rmsnorm(float *out, const float *x, const float *w, int n, float eps) {
     double ss = 0;
-    for (int i = 0; i < n; i++) ss += (double)x[i] * x[i];
-    float scale = (float)(1.0 / sqrt(ss / n + eps));
+    for (int i = 0; i < n; i++) ss += (double)(x[i] * x[i]);
+    float mean = (float)(ss / n), scale = 1.0f / sqrtf(mean + eps);
     for (int i = 0; i < n; i++) out[i] = x[i] * scale * w[i];
 }
 
-/* Rotate the first rope_dims of one head vector at position pos. */
-static void rope(float *v, int pos, int rope_dims, const double *inv_freq, enum rope_kind kind) {
+/* cos and sin of the rope_dims/2 angles at position pos: pos * base^(-2i/d),
+ * each angle the previous one times a constant in f32, as ggml steps them
+ * (its rounding is what llama.cpp's rotations use). */
+static void rope_angles(float *cs, int pos, int rope_dims, float base, float freq_scale) {
+    int half = rope_dims / 2;
+    float theta_scale = powf(base, -2.0f / (float)rope_dims), theta = (float)pos;
+    for (int i = 0; i < half; i++, theta *= theta_scale) {
+        cs[i] = cosf(freq_scale * theta);
+        cs[half + i] = sinf(freq_scale * theta);
+    }
+}
+
+/* Rotate the first rope_dims of one head vector by the angles rope_angles made. */
+static void rope(float *v, const float *cs, int rope_dims, enum rope_kind kind) {
     int half = rope_dims / 2;
     for (int i = 0; i < half; i++) {
-        double th = pos * inv_freq[i];
-        float c = (float)cos(th), s = (float)sin(th);
+        float c = cs[i], s = cs[half + i];
         int a = kind == ROPE_NEOX ? i : 2 * i;
         int b = kind == ROPE_NEOX ? i + half : 2 * i + 1;
         float x0 = v[a], x1 = v[b];
@@ -152,9 +162,13 @@ static void rope(float *v, int pos, int rope_dims, const double *inv_freq, enum 
     }
 }
 
+/* GELU (tanh form) of x rounded to fp16, rounded to fp16: ggml's table. */
 static float gelu_tanh(float x) {
+    if (x <= -10.0f) return 0.0f;
+    if (x >= 10.0f) return x;
     const float k = 0.7978845608028654f;   /* sqrt(2/pi) */
-    return 0.5f * x * (1.0f + tanhf(k * (x + 0.044715f * x * x * x)));
+    x = quant_fp16_round(x);
+    return quant_fp16_round(0.5f * x * (1.0f + tanhf(k * x * (1.0f + 0.044715f * x * x))));
 }
 
 /* ---- attention -------------------------------------------------------------- */
@@ -184,23 +198,21 @@ static void attn_worker(void *ctx, int ith, int nth) {
         if (J->sliding && hp->sliding_window > 0 && pos - hp->sliding_window + 1 > 0) first = pos - hp->sliding_window + 1;
         const float *qv = f->q + (size_t)t * q_dim + h * hd;
         size_t base = (size_t)s * kv->n_ctx * kv->kv_dim + (size_t)(h / group) * hd;
-        const float *K = kv->k[J->slot] + base, *V = kv->v[J->slot] + base;
+        const uint16_t *K = kv->k[J->slot] + base, *V = kv->v[J->slot] + base;
         float mx = -INFINITY;
         for (int j = first; j <= pos; j++) {
-            const float *kj = K + (size_t)j * kv->kv_dim;
-            float d = quant_dot_f32(qv, kj, hd) * hp->attn_scale;
+            float d = quant_dot_f16(K + (size_t)j * kv->kv_dim, qv, hd) * hp->attn_scale;
             sc[j] = d;
             if (d > mx) mx = d;
         }
-        float sum = 0;
+        double sum = 0;
         for (int j = first; j <= pos; j++) { sc[j] = expf(sc[j] - mx); sum += sc[j]; }
-        float inv = 1.0f / sum;
+        float inv = (float)(1.0 / sum);
         float *out = f->att + (size_t)t * q_dim + h * hd;
         memset(out, 0, hd * sizeof(float));
-        for (int j = first; j <= pos; j++) {
-            const float *vj = V + (size_t)j * kv->kv_dim;
-            quant_axpy_f32(out, sc[j] * inv, vj, hd);
-        }
+        /* the weights in fp16: llama.cpp multiplies them with the fp16 V so */
+        for (int j = first; j <= pos; j++)
+            quant_axpy_f16(out, quant_fp16_round(sc[j] * inv), V + (size_t)j * kv->kv_dim, hd);
     }
 }
 
@@ -224,7 +236,6 @@ static void run_layers(forward_ctx *f, const fwd_batch *b, int t0, int n, float 
         quant_matmul(&L->wq, f->xn, n, f->q, f->pool);
         quant_matmul(&L->wk, f->xn, n, f->k, f->pool);
         quant_matmul(&L->wv, f->xn, n, f->v, f->pool);
-        const double *freq = L->sliding ? f->inv_freq_local : f->inv_freq;
         for (int t = 0; t < n; t++) {
             float *qt = f->q + (size_t)t * q_dim, *kt = f->k + (size_t)t * kv_dim, *vt = f->v + (size_t)t * kv_dim;
             if (L->bq) {
@@ -232,17 +243,24 @@ static void run_layers(forward_ctx *f, const fwd_batch *b, int t0, int n, float 
                 for (int i = 0; i < kv_dim; i++) { kt[i] += L->bk[i]; vt[i] += L->bv[i]; }
             }
             int pos = b->pos[t0 + t];
+            float *cs = f->rope_cs + (size_t)t * hp->rope_dims;
+            if (L->sliding) rope_angles(cs, pos, hp->rope_dims, hp->rope_base_local, 1.0f);
+            else rope_angles(cs, pos, hp->rope_dims, hp->rope_base, hp->rope_scale);
             for (int h = 0; h < hp->n_head; h++) {
                 if (L->q_norm) rmsnorm(qt + h * hd, qt + h * hd, L->q_norm, hd, hp->rms_eps);
-                rope(qt + h * hd, pos, hp->rope_dims, freq, hp->rope);
+                rope(qt + h * hd, cs, hp->rope_dims, hp->rope);
             }
+            /* queries meet the fp16 keys in fp16, as in llama.cpp */
+            for (int i = 0; i < q_dim; i++) qt[i] = quant_fp16_round(qt[i]);
             for (int h = 0; h < hp->n_head_kv; h++) {
                 if (L->k_norm) rmsnorm(kt + h * hd, kt + h * hd, L->k_norm, hd, hp->rms_eps);
-                rope(kt + h * hd, pos, hp->rope_dims, freq, hp->rope);
+                rope(kt + h * hd, cs, hp->rope_dims, hp->rope);
             }
             size_t at = ((size_t)b->seq[t0 + t] * kv->n_ctx + pos) * kv_dim;
-            memcpy(kv->k[slot] + at, kt, kv_dim * sizeof(float));
-            memcpy(kv->v[slot] + at, vt, kv_dim * sizeof(float));
+            for (int i = 0; i < kv_dim; i++) {
+                kv->k[slot][at + i] = quant_f32_to_fp16(kt[i]);
+                kv->v[slot][at + i] = quant_f32_to_fp16(vt[i]);
+            }
         }
         attn_job job = {f, b, t0, n, slot, L->sliding};
         pool_run(f->pool, attn_worker, &job);

@@ -16,11 +16,13 @@
 #include "pool.h"
 
 /* KV cache: one slot per path position, each [n_seq][n_ctx][kv_dim] for K and
- * V. A slot's buffers may be borrowed from another cache (owned[p] false):
- * the scanner lets a configuration share the baseline's prefix slots. */
+ * V, in fp16 like llama.cpp's default cache (half the memory of f32, and its
+ * rounding is part of the numbers we match). A slot's buffers may be borrowed
+ * from another cache (owned[p] false): the scanner lets a configuration share
+ * the baseline's prefix slots. */
 typedef struct {
     int n_slots, n_seq, n_ctx, kv_dim;
-    float **k, **v;
+    uint16_t **k, **v;
     bool *owned;
 } kv_cache;
 

@@ -192,7 +192,7 @@ done:
 /* The part of the borrowed slots a configuration may overwrite: positions at
  * and after each prompt's end. Saved before and restored after, so the
  * baseline's cache stays intact for the next configuration. */
-typedef struct { float *k, *v; } gen_region;
+typedef struct { uint16_t *k, *v; } gen_region;
 
 static void regions(baseline_run *b, int k, gen_region *save, bool restore) {
     const kv_cache *kv = forward_kv(b->f);
@@ -201,11 +201,11 @@ static void regions(baseline_run *b, int k, gen_region *save, bool restore) {
         for (int s = 0; s < b->n; s++) {
             size_t at = ((size_t)s * kv->n_ctx + b->lens[s]) * kv->kv_dim, off = ((size_t)p * b->n + s) * per;
             if (restore) {
-                memcpy(kv->k[p] + at, save->k + off, per * sizeof(float));
-                memcpy(kv->v[p] + at, save->v + off, per * sizeof(float));
+                memcpy(kv->k[p] + at, save->k + off, per * sizeof(uint16_t));
+                memcpy(kv->v[p] + at, save->v + off, per * sizeof(uint16_t));
             } else {
-                memcpy(save->k + off, kv->k[p] + at, per * sizeof(float));
-                memcpy(save->v + off, kv->v[p] + at, per * sizeof(float));
+                memcpy(save->k + off, kv->k[p] + at, per * sizeof(uint16_t));
+                memcpy(save->v + off, kv->v[p] + at, per * sizeof(uint16_t));
             }
         }
 }
@@ -218,7 +218,7 @@ int baseline_run_config(baseline_run *b, const layer_path *path, gen_output *out
     if (!f) return -1;
     for (int p = 0; p < k; p++) forward_share_slot(f, p, b->f, p);
     size_t per = (size_t)b->n_predict * forward_kv(b->f)->kv_dim * n * (k ? k : 1);
-    gen_region save = {xmalloc(per * sizeof(float)), xmalloc(per * sizeof(float))};
+    gen_region save = {xmalloc(per * sizeof(uint16_t)), xmalloc(per * sizeof(uint16_t))};
     regions(b, k, &save, false);
 
     int total = 0;

@@ -72,12 +72,14 @@ float quant_dot_f16_avx2(int64_t n, const void *w, const void *x) {
     return s;
 }
 
-void quant_axpy_f32_avx2(int64_t n, float a, const float *x, float *y) {
+void quant_axpy_f16_avx2(int64_t n, float a, const uint16_t *x, float *y) {
     __m256 va = _mm256_set1_ps(a);
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
-    for (; i < n; i++) y[i] = fmaf(a, x[i], y[i]);
+    for (; i + 8 <= n; i += 8) {
+        __m256 v = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i)));
+        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, v, _mm256_loadu_ps(y + i)));
+    }
+    for (; i < n; i++) y[i] = fmaf(a, quant_fp16_to_f32(x[i]), y[i]);
 }
 
 static inline __m256 load_bf16(const uint16_t *p) {
@@ -120,9 +122,10 @@ float quant_dot_bf16_avx2(int64_t n, const void *w, const void *x) {
         }                                                                                           \
     }
 
-/* Legacy formats: per block and activation row, d_w * d_x * <q, x> goes to a
- * vector accumulator, the offset (-8/-16 times d_w) or minimum times the
- * activation block's scaled sum s_x to a scalar one. */
+/* Legacy formats: per block and activation row, d_w * d_x * <q - offset, x>
+ * goes to a vector accumulator (the offset of Q4_0/Q5_0 taken off in
+ * integers, exactly, as llama.cpp does), the minimum of Q4_1/Q5_1 times the
+ * activation block's fp16 scaled sum s_x to a scalar one. */
 enum legacy_kind { LK_Q4_0, LK_Q4_1, LK_Q5_0, LK_Q5_1, LK_Q8_0 };
 
 ALWAYS_INLINE void legacy_dot(enum legacy_kind kind, int64_t n, const void *w, const void *x, size_t xs, int nx,
@@ -139,12 +142,13 @@ ALWAYS_INLINE void legacy_dot(enum legacy_kind kind, int64_t n, const void *w, c
     for (int64_t i = 0; i < n / QK_LEGACY; i++, wb += block_bytes[kind]) {
         __m256i q;
         float dw, coef = 0; /* coef: what multiplies s_x */
+        int offset = 0;
         switch (kind) {
         case LK_Q4_0: {
             const block_q4_0 *b = (const block_q4_0 *)wb;
             q = unpack_nibbles(b->qs);
             dw = _cvtsh_ss(b->d);
-            coef = -8.0f * dw;
+            offset = 8;
             break;
         }
         case LK_Q4_1: {
@@ -158,7 +162,7 @@ ALWAYS_INLINE void legacy_dot(enum legacy_kind kind, int64_t n, const void *w, c
             const block_q5_0 *b = (const block_q5_0 *)wb;
             q = _mm256_or_si256(unpack_nibbles(b->qs), q5_high_bits(b->qh));
             dw = _cvtsh_ss(b->d);
-            coef = -16.0f * dw;
+            offset = 16;
             break;
         }
         case LK_Q5_1: {
@@ -182,9 +186,11 @@ ALWAYS_INLINE void legacy_dot(enum legacy_kind kind, int64_t n, const void *w, c
             const block_q8a *a = (const block_q8a *)((const uint8_t *)x + (size_t)c * xs) + i;
             __m256i y = load256(a->qs);
             if (kind == LK_Q8_0) y = _mm256_sign_epi8(y, q);
-            __m256 p = _mm256_cvtepi32_ps(dot_u8s8(u, y));
-            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a->d), p, acc[c]);
-            if (kind != LK_Q8_0) extra[c] += coef * a->s;
+            __m256i iy = dot_u8s8(u, y);
+            if (offset)
+                iy = _mm256_sub_epi32(iy, _mm256_mullo_epi32(dot_u8s8(_mm256_set1_epi8(1), y), _mm256_set1_epi32(offset)));
+            acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(dw * a->d), _mm256_cvtepi32_ps(iy), acc[c]);
+            if (coef != 0) extra[c] += coef * a->s;
         }
     }
     for (int c = 0; c < nx; c++) out[c] = hsum_ps(acc[c]) + extra[c];

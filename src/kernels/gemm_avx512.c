@@ -231,28 +231,27 @@ void quant_act_q8a_avx512(const float *x, void *dst, int64_t n) {
     block_q8a *b = dst;
     for (int64_t i = 0; i < n / QK_LEGACY; i++, x += QK_LEGACY) {
         float amax = abs_max(x, QK_LEGACY);
-        float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+        float d = amax / 127.0f, id = amax > 0 ? 127.0f / amax : 0.0f;
         int s0, s1;
         __m512i q0 = quantize16(x, _mm512_set1_ps(id), &s0), q1 = quantize16(x + 16, _mm512_set1_ps(id), &s1);
         _mm_storeu_si128((__m128i *)b[i].qs, _mm512_cvtepi32_epi8(q0));
         _mm_storeu_si128((__m128i *)(b[i].qs + 16), _mm512_cvtepi32_epi8(q1));
-        b[i].d = d;
-        b[i].s = d * (float)(s0 + s1);
+        b[i].d = quant_fp16_round(d);
+        b[i].s = quant_fp16_round(d * (float)(s0 + s1));
     }
 }
 
 void quant_act_q8_K_avx512(const float *x, void *dst, int64_t n) {
     block_q8_K *b = dst;
     for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
-        float amax = abs_max(x, QK_K);
-        float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+        float iscale = quant_q8_K_iscale(x);
         for (int g = 0; g < QK_K / 16; g++) {
             int sum;
-            __m512i q = quantize16(x + 16 * g, _mm512_set1_ps(id), &sum);
+            __m512i q = quantize16(x + 16 * g, _mm512_set1_ps(iscale), &sum);
             _mm_storeu_si128((__m128i *)(b[i].qs + 16 * g), _mm512_cvtepi32_epi8(q));
             b[i].bsums[g] = (int16_t)sum;
         }
-        b[i].d = d;
+        b[i].d = iscale != 0 ? 1 / iscale : 0;
     }
 }
 

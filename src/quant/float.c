@@ -93,6 +93,6 @@ FLOAT_DOT(quant_dot_f32_portable, float, LOAD_F32)
 FLOAT_DOT(quant_dot_f16_portable, uint16_t, quant_fp16_to_f32)
 FLOAT_DOT(quant_dot_bf16_portable, uint16_t, quant_bf16_to_f32)
 
-void quant_axpy_f32_portable(int64_t n, float a, const float *x, float *y) {
-    for (int64_t i = 0; i < n; i++) y[i] += a * x[i];
+void quant_axpy_f16_portable(int64_t n, float a, const uint16_t *x, float *y) {
+    for (int64_t i = 0; i < n; i++) y[i] += a * quant_fp16_to_f32(x[i]);
 }

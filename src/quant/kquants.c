@@ -108,21 +108,30 @@ void quant_dequant_q8_K(const void *src, float *dst, int64_t n) {
 void quant_act_q8_K(const float *x, void *dst, int64_t n) {
     block_q8_K *b = dst;
     for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
-        float amax = 0;
-        for (int j = 0; j < QK_K; j++) amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax; /* no libm call */
-        float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+        float iscale = quant_q8_K_iscale(x);
         for (int g = 0; g < QK_K / 16; g++) {
             int sum = 0;
             for (int l = 0; l < 16; l++) {
-                int q = (int)lrintf(x[16 * g + l] * id);
+                int q = (int)lrintf(x[16 * g + l] * iscale);
                 q = q > 127 ? 127 : q < -127 ? -127 : q;
                 b[i].qs[16 * g + l] = (int8_t)q;
                 sum += q;
             }
             b[i].bsums[g] = (int16_t)sum;
         }
-        b[i].d = d;
+        b[i].d = iscale != 0 ? 1 / iscale : 0;
     }
+}
+
+/* llama.cpp's Q8_K scale (quantize_row_q8_K_ref): -127 / (the first value of
+ * largest magnitude), so that value becomes -127; the scale is negative when
+ * it is positive. Kept exactly, sign included, for the same values as
+ * llama.cpp (see quant_act_q8a). 0 for an all-zero block. */
+float quant_q8_K_iscale(const float *x) {
+    float amax = 0, max = 0;
+    for (int j = 0; j < QK_K; j++)
+        if (fabsf(x[j]) > amax) { amax = fabsf(x[j]); max = x[j]; }
+    return amax > 0 ? -127.0f / max : 0.0f;
 }
 
 /* d*sum_j sc_j*<q_j,a_j> - dmin*sum_j m_j*sum(a_j), the minimums applied

@@ -73,13 +73,18 @@ void quant_dequant_q8_0(const void *src, float *dst, int64_t n) {
     }
 }
 
-/* Symmetric, 127 steps each side: no -128, so kernels may negate values. */
+/* Symmetric, 127 steps each side: no -128, so kernels may negate values.
+ * Bit for bit what llama.cpp's x86 quantize_row_q8_0 / q8_1 store: values
+ * x * (127 / amax) rounded half to even, the scale amax / 127 and the scaled
+ * sum (taken with the unrounded scale) rounded to fp16. Matching them is what
+ * keeps our logits within float rounding of llama.cpp's: a different rounding
+ * of one activation flips values, and flips compound over dozens of layers. */
 void quant_act_q8a(const float *x, void *dst, int64_t n) {
     block_q8a *b = dst;
     for (int64_t i = 0; i < n / QK_LEGACY; i++, x += QK_LEGACY) {
         float amax = 0;
         for (int j = 0; j < QK_LEGACY; j++) amax = fabsf(x[j]) > amax ? fabsf(x[j]) : amax; /* no libm call */
-        float d = amax / 127.0f, id = d > 0 ? 1.0f / d : 0.0f;
+        float d = amax / 127.0f, id = amax > 0 ? 127.0f / amax : 0.0f;
         int sum = 0;
         for (int j = 0; j < QK_LEGACY; j++) {
             int q = (int)lrintf(x[j] * id);
@@ -87,8 +92,8 @@ void quant_act_q8a(const float *x, void *dst, int64_t n) {
             b[i].qs[j] = (int8_t)q;
             sum += q;
         }
-        b[i].d = d;
-        b[i].s = d * (float)sum;
+        b[i].d = quant_fp16_round(d);
+        b[i].s = quant_fp16_round(d * (float)sum);
     }
 }
 

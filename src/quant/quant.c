@@ -291,9 +291,9 @@ int quant_matmul(const quant_matrix *w, const float *x, int64_t n_batch, float *
     return 0;
 }
 
-float quant_dot_f32(const float *a, const float *b, int64_t n) { return quant_active_kernels()->dot[QT_F32](n, a, b); }
+float quant_dot_f16(const uint16_t *k, const float *q, int64_t n) { return quant_active_kernels()->dot[QT_F16](n, k, q); }
 
-void quant_axpy_f32(float *y, float a, const float *x, int64_t n) { quant_active_kernels()->axpy_f32(n, a, x, y); }
+void quant_axpy_f16(float *y, float a, const uint16_t *v, int64_t n) { quant_active_kernels()->axpy_f16(n, a, v, y); }
 
 double quant_peak_macs(void) {
     const quant_kernels *k = quant_active_kernels();

@@ -57,12 +57,12 @@ typedef struct {
  * an unsupported type or n_in not a multiple of the block size. */
 int quant_matmul(const quant_matrix *w, const float *x, int64_t n_batch, float *y, struct pool *pool);
 
-/* sum_i a[i] * b[i] in f32 with the active family's kernel (attention
- * scores); the same n, a and b give the same bits on a given path. */
-float quant_dot_f32(const float *a, const float *b, int64_t n);
+/* Attention over the fp16 KV cache. sum_i k[i] * q[i] in f32 with the
+ * active family's kernel; the same inputs give the same bits on a path. */
+float quant_dot_f16(const uint16_t *k, const float *q, int64_t n);
 
-/* y[i] += a * x[i], with the active family's kernel. */
-void quant_axpy_f32(float *y, float a, const float *x, int64_t n);
+/* y[i] += a * v[i], v in fp16, with the active family's kernel. */
+void quant_axpy_f16(float *y, float a, const uint16_t *v, int64_t n);
 
 /* Multiply-adds per second one thread of the active path's matrix kernel
  * can reach at most, measured now (about 0.1 s); 0 if the path has none. */
@@ -93,6 +93,8 @@ bool quant_path_available(enum quant_path p);
 /* fp16 / bf16 conversions (portable). */
 float quant_fp16_to_f32(uint16_t h);
 uint16_t quant_f32_to_fp16(float f);
+/* f rounded to the nearest fp16 value (ties to even), back in f32. */
+static inline float quant_fp16_round(float f) { return quant_fp16_to_f32(quant_f32_to_fp16(f)); }
 float quant_bf16_to_f32(uint16_t h);
 uint16_t quant_f32_to_bf16(float f);
 

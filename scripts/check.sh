@@ -24,12 +24,9 @@ export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 # SKIP. Any other tests/ref/check_* found is run after them.
 REF_CHECKS=(
     tests/ref/check_gguf.py
-    tests/ref/check_quant.py
     tests/ref/check_tokenizer.py
     tests/ref/check_chat.py
     tests/ref/check_engine.py
-    tests/ref/check_path.py
-    tests/ref/check_perplexity.py
     tests/ref/check_scan.py
 )
 

@@ -9,7 +9,7 @@
 CC      ?= cc
 SAN     ?= 0
 BUILD   ?= $(if $(filter 1,$(SAN)),build-san,build)
-PKGS    := libpcre2-8 sqlite3 jansson cairo
+PKGS    := libpcre2-8 sqlite3 jansson cairo zlib
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O2 -pthread -Isrc \
                $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 ifeq ($(SAN),1)
@@ -23,7 +23,7 @@ AVX2_FLAGS   := -mavx2 -mfma -mf16c
 AVX512_FLAGS := $(AVX2_FLAGS) -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16
 AMX_FLAGS    := $(AVX512_FLAGS) -mamx-tile -mamx-int8 -mamx-bf16
 
-LIB_SRC  := $(sort $(wildcard src/*.c src/quant/*.c src/kernels/*.c src/probes/*.c src/model/*.c src/export/*.c src/report/*.c))
+LIB_SRC  := $(sort $(wildcard src/*.c src/quant/*.c src/kernels/*.c src/probes/*.c src/model/*.c src/export/*.c src/report/*.c src/tasks/*.c))
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 
@@ -94,3 +94,17 @@ $(BUILD)/fuzzlib/librys.a: $(LIB_SRC) $(wildcard src/*.h src/*/*.h)
 $(BUILD)/fuzz_%: fuzz/fuzz_%.c $(BUILD)/fuzzlib/librys.a
 	$(FUZZ_CC) -std=c11 -D_GNU_SOURCE -g -O1 -Isrc -fsanitize=fuzzer,address,undefined \
 		-fno-sanitize-recover=undefined -o $@ $< $(BUILD)/fuzzlib/librys.a $(LDLIBS)
+
+# nanoarrow (Apache Arrow's C library, vendored by scripts/vendor_nanoarrow.sh
+# from its PyPI sdist): the IPC reader src/tasks/mmlu.c reads MMLU's Arrow
+# files with. Third-party code builds without our warning flags; its objects
+# join librys.a.
+NANOARROW_DIR := third_party/nanoarrow
+NANOARROW_INC := -I$(NANOARROW_DIR)/src -I$(NANOARROW_DIR)/flatcc/include
+NANOARROW_SRC := $(sort $(wildcard $(NANOARROW_DIR)/src/nanoarrow/*/*.c $(NANOARROW_DIR)/flatcc/src/runtime/*.c))
+NANOARROW_OBJ := $(NANOARROW_SRC:%.c=$(BUILD)/obj/%.o)
+$(BUILD)/obj/third_party/%.o: third_party/%.c
+	@mkdir -p $(dir $@)
+	$(CC) $(filter-out -Wall -Wextra -Werror,$(CFLAGS_BASE)) -w $(NANOARROW_INC) -MMD -MP -c $< -o $@
+$(BUILD)/obj/src/tasks/mmlu.o: CFLAGS_BASE += $(NANOARROW_INC)
+$(BUILD)/librys.a: $(NANOARROW_OBJ)

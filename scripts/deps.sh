@@ -11,8 +11,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PKGS=(build-essential libpcre2-dev libsqlite3-dev libjansson-dev libcmocka-dev libcairo2-dev libgmp-dev
-          libbz2-dev pkg-config clang libclang-rt-14-dev bzip2 unzip python3 python3-venv python3-pip cmake)
-PY_PKGS=(numpy==2.4.6 gguf==0.19.0 tokenizers==0.23.3 jinja2==3.1.6 safetensors==0.8.0)
+          libbz2-dev zlib1g-dev pkg-config clang libclang-rt-14-dev bzip2 unzip python3 python3-venv python3-pip cmake)
+PY_PKGS=(numpy==2.4.6 gguf==0.19.0 tokenizers==0.23.3 jinja2==3.1.6 safetensors==0.8.0 pyarrow==26.0.1)
 LLAMA_PKG=llama-cpp-python==0.3.36
 NOAMX="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 VENV=${RYS_VENV:-$HOME/.cache/rys/venv}
@@ -52,7 +52,7 @@ fi
 # ---- Python reference venv -------------------------------------------------
 py_ok() {
     "$VENV/bin/python" - <<'PY' 2>/dev/null
-import numpy, gguf, tokenizers, jinja2, safetensors, llama_cpp
+import numpy, gguf, tokenizers, jinja2, safetensors, pyarrow, llama_cpp
 info = llama_cpp.llama_print_system_info().decode()
 raise SystemExit(1 if "AMX" in info else 0)
 PY

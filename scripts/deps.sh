@@ -7,13 +7,18 @@
 # AMX off: its default -march=native build crashes in ggml_backend_amx_mul_mat
 # on the AMX Xeons these machines have (see /work/shared/MODELS.md).
 # A stamp in the venv makes a second run take about a second.
+# --bench adds the peers bench/ compares against (PyTorch, transformers,
+# accelerate; several GB): not needed for building or testing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+BENCH=0
+[ "${1:-}" = --bench ] && BENCH=1
 
 APT_PKGS=(build-essential libpcre2-dev libsqlite3-dev libjansson-dev libcmocka-dev libcairo2-dev libgmp-dev
           libbz2-dev zlib1g-dev pkg-config clang libclang-rt-14-dev bzip2 unzip python3 python3-venv python3-pip cmake)
 PY_PKGS=(numpy==2.4.6 gguf==0.19.0 tokenizers==0.23.3 jinja2==3.1.6 safetensors==0.8.0 pyarrow==26.0.1)
 LLAMA_PKG=llama-cpp-python==0.3.36
+BENCH_PKGS=(torch==2.15.0 transformers==5.24.0 accelerate==1.15.0)
 NOAMX="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
 VENV=${RYS_VENV:-$HOME/.cache/rys/venv}
 STAMP=$VENV/.rys-deps-stamp
@@ -71,7 +76,18 @@ m.eval(m.tokenize(b"Hello"))
 PY
 }
 
+bench_deps() {
+    [ "$BENCH" = 1 ] || return 0
+    if "$VENV/bin/python" -c 'import torch, transformers, accelerate' 2>/dev/null; then
+        say "venv $VENV already has the bench peers (torch, transformers, accelerate)"
+    else
+        say "installing the bench peers ${BENCH_PKGS[*]} (several GB)"
+        "$VENV/bin/python" -m pip install -q --disable-pip-version-check "${BENCH_PKGS[@]}" </dev/null
+    fi
+}
+
 if [ -f "$STAMP" ] && [ "$(cat "$STAMP")" = "$WANT_STAMP" ] && [ -x "$VENV/bin/python" ]; then
+    bench_deps
     say "ok (stamp $STAMP)"
     exit 0
 fi
@@ -97,4 +113,5 @@ else
 fi
 llama_smoke || { say "llama-cpp-python in $VENV crashes on a forward pass; delete $VENV and run again"; exit 1; }
 echo "$WANT_STAMP" > "$STAMP"
+bench_deps
 say "ok"

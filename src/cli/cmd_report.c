@@ -35,6 +35,25 @@ static json_t *ranked(const report_data *d, const int *idx, int n) {
     return a;
 }
 
+/* `rys validate` results: per configuration, per task, as the report shows them. */
+static json_t *validation_json(const report_validation *v) {
+    json_t *a = json_array();
+    for (int c = -1; c < v->n_cfg; c++) {
+        const report_val_config *cfg = c < 0 ? &v->baseline : &v->cfg[c];
+        json_t *rows = json_array();
+        for (int k = 0; k < cfg->n_rows; k++) {
+            const report_val_row *r = &cfg->row[k];
+            json_t *o = json_pack("{s:s, s:s, s:i, s:f, s:f, s:f, s:f, s:[f, f]}", "task", r->task, "metric", r->metric, "n", r->n,
+                                  "baseline", r->base, "accuracy", r->value, "stderr", r->stderr_, "delta", r->delta, "ci95",
+                                  r->ci_lo, r->ci_hi);
+            json_object_set_new(o, "mcnemar_p", r->p == r->p && c >= 0 ? json_real(r->p) : json_null());
+            json_array_append_new(rows, o);
+        }
+        json_array_append_new(a, json_pack("{s:s, s:o}", "spec", cfg->spec, "tasks", rows));
+    }
+    return a;
+}
+
 static void print_json(const report_data *d, int top) {
     int *idx = xmalloc(((size_t)d->n_cfg + 1) * sizeof *idx);
     int k = top < d->n_cfg ? top : d->n_cfg;
@@ -59,6 +78,7 @@ static void print_json(const report_data *d, int top) {
     json_object_set_new(per, "combined", ranked(d, idx, k));
     json_object_set_new(o, "by_probe", per);
     json_object_set_new(o, "pareto", ranked(d, idx, report_pareto(d, idx)));
+    if (d->validation) json_object_set_new(o, "validation", validation_json(d->validation));
     char *s = json_dumps(o, JSON_INDENT(1) | JSON_REAL_PRECISION(10));
     puts(s);
     free(s);
@@ -99,6 +119,12 @@ int cmd_report(int argc, char **argv) {
             printf("  %d. %-16s +%-3d layers  combined %+.4f  balanced z %+.3f\n", r + 1, d->cfg[idx[r]].spec,
                    d->cfg[idx[r]].extra, d->cfg[idx[r]].combined, d->cfg[idx[r]].balanced);
         free(idx);
+        for (int c = 0; d->validation && c < d->validation->n_cfg; c++) {
+            const report_val_config *v = &d->validation->cfg[c];
+            const report_val_row *avg = &v->row[v->n_rows - 1];
+            printf("standard benchmarks, %s: average delta %+.2f points [%+.2f, %+.2f] over %d tasks\n", v->spec, 100 * avg->delta,
+                   100 * avg->ci_lo, 100 * avg->ci_hi, v->n_rows - 1);
+        }
     }
     report_free(d);
     return 0;

@@ -113,10 +113,74 @@ static void summary(FILE *f, const report_data *d) {
     fputs("<nav>", f);
     if (d->n_blocks) fputs("<a href=\"#heatmaps\">heatmaps</a><a href=\"#skylines\">skylines</a>", f);
     if (d->n_repeats) fputs("<a href=\"#repeats\">repeats</a>", f);
-    fputs("<a href=\"#rankings\">rankings</a><a href=\"#pareto\">Pareto front</a></nav>\n", f);
+    fputs("<a href=\"#rankings\">rankings</a><a href=\"#pareto\">Pareto front</a>", f);
+    if (d->validation) fputs("<a href=\"#validation\">standard benchmarks</a>", f);
+    fputs("</nav>\n", f);
+}
+
+/* The standard-benchmark section: per configuration a table of tasks and a
+ * bar chart of the deltas with their intervals. */
+static void validation_section(FILE *f, const report_data *d) {
+    const report_validation *v = d->validation;
+    char st[160];
+    fputs("<h2 id=validation>Standard benchmarks</h2>\n<p class=cap>From <code>rys validate</code>: each task's primary metric "
+          "(accuracy, in points) along the baseline and along each validated configuration, on the documents both answered. "
+          "&Delta; is the configuration minus the baseline; the interval is a paired bootstrap 95% interval of &Delta; "
+          "(2000 resamples of the documents, fixed seed); p is the exact two-sided McNemar test on the documents the two "
+          "paths disagree on. The average row is the mean over tasks, as the leaderboards average.</p>\n", f);
+    fputs("<table><tr><th class=l>task</th><th class=l>metric</th><th>n</th><th>baseline</th></tr>\n", f);
+    for (int k = 0; k < v->baseline.n_rows; k++) {
+        const report_val_row *r = &v->baseline.row[k];
+        fputs("<tr><td class=l>", f);
+        esc(f, r->task);
+        fputs("</td><td class=l>", f);
+        esc(f, r->metric);
+        fprintf(f, "</td><td>%d</td><td>%.2f &plusmn; %.2f</td></tr>\n", r->n, 100 * r->value, 100 * r->stderr_);
+    }
+    fputs("</table>\n", f);
+    for (int c = 0; c < v->n_cfg; c++) {
+        const report_val_config *cfg = &v->cfg[c];
+        fputs("<h3>", f);
+        esc(f, cfg->spec);
+        fputs("</h3>\n<table><tr><th class=l>task</th><th>n</th><th>baseline</th><th>configuration</th><th>&Delta;</th>"
+              "<th>95% interval</th><th>McNemar p</th></tr>\n", f);
+        for (int k = 0; k < cfg->n_rows; k++) {
+            const report_val_row *r = &cfg->row[k];
+            fputs("<tr><td class=l>", f);
+            esc(f, r->task);
+            fprintf(f, "</td><td>%d</td><td>%.2f</td><td>%.2f &plusmn; %.2f</td><td class=%s>%+.2f</td><td>[%+.2f, %+.2f]</td>",
+                    r->n, 100 * r->base, 100 * r->value, 100 * r->stderr_, r->delta > 0 ? "pos" : r->delta < 0 ? "neg" : "nil",
+                    100 * r->delta, 100 * r->ci_lo, 100 * r->ci_hi);
+            if (r->p == r->p) fprintf(f, "<td>%.3g</td></tr>\n", r->p);
+            else fputs("<td></td></tr>\n", f);
+        }
+        fputs("</table>\n", f);
+        char cap[160];
+        stem(st, sizeof st, "validation", cfg->spec);
+        snprintf(cap, sizeof cap, "%s: deltas per task with 95%% intervals.", cfg->spec);
+        figure(f, st, cap);
+    }
+}
+
+/* A database holding only validation results: the page is that section. */
+static int write_validation_index(const report_data *d, const char *dir) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/index.html", dir);
+    FILE *f = fopen(path, "w");
+    if (!f) { rys_seterr("%s: %s", path, strerror(errno)); return -1; }
+    fprintf(f, "<!doctype html>\n<html lang=en><head><meta charset=utf-8><title>rys report</title><style>%s</style></head><body>\n", css);
+    fputs("<h1>rys report</h1>\n<p>Model <code>", f);
+    esc(f, d->model);
+    fprintf(f, "</code>, %d layers.</p>\n", d->n_layers);
+    validation_section(f, d);
+    fputs("</body></html>\n", f);
+    int bad = ferror(f);
+    if (fclose(f) || bad) { rys_seterr("%s: write failed", path); return -1; }
+    return 0;
 }
 
 static int write_index(const report_data *d, const char *dir, int top_k) {
+    if (!d->n_probes) return write_validation_index(d, dir);
     char path[4096], st[160];
     snprintf(path, sizeof path, "%s/index.html", dir);
     FILE *f = fopen(path, "w");
@@ -217,6 +281,7 @@ static int write_index(const report_data *d, const char *dir, int top_k) {
     figure(f, "pareto", "Pareto front.");
     table(f, d, idx, n_front, false);
     free(idx);
+    if (d->validation) validation_section(f, d);
     fputs("</body></html>\n", f);
     int bad = ferror(f);
     if (fclose(f) || bad) { rys_seterr("%s: write failed", path); return -1; }
@@ -227,6 +292,11 @@ int report_write(const report_data *d, const char *dir, double clip, int top_k) 
     if (mkdir(dir, 0755) && errno != EEXIST) { rys_seterr("%s: cannot create: %s", dir, strerror(errno)); return -1; }
     int n_maps = d->n_probes > 1 ? d->n_probes + 1 : 1;
     char st[160];
+    for (int c = 0; d->validation && c < d->validation->n_cfg; c++) {
+        stem(st, sizeof st, "validation", d->validation->cfg[c].spec);
+        if (report_plot_validation(d->validation, c, dir, st)) return -1;
+    }
+    if (!d->n_probes) return write_index(d, dir, top_k);
     for (int m = 0; m < n_maps; m++) {
         int p = m < d->n_probes ? m : REPORT_COMBINED;
         if (d->n_blocks) {

@@ -522,3 +522,75 @@ int report_plot_pareto(const report_data *d, const char *dir, const char *name) 
     free(front);
     return rc;
 }
+
+/* ---- standard benchmarks: deltas with their intervals ---------------------------------- */
+
+typedef struct { const report_validation *v; int c; } val_ctx;
+
+static void draw_validation(cairo_t *cr, const void *vctx) {
+    const val_ctx *vc = vctx;
+    const report_val_config *c = &vc->v->cfg[vc->c];
+    const double x0 = 90, y0 = 86, w = 780, h = 300;
+    int n = c->n_rows;
+    double mx = 0;
+    for (int k = 0; k < n; k++) {
+        const report_val_row *r = &c->row[k];
+        double e = fmax(fabs(r->ci_lo), fabs(r->ci_hi));
+        if (fmax(fabs(r->delta), e) * 100 > mx) mx = fmax(fabs(r->delta), e) * 100;
+    }
+    if (mx < 1e-9) mx = 1;
+    double st = nice_step(mx, 3), top = ceil(mx / st - 1e-9) * st;
+    double mid = y0 + h / 2, scale = (h / 2) / top, bw = w / n;
+    textf(cr, 20, 26, 16, true, 0, "%s: accuracy delta vs baseline, points", c->spec);
+    text(cr, 20, 46, 12, false, 0, "bars: primary metric of each task (the average: mean over tasks); whiskers: paired bootstrap 95% interval");
+    text(cr, 20, 64, 12, false, 0, "same documents along both paths; p: exact McNemar test on the documents they disagree on");
+    cairo_set_line_width(cr, 1);
+    for (double t = -top; t <= top + st / 2; t += st) {
+        double ty = mid - t * scale;
+        cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
+        cairo_move_to(cr, x0, ty);
+        cairo_line_to(cr, x0 + w, ty);
+        cairo_stroke(cr);
+        if (fabs(t) < st / 2) text(cr, x0 - 6, ty + 4, 11, false, 1, "0");
+        else textf(cr, x0 - 6, ty + 4, 11, false, 1, "%+.3g", t);
+    }
+    for (int k = 0; k < n; k++) {
+        const report_val_row *r = &c->row[k];
+        double rgb[3], cx = x0 + (k + 0.5) * bw, bh = r->delta * 100 * scale;
+        report_colour(r->delta >= 0 ? top : -top, top, rgb);
+        set_rgb(cr, rgb);
+        cairo_rectangle(cr, cx - 0.3 * bw, bh > 0 ? mid - bh : mid, 0.6 * bw, fabs(bh));
+        cairo_fill(cr);
+        set_rgb(cr, ink);
+        cairo_set_line_width(cr, 1.5);
+        double ylo = mid - r->ci_lo * 100 * scale, yhi = mid - r->ci_hi * 100 * scale;
+        cairo_move_to(cr, cx, ylo);
+        cairo_line_to(cr, cx, yhi);
+        cairo_move_to(cr, cx - 0.1 * bw, ylo);
+        cairo_line_to(cr, cx + 0.1 * bw, ylo);
+        cairo_move_to(cr, cx - 0.1 * bw, yhi);
+        cairo_line_to(cr, cx + 0.1 * bw, yhi);
+        cairo_stroke(cr);
+        char name[160];
+        snprintf(name, sizeof name, "%s", r->task);
+        char *colon = strchr(name, ':');
+        if (colon) *colon = 0;
+        text(cr, cx, y0 + h + 16, 11, k == n - 1, 0.5, name);
+        textf(cr, cx, y0 + h + 31, 10, false, 0.5, "%+.2f [%+.1f, %+.1f]", 100 * r->delta, 100 * r->ci_lo, 100 * r->ci_hi);
+        if (!isnan(r->p)) textf(cr, cx, y0 + h + 45, 10, false, 0.5, "p = %.3g, n = %d", r->p, r->n);
+        else textf(cr, cx, y0 + h + 45, 10, false, 0.5, "n = %d", r->n);
+    }
+    cairo_set_line_width(cr, 1);
+    cairo_set_source_rgb(cr, 0.3, 0.3, 0.3);
+    cairo_move_to(cr, x0, mid);
+    cairo_line_to(cr, x0 + w, mid);
+    cairo_stroke(cr);
+    frame(cr, x0, y0, w, h);
+    vertical_text(cr, x0 - 50, y0 + h / 2, 12, "delta (points)");
+}
+
+int report_plot_validation(const report_validation *v, int c, const char *dir, const char *name) {
+    if (c < 0 || c >= v->n_cfg) { rys_seterr("report: no validated configuration %d", c); return -1; }
+    val_ctx vc = {v, c};
+    return render(dir, name, 900, 450, draw_validation, &vc);
+}

@@ -12,6 +12,7 @@
 void report_free(report_data *d) {
     if (!d) return;
     free(d->cfg);
+    report_validation_free(d->validation);
     free(d);
 }
 
@@ -47,7 +48,16 @@ report_data *report_load(const char *db_path) {
     sqlite3_stmt *q = NULL, *sq = NULL;
     if (sqlite3_prepare_v2(db, "SELECT n_layers, model_path FROM scan_run WHERE id = 1", -1, &q, NULL) != SQLITE_OK ||
         sqlite3_step(q) != SQLITE_ROW) {
-        rys_seterr("%s: not a rys scan database (no scan_run row)", db_path);
+        /* a database of `rys validate` results alone still makes a report */
+        int has = report_validation_load(db_path, &d->validation);
+        if (has == 1) {
+            d->n_layers = d->validation->n_layers;
+            snprintf(d->model, sizeof d->model, "%s", d->validation->model);
+            sqlite3_finalize(q);
+            sqlite3_close(db);
+            return d;
+        }
+        if (has == 0) rys_seterr("%s: not a rys scan database (no scan_run row) and no validation results", db_path);
         goto fail;
     }
     d->n_layers = sqlite3_column_int(q, 0);
@@ -121,6 +131,10 @@ report_data *report_load(const char *db_path) {
         if (c->repeat_n >= 2) d->n_repeats++;
     }
     report_derive(d);
+    if (report_validation_load(db_path, &d->validation) < 0) {
+        report_free(d);
+        return NULL;
+    }
     return d;
 sqlfail:
     rys_seterr("%s: %s", db_path, sqlite3_errmsg(db));

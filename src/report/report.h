@@ -47,6 +47,7 @@ typedef struct {
     int n_cfg;
     int n_blocks, n_repeats;    /* how many of cfg are single blocks / repeats */
     int n_unfinished;           /* configurations in the store not done (pending or running) */
+    struct report_validation *validation;   /* `rys validate` results in the same file, or NULL */
 } report_data;
 
 /* What a ranking or a clip looks at: one probe set's delta, or combined. */
@@ -114,6 +115,45 @@ int report_plot_heatmap(const report_data *d, int p, double clip, const char *di
 int report_plot_repeats(const report_data *d, int p, double clip, const char *dir, const char *name);
 int report_plot_skyline(const report_data *d, int p, const char *dir, const char *name);
 int report_plot_pareto(const report_data *d, const char *dir, const char *name);
+
+/* ---- standard benchmarks (validation.c) ------------------------------------
+ * `rys validate` results (its val_* tables) in the scan's database or in a
+ * database of their own: per configuration and task the primary metric, its
+ * delta against the baseline on the documents both paths answered, the
+ * paired bootstrap 95% interval and the exact McNemar p, computed as
+ * `rys validate` prints them (src/tasks/metrics.h). */
+#define REPORT_VAL_MAX_TASKS 64
+
+typedef struct {
+    char task[160];             /* "arc_challenge:test_rc_5shot", or "average" */
+    char metric[24];            /* the task's primary metric */
+    int n;                      /* documents answered along both paths */
+    double base, value, stderr_;    /* accuracies (0..1) and the configuration's standard error */
+    double delta, ci_lo, ci_hi;     /* value - base and its paired bootstrap 95% interval */
+    double p;                   /* exact McNemar; NAN for the average */
+} report_val_row;
+
+typedef struct {
+    char spec[64];
+    int n_rows;                 /* tasks, then the average */
+    report_val_row row[REPORT_VAL_MAX_TASKS + 1];
+} report_val_config;
+
+typedef struct report_validation {
+    char model[256];
+    int n_layers;
+    report_val_config baseline; /* its deltas are 0 */
+    report_val_config *cfg;     /* the other paths, in the order first scored */
+    int n_cfg;
+} report_validation;
+
+/* 1 with *out when the database holds validation results with a scored
+ * baseline, 0 when it holds none, -1 with the error set. */
+int report_validation_load(const char *db_path, report_validation **out);
+void report_validation_free(report_validation *v);
+/* Bar chart of configuration c's deltas per task (and the average), in
+ * points, with their 95% intervals. */
+int report_plot_validation(const report_validation *v, int c, const char *dir, const char *name);
 
 /* ---- everything (html.c) --------------------------------------------------- */
 

@@ -1,0 +1,254 @@
+/* rys validate: standard benchmarks along the baseline and relayered paths,
+ * one leaderboard-style table per configuration with paired comparisons
+ * against the baseline; results kept (and resumed) in a SQLite store. */
+#include "cli/cli.h"
+#include "sha256.h"
+#include "util.h"
+#include "validate.h"
+#include "validate_store.h"
+
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void usage(void) {
+    puts("usage: rys validate MODEL --tasks TASK:VARIANT[,...] [options]\n"
+         "  --tasks LIST        e.g. arc_challenge:test_rc_5shot,hellaswag:val_rc_5shot,winogrande:rc_5shot,mmlu:5shot\n"
+         "  --limit N           the first N documents of each task (MMLU: of each subject)\n"
+         "  --blocks SPEC | --layers SPEC   one configuration (see rys info)\n"
+         "  --configs \"i,j;i,j\"  several single-block configurations\n"
+         "  --db FILE           keep per-document results; re-running resumes\n"
+         "  --data-dir DIR      data root (default $RYS_CACHE_DIR/data or ~/.cache/rys/data)\n"
+         "  --dump-requests F   every request's token ids and log-likelihood, as JSON lines\n"
+         "  --no-reuse          every path from its first layer (for benchmarks)\n"
+         "  -t N                threads\n"
+         "  --json              machine-readable results");
+}
+
+static char **split(const char *s, const char *sep, int *n) {
+    char *dup = xstrdup(s), *save = NULL;
+    char **v = NULL;
+    *n = 0;
+    for (char *tok = strtok_r(dup, sep, &save); tok; tok = strtok_r(NULL, sep, &save)) {
+        v = xrealloc(v, (size_t)(*n + 1) * sizeof *v);
+        v[(*n)++] = xstrdup(tok);
+    }
+    free(dup);
+    return v;
+}
+
+static void free_strings(char **v, int n) {
+    for (int i = 0; i < n; i++) free(v[i]);
+    free(v);
+}
+
+static void add_config(validate_config **cfgs, int *n, const char *kind, const char *spec, const layer_path *p) {
+    *cfgs = xrealloc(*cfgs, (size_t)(*n + 1) * sizeof **cfgs);
+    validate_config *c = &(*cfgs)[(*n)++];
+    size_t len = strlen(kind) + strlen(spec) + 2;
+    c->spec = xmalloc(len);
+    snprintf(c->spec, len, "%s%s%s", kind, *kind ? ":" : "", spec);
+    path_copy(p, &c->path);
+}
+
+static double pct(double v) { return 100.0 * v; }
+
+static void print_table(const task_set *tasks, int n_tasks, const validate_config *cfg, bool baseline, const validate_row *rows) {
+    char *ranges = path_ranges(&cfg->path);
+    printf("\n%s (%s, %d layers)\n", cfg->spec, ranges, cfg->path.n);
+    free(ranges);
+    if (baseline) printf("  %-34s %-14s %6s %16s\n", "task", "metric", "n", "accuracy");
+    else printf("  %-34s %-14s %6s %16s %8s %18s %10s\n", "task", "metric", "n", "accuracy", "delta", "95% CI (paired)", "McNemar p");
+    for (int k = 0; k <= n_tasks; k++) {
+        const validate_row *r = &rows[k];
+        char name[96];
+        if (k < n_tasks) snprintf(name, sizeof name, "%s:%s", tasks[k].name, tasks[k].variant);
+        else snprintf(name, sizeof name, "average");
+        printf("  %-34s %-14s %6d %8.2f \xc2\xb1 %5.2f", name, k < n_tasks ? metric_name(r->metric) : "", r->n, pct(r->value),
+               pct(r->stderr_));
+        if (!baseline) {
+            printf(" %+8.2f   [%+6.2f, %+6.2f]", pct(r->delta), pct(r->ci_lo), pct(r->ci_hi));
+            if (isnan(r->p)) printf(" %10s", "");
+            else printf(" %10.4g", r->p);
+        }
+        printf("\n");
+    }
+    for (int k = 0; k < n_tasks; k++)
+        if (!isnan(rows[k].macro))
+            printf("  %s:%s: macro average over subjects %.2f (the table shows the micro average)\n", tasks[k].name,
+                   tasks[k].variant, pct(rows[k].macro));
+}
+
+static json_t *row_json(const task_set *ts, const validate_row *r, bool baseline) {
+    json_t *o = json_pack("{s:s, s:i, s:f, s:f}", "task", ts ? ts->name : "average", "n", r->n, "accuracy", r->value, "stderr",
+                          r->stderr_);
+    if (ts) {
+        json_object_set_new(o, "variant", json_string(ts->variant));
+        json_object_set_new(o, "metric", json_string(metric_name(r->metric)));
+        if (!isnan(r->macro)) json_object_set_new(o, "macro", json_real(r->macro));
+    }
+    if (!baseline) {
+        json_object_set_new(o, "delta", json_real(r->delta));
+        json_object_set_new(o, "ci95", json_pack("[f, f]", r->ci_lo, r->ci_hi));
+        json_object_set_new(o, "only_baseline", json_integer(r->only_base));
+        json_object_set_new(o, "only_config", json_integer(r->only_cfg));
+        json_object_set_new(o, "mcnemar_p", isnan(r->p) ? json_null() : json_real(r->p));
+    }
+    return o;
+}
+
+/* Per-task subject accuracies (MMLU) for --json. */
+static json_t *subjects_json(const task_set *ts, const validate_task_result *r, metric_kind k) {
+    const char **names;
+    double *acc;
+    int *nd;
+    int ns = validate_subjects(ts, r, k, &names, &acc, &nd);
+    json_t *o = json_object();
+    for (int i = 0; i < ns; i++) json_object_set_new(o, names[i], json_pack("{s:f, s:i}", "accuracy", acc[i], "n", nd[i]));
+    free(names); free(acc); free(nd);
+    return o;
+}
+
+int cmd_validate(int argc, char **argv) {
+    const char *model_spec = NULL, *task_list = NULL, *blocks = NULL, *layers = NULL, *configs = NULL, *db_path = NULL,
+               *data_dir = NULL, *dump_path = NULL;
+    int limit = 0, threads = 0;
+    bool json = false, reuse = true;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
+        else if (!strcmp(a, "--tasks")) task_list = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--limit")) limit = (int)cli_parse_long(a, cli_value(argc, argv, &i), 1, 1 << 30);
+        else if (!strcmp(a, "--blocks")) blocks = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--layers")) layers = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--configs")) configs = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--db")) db_path = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--data-dir")) data_dir = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--dump-requests")) dump_path = cli_value(argc, argv, &i);
+        else if (!strcmp(a, "--no-reuse")) reuse = false;
+        else if (!strcmp(a, "-t")) threads = (int)cli_parse_long(a, cli_value(argc, argv, &i), 1, 1024);
+        else if (!strcmp(a, "--json")) json = true;
+        else if (a[0] == '-') rys_die("validate: unknown option %s", a);
+        else if (!model_spec) model_spec = a;
+        else rys_die("validate: unexpected argument %s", a);
+    }
+    if (!model_spec || !task_list) { usage(); return 1; }
+
+    int n_tasks;
+    char **specs = split(task_list, ",", &n_tasks);
+    if (n_tasks == 0) rys_die("--tasks: no task given");
+    task_set *tasks = xcalloc((size_t)n_tasks, sizeof *tasks);
+    for (int k = 0; k < n_tasks; k++)
+        if (task_load(data_dir, specs[k], limit, &tasks[k])) rys_die("%s", rys_lasterr());
+
+    cli_model cm;
+    cli_open_model(model_spec, threads, &cm);
+    int N = cm.m->hp.n_layers, n_cfgs = 0;
+    validate_config *cfgs = NULL;
+    layer_path p;
+    path_baseline(N, &p);
+    add_config(&cfgs, &n_cfgs, "", "baseline", &p);
+    path_free(&p);
+    if (blocks || layers) {
+        if (path_from_specs(blocks, layers, N, &p)) rys_die("%s", rys_lasterr());
+        add_config(&cfgs, &n_cfgs, blocks ? "blocks" : "layers", blocks ? blocks : layers, &p);
+        path_free(&p);
+    }
+    if (configs) {
+        int n;
+        char **v = split(configs, ";", &n);
+        for (int i = 0; i < n; i++) {
+            if (path_from_blocks(v[i], N, &p)) rys_die("--configs: %s", rys_lasterr());
+            add_config(&cfgs, &n_cfgs, "blocks", v[i], &p);
+            path_free(&p);
+        }
+        free_strings(v, n);
+    }
+
+    validate_opts o = {NULL, NULL, reuse, true};
+    if (db_path) {
+        char sha[65];
+        if (sha256_file(cm.path, sha)) rys_die("%s", rys_lasterr());
+        if (!(o.store = validate_store_open(db_path))) rys_die("%s", rys_lasterr());
+        if (validate_store_identity(o.store, cm.path, sha, cm.m->hp.arch_name, N)) rys_die("%s", rys_lasterr());
+    }
+    if (dump_path && !(o.dump = fopen(dump_path, "w"))) rys_die("%s: cannot write", dump_path);
+    if (!json) {
+        int docs = 0;
+        for (int k = 0; k < n_tasks; k++) docs += tasks[k].n_docs;
+        fprintf(stderr, "rys: validating %s on %d tasks (%d documents) along %d path%s\n", cm.m->name, n_tasks, docs, n_cfgs,
+                n_cfgs > 1 ? "s" : "");
+    }
+    double t0 = rys_now();
+    validate_results res;
+    if (validate_run(cm.m, cm.tok, cm.pool, tasks, n_tasks, cfgs, n_cfgs, &o, &res)) rys_die("%s", rys_lasterr());
+    double seconds = rys_now() - t0;
+    if (o.dump && fclose(o.dump)) rys_die("%s: write error", dump_path);
+
+    validate_row *rows = xcalloc((size_t)n_tasks + 1, sizeof *rows);
+    json_t *js = json ? json_pack("{s:s, s:s, s:i, s:f}", "model", cm.path, "name", cm.m->name, "limit", limit, "seconds", seconds)
+                      : NULL;
+    json_t *jcfgs = json ? json_array() : NULL;
+    if (!json) printf("%s: %d layers; metric ± standard error in points, deltas against the baseline on the same documents\n",
+                      cm.m->name, N);
+    for (int c = 0; c < n_cfgs; c++) {
+        if (validate_summarize(tasks, n_tasks, &res, c, rows)) rys_die("%s", rys_lasterr());
+        long long docs_run = 0, done = 0, naive = 0;
+        double secs = 0;
+        for (int k = 0; k < n_tasks; k++) {
+            const validate_task_result *r = &res.r[c * n_tasks + k];
+            docs_run += r->docs_run;
+            done += r->layer_tokens_done;
+            naive += r->layer_tokens_naive;
+            secs += r->seconds;
+        }
+        if (json) {
+            char *canon = path_canonical(&cfgs[c].path);
+            json_t *jc = json_pack("{s:s, s:s, s:i, s:I, s:f, s:I, s:I}", "spec", cfgs[c].spec, "path", canon, "path_length",
+                                   cfgs[c].path.n, "docs_run", (json_int_t)docs_run, "seconds", secs, "layer_tokens_done",
+                                   (json_int_t)done, "layer_tokens_naive", (json_int_t)naive);
+            free(canon);
+            json_t *jr = json_array();
+            for (int k = 0; k < n_tasks; k++) {
+                json_t *row = row_json(&tasks[k], &rows[k], c == 0);
+                if (!isnan(rows[k].macro)) json_object_set_new(row, "subjects", subjects_json(&tasks[k], &res.r[c * n_tasks + k], rows[k].metric));
+                json_array_append_new(jr, row);
+            }
+            json_object_set_new(jc, "tasks", jr);
+            json_object_set_new(jc, "average", row_json(NULL, &rows[n_tasks], c == 0));
+            json_array_append_new(jcfgs, jc);
+        } else {
+            print_table(tasks, n_tasks, &cfgs[c], c == 0, rows);
+            if (docs_run > 0)
+                printf("  computed %lld documents in %.1f s (%.2f docs/s); layer-token evaluations %.3fx of one forward per request\n",
+                       docs_run, secs, secs > 0 ? docs_run / secs : 0.0, naive ? (double)done / naive : 1.0);
+        }
+    }
+    if (json) {
+        json_t *jt = json_array();
+        for (int k = 0; k < n_tasks; k++)
+            json_array_append_new(jt, json_pack("{s:s, s:s, s:s, s:s, s:s, s:i}", "task", tasks[k].name, "variant", tasks[k].variant,
+                                                "file", tasks[k].file, "sha256", tasks[k].sha256, "primary_metric",
+                                                tasks[k].primary_metric, "n", tasks[k].n_docs));
+        json_object_set_new(js, "tasks", jt);
+        json_object_set_new(js, "configs", jcfgs);
+        char *s = json_dumps(js, JSON_INDENT(1) | JSON_REAL_PRECISION(10));
+        puts(s);
+        free(s);
+        json_decref(js);
+    } else {
+        printf("\n%.1f s in all%s\n", seconds, db_path ? "" : " (no --db: nothing kept)");
+    }
+    free(rows);
+    validate_results_free(&res);
+    validate_store_close(o.store);
+    for (int c = 0; c < n_cfgs; c++) { free(cfgs[c].spec); path_free(&cfgs[c].path); }
+    free(cfgs);
+    for (int k = 0; k < n_tasks; k++) task_set_free(&tasks[k]);
+    free(tasks);
+    free_strings(specs, n_tasks);
+    cli_close_model(&cm);
+    return 0;
+}

@@ -199,20 +199,19 @@ static void attn_worker(void *ctx, int ith, int nth) {
         const float *qv = f->q + (size_t)t * q_dim + h * hd;
         size_t base = (size_t)s * kv->n_ctx * kv->kv_dim + (size_t)(h / group) * hd;
         const uint16_t *K = kv->k[J->slot] + base, *V = kv->v[J->slot] + base;
+        int n_keys = pos - first + 1;
+        quant_attn_scores_f16(sc, qv, K + (size_t)first * kv->kv_dim, kv->kv_dim, n_keys, hd, hp->attn_scale);
         float mx = -INFINITY;
-        for (int j = first; j <= pos; j++) {
-            float d = quant_dot_f16(K + (size_t)j * kv->kv_dim, qv, hd) * hp->attn_scale;
-            sc[j] = d;
-            if (d > mx) mx = d;
-        }
+        for (int j = 0; j < n_keys; j++) mx = sc[j] > mx ? sc[j] : mx;
         double sum = 0;
-        for (int j = first; j <= pos; j++) { sc[j] = expf(sc[j] - mx); sum += sc[j]; }
+        for (int j = 0; j < n_keys; j++) { sc[j] = expf(sc[j] - mx); sum += sc[j]; }
         float inv = (float)(1.0 / sum);
+        for (int j = 0; j < n_keys; j++) sc[j] *= inv;
+        /* the weights in fp16: llama.cpp multiplies them with the fp16 V so */
+        quant_fp16_round_n(sc, n_keys);
         float *out = f->att + (size_t)t * q_dim + h * hd;
         memset(out, 0, hd * sizeof(float));
-        /* the weights in fp16: llama.cpp multiplies them with the fp16 V so */
-        for (int j = first; j <= pos; j++)
-            quant_axpy_f16(out, quant_fp16_round(sc[j] * inv), V + (size_t)j * kv->kv_dim, hd);
+        quant_attn_accum_f16(out, sc, V + (size_t)first * kv->kv_dim, kv->kv_dim, n_keys, hd);
     }
 }
 

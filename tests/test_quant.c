@@ -495,6 +495,66 @@ static void test_paths_vs_portable(void **state) {
     if (quant_cpu_supports(QP_AVX2)) assert_true(checked >= 1);
 }
 
+/* Attention kernels: the fp16 rounding must give the scalar rounding's bits on
+ * every path (ties, subnormal halves, overflow to inf included); scores and
+ * weighted sums agree with a double-precision reference within float rounding,
+ * and each path's accumulation equals its own row-at-a-time loop bit for bit. */
+static void test_attention_kernels(void **state) {
+    (void)state;
+    enum quant_path best = quant_cpu_path();
+    enum { HD = 72, KEYS = 37, STRIDE = 80, NR = 4096 };   /* HD: 64 columns in registers plus a tail */
+    uint16_t *kv = xmalloc(sizeof(uint16_t) * KEYS * STRIDE);
+    float q[HD], p[KEYS], *r = xmalloc(sizeof(float) * NR), *r0 = xmalloc(sizeof(float) * NR);
+    uint32_t seed = 7;
+    for (int i = 0; i < KEYS * STRIDE; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        kv[i] = quant_f32_to_fp16(((float)(seed >> 8) / 16777216.0f - 0.5f) * 4.0f);
+    }
+    for (int i = 0; i < HD; i++) q[i] = sinf((float)i * 0.37f);
+    for (int j = 0; j < KEYS; j++) p[j] = quant_fp16_round(1.0f / (float)(j + 2));
+    for (int i = 0; i < NR; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        float u = (float)(seed >> 8) / 16777216.0f;
+        r0[i] = i < 512 ? ldexpf((float)(i % 64) + 0.5f, -24 - i / 64)    /* halves' ties and subnormals */
+                        : (u - 0.5f) * ldexpf(1.0f, (int)(seed % 48) - 30);
+    }
+    r0[0] = 65519.0f; r0[1] = 65520.0f; r0[2] = -1e9f; r0[3] = 0.0f; r0[4] = -0.0f;
+    for (int path = QP_PORTABLE; path <= QP_AMX; path++) {
+        if (!quant_path_available((enum quant_path)path)) continue;
+        assert_int_equal(quant_set_path((enum quant_path)path), 0);
+        memcpy(r, r0, sizeof(float) * NR);
+        quant_fp16_round_n(r, NR);
+        for (int i = 0; i < NR; i++)
+            if (f32_bits(r[i]) != f32_bits(quant_fp16_round(r0[i])))
+                fail_msg("%s: fp16 rounding of %a gives %a, scalar %a", quant_path_name((enum quant_path)path), r0[i], r[i],
+                         quant_fp16_round(r0[i]));
+        float s[KEYS], y[HD], y1[HD];
+        quant_attn_scores_f16(s, q, kv, STRIDE, KEYS, HD, 0.125f);
+        for (int i = 0; i < HD; i++) y[i] = y1[i] = (float)i;
+        quant_attn_accum_f16(y, p, kv, STRIDE, KEYS, HD);
+        for (int j = 0; j < KEYS; j++) quant_attn_accum_f16(y1, p + j, kv + (size_t)j * STRIDE, STRIDE, 1, HD);
+        assert_memory_equal(y, y1, sizeof y);
+        for (int j = 0; j < KEYS; j++) {
+            double ref = 0, mag = 0;
+            for (int i = 0; i < HD; i++) {
+                ref += (double)quant_fp16_to_f32(kv[j * STRIDE + i]) * q[i];
+                mag += fabs((double)quant_fp16_to_f32(kv[j * STRIDE + i]) * q[i]);
+            }
+            assert_true(fabs(s[j] - 0.125 * ref) <= 0.125 * 1e-6 * mag + 1e-30);
+        }
+        for (int i = 0; i < HD; i++) {
+            double ref = i, mag = i;
+            for (int j = 0; j < KEYS; j++) {
+                ref += (double)p[j] * quant_fp16_to_f32(kv[j * STRIDE + i]);
+                mag += fabs((double)p[j] * quant_fp16_to_f32(kv[j * STRIDE + i]));
+            }
+            assert_true(fabs(y[i] - ref) <= 1e-6 * mag);
+        }
+    }
+    assert_int_equal(quant_set_path(best), 0);
+    free(kv); free(r); free(r0);
+}
+
 /* ---- dispatch -------------------------------------------------------------- */
 
 static void test_dispatch(void **state) {
@@ -555,6 +615,7 @@ int main(void) {
         cmocka_unit_test(test_matmul_reused_address),
         cmocka_unit_test(test_act_quantizers_identical),
         cmocka_unit_test(test_paths_vs_portable),
+        cmocka_unit_test(test_attention_kernels),
         cmocka_unit_test(test_dispatch),
         cmocka_unit_test(test_errors),
     };

@@ -72,14 +72,38 @@ float quant_dot_f16_avx2(int64_t n, const void *w, const void *x) {
     return s;
 }
 
-void quant_axpy_f16_avx2(int64_t n, float a, const uint16_t *x, float *y) {
-    __m256 va = _mm256_set1_ps(a);
+/* 64 columns at a time stay in registers across all rows: y is loaded and
+ * stored once per call, not once per key. */
+void quant_attn_accum_f16_avx2(int64_t n, int64_t n_rows, const float *p, const uint16_t *v, size_t stride, float *y) {
     int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        __m256 v = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(x + i)));
-        _mm256_storeu_ps(y + i, _mm256_fmadd_ps(va, v, _mm256_loadu_ps(y + i)));
+    for (; i + 64 <= n; i += 64) {
+        __m256 acc[8];
+        for (int c = 0; c < 8; c++) acc[c] = _mm256_loadu_ps(y + i + 8 * c);
+        for (int64_t j = 0; j < n_rows; j++) {
+            const uint16_t *row = v + (size_t)j * stride + i;
+            __m256 a = _mm256_set1_ps(p[j]);
+            for (int c = 0; c < 8; c++)
+                acc[c] = _mm256_fmadd_ps(a, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(row + 8 * c))), acc[c]);
+        }
+        for (int c = 0; c < 8; c++) _mm256_storeu_ps(y + i + 8 * c, acc[c]);
     }
-    for (; i < n; i++) y[i] = fmaf(a, quant_fp16_to_f32(x[i]), y[i]);
+    for (; i + 8 <= n; i += 8) {
+        __m256 acc = _mm256_loadu_ps(y + i);
+        for (int64_t j = 0; j < n_rows; j++)
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(p[j]), _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(v + (size_t)j * stride + i))), acc);
+        _mm256_storeu_ps(y + i, acc);
+    }
+    for (; i < n; i++)
+        for (int64_t j = 0; j < n_rows; j++) y[i] = fmaf(p[j], quant_fp16_to_f32(v[(size_t)j * stride + i]), y[i]);
+}
+
+/* F16C's conversion rounds to nearest even like quant_f32_to_fp16, subnormal
+ * halves included (it does not flush them). */
+void quant_round_f16_avx2(float *x, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
+    for (; i < n; i++) x[i] = quant_fp16_round(x[i]);
 }
 
 static inline __m256 load_bf16(const uint16_t *p) {

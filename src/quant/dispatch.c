@@ -29,7 +29,8 @@ static const quant_kernels kernels_portable = {
         [QT_Q4_K] = quant_dot_q4_K_portable, [QT_Q5_K] = quant_dot_q5_K_portable,
         [QT_Q6_K] = quant_dot_q6_K_portable,
     },
-    .axpy_f16 = quant_axpy_f16_portable,
+    .attn_accum_f16 = quant_attn_accum_f16_portable,
+    .round_f16 = quant_round_f16_portable,
 };
 
 #ifdef RYS_X86
@@ -47,7 +48,8 @@ static const quant_kernels kernels_avx2 = {
         [QT_Q8_0] = quant_dot_cols_q8_0_avx2, [QT_Q4_K] = quant_dot_cols_q4_K_avx2,
         [QT_Q5_K] = quant_dot_cols_q5_K_avx2, [QT_Q6_K] = quant_dot_cols_q6_K_avx2,
     },
-    .axpy_f16 = quant_axpy_f16_avx2,
+    .attn_accum_f16 = quant_attn_accum_f16_avx2,
+    .round_f16 = quant_round_f16_avx2,
 };
 
 /* AVX-512: block formats through packed weights and the VNNI kernel for
@@ -59,7 +61,8 @@ static const quant_kernels kernels_avx512 = {
     .gemm_peak = quant_gemm_peak_avx512,
     .act_q8a = quant_act_q8a_avx512,
     .act_q8_K = quant_act_q8_K_avx512,
-    .axpy_f16 = quant_axpy_f16_avx2,
+    .attn_accum_f16 = quant_attn_accum_f16_avx2,
+    .round_f16 = quant_round_f16_avx2,
 };
 #endif
 

@@ -93,6 +93,11 @@ FLOAT_DOT(quant_dot_f32_portable, float, LOAD_F32)
 FLOAT_DOT(quant_dot_f16_portable, uint16_t, quant_fp16_to_f32)
 FLOAT_DOT(quant_dot_bf16_portable, uint16_t, quant_bf16_to_f32)
 
-void quant_axpy_f16_portable(int64_t n, float a, const uint16_t *x, float *y) {
-    for (int64_t i = 0; i < n; i++) y[i] += a * quant_fp16_to_f32(x[i]);
+void quant_attn_accum_f16_portable(int64_t n, int64_t n_rows, const float *p, const uint16_t *v, size_t stride, float *y) {
+    for (int64_t j = 0; j < n_rows; j++)
+        for (int64_t i = 0; i < n; i++) y[i] += p[j] * quant_fp16_to_f32(v[(size_t)j * stride + i]);
+}
+
+void quant_round_f16_portable(float *x, int64_t n) {
+    for (int64_t i = 0; i < n; i++) x[i] = quant_fp16_round(x[i]);
 }

@@ -291,9 +291,17 @@ int quant_matmul(const quant_matrix *w, const float *x, int64_t n_batch, float *
     return 0;
 }
 
-float quant_dot_f16(const uint16_t *k, const float *q, int64_t n) { return quant_active_kernels()->dot[QT_F16](n, k, q); }
+void quant_attn_scores_f16(float *s, const float *q, const uint16_t *k, size_t stride, int64_t n_rows, int64_t n,
+                           float scale) {
+    quant_dot_fn dot = quant_active_kernels()->dot[QT_F16];
+    for (int64_t j = 0; j < n_rows; j++) s[j] = dot(n, k + (size_t)j * stride, q) * scale;
+}
 
-void quant_axpy_f16(float *y, float a, const uint16_t *v, int64_t n) { quant_active_kernels()->axpy_f16(n, a, v, y); }
+void quant_attn_accum_f16(float *y, const float *p, const uint16_t *v, size_t stride, int64_t n_rows, int64_t n) {
+    quant_active_kernels()->attn_accum_f16(n, n_rows, p, v, stride, y);
+}
+
+void quant_fp16_round_n(float *x, int64_t n) { quant_active_kernels()->round_f16(x, n); }
 
 double quant_peak_macs(void) {
     const quant_kernels *k = quant_active_kernels();

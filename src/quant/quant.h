@@ -57,12 +57,18 @@ typedef struct {
  * an unsupported type or n_in not a multiple of the block size. */
 int quant_matmul(const quant_matrix *w, const float *x, int64_t n_batch, float *y, struct pool *pool);
 
-/* Attention over the fp16 KV cache. sum_i k[i] * q[i] in f32 with the
- * active family's kernel; the same inputs give the same bits on a path. */
-float quant_dot_f16(const uint16_t *k, const float *q, int64_t n);
-
-/* y[i] += a * v[i], v in fp16, with the active family's kernel. */
-void quant_axpy_f16(float *y, float a, const uint16_t *v, int64_t n);
+/* Attention over the fp16 KV cache, rows of n values `stride` elements
+ * apart, with the active family's kernels; the same inputs give the same bits
+ * on a path, and every path gives the bits of its row-at-a-time loop (one
+ * dispatch per call, not per key, is what these save). */
+/* s[j] = scale * sum_i k[j*stride + i] * q[i], for j < n_rows. */
+void quant_attn_scores_f16(float *s, const float *q, const uint16_t *k, size_t stride, int64_t n_rows, int64_t n,
+                           float scale);
+/* y[i] += sum_j p[j] * v[j*stride + i], each y[i] taking rows j = 0, 1, ... in order. */
+void quant_attn_accum_f16(float *y, const float *p, const uint16_t *v, size_t stride, int64_t n_rows, int64_t n);
+/* x[i] = x[i] rounded to fp16 (round to nearest even), in place: every path
+ * gives quant_fp16_round's bits. */
+void quant_fp16_round_n(float *x, int64_t n);
 
 /* Multiply-adds per second one thread of the active path's matrix kernel
  * can reach at most, measured now (about 0.1 s); 0 if the path has none. */

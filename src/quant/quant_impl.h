@@ -82,8 +82,9 @@ typedef struct {
     /* Faster activation quantizers giving the portable ones' bits (NULL:
      * the portable ones). */
     quant_act_fn act_q8a, act_q8_K;
-    /* y[i] += a * x[i], x in fp16 (attention's weighted sum of values). */
-    void (*axpy_f16)(int64_t n, float a, const uint16_t *x, float *y);
+    /* quant_attn_accum_f16 and quant_fp16_round_n (quant.h). */
+    void (*attn_accum_f16)(int64_t n, int64_t n_rows, const float *p, const uint16_t *v, size_t stride, float *y);
+    void (*round_f16)(float *x, int64_t n);
 } quant_kernels;
 
 /* The family in use (chosen by quant_init, or lazily on first use). */
@@ -98,7 +99,8 @@ void quant_dequant_bf16(const void *src, float *dst, int64_t n);
 float quant_dot_f32_portable(int64_t n, const void *w, const void *x);
 float quant_dot_f16_portable(int64_t n, const void *w, const void *x);
 float quant_dot_bf16_portable(int64_t n, const void *w, const void *x);
-void quant_axpy_f16_portable(int64_t n, float a, const uint16_t *x, float *y);
+void quant_attn_accum_f16_portable(int64_t n, int64_t n_rows, const float *p, const uint16_t *v, size_t stride, float *y);
+void quant_round_f16_portable(float *x, int64_t n);
 
 /* legacy.c: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 weights with Q8A activations. */
 void quant_dequant_q4_0(const void *src, float *dst, int64_t n);
@@ -145,7 +147,8 @@ void quant_act_q8_K_avx512(const float *x, void *dst, int64_t n);
 float quant_dot_f32_avx2(int64_t n, const void *w, const void *x);
 float quant_dot_f16_avx2(int64_t n, const void *w, const void *x);
 float quant_dot_bf16_avx2(int64_t n, const void *w, const void *x);
-void quant_axpy_f16_avx2(int64_t n, float a, const uint16_t *x, float *y);
+void quant_attn_accum_f16_avx2(int64_t n, int64_t n_rows, const float *p, const uint16_t *v, size_t stride, float *y);
+void quant_round_f16_avx2(float *x, int64_t n);
 float quant_dot_q4_0_avx2(int64_t n, const void *w, const void *x);
 float quant_dot_q4_1_avx2(int64_t n, const void *w, const void *x);
 float quant_dot_q5_0_avx2(int64_t n, const void *w, const void *x);

@@ -1,6 +1,7 @@
 /* evalset: see evalset.h. */
 #include "evalset.h"
 #include "chat.h"
+#include "forward.h"
 #include "probes/eq.h"
 #include "probes/probe_file.h"
 #include "util.h"
@@ -161,8 +162,8 @@ double evalset_logit_score(const evalset *e, int k, const eqlogit_result *r, cha
 
 char *evalset_settings_json(const evalset *e) {
     const char *sys = e->math_system ? e->math_system : PROBE_MATH_SYSTEM_PROMPT;
-    json_t *o = json_pack("{s:i, s:s, s:b, s:s, s:s}", "n_predict", e->opt.n_predict, "math_system", sys, "no_think",
-                          e->opt.no_think, "sampling", "greedy", "chat_template", e->family);
+    json_t *o = json_pack("{s:i, s:s, s:b, s:s, s:s, s:i}", "n_predict", e->opt.n_predict, "math_system", sys, "no_think",
+                          e->opt.no_think, "sampling", "greedy", "chat_template", e->family, "numerics", RYS_NUMERICS);
     /* how logit-read sets are read (eqlogit.h); absent without such sets,
      * so stores of scans without them keep their identity */
     if (e->n_logit) json_object_set_new(o, "eq_logit", json_string("terminated scores 0..10, argmax fed back"));

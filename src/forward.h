@@ -15,6 +15,11 @@
 #include "path.h"
 #include "pool.h"
 
+/* The forward pass's rounding rules (fp16 KV cache and Q, softmax and RoPE as
+ * llama.cpp computes them). Bump it whenever they change: a store scored
+ * under other rules must not be resumed, its scores would not compare. */
+#define RYS_NUMERICS 2
+
 /* KV cache: one slot per path position, each [n_seq][n_ctx][kv_dim] for K and
  * V, in fp16 like llama.cpp's default cache (half the memory of f32, and its
  * rounding is part of the numbers we match). A slot's buffers may be borrowed

@@ -79,7 +79,8 @@ void progress_start(progress *p, const char *label, int64_t total) {
     p->total = total;
     p->done = 0;
     p->t_start = p->t_last = rys_now();
-    p->enabled = force ? atoi(force) != 0 : isatty(2);
+    p->tty = force ? atoi(force) != 0 : isatty(2);
+    p->enabled = force ? atoi(force) != 0 : true;
 }
 
 static void fmt_duration(char *buf, size_t n, double s) {
@@ -93,7 +94,7 @@ void progress_update(progress *p, int64_t done, const char *extra) {
     p->done = done;
     if (!p->enabled) return;
     double now = rys_now();
-    if (now - p->t_last < 0.1 && done < p->total) return;
+    if (now - p->t_last < (p->tty ? 0.1 : 30.0) && done < p->total) return;
     p->t_last = now;
     double el = now - p->t_start;
     double frac = p->total > 0 ? (double)done / p->total : 0;
@@ -104,13 +105,14 @@ void progress_update(progress *p, int64_t done, const char *extra) {
     int w = (int)(frac * 30);
     for (int i = 0; i < 30; i++) bar[i] = i < w ? '#' : '.';
     bar[30] = 0;
-    fprintf(stderr, "\r\033[K%s [%s] %lld/%lld %3.0f%% %s<%s %s", p->label, bar, (long long)done,
-            (long long)p->total, frac * 100, e1, e2, extra ? extra : "");
+    fprintf(stderr, "%s%s [%s] %lld/%lld %3.0f%% %s<%s %s%s", p->tty ? "\r\033[K" : "", p->label, bar, (long long)done,
+            (long long)p->total, frac * 100, e1, e2, extra ? extra : "", p->tty ? "" : "\n");
     fflush(stderr);
 }
 
 void progress_finish(progress *p) {
     if (!p->enabled) return;
+    if (!p->tty) return;   /* the last plain line stands; a final one would repeat it */
     p->t_last = 0;
     progress_update(p, p->done, NULL);
     fputc('\n', stderr);

@@ -37,13 +37,15 @@ double rys_now(void);
 /* Peak resident set size in bytes (from getrusage). */
 size_t rys_peak_rss(void);
 
-/* A one-line progress bar on stderr, redrawn at most ~10x per second; silent
- * when stderr is not a terminal unless RYS_PROGRESS=1. */
+/* A one-line progress bar on stderr, redrawn at most ~10x per second. When
+ * stderr is not a terminal (a log file, nohup) a plain line every 30 s
+ * instead, so long runs still show their ETA; RYS_PROGRESS=0 silences it,
+ * RYS_PROGRESS=1 forces the redrawn bar. */
 typedef struct {
     const char *label;
     int64_t total, done;
     double t_start, t_last;
-    bool enabled;
+    bool enabled, tty;
 } progress;
 
 void progress_start(progress *p, const char *label, int64_t total);

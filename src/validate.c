@@ -341,6 +341,15 @@ static void plan_batch(evaluator *ev, const vtask *t, int g0, int g_end, batch *
         b->uses_root[g - g0] = i >= MIN_ROOT;
         if (i >= MIN_ROOT) R = i;
     }
+    /* no longer than what the neighbouring groups share with it too: a batch
+     * of one long document (MMLU's 5-shot history passages) then roots at
+     * the few-shot prefix, which the next batch finds cached, instead of at
+     * its whole context, which no other batch can use */
+    for (int g = g0 - 1; g <= g1; g += g1 - g0 + 1) {
+        if (g < 0 || g >= t->n_grp) continue;
+        int i = group_lcp(t, &t->grp[root_ref], &t->grp[g]);
+        if (i >= MIN_ROOT && i < R) R = i;
+    }
     if (R < MIN_ROOT) R = 0;
     for (int g = g0; g < g1; g++) b->uses_root[g - g0] = b->uses_root[g - g0] && R > 0;
     b->root = ids0;

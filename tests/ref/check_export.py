@@ -19,6 +19,7 @@
    itself misses that bound on the unmodified model (reported as ENGINE GAP), by no more than
    1.5x the unmodified model's gap + 1e-2 * max|logit| with the same argmax.
 5. The strict bound, where it is meaningful: the F32 copy of smollm2-135m
+   (and of qwen2.5-coder-0.5b when pulled)
    (check_engine.py's, weights dequantized by the gguf package) exported
    along (10,15); llama.cpp on that file vs `rys logits --blocks 10,15` on the
    F32 source, for a 24-token prompt: max|diff| <= 1e-2 * max|logit|, same
@@ -308,6 +309,7 @@ def check_llama(tmp, model, exported):
 def check_llama_f32(tmp, model):
     from check_engine import f32_copy
     src = f32_copy(model)
+    name = os.path.basename(model)[:-5]
     out = os.path.join(tmp, "f32-10-15.gguf")
     r = rys("export", src, "--blocks", "10,15", "-o", out, "--quiet")
     expect(r.returncode == 0, f"export of the F32 copy failed: {r.stderr.strip()}")
@@ -320,9 +322,9 @@ def check_llama_f32(tmp, model):
     ref = llama_logits(out, tokens)
     diff, scale = float(np.max(np.abs(ref - ours))), float(np.max(np.abs(ref)))
     expect(diff <= 1e-2 * scale and int(np.argmax(ref)) == int(np.argmax(ours)),
-           f"F32 (10,15) export: llama.cpp vs rys --blocks differ by {diff:.4g} (max|logit| {scale:.4g}), "
+           f"{name} F32 (10,15) export: llama.cpp vs rys --blocks differ by {diff:.4g} (max|logit| {scale:.4g}), "
            f"argmax {int(np.argmax(ref))} / {int(np.argmax(ours))}")
-    print(f"ok: F32 copy exported along (10,15): llama.cpp vs rys --blocks max|diff| {diff:.3g} = "
+    print(f"ok: {name} F32 copy exported along (10,15): llama.cpp vs rys --blocks max|diff| {diff:.3g} = "
           f"{diff / scale:.2e} of max|logit| (<= 1e-2), argmax {int(np.argmax(ref))}")
     os.remove(out)
 
@@ -347,6 +349,12 @@ def main():
         else:
             print(f"FAIL: {model} missing (rys pull smollm2-135m)")
             failed += 1
+        # the qwen2 architecture (QKV biases) too, where it is pulled
+        qwen = os.path.join(CACHE, "models", "qwen2.5-coder-0.5b.gguf")
+        if os.path.exists(qwen):
+            steps.append(("llama.cpp, qwen2 F32 copy", lambda: check_llama_f32(tmp, qwen)))
+        else:
+            print(f"note: {qwen} not pulled; the qwen2 export check is skipped (rys pull qwen2.5-coder-0.5b)")
         for name, fn in steps:
             try:
                 fn()

@@ -2,6 +2,7 @@
  * transaction per configuration result, so SIGKILL at any instruction leaves
  * the file consistent and loses at most the configuration in flight. */
 #include "store.h"
+#include "db.h"
 #include "util.h"
 
 #include <sqlite3.h>
@@ -78,39 +79,14 @@ static const char schema_sql[] =
     ");\n"
     "CREATE INDEX IF NOT EXISTS config_status ON config(status);\n";
 
-static int fail(store *st, const char *what) {
-    rys_seterr("%s: %s: %s", st->path, what, sqlite3_errmsg(st->db));
-    return -1;
-}
+static int fail(store *st, const char *what) { return db_fail(st->db, st->path, what); }
 
-static int exec(store *st, const char *sql) {
-    char *err = NULL;
-    if (sqlite3_exec(st->db, sql, NULL, NULL, &err) != SQLITE_OK) {
-        rys_seterr("%s: %s", st->path, err ? err : sqlite3_errmsg(st->db));
-        sqlite3_free(err);
-        return -1;
-    }
-    return 0;
-}
-
-static void now_iso(char *buf, size_t n) {
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
+static int exec(store *st, const char *sql) { return db_exec(st->db, st->path, sql); }
 
 store *store_open(const char *path) {
     store *st = xcalloc(1, sizeof *st);
     st->path = xstrdup(path);
-    if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
-        rys_seterr("%s: cannot open: %s", path, st->db ? sqlite3_errmsg(st->db) : "out of memory");
-        store_close(st);
-        return NULL;
-    }
-    sqlite3_busy_timeout(st->db, 10000);
-    if (exec(st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;") || exec(st, schema_sql)) {
-        rys_seterr("%s: not a usable rys results database (%s)", path, rys_lasterr());
+    if (!(st->db = db_open(path, schema_sql))) {
         store_close(st);
         return NULL;
     }
@@ -135,11 +111,6 @@ void store_close(store *st) {
 
 struct sqlite3 *store_db(store *st) { return st->db; }
 
-static const char *col_text(sqlite3_stmt *q, int c) {
-    const unsigned char *t = sqlite3_column_text(q, c);
-    return t ? (const char *)t : "";
-}
-
 int store_set_identity(store *st, const store_identity *id) {
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(st->db, "SELECT model_sha256, settings, model_path FROM scan_run WHERE id = 1", -1, &q, NULL) != SQLITE_OK)
@@ -147,12 +118,12 @@ int store_set_identity(store *st, const store_identity *id) {
     int rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
         int bad = 0;
-        if (strcmp(col_text(q, 0), id->model_sha256)) {
+        if (strcmp(db_col_text(q, 0), id->model_sha256)) {
             rys_seterr("%s: holds a scan of another model (%s, sha256 %.12s...); use another --db", st->path,
-                       col_text(q, 2), col_text(q, 0));
+                       db_col_text(q, 2), db_col_text(q, 0));
             bad = 1;
-        } else if (strcmp(col_text(q, 1), id->settings_json)) {
-            rys_seterr("%s: holds a scan with other settings (%s); use another --db", st->path, col_text(q, 1));
+        } else if (strcmp(db_col_text(q, 1), id->settings_json)) {
+            rys_seterr("%s: holds a scan with other settings (%s); use another --db", st->path, db_col_text(q, 1));
             bad = 1;
         }
         sqlite3_finalize(q);
@@ -162,10 +133,10 @@ int store_set_identity(store *st, const store_identity *id) {
                 return fail(st, "reading probe sets");
             sqlite3_bind_text(q, 1, id->probes[p].name, -1, SQLITE_STATIC);
             rc = sqlite3_step(q);
-            if (rc != SQLITE_ROW || strcmp(col_text(q, 0), id->probes[p].sha256)) {
+            if (rc != SQLITE_ROW || strcmp(db_col_text(q, 0), id->probes[p].sha256)) {
                 rys_seterr(rc == SQLITE_ROW ? "%s: probe set %s differs from the one this scan used (sha256 %.12s...); use another --db"
                                             : "%s: this scan did not use probe set %s%s; use another --db",
-                           st->path, id->probes[p].name, rc == SQLITE_ROW ? col_text(q, 0) : "");
+                           st->path, id->probes[p].name, rc == SQLITE_ROW ? db_col_text(q, 0) : "");
                 sqlite3_finalize(q);
                 return -1;
             }
@@ -184,7 +155,7 @@ int store_set_identity(store *st, const store_identity *id) {
     sqlite3_finalize(q);
     if (rc != SQLITE_DONE) return fail(st, "reading the scan identity");
     char ts[32];
-    now_iso(ts, sizeof ts);
+    db_now_iso(ts, sizeof ts);
     if (exec(st, "BEGIN IMMEDIATE")) return -1;
     if (sqlite3_prepare_v2(st->db, "INSERT INTO scan_run(id, created_at, rys_version, model_path, model_sha256, arch, n_layers, settings) "
                                    "VALUES (1, ?, ?, ?, ?, ?, ?, ?)", -1, &q, NULL) != SQLITE_OK) goto err;
@@ -246,14 +217,14 @@ int store_is_done(store *st, const char *path) {
     if (sqlite3_prepare_v2(st->db, "SELECT status FROM config WHERE path = ?", -1, &q, NULL) != SQLITE_OK)
         return fail(st, "reading configurations");
     sqlite3_bind_text(q, 1, path, -1, SQLITE_STATIC);
-    int done = sqlite3_step(q) == SQLITE_ROW && !strcmp(col_text(q, 0), "done");
+    int done = sqlite3_step(q) == SQLITE_ROW && !strcmp(db_col_text(q, 0), "done");
     sqlite3_finalize(q);
     return done;
 }
 
 int store_mark_running(store *st, const char *path) {
     char ts[32];
-    now_iso(ts, sizeof ts);
+    db_now_iso(ts, sizeof ts);
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(st->db, "UPDATE config SET status = 'running', started_at = ? WHERE path = ? AND status != 'done'",
                            -1, &q, NULL) != SQLITE_OK) return fail(st, "updating a configuration");
@@ -266,7 +237,7 @@ int store_mark_running(store *st, const char *path) {
 
 int store_save_result(store *st, const store_result *r) {
     char ts[32];
-    now_iso(ts, sizeof ts);
+    db_now_iso(ts, sizeof ts);
     sqlite3_stmt *q = NULL;
     if (exec(st, "BEGIN IMMEDIATE")) return -1;
     if (sqlite3_prepare_v2(st->db, "SELECT id FROM config WHERE path = ?", -1, &q, NULL) != SQLITE_OK) goto err;

@@ -1,6 +1,7 @@
 /* validate_store: see validate_store.h. Durability as the scan store: WAL
  * with synchronous=FULL and one transaction per chunk of documents. */
 #include "validate_store.h"
+#include "db.h"
 #include "util.h"
 
 #include <math.h>
@@ -79,44 +80,14 @@ static const char schema_sql[] =
     "    PRIMARY KEY (config_id, task_id, doc_id, choice, uncond)\n"
     ");\n";
 
-static int fail(validate_store *st, const char *what) {
-    rys_seterr("%s: %s: %s", st->path, what, sqlite3_errmsg(st->db));
-    return -1;
-}
+static int fail(validate_store *st, const char *what) { return db_fail(st->db, st->path, what); }
 
-static int exec(validate_store *st, const char *sql) {
-    char *err = NULL;
-    if (sqlite3_exec(st->db, sql, NULL, NULL, &err) != SQLITE_OK) {
-        rys_seterr("%s: %s", st->path, err ? err : sqlite3_errmsg(st->db));
-        sqlite3_free(err);
-        return -1;
-    }
-    return 0;
-}
-
-static const char *col_text(sqlite3_stmt *q, int c) {
-    const unsigned char *t = sqlite3_column_text(q, c);
-    return t ? (const char *)t : "";
-}
-
-static void now_iso(char *buf, size_t n) {
-    time_t t = time(NULL);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
+static int exec(validate_store *st, const char *sql) { return db_exec(st->db, st->path, sql); }
 
 validate_store *validate_store_open(const char *path) {
     validate_store *st = xcalloc(1, sizeof *st);
     st->path = xstrdup(path);
-    if (sqlite3_open_v2(path, &st->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) != SQLITE_OK) {
-        rys_seterr("%s: cannot open: %s", path, st->db ? sqlite3_errmsg(st->db) : "out of memory");
-        validate_store_close(st);
-        return NULL;
-    }
-    sqlite3_busy_timeout(st->db, 10000);
-    if (exec(st, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL;") || exec(st, schema_sql)) {
-        rys_seterr("%s: not a usable rys results database (%s)", path, rys_lasterr());
+    if (!(st->db = db_open(path, schema_sql))) {
         validate_store_close(st);
         return NULL;
     }
@@ -139,17 +110,17 @@ int validate_store_identity(validate_store *st, const char *model_path, const ch
         return fail(st, "reading the model");
     int rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
-        bool same = !strcmp(col_text(q, 0), model_sha256);
+        bool same = !strcmp(db_col_text(q, 0), model_sha256);
         if (!same)
             rys_seterr("%s: holds validation results of another model (%s, sha256 %.12s...); use another --db", st->path,
-                       col_text(q, 1), col_text(q, 0));
+                       db_col_text(q, 1), db_col_text(q, 0));
         sqlite3_finalize(q);
         return same ? 0 : -1;
     }
     sqlite3_finalize(q);
     if (rc != SQLITE_DONE) return fail(st, "reading the model");
     char ts[32];
-    now_iso(ts, sizeof ts);
+    db_now_iso(ts, sizeof ts);
     if (sqlite3_prepare_v2(st->db, "INSERT INTO val_run(id, created_at, rys_version, model_path, model_sha256, arch, n_layers) "
                                    "VALUES (1, ?, ?, ?, ?, ?, ?)", -1, &q, NULL) != SQLITE_OK)
         return fail(st, "recording the model");
@@ -173,10 +144,10 @@ int validate_store_task(validate_store *st, const task_set *ts, long long *task_
     int rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
         *task_id = sqlite3_column_int64(q, 0);
-        bool same = !strcmp(col_text(q, 1), ts->sha256);
+        bool same = !strcmp(db_col_text(q, 1), ts->sha256);
         if (!same)
             rys_seterr("%s: task %s:%s was scored from another data file (sha256 %.12s..., now %.12s... in %s); use another --db",
-                       st->path, ts->name, ts->variant, col_text(q, 1), ts->sha256, ts->file);
+                       st->path, ts->name, ts->variant, db_col_text(q, 1), ts->sha256, ts->file);
         sqlite3_finalize(q);
         return same ? 0 : -1;
     }
@@ -259,7 +230,7 @@ int validate_store_load(validate_store *st, long long config_id, long long task_
     sqlite3_bind_int64(q, 2, task_id);
     int loaded = 0, rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        int d = find_doc(keys, ts->n_docs, col_text(q, 0));
+        int d = find_doc(keys, ts->n_docs, db_col_text(q, 0));
         if (d < 0) continue;    /* scored in a run with another --limit */
         if (sqlite3_column_int(q, 1) != docs[d].n_choices) {
             rys_seterr("%s: document %s has %d choices recorded, %d in %s", st->path, ts->docs[d].doc_id, sqlite3_column_int(q, 1),
@@ -280,7 +251,7 @@ int validate_store_load(validate_store *st, long long config_id, long long task_
     sqlite3_bind_int64(q, 1, config_id);
     sqlite3_bind_int64(q, 2, task_id);
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        int d = find_doc(keys, ts->n_docs, col_text(q, 0)), c = sqlite3_column_int(q, 1);
+        int d = find_doc(keys, ts->n_docs, db_col_text(q, 0)), c = sqlite3_column_int(q, 1);
         if (d < 0 || !done[d]) continue;
         if (c < 0 || c >= docs[d].n_choices) {
             rys_seterr("%s: document %s: request for choice %d of %d", st->path, ts->docs[d].doc_id, c, docs[d].n_choices);
@@ -374,7 +345,7 @@ int validate_store_save(validate_store *st, long long config_id, long long task_
         if (save_doc(st, qd, qr, config_id, task_id, ts, d, &docs[d])) goto rollback;
     }
     char ts_now[32];
-    now_iso(ts_now, sizeof ts_now);
+    db_now_iso(ts_now, sizeof ts_now);
     sqlite3_bind_int64(qc, 1, config_id);
     sqlite3_bind_int64(qc, 2, task_id);
     sqlite3_bind_text(qc, 3, ts->docs[d0].doc_id, -1, SQLITE_STATIC);

@@ -7,7 +7,7 @@
  * published EQ set. The tiny vocabulary is one token per byte, so "10" is two
  * tokens, "1" then "0", and token ids are written here by hand. */
 #include "testutil.h"
-#include "tiny_model.h"
+#include "tiny_loaded.h"
 
 #include "eqlogit.h"
 #include "evalset.h"
@@ -37,25 +37,15 @@ typedef struct {
 
 static int setup(void **state) {
     fixture *fx = xcalloc(1, sizeof *fx);
-    const char *path = test_tmp_path("eqlogit-tiny.gguf");
-    assert_int_equal(tiny_model_write(path, N_LAYERS, 11), 0);
-    assert_int_equal(quant_init(), 0);
-    fx->m = model_load(path);
-    if (!fx->m) fail_msg("%s", rys_lasterr());
-    fx->tok = tokenizer_from_gguf(fx->m->gguf);
-    assert_non_null(fx->tok);
-    fx->pool = pool_new(2);
+    tiny_load("eqlogit-tiny.gguf", N_LAYERS, 11, &fx->m, &fx->tok, &fx->pool);
     *state = fx;
     return 0;
 }
 
 static int teardown(void **state) {
     fixture *fx = *state;
-    tokenizer_free(fx->tok);
-    model_free(fx->m);
-    pool_free(fx->pool);
+    tiny_unload(fx->m, fx->tok, fx->pool);
     free(fx);
-    unlink(test_tmp_path("eqlogit-tiny.gguf"));
     return 0;
 }
 

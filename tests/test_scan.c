@@ -3,7 +3,7 @@
  * lists the right configurations, and the store keeps one identity and
  * resumes. */
 #include "testutil.h"
-#include "tiny_model.h"
+#include "tiny_loaded.h"
 
 #include "forward.h"
 #include "generate.h"
@@ -32,14 +32,7 @@ typedef struct {
 
 static int setup(void **state) {
     fixture *fx = xcalloc(1, sizeof *fx);
-    const char *path = test_tmp_path("tiny.gguf");
-    assert_int_equal(tiny_model_write(path, N_LAYERS, 7), 0);
-    assert_int_equal(quant_init(), 0);
-    fx->m = model_load(path);
-    if (!fx->m) fail_msg("%s", rys_lasterr());
-    fx->tok = tokenizer_from_gguf(fx->m->gguf);
-    if (!fx->tok) fail_msg("%s", rys_lasterr());
-    fx->pool = pool_new(2);
+    tiny_load("tiny.gguf", N_LAYERS, 7, &fx->m, &fx->tok, &fx->pool);
     const char *texts[N_PROMPTS] = {"hello world", "a", "The quick brown fox jumps over the lazy dog.",
                                     "12345678901234567890", "<|im_start|>user\nhi<|im_end|>\n"};
     for (int s = 0; s < N_PROMPTS; s++) {
@@ -47,7 +40,6 @@ static int setup(void **state) {
         assert_int_equal(tokenizer_encode(fx->tok, texts[s], strlen(texts[s]), true, true, &fx->prompts[s], &n), 0);
         fx->lens[s] = (int)n;
     }
-    unlink(path);
     *state = fx;
     return 0;
 }
@@ -55,9 +47,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
     fixture *fx = *state;
     for (int s = 0; s < N_PROMPTS; s++) free(fx->prompts[s]);
-    tokenizer_free(fx->tok);
-    model_free(fx->m);
-    pool_free(fx->pool);
+    tiny_unload(fx->m, fx->tok, fx->pool);
     free(fx);
     return 0;
 }
@@ -222,10 +212,7 @@ static void test_store_identity_and_resume(void **state) {
 
 static void test_store_rejects_garbage(void **state) {
     (void)state;
-    const char *db = test_tmp_path("garbage.sqlite");
-    FILE *f = fopen(db, "wb");
-    fputs("this is not a database, just text that is long enough to look like a header.......", f);
-    fclose(f);
+    const char *db = test_garbage_db("garbage.sqlite");
     assert_null(store_open(db));
     assert_non_null(strstr(rys_lasterr(), db));
     unlink(db);

@@ -4,7 +4,7 @@
  * forward per request, the store's resume after a kill between chunks, and
  * bad input. */
 #include "testutil.h"
-#include "tiny_model.h"
+#include "tiny_loaded.h"
 
 #include "forward.h"
 #include "model.h"
@@ -202,24 +202,14 @@ typedef struct {
 
 static int setup(void **state) {
     fixture *fx = xcalloc(1, sizeof *fx);
-    const char *path = test_tmp_path("tiny.gguf");
-    assert_int_equal(tiny_model_write(path, N_LAYERS, 11), 0);
-    assert_int_equal(quant_init(), 0);
-    fx->m = model_load(path);
-    if (!fx->m) fail_msg("%s", rys_lasterr());
-    fx->tok = tokenizer_from_gguf(fx->m->gguf);
-    if (!fx->tok) fail_msg("%s", rys_lasterr());
-    fx->pool = pool_new(2);
-    unlink(path);
+    tiny_load("tiny.gguf", N_LAYERS, 11, &fx->m, &fx->tok, &fx->pool);
     *state = fx;
     return 0;
 }
 
 static int teardown(void **state) {
     fixture *fx = *state;
-    tokenizer_free(fx->tok);
-    model_free(fx->m);
-    pool_free(fx->pool);
+    tiny_unload(fx->m, fx->tok, fx->pool);
     free(fx);
     return 0;
 }
@@ -564,10 +554,7 @@ static void test_bad_input(void **state) {
     task_set_free(&ts);
     path_free(&cfg[0].path);
     /* a file that is not a database */
-    const char *db = test_tmp_path("val-garbage.sqlite");
-    FILE *f = fopen(db, "wb");
-    fputs("this is not a database, just text that is long enough to look like a header.......", f);
-    fclose(f);
+    const char *db = test_garbage_db("val-garbage.sqlite");
     assert_null(validate_store_open(db));
     assert_non_null(strstr(rys_lasterr(), db));
     unlink(db);

@@ -348,6 +348,20 @@ int report_plot_repeats(const report_data *d, int p, double clip, const char *di
 
 typedef struct { const report_data *d; int p; } sky_ctx;
 
+/* Horizontal grid lines of an axis symmetric around mid, labelled with
+ * signed values every st up to +-top. */
+static void signed_grid(cairo_t *cr, double x0, double w, double mid, double scale, double top, double st) {
+    for (double t = -top; t <= top + st / 2; t += st) {
+        double ty = mid - t * scale;
+        cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
+        cairo_move_to(cr, x0, ty);
+        cairo_line_to(cr, x0 + w, ty);
+        cairo_stroke(cr);
+        if (fabs(t) < st / 2) text(cr, x0 - 6, ty + 4, 11, false, 1, "0");
+        else textf(cr, x0 - 6, ty + 4, 11, false, 1, "%+.3g", t);
+    }
+}
+
 /* Bar chart of v[0..n) (cnt[k] == 0: no data) with symmetric y range. */
 static void bars(cairo_t *cr, double x0, double y0, double w, double h, const double *v, const int *cnt, int n, int first,
                  const char *title, const char *xlabel) {
@@ -358,15 +372,7 @@ static void bars(cairo_t *cr, double x0, double y0, double w, double h, const do
     double mid = y0 + h / 2, scale = (h / 2) / top, bw = w / n;
     text(cr, x0, y0 - 10, 13, true, 0, title);
     cairo_set_line_width(cr, 1);
-    for (double t = -top; t <= top + st / 2; t += st) {
-        double ty = mid - t * scale;
-        cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
-        cairo_move_to(cr, x0, ty);
-        cairo_line_to(cr, x0 + w, ty);
-        cairo_stroke(cr);
-        if (fabs(t) < st / 2) text(cr, x0 - 6, ty + 4, 11, false, 1, "0");
-        else textf(cr, x0 - 6, ty + 4, 11, false, 1, "%+.3g", t);
-    }
+    signed_grid(cr, x0, w, mid, scale, top, st);
     for (int k = 0; k < n; k++) {
         double rgb[3];
         if (!cnt[k]) {
@@ -545,15 +551,7 @@ static void draw_validation(cairo_t *cr, const void *vctx) {
     text(cr, 20, 46, 12, false, 0, "bars: primary metric of each task (the average: mean over tasks); whiskers: paired bootstrap 95% interval");
     text(cr, 20, 64, 12, false, 0, "same documents along both paths; p: exact McNemar test on the documents they disagree on");
     cairo_set_line_width(cr, 1);
-    for (double t = -top; t <= top + st / 2; t += st) {
-        double ty = mid - t * scale;
-        cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
-        cairo_move_to(cr, x0, ty);
-        cairo_line_to(cr, x0 + w, ty);
-        cairo_stroke(cr);
-        if (fabs(t) < st / 2) text(cr, x0 - 6, ty + 4, 11, false, 1, "0");
-        else textf(cr, x0 - 6, ty + 4, 11, false, 1, "%+.3g", t);
-    }
+    signed_grid(cr, x0, w, mid, scale, top, st);
     for (int k = 0; k < n; k++) {
         const report_val_row *r = &c->row[k];
         double rgb[3], cx = x0 + (k + 0.5) * bw, bh = r->delta * 100 * scale;

@@ -1,6 +1,7 @@
 /* report data: see report.h. Reads the store read-only, so a report can be
  * made while the scan is still writing (WAL readers do not block it). */
 #include "report/report.h"
+#include "db.h"
 #include "util.h"
 
 #include <math.h>
@@ -14,11 +15,6 @@ void report_free(report_data *d) {
     free(d->cfg);
     report_validation_free(d->validation);
     free(d);
-}
-
-static const char *txt(sqlite3_stmt *q, int c) {
-    const unsigned char *t = sqlite3_column_text(q, c);
-    return t ? (const char *)t : "";
 }
 
 /* The spec parsers accept only the whole spec, so "blocks:1,2;3,4" (a
@@ -61,15 +57,15 @@ report_data *report_load(const char *db_path) {
         goto fail;
     }
     d->n_layers = sqlite3_column_int(q, 0);
-    snprintf(d->model, sizeof d->model, "%s", txt(q, 1));
+    snprintf(d->model, sizeof d->model, "%s", db_col_text(q, 1));
     sqlite3_finalize(q);
     q = NULL;
     if (d->n_layers < 1) { rys_seterr("%s: scan of %d layers", db_path, d->n_layers); goto fail; }
     if (sqlite3_prepare_v2(db, "SELECT name, kind FROM probe_set ORDER BY position", -1, &q, NULL) != SQLITE_OK) goto sqlfail;
     while (sqlite3_step(q) == SQLITE_ROW) {
         if (d->n_probes == REPORT_MAX_PROBES) { rys_seterr("%s: more than %d probe sets", db_path, REPORT_MAX_PROBES); goto fail; }
-        snprintf(d->probe[d->n_probes], sizeof d->probe[0], "%s", txt(q, 0));
-        snprintf(d->kind[d->n_probes], sizeof d->kind[0], "%s", txt(q, 1));
+        snprintf(d->probe[d->n_probes], sizeof d->probe[0], "%s", db_col_text(q, 0));
+        snprintf(d->kind[d->n_probes], sizeof d->kind[0], "%s", db_col_text(q, 1));
         if (d->math < 0 && !strcmp(d->kind[d->n_probes], "math")) d->math = d->n_probes;
         if (d->eq < 0 && !strncmp(d->kind[d->n_probes], "eq", 2)) d->eq = d->n_probes;
         d->n_probes++;
@@ -90,7 +86,7 @@ report_data *report_load(const char *db_path) {
     double base[REPORT_MAX_PROBES];
     while (sqlite3_step(q) == SQLITE_ROW) {
         report_config c = {0};
-        snprintf(c.spec, sizeof c.spec, "%s", txt(q, 1));
+        snprintf(c.spec, sizeof c.spec, "%s", db_col_text(q, 1));
         c.i = sqlite3_column_int(q, 2);
         c.j = sqlite3_column_int(q, 3);
         c.extra = sqlite3_column_int(q, 4);

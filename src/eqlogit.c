@@ -141,8 +141,8 @@ static void accumulate(item_state *st, const eqlogit_line *L, int ref, int depth
 }
 
 static void set_kv(item_state *st, const int32_t *a, int na, const int32_t *b, int nb) {
-    memcpy(st->kv, a, (size_t)na * sizeof(int32_t));
-    memcpy(st->kv + na, b, (size_t)nb * sizeof(int32_t));
+    if (na) memcpy(st->kv, a, (size_t)na * sizeof(int32_t));   /* a may be NULL when empty */
+    if (nb) memcpy(st->kv + na, b, (size_t)nb * sizeof(int32_t));
     st->n_kv = na + nb;
 }
 

@@ -116,7 +116,7 @@ static void reference_item(const fixture *fx, const layer_path *path, int i, dou
 }
 
 static void run_items(const fixture *fx, const layer_path *path, eqlogit_result *res, int n) {
-    eqlogit_item items[3];
+    eqlogit_item items[3] = {0};
     char *prompts[3];
     for (int i = 0; i < n; i++) {
         /* the engine reads the control tokens' text, as the chat renderer writes it */

@@ -36,6 +36,8 @@ double rys_now(void);
 
 /* Peak resident set size in bytes (from getrusage). */
 size_t rys_peak_rss(void);
+/* mkdir -p: path and its missing parents (0755). 0, or -1 with errno set. */
+int rys_mkdirs(const char *path);
 
 /* A one-line progress bar on stderr, redrawn at most ~10x per second. When
  * stderr is not a terminal (a log file, nohup) a plain line every 30 s

@@ -7,6 +7,8 @@
  * published EQ set. The tiny vocabulary is one token per byte, so "10" is two
  * tokens, "1" then "0", and token ids are written here by hand. */
 #include "testutil.h"
+#define N_LAYERS 4
+#define TINY_FIXTURE_LAYERS N_LAYERS
 #include "tiny_loaded.h"
 
 #include "eqlogit.h"
@@ -25,29 +27,8 @@
 #include <sqlite3.h>
 #include <string.h>
 
-#define N_LAYERS 4
 #define IM_START 256
 #define IM_END 257
-
-typedef struct {
-    model *m;
-    tokenizer *tok;
-    pool *pool;
-} fixture;
-
-static int setup(void **state) {
-    fixture *fx = xcalloc(1, sizeof *fx);
-    tiny_load("eqlogit-tiny.gguf", N_LAYERS, 11, &fx->m, &fx->tok, &fx->pool);
-    *state = fx;
-    return 0;
-}
-
-static int teardown(void **state) {
-    fixture *fx = *state;
-    tiny_unload(fx->m, fx->tok, fx->pool);
-    free(fx);
-    return 0;
-}
 
 /* Ids of a text in the tiny vocabulary, written from the bytes: "\x01" and
  * "\x02" stand for <|im_start|> and <|im_end|>. */

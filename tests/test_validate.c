@@ -4,6 +4,8 @@
  * forward per request, the store's resume after a kill between chunks, and
  * bad input. */
 #include "testutil.h"
+#define N_LAYERS 6
+#define TINY_FIXTURE_LAYERS N_LAYERS
 #include "tiny_loaded.h"
 
 #include "forward.h"
@@ -23,7 +25,6 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#define N_LAYERS 6
 
 /* fontconfig (under cairo's text in the report figure) keeps its parsed
  * configuration for the life of the process; LeakSanitizer reads this hook */
@@ -192,26 +193,6 @@ static void wino_like(task_set *ts, int n_docs) {
         const char *ctxs[2] = {a, b}, *conts[2] = {" was heavy.", " was heavy."};
         make_doc(&ts->docs[i], i, NULL, ctxs, conts, 2, i % 2, NULL);
     }
-}
-
-typedef struct {
-    model *m;
-    tokenizer *tok;
-    pool *pool;
-} fixture;
-
-static int setup(void **state) {
-    fixture *fx = xcalloc(1, sizeof *fx);
-    tiny_load("tiny.gguf", N_LAYERS, 11, &fx->m, &fx->tok, &fx->pool);
-    *state = fx;
-    return 0;
-}
-
-static int teardown(void **state) {
-    fixture *fx = *state;
-    tiny_unload(fx->m, fx->tok, fx->pool);
-    free(fx);
-    return 0;
 }
 
 /* The reference: one fresh cache and one plain forward per request, the

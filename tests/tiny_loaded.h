@@ -30,6 +30,30 @@ static inline void tiny_unload(model *m, tokenizer *tok, pool *pool) {
     pool_free(pool);
 }
 
+/* The group fixture of tests that need nothing but the loaded tiny model:
+ * TINY_FIXTURE_LAYERS layers, seed 11. */
+#ifdef TINY_FIXTURE_LAYERS
+typedef struct {
+    model *m;
+    tokenizer *tok;
+    pool *pool;
+} fixture;
+
+static int setup(void **state) {
+    fixture *fx = xcalloc(1, sizeof *fx);
+    tiny_load("tiny-fixture.gguf", TINY_FIXTURE_LAYERS, 11, &fx->m, &fx->tok, &fx->pool);
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fixture *fx = *state;
+    tiny_unload(fx->m, fx->tok, fx->pool);
+    free(fx);
+    return 0;
+}
+#endif
+
 /* A text file that is no SQLite database, at a fresh temporary path. */
 static inline const char *test_garbage_db(const char *tag) {
     const char *db = test_tmp_path(tag);

@@ -116,19 +116,6 @@ static int pull_part(const known_model *km, int k, const char *tmp, models_assem
     return rc;
 }
 
-static int mkdir_p(const char *path) {
-    char buf[4096];
-    if (strlen(path) >= sizeof buf) return -1;
-    strcpy(buf, path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0755) && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    return mkdir(buf, 0755) && errno != EEXIST ? -1 : 0;
-}
-
 int cmd_pull(int argc, char **argv) {
     const char *name = NULL;
     bool force = false;
@@ -154,7 +141,7 @@ int cmd_pull(int argc, char **argv) {
 
     char dir[4096], path[4200];
     if (!models_dir(dir, sizeof dir) || !models_cached_path(km, path, sizeof path)) rys_die("%s", rys_lasterr());
-    if (mkdir_p(dir)) rys_die("%s: %s", dir, strerror(errno));
+    if (rys_mkdirs(dir)) rys_die("%s: %s", dir, strerror(errno));
     if (!force) {
         int v = models_verify_cached(km);
         if (v < 0) rys_die("%s", rys_lasterr());

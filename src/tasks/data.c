@@ -247,19 +247,6 @@ static int walk(const char *root, const char *rel, str_list *out) {
     return rc;
 }
 
-static int mkdirs(const char *path) {
-    char buf[8400];
-    if (strlen(path) >= sizeof buf) return -1;
-    strcpy(buf, path);
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(buf, 0755) && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    return mkdir(buf, 0755) && errno != EEXIST ? -1 : 0;
-}
-
 static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
     (void)st, (void)flag, (void)ftw;
     return remove(path);
@@ -312,7 +299,7 @@ int data_install(const data_package *p, const char *unpacked_dir, void (*on_file
                  void *ctx) {
     char root[4096], final_dir[4200], staging[4300], old[4300];
     if (!data_root(root, sizeof root) || !data_package_dir(root, p->name, final_dir, sizeof final_dir)) return -1;
-    if (mkdirs(root)) {
+    if (rys_mkdirs(root)) {
         rys_seterr("%s: %s", root, strerror(errno));
         return -1;
     }
@@ -337,7 +324,7 @@ int data_install(const data_package *p, const char *unpacked_dir, void (*on_file
     char manifest_path[4400];
     snprintf(manifest_path, sizeof manifest_path, "%s/MANIFEST", staging);
     FILE *mf = NULL;
-    int rc = mkdirs(staging);
+    int rc = rys_mkdirs(staging);
     if (rc) rys_seterr("%s: %s", staging, strerror(errno));
     else if (!(mf = fopen(manifest_path, "w"))) {
         rys_seterr("%s: %s", manifest_path, strerror(errno));
@@ -351,7 +338,7 @@ int data_install(const data_package *p, const char *unpacked_dir, void (*on_file
         snprintf(dst, sizeof dst, "%s/%s", staging, rel);
         char *slash = strrchr(dst, '/');
         *slash = 0;
-        if (mkdirs(dst)) {
+        if (rys_mkdirs(dst)) {
             rys_seterr("%s: %s", dst, strerror(errno));
             rc = -1;
             break;

@@ -171,6 +171,10 @@ done:
     return rc;
 }
 
+static bool is_baseline(const layer_path *p) {
+    return p->n == p->n_model && path_shared_prefix(p) == p->n_model;
+}
+
 int scan_run(store *st, const model *m, const tokenizer *tok, const evalset *es, pool *pool,
              const scan_config *cfgs, int n_cfgs, const scan_run_opts *o, scan_summary *sum) {
     memset(sum, 0, sizeof *sum);
@@ -193,6 +197,12 @@ int scan_run(store *st, const model *m, const tokenizer *tok, const evalset *es,
     if (!o->naive && n > 0) {
         base = baseline_run_new(m, tok, evalset_prompts(es), evalset_lens(es), n, evalset_n_predict(es), pool);
         if (!base) { free(todo); return -1; }
+        /* The baseline's own pass is real work: it is charged to the baseline's
+         * row below, or here when that row was finished by an earlier run. */
+        if (!is_baseline(&cfgs[todo[0]].path)) {
+            sum->layer_tokens_done += baseline_stats(base).layer_tokens_done;
+            sum->layer_tokens_naive += baseline_stats(base).layer_tokens_naive;
+        }
     }
     progress pg;
     progress_start(&pg, "scan", n_todo);
@@ -210,6 +220,7 @@ int scan_run(store *st, const model *m, const tokenizer *tok, const evalset *es,
         reuse_stats rs, lrs;
         if (base) {
             rc = baseline_run_config(base, &c->path, outs, &rs);
+            if (is_baseline(&c->path)) rs = baseline_stats(base);
         } else {
             rc = scan_generate_naive(m, tok, es, pool, &c->path, outs, &rs);
         }

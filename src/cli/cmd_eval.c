@@ -17,7 +17,7 @@ static void usage(void) {
          "  --system TEXT   system prompt for math items (default: the reference's)\n"
          "  --no-think      prefix user turns with \"/no_think \" (thinking models)\n"
          "  -t N            threads\n"
-         "  --json          every item's generated text, parsed values and score");
+         "  --json          every item's prompt token ids, generated text, parsed values and score");
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -71,10 +71,13 @@ int cmd_eval(int argc, char **argv) {
         int s = evalset_prompt_set(es, k);
         sums[s] += sc;
         if (json) {
-            json_t *p = json_loads(parsed, 0, NULL);
-            json_array_append_new(items, json_pack("{s:s, s:s, s:s, s:o, s:f, s:i}", "probe", evalset_set_name(es, s), "key",
-                                                   evalset_prompt_key(es, k), "generated", text, "parsed",
-                                                   p ? p : json_null(), "score", sc, "tokens", outs[k].n));
+            json_t *p = json_loads(parsed, 0, NULL), *ids = json_array();
+            /* the exact prompt, so other engines (bench/vs-peers) can be fed the same tokens */
+            for (int t = 0; t < evalset_lens(es)[k]; t++) json_array_append_new(ids, json_integer(evalset_prompts(es)[k][t]));
+            json_array_append_new(items, json_pack("{s:s, s:s, s:s, s:o, s:f, s:i, s:o}", "probe", evalset_set_name(es, s),
+                                                   "key", evalset_prompt_key(es, k), "generated", text, "parsed",
+                                                   p ? p : json_null(), "score", sc, "tokens", outs[k].n,
+                                                   "prompt_ids", ids));
         }
         free(text);
         free(parsed);

@@ -1,7 +1,7 @@
 """Scanner equivalence on a real model: for >= 10 configurations, the scores
 and generated texts a scan stores (prefix reuse) must equal, item by item,
 what `rys eval --blocks` computes from scratch. Also checks the layer-token
-accounting (reuse < naive) and that a second run resumes with nothing to do.
+accounting (reuse < naive, the baseline's pass charged, rows adding up to the total) and that a second run resumes with nothing to do.
 
 usage: check_scan.py [MODEL] (default smollm2-135m); RYS = the binary."""
 import json, os, sqlite3, subprocess, sys, tempfile
@@ -36,6 +36,16 @@ def main():
     if again["done_now"] != 0 or again["done_before"] != out["total"]:
         print(f"FAIL: resume redid {again['done_now']} configurations"); fails += 1
     con = sqlite3.connect(db)
+    # the baseline's own pass (the states every configuration borrows) is charged to its row, and the
+    # rows of a fresh scan add up to the total the scan printed: no work goes uncounted
+    base_done, base_naive = con.execute("SELECT layer_tokens_done, layer_tokens_naive FROM config "
+                                        "WHERE spec = 'baseline'").fetchone()
+    if not base_done == base_naive > 0:
+        print(f"FAIL: baseline row charges {base_done} layer-tokens of {base_naive}"); fails += 1
+    rows = con.execute("SELECT sum(layer_tokens_done), sum(layer_tokens_naive) FROM config").fetchone()
+    if rows != (out["layer_tokens_done"], out["layer_tokens_naive"]):
+        print(f"FAIL: rows add up to {rows}, the scan printed {out['layer_tokens_done']}, "
+              f"{out['layer_tokens_naive']}"); fails += 1
     configs = con.execute("SELECT id, spec FROM config WHERE status = 'done' ORDER BY sweep_order").fetchall()
     if len(configs) < 11:
         print(f"FAIL: only {len(configs)} configurations done"); fails += 1

@@ -26,7 +26,7 @@ struct forward_ctx {
     pool *pool;
     /* scratch for one micro-batch */
     float *x, *xn, *q, *k, *v, *att, *o, *gate, *up;
-    float *scores;              /* [n_threads][n_ctx] attention scratch */
+    float *scores;              /* [n_threads][GQA group][n_ctx] attention scratch */
     float *rope_cs;             /* [UBATCH][rope_dims] cos, sin of the micro-batch's positions */
 };
 
@@ -77,7 +77,7 @@ forward_ctx *forward_new(const model *m, const layer_path *path, int n_seq, int 
     f->o = xmalloc(U * hp->dim * sizeof(float));
     f->gate = xmalloc(U * hp->ffn_dim * sizeof(float));
     f->up = xmalloc(U * hp->ffn_dim * sizeof(float));
-    f->scores = xmalloc((size_t)pool_size(pool) * n_ctx * sizeof(float));
+    f->scores = xmalloc((size_t)pool_size(pool) * (hp->n_head / hp->n_head_kv) * n_ctx * sizeof(float));
     f->rope_cs = xmalloc(U * (size_t)hp->rope_dims * sizeof(float));
     return f;
 }
@@ -181,38 +181,146 @@ typedef struct {
     bool sliding;
 } attn_job;
 
+/* Softmax of n scores in place, as ggml computes it (max subtracted, sum in
+ * double), the weights rounded to fp16: llama.cpp multiplies them with the
+ * fp16 V so. */
+static void softmax_f16(float *sc, int n) {
+    float mx = -INFINITY;
+    for (int j = 0; j < n; j++) mx = sc[j] > mx ? sc[j] : mx;
+    double sum = 0;
+    for (int j = 0; j < n; j++) { sc[j] = expf(sc[j] - mx); sum += sc[j]; }
+    float inv = (float)(1.0 / sum);
+    for (int j = 0; j < n; j++) sc[j] *= inv;
+    quant_fp16_round_n(sc, n);
+}
+
+/* Work items are (token, run of query heads of one KV head): the heads of a
+ * GQA group go together, so each K/V row is converted once for all of them;
+ * with fewer tokens x KV heads than threads (decode of a small model),
+ * single heads, so every thread has work. */
+static int attn_heads_per_item(const forward_ctx *f, int n_tokens) {
+    const model_hparams *hp = &f->m->hp;
+    return (long)n_tokens * hp->n_head_kv >= pool_size(f->pool) ? hp->n_head / hp->n_head_kv : 1;
+}
+
 static void attn_worker(void *ctx, int ith, int nth) {
     attn_job *J = ctx;
     forward_ctx *f = J->f;
     const model_hparams *hp = &f->m->hp;
     const kv_cache *kv = &f->kv;
     int hd = hp->head_dim, q_dim = hp->n_head * hd, group = hp->n_head / hp->n_head_kv;
-    float *sc = f->scores + (size_t)ith * kv->n_ctx;
+    int hpi = attn_heads_per_item(f, J->n), runs = hp->n_head / hpi;
+    float *sc = f->scores + (size_t)ith * group * kv->n_ctx;
     long lo, hi;
-    pool_split((long)J->n * hp->n_head, ith, nth, &lo, &hi);
+    pool_split((long)J->n * runs, ith, nth, &lo, &hi);
     for (long w = lo; w < hi; w++) {
-        int t = (int)(w / hp->n_head), h = (int)(w % hp->n_head);
+        int t = (int)(w / runs), h0 = (int)(w % runs) * hpi;
         int gt = J->t0 + t;
         int pos = J->b->pos[gt], s = J->b->seq[gt];
         int first = 0;
         if (J->sliding && hp->sliding_window > 0 && pos - hp->sliding_window + 1 > 0) first = pos - hp->sliding_window + 1;
-        const float *qv = f->q + (size_t)t * q_dim + h * hd;
-        size_t base = (size_t)s * kv->n_ctx * kv->kv_dim + (size_t)(h / group) * hd;
+        const float *qv = f->q + (size_t)t * q_dim + h0 * hd;
+        size_t base = (size_t)s * kv->n_ctx * kv->kv_dim + (size_t)(h0 / group) * hd + (size_t)first * kv->kv_dim;
         const uint16_t *K = kv->k[J->slot] + base, *V = kv->v[J->slot] + base;
         int n_keys = pos - first + 1;
-        quant_attn_scores_f16(sc, qv, K + (size_t)first * kv->kv_dim, kv->kv_dim, n_keys, hd, hp->attn_scale);
-        float mx = -INFINITY;
-        for (int j = 0; j < n_keys; j++) mx = sc[j] > mx ? sc[j] : mx;
-        double sum = 0;
-        for (int j = 0; j < n_keys; j++) { sc[j] = expf(sc[j] - mx); sum += sc[j]; }
-        float inv = (float)(1.0 / sum);
-        for (int j = 0; j < n_keys; j++) sc[j] *= inv;
-        /* the weights in fp16: llama.cpp multiplies them with the fp16 V so */
-        quant_fp16_round_n(sc, n_keys);
-        float *out = f->att + (size_t)t * q_dim + h * hd;
-        memset(out, 0, hd * sizeof(float));
-        quant_attn_accum_f16(out, sc, V + (size_t)first * kv->kv_dim, kv->kv_dim, n_keys, hd);
+        quant_attn_scores_f16(sc, kv->n_ctx, qv, hd, hpi, K, kv->kv_dim, n_keys, hd, hp->attn_scale);
+        for (int h = 0; h < hpi; h++) softmax_f16(sc + (size_t)h * kv->n_ctx, n_keys);
+        float *out = f->att + (size_t)t * q_dim + h0 * hd;
+        memset(out, 0, (size_t)hpi * hd * sizeof(float));
+        quant_attn_accum_f16(out, hd, sc, kv->n_ctx, hpi, V, kv->kv_dim, n_keys, hd);
     }
+}
+
+/* ---- per-token steps ---------------------------------------------------------- */
+
+/* The elementwise work between matrix products, one token at a time, split
+ * across the pool: each token's numbers come from the same scalar code
+ * whatever the split. */
+typedef struct token_map token_map;
+struct token_map {
+    forward_ctx *f;
+    const fwd_batch *b;
+    const layer_weights *L;
+    int t0, n, slot;
+    float *x;                                   /* hidden states [n][dim] */
+    void (*step)(const token_map *m, int t);
+};
+
+static void token_worker(void *ctx, int ith, int nth) {
+    const token_map *m = ctx;
+    long lo, hi;
+    pool_split(m->n, ith, nth, &lo, &hi);
+    for (long t = lo; t < hi; t++) m->step(m, (int)t);
+}
+
+static void map_tokens(token_map *m, void (*step)(const token_map *m, int t)) {
+    m->step = step;
+    if (m->n == 1) step(m, 0); /* decode: waking the pool costs more than the work */
+    else pool_run(m->f->pool, token_worker, m);
+}
+
+static void attn_norm_step(const token_map *m, int t) {
+    const model_hparams *hp = &m->f->m->hp;
+    rmsnorm(m->f->xn + (size_t)t * hp->dim, m->x + (size_t)t * hp->dim, m->L->attn_norm, hp->dim, hp->rms_eps);
+}
+
+/* Biases, q/k norms, RoPE; Q rounded to fp16 and K, V stored in the fp16 cache. */
+static void qkv_step(const token_map *m, int t) {
+    forward_ctx *f = m->f;
+    const model_hparams *hp = &f->m->hp;
+    const layer_weights *L = m->L;
+    int hd = hp->head_dim, q_dim = hp->n_head * hd, kv_dim = hp->n_head_kv * hd;
+    float *qt = f->q + (size_t)t * q_dim, *kt = f->k + (size_t)t * kv_dim, *vt = f->v + (size_t)t * kv_dim;
+    if (L->bq) {
+        for (int i = 0; i < q_dim; i++) qt[i] += L->bq[i];
+        for (int i = 0; i < kv_dim; i++) { kt[i] += L->bk[i]; vt[i] += L->bv[i]; }
+    }
+    int pos = m->b->pos[m->t0 + t];
+    float *cs = f->rope_cs + (size_t)t * hp->rope_dims;
+    if (L->sliding) rope_angles(cs, pos, hp->rope_dims, hp->rope_base_local, 1.0f);
+    else rope_angles(cs, pos, hp->rope_dims, hp->rope_base, hp->rope_scale);
+    for (int h = 0; h < hp->n_head; h++) {
+        if (L->q_norm) rmsnorm(qt + h * hd, qt + h * hd, L->q_norm, hd, hp->rms_eps);
+        rope(qt + h * hd, cs, hp->rope_dims, hp->rope);
+    }
+    /* queries meet the fp16 keys in fp16, as in llama.cpp */
+    quant_fp16_round_n(qt, q_dim);
+    for (int h = 0; h < hp->n_head_kv; h++) {
+        if (L->k_norm) rmsnorm(kt + h * hd, kt + h * hd, L->k_norm, hd, hp->rms_eps);
+        rope(kt + h * hd, cs, hp->rope_dims, hp->rope);
+    }
+    kv_cache *kv = &f->kv;
+    size_t at = ((size_t)m->b->seq[m->t0 + t] * kv->n_ctx + pos) * kv_dim;
+    quant_f32_to_fp16_n(kt, kv->k[m->slot] + at, kv_dim);
+    quant_f32_to_fp16_n(vt, kv->v[m->slot] + at, kv_dim);
+}
+
+/* x += (post-norm of) the attention output; then the feed-forward's input norm. */
+static void attn_residual_step(const token_map *m, int t) {
+    const model_hparams *hp = &m->f->m->hp;
+    const layer_weights *L = m->L;
+    float *xt = m->x + (size_t)t * hp->dim, *ot = m->f->o + (size_t)t * hp->dim;
+    if (L->post_attn_norm) rmsnorm(ot, ot, L->post_attn_norm, hp->dim, hp->rms_eps);
+    for (int i = 0; i < hp->dim; i++) xt[i] += ot[i];
+    rmsnorm(m->f->xn + (size_t)t * hp->dim, xt, L->ffn_norm, hp->dim, hp->rms_eps);
+}
+
+/* gate = act(gate) * up */
+static void ffn_act_step(const token_map *m, int t) {
+    const model_hparams *hp = &m->f->m->hp;
+    float *g = m->f->gate + (size_t)t * hp->ffn_dim, *u = m->f->up + (size_t)t * hp->ffn_dim;
+    if (hp->gelu)
+        for (int i = 0; i < hp->ffn_dim; i++) g[i] = gelu_tanh(g[i]) * u[i];
+    else
+        for (int i = 0; i < hp->ffn_dim; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+/* x += (post-norm of) the feed-forward output */
+static void ffn_residual_step(const token_map *m, int t) {
+    const model_hparams *hp = &m->f->m->hp;
+    float *xt = m->x + (size_t)t * hp->dim, *ot = m->f->o + (size_t)t * hp->dim;
+    if (m->L->post_ffn_norm) rmsnorm(ot, ot, m->L->post_ffn_norm, hp->dim, hp->rms_eps);
+    for (int i = 0; i < hp->dim; i++) xt[i] += ot[i];
 }
 
 /* ---- the layer loop --------------------------------------------------------- */
@@ -221,70 +329,30 @@ static void attn_worker(void *ctx, int ith, int nth) {
  * [p_begin, p_end); hidden states in x[n][dim]. */
 static void run_layers(forward_ctx *f, const fwd_batch *b, int t0, int n, float *x, int p_begin, int p_end) {
     const model *m = f->m;
-    const model_hparams *hp = &m->hp;
-    int dim = hp->dim, hd = hp->head_dim, q_dim = hp->n_head * hd, kv_dim = hp->n_head_kv * hd;
-    kv_cache *kv = &f->kv;
 
     for (int p = p_begin; p < p_end; p++) {
         const int layer = f->path.layers[p];      /* whose weights */
         const int slot = p;                       /* whose KV cache */
         const layer_weights *L = &m->layers[layer];
+        token_map tm = {.f = f, .b = b, .L = L, .t0 = t0, .n = n, .slot = slot, .x = x};
 
         /* attention */
-        for (int t = 0; t < n; t++) rmsnorm(f->xn + (size_t)t * dim, x + (size_t)t * dim, L->attn_norm, dim, hp->rms_eps);
+        map_tokens(&tm, attn_norm_step);
         quant_matmul(&L->wq, f->xn, n, f->q, f->pool);
         quant_matmul(&L->wk, f->xn, n, f->k, f->pool);
         quant_matmul(&L->wv, f->xn, n, f->v, f->pool);
-        for (int t = 0; t < n; t++) {
-            float *qt = f->q + (size_t)t * q_dim, *kt = f->k + (size_t)t * kv_dim, *vt = f->v + (size_t)t * kv_dim;
-            if (L->bq) {
-                for (int i = 0; i < q_dim; i++) qt[i] += L->bq[i];
-                for (int i = 0; i < kv_dim; i++) { kt[i] += L->bk[i]; vt[i] += L->bv[i]; }
-            }
-            int pos = b->pos[t0 + t];
-            float *cs = f->rope_cs + (size_t)t * hp->rope_dims;
-            if (L->sliding) rope_angles(cs, pos, hp->rope_dims, hp->rope_base_local, 1.0f);
-            else rope_angles(cs, pos, hp->rope_dims, hp->rope_base, hp->rope_scale);
-            for (int h = 0; h < hp->n_head; h++) {
-                if (L->q_norm) rmsnorm(qt + h * hd, qt + h * hd, L->q_norm, hd, hp->rms_eps);
-                rope(qt + h * hd, cs, hp->rope_dims, hp->rope);
-            }
-            /* queries meet the fp16 keys in fp16, as in llama.cpp */
-            for (int i = 0; i < q_dim; i++) qt[i] = quant_fp16_round(qt[i]);
-            for (int h = 0; h < hp->n_head_kv; h++) {
-                if (L->k_norm) rmsnorm(kt + h * hd, kt + h * hd, L->k_norm, hd, hp->rms_eps);
-                rope(kt + h * hd, cs, hp->rope_dims, hp->rope);
-            }
-            size_t at = ((size_t)b->seq[t0 + t] * kv->n_ctx + pos) * kv_dim;
-            for (int i = 0; i < kv_dim; i++) {
-                kv->k[slot][at + i] = quant_f32_to_fp16(kt[i]);
-                kv->v[slot][at + i] = quant_f32_to_fp16(vt[i]);
-            }
-        }
+        map_tokens(&tm, qkv_step);
         attn_job job = {f, b, t0, n, slot, L->sliding};
         pool_run(f->pool, attn_worker, &job);
         quant_matmul(&L->wo, f->att, n, f->o, f->pool);
-        for (int t = 0; t < n; t++) {
-            float *xt = x + (size_t)t * dim, *ot = f->o + (size_t)t * dim;
-            if (L->post_attn_norm) rmsnorm(ot, ot, L->post_attn_norm, dim, hp->rms_eps);
-            for (int i = 0; i < dim; i++) xt[i] += ot[i];
-        }
+        map_tokens(&tm, attn_residual_step);
 
         /* feed-forward: down(act(gate(x)) * up(x)) */
-        for (int t = 0; t < n; t++) rmsnorm(f->xn + (size_t)t * dim, x + (size_t)t * dim, L->ffn_norm, dim, hp->rms_eps);
         quant_matmul(&L->w_gate, f->xn, n, f->gate, f->pool);
         quant_matmul(&L->w_up, f->xn, n, f->up, f->pool);
-        size_t nf = (size_t)n * hp->ffn_dim;
-        if (hp->gelu)
-            for (size_t i = 0; i < nf; i++) f->gate[i] = gelu_tanh(f->gate[i]) * f->up[i];
-        else
-            for (size_t i = 0; i < nf; i++) f->gate[i] = f->gate[i] / (1.0f + expf(-f->gate[i])) * f->up[i];
+        map_tokens(&tm, ffn_act_step);
         quant_matmul(&L->w_down, f->gate, n, f->o, f->pool);
-        for (int t = 0; t < n; t++) {
-            float *xt = x + (size_t)t * dim, *ot = f->o + (size_t)t * dim;
-            if (L->post_ffn_norm) rmsnorm(ot, ot, L->post_ffn_norm, dim, hp->rms_eps);
-            for (int i = 0; i < dim; i++) xt[i] += ot[i];
-        }
+        map_tokens(&tm, ffn_residual_step);
     }
 }
 

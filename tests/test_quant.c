@@ -389,6 +389,49 @@ static void test_matmul_rows_independent_of_batch(void **state) {
     pool_free(p2);
 }
 
+/* The tile kernel takes whole chunks of 16 activation rows and leaves the
+ * rest (and batches under 16) to the VNNI kernel: every row of every batch
+ * must come out with the VNNI kernel's bits, for every block format, odd
+ * and even group counts, one and two threads. */
+static void test_amx_equals_vnni(void **state) {
+    (void)state;
+    if (!quant_path_available(QP_AMX)) skip();
+    enum quant_path best = quant_cpu_path();
+    pool *p2 = pool_new(2);
+    static const int64_t batches[] = {15, 16, 17, 31, 32, 48, 77};
+    static const int64_t outs[] = {16, 71, 130};
+    for (size_t t = 0; t < N_COMPUTED; t++) {
+        uint32_t type = computed_types[t];
+        if (quant_get_info(type)->block_size == 1) continue; /* float weights take no packed kernel */
+        int64_t n_in = quant_row_size(type, 896) ? 896 : 1024;
+        for (size_t o = 0; o < sizeof outs / sizeof *outs; o++) {
+            int64_t n_out = outs[o];
+            uint8_t *w = random_weights(type, n_in, n_out);
+            float *x = random_activations(n_in, 77);
+            float *y0 = xmalloc(sizeof(float) * (size_t)(n_out * 77)), *y1 = xmalloc(sizeof(float) * (size_t)(n_out * 77));
+            quant_matrix m = {.type = type, .n_in = n_in, .n_out = n_out, .data = w};
+            for (size_t b = 0; b < sizeof batches / sizeof *batches; b++)
+                for (int threads = 1; threads <= 2; threads++) {
+                    pool *pl = threads == 2 ? p2 : NULL;
+                    assert_int_equal(quant_set_path(QP_AVX512), 0);
+                    assert_int_equal(quant_matmul(&m, x, batches[b], y0, pl), 0);
+                    assert_int_equal(quant_set_path(QP_AMX), 0);
+                    assert_int_equal(quant_matmul(&m, x, batches[b], y1, pl), 0);
+                    if (memcmp(y0, y1, sizeof(float) * (size_t)(n_out * batches[b])))
+                        fail_msg("%s %lldx%lld batch %lld (%d threads): AMX differs from VNNI",
+                                 quant_get_info(type)->name, (long long)n_out, (long long)n_in,
+                                 (long long)batches[b], threads);
+                }
+            free(w);
+            free(x);
+            free(y0);
+            free(y1);
+        }
+    }
+    assert_int_equal(quant_set_path(best), 0);
+    pool_free(p2);
+}
+
 /* Paths that pack weights cache them by address: new bytes at an address
  * already seen (memory freed and reused) must be noticed, with or without
  * quant_release, and give what the same bytes elsewhere give. */
@@ -497,21 +540,24 @@ static void test_paths_vs_portable(void **state) {
 
 /* Attention kernels: the fp16 rounding must give the scalar rounding's bits on
  * every path (ties, subnormal halves, overflow to inf included); scores and
- * weighted sums agree with a double-precision reference within float rounding,
- * and each path's accumulation equals its own row-at-a-time loop bit for bit. */
+ * weighted sums agree with a double-precision reference within float rounding;
+ * on each path a call for a GQA group of heads and many rows gives, for every
+ * (head, row), the bits of a call for that head and row alone, and the AVX-512
+ * value sum the AVX2 one's bits. */
 static void test_attention_kernels(void **state) {
     (void)state;
     enum quant_path best = quant_cpu_path();
-    enum { HD = 72, KEYS = 37, STRIDE = 80, NR = 4096 };   /* HD: 64 columns in registers plus a tail */
+    /* HD 72: 64 columns in registers plus a tail; HD 64: the whole-16 kernels */
+    enum { KEYS = 37, STRIDE = 200, NR = 4096, HEADS = 7, QS = 128, PS = 40 };
     uint16_t *kv = xmalloc(sizeof(uint16_t) * KEYS * STRIDE);
-    float q[HD], p[KEYS], *r = xmalloc(sizeof(float) * NR), *r0 = xmalloc(sizeof(float) * NR);
+    float q[HEADS * QS], p[HEADS * PS], *r = xmalloc(sizeof(float) * NR), *r0 = xmalloc(sizeof(float) * NR);
     uint32_t seed = 7;
     for (int i = 0; i < KEYS * STRIDE; i++) {
         seed = seed * 1664525u + 1013904223u;
         kv[i] = quant_f32_to_fp16(((float)(seed >> 8) / 16777216.0f - 0.5f) * 4.0f);
     }
-    for (int i = 0; i < HD; i++) q[i] = sinf((float)i * 0.37f);
-    for (int j = 0; j < KEYS; j++) p[j] = quant_fp16_round(1.0f / (float)(j + 2));
+    for (int i = 0; i < HEADS * QS; i++) q[i] = sinf((float)i * 0.37f);
+    for (int i = 0; i < HEADS * PS; i++) p[i] = quant_fp16_round(1.0f / (float)(i % PS + 2 + i / PS));
     for (int i = 0; i < NR; i++) {
         seed = seed * 1664525u + 1013904223u;
         float u = (float)(seed >> 8) / 16777216.0f;
@@ -519,37 +565,60 @@ static void test_attention_kernels(void **state) {
                         : (u - 0.5f) * ldexpf(1.0f, (int)(seed % 48) - 30);
     }
     r0[0] = 65519.0f; r0[1] = 65520.0f; r0[2] = -1e9f; r0[3] = 0.0f; r0[4] = -0.0f;
+    static const int head_dims[] = {72, 64, 128};
+    float y_avx2[3][HEADS * QS];
+    bool have_avx2 = false;
     for (int path = QP_PORTABLE; path <= QP_AMX; path++) {
         if (!quant_path_available((enum quant_path)path)) continue;
         assert_int_equal(quant_set_path((enum quant_path)path), 0);
+        const char *pname = quant_path_name((enum quant_path)path);
         memcpy(r, r0, sizeof(float) * NR);
         quant_fp16_round_n(r, NR);
-        for (int i = 0; i < NR; i++)
+        uint16_t h[NR];
+        quant_f32_to_fp16_n(r0, h, NR);
+        for (int i = 0; i < NR; i++) {
             if (f32_bits(r[i]) != f32_bits(quant_fp16_round(r0[i])))
-                fail_msg("%s: fp16 rounding of %a gives %a, scalar %a", quant_path_name((enum quant_path)path), r0[i], r[i],
-                         quant_fp16_round(r0[i]));
-        float s[KEYS], y[HD], y1[HD];
-        quant_attn_scores_f16(s, q, kv, STRIDE, KEYS, HD, 0.125f);
-        for (int i = 0; i < HD; i++) y[i] = y1[i] = (float)i;
-        quant_attn_accum_f16(y, p, kv, STRIDE, KEYS, HD);
-        for (int j = 0; j < KEYS; j++) quant_attn_accum_f16(y1, p + j, kv + (size_t)j * STRIDE, STRIDE, 1, HD);
-        assert_memory_equal(y, y1, sizeof y);
-        for (int j = 0; j < KEYS; j++) {
-            double ref = 0, mag = 0;
-            for (int i = 0; i < HD; i++) {
-                ref += (double)quant_fp16_to_f32(kv[j * STRIDE + i]) * q[i];
-                mag += fabs((double)quant_fp16_to_f32(kv[j * STRIDE + i]) * q[i]);
-            }
-            assert_true(fabs(s[j] - 0.125 * ref) <= 0.125 * 1e-6 * mag + 1e-30);
+                fail_msg("%s: fp16 rounding of %a gives %a, scalar %a", pname, r0[i], r[i], quant_fp16_round(r0[i]));
+            if (h[i] != quant_f32_to_fp16(r0[i]))
+                fail_msg("%s: fp16 of %a is %04x, scalar %04x", pname, r0[i], h[i], quant_f32_to_fp16(r0[i]));
         }
-        for (int i = 0; i < HD; i++) {
-            double ref = i, mag = i;
-            for (int j = 0; j < KEYS; j++) {
-                ref += (double)p[j] * quant_fp16_to_f32(kv[j * STRIDE + i]);
-                mag += fabs((double)p[j] * quant_fp16_to_f32(kv[j * STRIDE + i]));
+        for (size_t d = 0; d < sizeof head_dims / sizeof *head_dims; d++) {
+            int HD = head_dims[d];
+            float s[HEADS * PS], s1, y[HEADS * QS], y1[QS];
+            quant_attn_scores_f16(s, PS, q, QS, HEADS, kv, STRIDE, KEYS, HD, 0.125f);
+            for (int i = 0; i < HEADS * QS; i++) y[i] = (float)(i % QS);
+            quant_attn_accum_f16(y, QS, p, PS, HEADS, kv, STRIDE, KEYS, HD);
+            for (int hh = 0; hh < HEADS; hh++) {
+                for (int j = 0; j < KEYS; j++) {
+                    quant_attn_scores_f16(&s1, 1, q + hh * QS, QS, 1, kv + (size_t)j * STRIDE, STRIDE, 1, HD, 0.125f);
+                    if (f32_bits(s1) != f32_bits(s[hh * PS + j]))
+                        fail_msg("%s hd %d: score (%d,%d) %a alone, %a in a group", pname, HD, hh, j, s1, s[hh * PS + j]);
+                    double ref = 0, mag = 0;
+                    for (int i = 0; i < HD; i++) {
+                        ref += (double)quant_fp16_to_f32(kv[j * STRIDE + i]) * q[hh * QS + i];
+                        mag += fabs((double)quant_fp16_to_f32(kv[j * STRIDE + i]) * q[hh * QS + i]);
+                    }
+                    assert_true(fabs(s[hh * PS + j] - 0.125 * ref) <= 0.125 * 1e-6 * mag + 1e-30);
+                }
+                for (int i = 0; i < HD; i++) y1[i] = (float)i;
+                for (int j = 0; j < KEYS; j++)
+                    quant_attn_accum_f16(y1, QS, p + hh * PS + j, PS, 1, kv + (size_t)j * STRIDE, STRIDE, 1, HD);
+                if (memcmp(y1, y + hh * QS, sizeof(float) * (size_t)HD))
+                    fail_msg("%s hd %d: head %d's value sum differs in a group", pname, HD, hh);
+                for (int i = 0; i < HD; i++) {
+                    double ref = i, mag = i;
+                    for (int j = 0; j < KEYS; j++) {
+                        ref += (double)p[hh * PS + j] * quant_fp16_to_f32(kv[j * STRIDE + i]);
+                        mag += fabs((double)p[hh * PS + j] * quant_fp16_to_f32(kv[j * STRIDE + i]));
+                    }
+                    assert_true(fabs(y[hh * QS + i] - ref) <= 1e-6 * mag);
+                }
             }
-            assert_true(fabs(y[i] - ref) <= 1e-6 * mag);
+            if (path == QP_AVX2) memcpy(y_avx2[d], y, sizeof y);
+            if (path >= QP_AVX512 && have_avx2 && memcmp(y_avx2[d], y, sizeof(float) * (size_t)(HEADS * QS)))
+                fail_msg("%s hd %d: value sums differ from the AVX2 kernel's", pname, HD);
         }
+        if (path == QP_AVX2) have_avx2 = true;
     }
     assert_int_equal(quant_set_path(best), 0);
     free(kv); free(r); free(r0);
@@ -612,6 +681,7 @@ int main(void) {
         cmocka_unit_test(test_matmul_vs_reference),
         cmocka_unit_test(test_matmul_threads_identical),
         cmocka_unit_test(test_matmul_rows_independent_of_batch),
+        cmocka_unit_test(test_amx_equals_vnni),
         cmocka_unit_test(test_matmul_reused_address),
         cmocka_unit_test(test_act_quantizers_identical),
         cmocka_unit_test(test_paths_vs_portable),

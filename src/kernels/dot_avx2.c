@@ -72,9 +72,9 @@ float quant_dot_f16_avx2(int64_t n, const void *w, const void *x) {
     return s;
 }
 
-/* 64 columns at a time stay in registers across all rows: y is loaded and
- * stored once per call, not once per key. */
-void quant_attn_accum_f16_avx2(int64_t n, int64_t n_rows, const float *p, const uint16_t *v, size_t stride, float *y) {
+/* One head: 64 columns at a time stay in registers across all rows, so y
+ * is loaded and stored once per call, not once per key. */
+static void accum_head(int64_t n, int64_t n_rows, const float *p, const uint16_t *v, size_t stride, float *y) {
     int64_t i = 0;
     for (; i + 64 <= n; i += 64) {
         __m256 acc[8];
@@ -97,6 +97,43 @@ void quant_attn_accum_f16_avx2(int64_t n, int64_t n_rows, const float *p, const 
         for (int64_t j = 0; j < n_rows; j++) y[i] = fmaf(p[j], quant_fp16_to_f32(v[(size_t)j * stride + i]), y[i]);
 }
 
+void quant_attn_accum_f16_avx2(float *y, size_t y_stride, const float *p, size_t p_stride, int n_heads,
+                               const uint16_t *v, size_t stride, int64_t n_rows, int64_t n) {
+    for (int h = 0; h < n_heads; h++) accum_head(n, n_rows, p + h * p_stride, v, stride, y + h * y_stride);
+}
+
+/* Up to 4 heads per pass over the keys: each K row is converted from fp16
+ * once for them, and each (head, key) dot keeps quant_dot_f16_avx2's
+ * operations (two 8-lane chains over 16-value steps, then hsum_ps), so its
+ * bits. Head sizes that are not a multiple of 16 take the plain dot. */
+void quant_attn_scores_f16_avx2(float *s, size_t s_stride, const float *q, size_t q_stride, int n_heads,
+                                const uint16_t *k, size_t stride, int64_t n_rows, int64_t n, float scale) {
+    if (n % 16) {
+        for (int h = 0; h < n_heads; h++)
+            for (int64_t j = 0; j < n_rows; j++)
+                s[h * s_stride + (size_t)j] = quant_dot_f16_avx2(n, k + (size_t)j * stride, q + h * q_stride) * scale;
+        return;
+    }
+    for (int h0 = 0; h0 < n_heads; h0 += 4) {
+        int nh = n_heads - h0 < 4 ? n_heads - h0 : 4;
+        const float *qh = q + h0 * q_stride;
+        for (int64_t j = 0; j < n_rows; j++) {
+            const uint16_t *kr = k + (size_t)j * stride;
+            __m256 acc0[4], acc1[4];
+            for (int h = 0; h < 4; h++) acc0[h] = acc1[h] = _mm256_setzero_ps();
+            for (int64_t i = 0; i < n; i += 16) {
+                __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kr + i)));
+                __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kr + i + 8)));
+                for (int h = 0; h < nh; h++) {
+                    acc0[h] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(qh + h * q_stride + i), acc0[h]);
+                    acc1[h] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(qh + h * q_stride + i + 8), acc1[h]);
+                }
+            }
+            for (int h = 0; h < nh; h++) s[(h0 + h) * s_stride + (size_t)j] = hsum_ps(_mm256_add_ps(acc0[h], acc1[h])) * scale;
+        }
+    }
+}
+
 /* F16C's conversion rounds to nearest even like quant_f32_to_fp16, subnormal
  * halves included (it does not flush them). */
 void quant_round_f16_avx2(float *x, int64_t n) {
@@ -104,6 +141,13 @@ void quant_round_f16_avx2(float *x, int64_t n) {
     for (; i + 8 <= n; i += 8)
         _mm256_storeu_ps(x + i, _mm256_cvtph_ps(_mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)));
     for (; i < n; i++) x[i] = quant_fp16_round(x[i]);
+}
+
+void quant_to_f16_avx2(const float *x, uint16_t *h, int64_t n) {
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        _mm_storeu_si128((__m128i *)(h + i), _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+    for (; i < n; i++) h[i] = quant_f32_to_fp16(x[i]);
 }
 
 static inline __m256 load_bf16(const uint16_t *p) {

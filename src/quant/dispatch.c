@@ -1,10 +1,10 @@
 /* dispatch: which kernel family runs, decided once from what the CPU and the
- * OS support (CPUID + XGETBV), overridable with RYS_CPU for tests and
- * benchmarks.
+ * OS support (CPUID + XGETBV, and for AMX Linux's permission to use the
+ * tile state), overridable with RYS_CPU for tests and benchmarks.
  *
- * Only families rys has kernels for are accepted: today portable, avx2 and
- * avx512. Asking for amx is refused rather than silently mapped to avx2,
- * so quant_cpu_path() always names the kernels that actually run. */
+ * Only families rys has kernels for and the machine runs are accepted; a
+ * forced one that cannot run is refused rather than silently mapped to
+ * another, so quant_cpu_path() always names the kernels that actually run. */
 #include "quant/quant_impl.h"
 #include "util.h"
 
@@ -18,6 +18,10 @@
 #include <cpuid.h>
 #define RYS_X86 1
 #endif
+#if defined(__x86_64__) && defined(__linux__)
+#include <sys/syscall.h>
+#include <unistd.h>
+#endif
 
 static const quant_kernels kernels_portable = {
     .path = QP_PORTABLE,
@@ -29,8 +33,10 @@ static const quant_kernels kernels_portable = {
         [QT_Q4_K] = quant_dot_q4_K_portable, [QT_Q5_K] = quant_dot_q5_K_portable,
         [QT_Q6_K] = quant_dot_q6_K_portable,
     },
+    .attn_scores_f16 = quant_attn_scores_f16_portable,
     .attn_accum_f16 = quant_attn_accum_f16_portable,
     .round_f16 = quant_round_f16_portable,
+    .to_f16 = quant_to_f16_portable,
 };
 
 #ifdef RYS_X86
@@ -48,8 +54,10 @@ static const quant_kernels kernels_avx2 = {
         [QT_Q8_0] = quant_dot_cols_q8_0_avx2, [QT_Q4_K] = quant_dot_cols_q4_K_avx2,
         [QT_Q5_K] = quant_dot_cols_q5_K_avx2, [QT_Q6_K] = quant_dot_cols_q6_K_avx2,
     },
+    .attn_scores_f16 = quant_attn_scores_f16_avx2,
     .attn_accum_f16 = quant_attn_accum_f16_avx2,
     .round_f16 = quant_round_f16_avx2,
+    .to_f16 = quant_to_f16_avx2,
 };
 
 /* AVX-512: block formats through packed weights and the VNNI kernel for
@@ -61,8 +69,25 @@ static const quant_kernels kernels_avx512 = {
     .gemm_peak = quant_gemm_peak_avx512,
     .act_q8a = quant_act_q8a_avx512,
     .act_q8_K = quant_act_q8_K_avx512,
-    .attn_accum_f16 = quant_attn_accum_f16_avx2,
+    .attn_scores_f16 = quant_attn_scores_f16_avx2,
+    .attn_accum_f16 = quant_attn_accum_f16_avx512,
     .round_f16 = quant_round_f16_avx2,
+    .to_f16 = quant_to_f16_avx2,
+};
+
+/* AMX: the AVX-512 family with the tile kernel for batches of 16 rows and
+ * more; it gives the VNNI kernel's bits, so nothing else changes. */
+static const quant_kernels kernels_amx = {
+    .path = QP_AMX,
+    .dot = {[QT_F32] = quant_dot_f32_avx2, [QT_F16] = quant_dot_f16_avx2, [QT_BF16] = quant_dot_bf16_avx2},
+    .gemm = quant_gemm_amx,
+    .gemm_peak = quant_gemm_peak_amx,
+    .act_q8a = quant_act_q8a_avx512,
+    .act_q8_K = quant_act_q8_K_avx512,
+    .attn_scores_f16 = quant_attn_scores_f16_avx2,
+    .attn_accum_f16 = quant_attn_accum_f16_avx512,
+    .round_f16 = quant_round_f16_avx2,
+    .to_f16 = quant_to_f16_avx2,
 };
 #endif
 
@@ -81,6 +106,17 @@ static uint64_t xcr0(void) {
 }
 #endif
 
+/* Linux hands out the 8 KiB tile state only on request (arch_prctl
+ * ARCH_REQ_XCOMP_PERM for XFEATURE_XTILEDATA, once per process, for all its
+ * threads); without it the first tile instruction faults. */
+static bool amx_granted;
+static void request_amx(void) {
+#if defined(__x86_64__) && defined(__linux__)
+    enum { ARCH_REQ_XCOMP_PERM = 0x1023, XFEATURE_XTILEDATA = 18 };
+    amx_granted = syscall(SYS_arch_prctl, ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA) == 0;
+#endif
+}
+
 bool quant_cpu_supports(enum quant_path p) {
     if (p == QP_PORTABLE) return true;
 #ifdef RYS_X86
@@ -96,8 +132,11 @@ bool quant_cpu_supports(enum quant_path p) {
     bool avx512 = avx2 && (b & (1u << 16)) && (b & (1u << 17)) && (b & (1u << 30)) && (b & (1u << 31)) &&
                   (c & (1u << 11)) && (xcr & 0xE0) == 0xE0; /* F DQ BW VL VNNI; opmask and ZMM state */
     if (p == QP_AVX512) return avx512;
-    bool amx = avx512 && (d & (1u << 24)) && (d & (1u << 25)) && (xcr & 0x60000) == 0x60000;
-    if (p == QP_AMX) return amx;
+    bool amx = avx512 && (d & (1u << 24)) && (d & (1u << 25)) && (xcr & 0x60000) == 0x60000; /* TILE INT8 */
+    if (p != QP_AMX || !amx) return false;
+    static pthread_once_t once = PTHREAD_ONCE_INIT;
+    pthread_once(&once, request_amx);
+    return amx_granted;
 #endif
     return false;
 }
@@ -108,6 +147,7 @@ const quant_kernels *quant_path_kernels(enum quant_path p) {
 #ifdef RYS_X86
     case QP_AVX2: return &kernels_avx2;
     case QP_AVX512: return &kernels_avx512;
+    case QP_AMX: return &kernels_amx;
 #endif
     default: return NULL;
     }

@@ -93,11 +93,25 @@ FLOAT_DOT(quant_dot_f32_portable, float, LOAD_F32)
 FLOAT_DOT(quant_dot_f16_portable, uint16_t, quant_fp16_to_f32)
 FLOAT_DOT(quant_dot_bf16_portable, uint16_t, quant_bf16_to_f32)
 
-void quant_attn_accum_f16_portable(int64_t n, int64_t n_rows, const float *p, const uint16_t *v, size_t stride, float *y) {
-    for (int64_t j = 0; j < n_rows; j++)
-        for (int64_t i = 0; i < n; i++) y[i] += p[j] * quant_fp16_to_f32(v[(size_t)j * stride + i]);
+void quant_attn_scores_f16_portable(float *s, size_t s_stride, const float *q, size_t q_stride, int n_heads,
+                                    const uint16_t *k, size_t stride, int64_t n_rows, int64_t n, float scale) {
+    for (int h = 0; h < n_heads; h++)
+        for (int64_t j = 0; j < n_rows; j++)
+            s[h * s_stride + (size_t)j] = quant_dot_f16_portable(n, k + (size_t)j * stride, q + h * q_stride) * scale;
+}
+
+void quant_attn_accum_f16_portable(float *y, size_t y_stride, const float *p, size_t p_stride, int n_heads,
+                                   const uint16_t *v, size_t stride, int64_t n_rows, int64_t n) {
+    for (int h = 0; h < n_heads; h++)
+        for (int64_t j = 0; j < n_rows; j++)
+            for (int64_t i = 0; i < n; i++)
+                y[h * y_stride + (size_t)i] += p[h * p_stride + (size_t)j] * quant_fp16_to_f32(v[(size_t)j * stride + i]);
 }
 
 void quant_round_f16_portable(float *x, int64_t n) {
     for (int64_t i = 0; i < n; i++) x[i] = quant_fp16_round(x[i]);
+}
+
+void quant_to_f16_portable(const float *x, uint16_t *h, int64_t n) {
+    for (int64_t i = 0; i < n; i++) h[i] = quant_f32_to_fp16(x[i]);
 }

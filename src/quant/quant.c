@@ -109,33 +109,35 @@ static quant_act_fn act_quantizer(const quant_kernels *k, enum quant_act act, in
     }
 }
 
-/* Per-thread scratch for quantized activations: grows, never shrinks, freed
- * when the thread exits. Per thread, so concurrent callers never share it. */
-typedef struct { void *data; size_t size; } scratch;
+/* Per-thread scratch: grows, never shrinks, freed when the thread exits.
+ * Per thread, so concurrent callers never share it; one buffer per use
+ * (enum quant_scratch), so a kernel's own never overwrites the activations
+ * its caller quantized. */
+typedef struct { void *data[QS_COUNT]; size_t size[QS_COUNT]; } scratch;
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
 
 static void scratch_free(void *p) {
     scratch *s = p;
-    free(s->data);
+    for (int i = 0; i < QS_COUNT; i++) free(s->data[i]);
     free(s);
 }
 
 static void scratch_key_init(void) { pthread_key_create(&scratch_key, scratch_free); }
 
-static void *scratch_get(size_t size) {
+void *quant_scratch(enum quant_scratch use, size_t size) {
     pthread_once(&scratch_once, scratch_key_init);
     scratch *s = pthread_getspecific(scratch_key);
     if (!s) {
         s = xcalloc(1, sizeof *s);
         pthread_setspecific(scratch_key, s);
     }
-    if (s->size < size) {
-        free(s->data);
-        s->data = xmalloc(size);
-        s->size = size;
+    if (s->size[use] < size) {
+        free(s->data[use]);
+        s->data[use] = xmalloc(size);
+        s->size[use] = size;
     }
-    return s->data;
+    return s->data[use];
 }
 
 typedef struct {
@@ -229,7 +231,7 @@ static int matmul_packed(quant_gemm_fn gemm, const quant_packed *p, const quant_
     size_t xq_row;
     quant_act_fn quantize = act_quantizer(quant_active_kernels(), f->act, p->n_in, &xq_row);
     size_t xq_bytes = (xq_row * (size_t)n_batch + 63) & ~(size_t)63;
-    uint8_t *xq = scratch_get(xq_bytes + sizeof(float) * 3 * (size_t)p->n_blk * (size_t)n_batch);
+    uint8_t *xq = quant_scratch(QS_ACT, xq_bytes + sizeof(float) * 3 * (size_t)p->n_blk * (size_t)n_batch);
     bool k_act = f->act == QA_Q8K;
     packed_job j = {
         .gemm = gemm,
@@ -279,7 +281,7 @@ int quant_matmul(const quant_matrix *w, const float *x, int64_t n_batch, float *
     };
     quant_act_fn quantize = act_quantizer(k, f->act, w->n_in, &j.xq_row);
     if (quantize) {
-        uint8_t *xq = scratch_get(j.xq_row * (size_t)n_batch);
+        uint8_t *xq = quant_scratch(QS_ACT, j.xq_row * (size_t)n_batch);
         for (int64_t b = 0; b < n_batch; b++) quantize(x + b * w->n_in, xq + (size_t)b * j.xq_row, w->n_in);
         j.xq = xq;
     } else {
@@ -291,17 +293,19 @@ int quant_matmul(const quant_matrix *w, const float *x, int64_t n_batch, float *
     return 0;
 }
 
-void quant_attn_scores_f16(float *s, const float *q, const uint16_t *k, size_t stride, int64_t n_rows, int64_t n,
-                           float scale) {
-    quant_dot_fn dot = quant_active_kernels()->dot[QT_F16];
-    for (int64_t j = 0; j < n_rows; j++) s[j] = dot(n, k + (size_t)j * stride, q) * scale;
+void quant_attn_scores_f16(float *s, size_t s_stride, const float *q, size_t q_stride, int n_heads, const uint16_t *k,
+                           size_t stride, int64_t n_rows, int64_t n, float scale) {
+    quant_active_kernels()->attn_scores_f16(s, s_stride, q, q_stride, n_heads, k, stride, n_rows, n, scale);
 }
 
-void quant_attn_accum_f16(float *y, const float *p, const uint16_t *v, size_t stride, int64_t n_rows, int64_t n) {
-    quant_active_kernels()->attn_accum_f16(n, n_rows, p, v, stride, y);
+void quant_attn_accum_f16(float *y, size_t y_stride, const float *p, size_t p_stride, int n_heads, const uint16_t *v,
+                          size_t stride, int64_t n_rows, int64_t n) {
+    quant_active_kernels()->attn_accum_f16(y, y_stride, p, p_stride, n_heads, v, stride, n_rows, n);
 }
 
 void quant_fp16_round_n(float *x, int64_t n) { quant_active_kernels()->round_f16(x, n); }
+
+void quant_f32_to_fp16_n(const float *x, uint16_t *h, int64_t n) { quant_active_kernels()->to_f16(x, h, n); }
 
 double quant_peak_macs(void) {
     const quant_kernels *k = quant_active_kernels();

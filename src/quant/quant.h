@@ -57,18 +57,25 @@ typedef struct {
  * an unsupported type or n_in not a multiple of the block size. */
 int quant_matmul(const quant_matrix *w, const float *x, int64_t n_batch, float *y, struct pool *pool);
 
-/* Attention over the fp16 KV cache, rows of n values `stride` elements
- * apart, with the active family's kernels; the same inputs give the same bits
- * on a path, and every path gives the bits of its row-at-a-time loop (one
- * dispatch per call, not per key, is what these save). */
-/* s[j] = scale * sum_i k[j*stride + i] * q[i], for j < n_rows. */
-void quant_attn_scores_f16(float *s, const float *q, const uint16_t *k, size_t stride, int64_t n_rows, int64_t n,
-                           float scale);
-/* y[i] += sum_j p[j] * v[j*stride + i], each y[i] taking rows j = 0, 1, ... in order. */
-void quant_attn_accum_f16(float *y, const float *p, const uint16_t *v, size_t stride, int64_t n_rows, int64_t n);
+/* Attention over the fp16 KV cache for n_heads query heads that share one
+ * K/V head (grouped-query attention), rows of n values `stride` elements
+ * apart, with the active family's kernels. Each K/V row is read and
+ * converted once for all heads; every (head, row) still gets the bits of
+ * its path's one-row loop, whatever n_heads and n_rows (the tests hold each
+ * path to that). */
+/* s[h*s_stride + j] = scale * sum_i k[j*stride + i] * q[h*q_stride + i],
+ * for h < n_heads, j < n_rows. */
+void quant_attn_scores_f16(float *s, size_t s_stride, const float *q, size_t q_stride, int n_heads, const uint16_t *k,
+                           size_t stride, int64_t n_rows, int64_t n, float scale);
+/* y[h*y_stride + i] += sum_j p[h*p_stride + j] * v[j*stride + i], each y
+ * element taking rows j = 0, 1, ... in order. */
+void quant_attn_accum_f16(float *y, size_t y_stride, const float *p, size_t p_stride, int n_heads, const uint16_t *v,
+                          size_t stride, int64_t n_rows, int64_t n);
 /* x[i] = x[i] rounded to fp16 (round to nearest even), in place: every path
  * gives quant_fp16_round's bits. */
 void quant_fp16_round_n(float *x, int64_t n);
+/* h[i] = quant_f32_to_fp16(x[i]) on every path (NaN payloads aside). */
+void quant_f32_to_fp16_n(const float *x, uint16_t *h, int64_t n);
 
 /* Multiply-adds per second one thread of the active path's matrix kernel
  * can reach at most, measured now (about 0.1 s); 0 if the path has none. */
@@ -89,7 +96,7 @@ int quant_init(void);
 enum quant_path quant_cpu_path(void);
 const char *quant_path_name(enum quant_path p);
 /* Force a path (tests); returns -1 with the error set if the CPU lacks it
- * or rys has no kernels for it (today: avx512 and amx have none). */
+ * or rys has no kernels for it. */
 int quant_set_path(enum quant_path p);
 /* The CPU and OS support the ISA extensions of path p. */
 bool quant_cpu_supports(enum quant_path p);

@@ -64,8 +64,19 @@ typedef void (*quant_gemm_fn)(const quant_packed *w, int64_t g0, int64_t g1, con
  * reused address is noticed; NULL if the type has no unpacker. Thread-safe. */
 const quant_packed *quant_packed_get(const quant_matrix *w, struct pool *pool);
 
+/* A per-thread buffer of at least size bytes, kept for the thread's next
+ * call (see quant.c): QS_ACT for the activations quant_matmul quantizes,
+ * QS_KERNEL for a kernel's own copy of them. */
+enum quant_scratch { QS_ACT = 0, QS_KERNEL, QS_COUNT };
+void *quant_scratch(enum quant_scratch use, size_t size);
+
 /* The activation format a weight type is multiplied with. */
 enum quant_act { QA_NONE = 0, QA_F32, QA_Q8A, QA_Q8K };
+
+typedef void (*quant_attn_scores_fn)(float *s, size_t s_stride, const float *q, size_t q_stride, int n_heads,
+                                     const uint16_t *k, size_t stride, int64_t n_rows, int64_t n, float scale);
+typedef void (*quant_attn_accum_fn)(float *y, size_t y_stride, const float *p, size_t p_stride, int n_heads,
+                                    const uint16_t *v, size_t stride, int64_t n_rows, int64_t n);
 
 /* One kernel family: a dot kernel per weight type (NULL: not computable),
  * and optionally a multi-column one (NULL: the driver loops over dot). */
@@ -82,9 +93,12 @@ typedef struct {
     /* Faster activation quantizers giving the portable ones' bits (NULL:
      * the portable ones). */
     quant_act_fn act_q8a, act_q8_K;
-    /* quant_attn_accum_f16 and quant_fp16_round_n (quant.h). */
-    void (*attn_accum_f16)(int64_t n, int64_t n_rows, const float *p, const uint16_t *v, size_t stride, float *y);
+    /* quant_attn_scores_f16, quant_attn_accum_f16, quant_fp16_round_n and
+     * quant_f32_to_fp16_n (quant.h), same arguments. */
+    quant_attn_scores_fn attn_scores_f16;
+    quant_attn_accum_fn attn_accum_f16;
     void (*round_f16)(float *x, int64_t n);
+    void (*to_f16)(const float *x, uint16_t *h, int64_t n);
 } quant_kernels;
 
 /* The family in use (chosen by quant_init, or lazily on first use). */
@@ -99,8 +113,12 @@ void quant_dequant_bf16(const void *src, float *dst, int64_t n);
 float quant_dot_f32_portable(int64_t n, const void *w, const void *x);
 float quant_dot_f16_portable(int64_t n, const void *w, const void *x);
 float quant_dot_bf16_portable(int64_t n, const void *w, const void *x);
-void quant_attn_accum_f16_portable(int64_t n, int64_t n_rows, const float *p, const uint16_t *v, size_t stride, float *y);
+void quant_attn_scores_f16_portable(float *s, size_t s_stride, const float *q, size_t q_stride, int n_heads,
+                                    const uint16_t *k, size_t stride, int64_t n_rows, int64_t n, float scale);
+void quant_attn_accum_f16_portable(float *y, size_t y_stride, const float *p, size_t p_stride, int n_heads,
+                                   const uint16_t *v, size_t stride, int64_t n_rows, int64_t n);
 void quant_round_f16_portable(float *x, int64_t n);
+void quant_to_f16_portable(const float *x, uint16_t *h, int64_t n);
 
 /* legacy.c: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 weights with Q8A activations. */
 void quant_dequant_q4_0(const void *src, float *dst, int64_t n);
@@ -142,13 +160,27 @@ void quant_gemm_avx512(const quant_packed *w, int64_t g0, int64_t g1, const quan
 double quant_gemm_peak_avx512(int64_t iters);
 void quant_act_q8a_avx512(const float *x, void *dst, int64_t n);
 void quant_act_q8_K_avx512(const float *x, void *dst, int64_t n);
+/* src/kernels/attn_avx512.c: quant_attn_accum_f16 with all heads' sums in
+ * zmm registers, the AVX2 kernel's bits. */
+void quant_attn_accum_f16_avx512(float *y, size_t y_stride, const float *p, size_t p_stride, int n_heads,
+                                 const uint16_t *v, size_t stride, int64_t n_rows, int64_t n);
+
+/* src/kernels/gemm_amx.c: the same products on AMX tiles for batches of 16
+ * rows and more (the VNNI kernel for the rest), with its bits. */
+void quant_gemm_amx(const quant_packed *w, int64_t g0, int64_t g1, const quant_packed_act *a, int64_t n_batch,
+                    float *y);
+double quant_gemm_peak_amx(int64_t iters);
 
 /* src/kernels/dot_avx2.c: the same dot products with AVX2 + FMA + F16C. */
 float quant_dot_f32_avx2(int64_t n, const void *w, const void *x);
 float quant_dot_f16_avx2(int64_t n, const void *w, const void *x);
 float quant_dot_bf16_avx2(int64_t n, const void *w, const void *x);
-void quant_attn_accum_f16_avx2(int64_t n, int64_t n_rows, const float *p, const uint16_t *v, size_t stride, float *y);
+void quant_attn_scores_f16_avx2(float *s, size_t s_stride, const float *q, size_t q_stride, int n_heads,
+                                const uint16_t *k, size_t stride, int64_t n_rows, int64_t n, float scale);
+void quant_attn_accum_f16_avx2(float *y, size_t y_stride, const float *p, size_t p_stride, int n_heads,
+                               const uint16_t *v, size_t stride, int64_t n_rows, int64_t n);
 void quant_round_f16_avx2(float *x, int64_t n);
+void quant_to_f16_avx2(const float *x, uint16_t *h, int64_t n);
 float quant_dot_q4_0_avx2(int64_t n, const void *w, const void *x);
 float quant_dot_q4_1_avx2(int64_t n, const void *w, const void *x);
 float quant_dot_q5_0_avx2(int64_t n, const void *w, const void *x);

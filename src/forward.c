@@ -187,8 +187,10 @@ typedef struct {
 static void softmax_f16(float *sc, int n) {
     float mx = -INFINITY;
     for (int j = 0; j < n; j++) mx = sc[j] > mx ? sc[j] : mx;
+    for (int j = 0; j < n; j++) sc[j] -= mx;
+    quant_expf_n(sc, n);
     double sum = 0;
-    for (int j = 0; j < n; j++) { sc[j] = expf(sc[j] - mx); sum += sc[j]; }
+    for (int j = 0; j < n; j++) sum += sc[j];
     float inv = (float)(1.0 / sum);
     for (int j = 0; j < n; j++) sc[j] *= inv;
     quant_fp16_round_n(sc, n);
@@ -305,14 +307,22 @@ static void attn_residual_step(const token_map *m, int t) {
     rmsnorm(m->f->xn + (size_t)t * hp->dim, xt, L->ffn_norm, hp->dim, hp->rms_eps);
 }
 
-/* gate = act(gate) * up */
+/* gate = act(gate) * up; SiLU's exponentials a chunk at a time */
 static void ffn_act_step(const token_map *m, int t) {
     const model_hparams *hp = &m->f->m->hp;
     float *g = m->f->gate + (size_t)t * hp->ffn_dim, *u = m->f->up + (size_t)t * hp->ffn_dim;
-    if (hp->gelu)
+    if (hp->gelu) {
         for (int i = 0; i < hp->ffn_dim; i++) g[i] = gelu_tanh(g[i]) * u[i];
-    else
-        for (int i = 0; i < hp->ffn_dim; i++) g[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+        return;
+    }
+    enum { CHUNK = 256 };
+    float e[CHUNK];
+    for (int i0 = 0; i0 < hp->ffn_dim; i0 += CHUNK) {
+        int n = hp->ffn_dim - i0 < CHUNK ? hp->ffn_dim - i0 : CHUNK;
+        for (int i = 0; i < n; i++) e[i] = -g[i0 + i];
+        quant_expf_n(e, n);
+        for (int i = 0; i < n; i++) g[i0 + i] = g[i0 + i] / (1.0f + e[i]) * u[i0 + i];
+    }
 }
 
 /* x += (post-norm of) the feed-forward output */

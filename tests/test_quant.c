@@ -624,6 +624,42 @@ static void test_attention_kernels(void **state) {
     free(kv); free(r); free(r0);
 }
 
+/* quant_expf_n gives the C library's expf bits on every path: bit patterns
+ * across all signs and exponents (NaNs compared as NaNs) and dense values
+ * around the special-case thresholds (|x| = 88, underflow near -104,
+ * overflow near 88.7). Where the CPU has AVX-512 the vector kernel must
+ * pass its own check here, or the test would compare the library with
+ * itself. */
+static void test_expf_n(void **state) {
+    (void)state;
+    enum quant_path best = quant_cpu_path();
+    if (quant_cpu_supports(QP_AVX512)) assert_true(quant_exp_avx512_check());
+    enum { N = 4096 };
+    float *x = xmalloc(sizeof(float) * N), *y = xmalloc(sizeof(float) * N);
+    for (int path = QP_PORTABLE; path <= QP_AMX; path++) {
+        if (!quant_path_available((enum quant_path)path)) continue;
+        assert_int_equal(quant_set_path((enum quant_path)path), 0);
+        for (int round = 0; round < 64; round++) {
+            for (int i = 0; i < N; i++) {
+                uint32_t bits = (uint32_t)((uint64_t)(round * N + i) * 16411u * 1021u);
+                if (round % 2) x[i] = -104.5f + (float)(round * N + i) * (194.0f / (64.0f * N));
+                else memcpy(&x[i], &bits, sizeof bits);
+            }
+            x[0] = 88.0f; x[1] = -88.0f; x[2] = 88.72284f; x[3] = -103.97208f; x[4] = -INFINITY; x[5] = INFINITY;
+            memcpy(y, x, sizeof(float) * N);
+            quant_expf_n(y, N - round); /* odd lengths: the scalar tail */
+            for (int i = 0; i < N - round; i++) {
+                float want = expf(x[i]);
+                if (f32_bits(want) != f32_bits(y[i]) && !(isnan(want) && isnan(y[i])))
+                    fail_msg("%s: expf(%a) = %a, library %a", quant_path_name((enum quant_path)path), x[i], y[i], want);
+            }
+        }
+    }
+    assert_int_equal(quant_set_path(best), 0);
+    free(x);
+    free(y);
+}
+
 /* ---- dispatch -------------------------------------------------------------- */
 
 static void test_dispatch(void **state) {
@@ -686,6 +722,7 @@ int main(void) {
         cmocka_unit_test(test_act_quantizers_identical),
         cmocka_unit_test(test_paths_vs_portable),
         cmocka_unit_test(test_attention_kernels),
+        cmocka_unit_test(test_expf_n),
         cmocka_unit_test(test_dispatch),
         cmocka_unit_test(test_errors),
     };

@@ -73,6 +73,8 @@ static const quant_kernels kernels_avx512 = {
     .attn_accum_f16 = quant_attn_accum_f16_avx512,
     .round_f16 = quant_round_f16_avx2,
     .to_f16 = quant_to_f16_avx2,
+    .exp_f32 = quant_exp_avx512,
+    .exp_f32_check = quant_exp_avx512_check,
 };
 
 /* AMX: the AVX-512 family with the tile kernel for batches of 16 rows and
@@ -88,6 +90,8 @@ static const quant_kernels kernels_amx = {
     .attn_accum_f16 = quant_attn_accum_f16_avx512,
     .round_f16 = quant_round_f16_avx2,
     .to_f16 = quant_to_f16_avx2,
+    .exp_f32 = quant_exp_avx512,
+    .exp_f32_check = quant_exp_avx512_check,
 };
 #endif
 

@@ -9,6 +9,7 @@
 #include "pool.h"
 #include "util.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -306,6 +307,25 @@ void quant_attn_accum_f16(float *y, size_t y_stride, const float *p, size_t p_st
 void quant_fp16_round_n(float *x, int64_t n) { quant_active_kernels()->round_f16(x, n); }
 
 void quant_f32_to_fp16_n(const float *x, uint16_t *h, int64_t n) { quant_active_kernels()->to_f16(x, h, n); }
+
+static bool exp_kernel_ok;
+static void exp_kernel_check(void) {
+    const quant_kernels *k = quant_active_kernels();
+    exp_kernel_ok = k->exp_f32 && k->exp_f32_check();
+}
+
+void quant_expf_n(float *x, int64_t n) {
+    const quant_kernels *k = quant_active_kernels();
+    if (k->exp_f32) {
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        pthread_once(&once, exp_kernel_check);
+        if (exp_kernel_ok) {
+            k->exp_f32(x, n);
+            return;
+        }
+    }
+    for (int64_t i = 0; i < n; i++) x[i] = expf(x[i]);
+}
 
 double quant_peak_macs(void) {
     const quant_kernels *k = quant_active_kernels();

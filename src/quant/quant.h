@@ -74,6 +74,10 @@ void quant_attn_accum_f16(float *y, size_t y_stride, const float *p, size_t p_st
 /* x[i] = x[i] rounded to fp16 (round to nearest even), in place: every path
  * gives quant_fp16_round's bits. */
 void quant_fp16_round_n(float *x, int64_t n);
+/* x[i] = expf(x[i]) in place, the C library's bits on every path (a
+ * family's vector kernel is used only where a check at first use finds
+ * those bits). */
+void quant_expf_n(float *x, int64_t n);
 /* h[i] = quant_f32_to_fp16(x[i]) on every path (NaN payloads aside). */
 void quant_f32_to_fp16_n(const float *x, uint16_t *h, int64_t n);
 

@@ -99,6 +99,9 @@ typedef struct {
     quant_attn_accum_fn attn_accum_f16;
     void (*round_f16)(float *x, int64_t n);
     void (*to_f16)(const float *x, uint16_t *h, int64_t n);
+    /* quant_expf_n, if the family has a kernel; it must pass its check. */
+    void (*exp_f32)(float *x, int64_t n);
+    bool (*exp_f32_check)(void);
 } quant_kernels;
 
 /* The family in use (chosen by quant_init, or lazily on first use). */
@@ -160,6 +163,10 @@ void quant_gemm_avx512(const quant_packed *w, int64_t g0, int64_t g1, const quan
 double quant_gemm_peak_avx512(int64_t iters);
 void quant_act_q8a_avx512(const float *x, void *dst, int64_t n);
 void quant_act_q8_K_avx512(const float *x, void *dst, int64_t n);
+/* src/kernels/exp_avx512.c: expf over an array with the C library's bits,
+ * and the check that it has them here (dispatch uses it only then). */
+void quant_exp_avx512(float *x, int64_t n);
+bool quant_exp_avx512_check(void);
 /* src/kernels/attn_avx512.c: quant_attn_accum_f16 with all heads' sums in
  * zmm registers, the AVX2 kernel's bits. */
 void quant_attn_accum_f16_avx512(float *y, size_t y_stride, const float *p, size_t p_stride, int n_heads,

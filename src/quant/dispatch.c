@@ -61,37 +61,22 @@ static const quant_kernels kernels_avx2 = {
 };
 
 /* AVX-512: block formats through packed weights and the VNNI kernel for
- * every batch size; float formats keep the AVX2 dots. */
+ * every batch size; float formats keep the AVX2 dots. AMX is the same
+ * family with the tile kernel for batches of 16 rows and more; it gives the
+ * VNNI kernel's bits, so nothing else changes. */
+#define AVX512_FAMILY                                                                                      \
+    .dot = {[QT_F32] = quant_dot_f32_avx2, [QT_F16] = quant_dot_f16_avx2, [QT_BF16] = quant_dot_bf16_avx2}, \
+    .act_q8a = quant_act_q8a_avx512, .act_q8_K = quant_act_q8_K_avx512,                                    \
+    .attn_scores_f16 = quant_attn_scores_f16_avx2, .attn_accum_f16 = quant_attn_accum_f16_avx512,          \
+    .round_f16 = quant_round_f16_avx2, .to_f16 = quant_to_f16_avx2,                                        \
+    .exp_f32 = quant_exp_avx512, .exp_f32_check = quant_exp_avx512_check
+
 static const quant_kernels kernels_avx512 = {
-    .path = QP_AVX512,
-    .dot = {[QT_F32] = quant_dot_f32_avx2, [QT_F16] = quant_dot_f16_avx2, [QT_BF16] = quant_dot_bf16_avx2},
-    .gemm = quant_gemm_avx512,
-    .gemm_peak = quant_gemm_peak_avx512,
-    .act_q8a = quant_act_q8a_avx512,
-    .act_q8_K = quant_act_q8_K_avx512,
-    .attn_scores_f16 = quant_attn_scores_f16_avx2,
-    .attn_accum_f16 = quant_attn_accum_f16_avx512,
-    .round_f16 = quant_round_f16_avx2,
-    .to_f16 = quant_to_f16_avx2,
-    .exp_f32 = quant_exp_avx512,
-    .exp_f32_check = quant_exp_avx512_check,
+    .path = QP_AVX512, .gemm = quant_gemm_avx512, .gemm_peak = quant_gemm_peak_avx512, AVX512_FAMILY,
 };
 
-/* AMX: the AVX-512 family with the tile kernel for batches of 16 rows and
- * more; it gives the VNNI kernel's bits, so nothing else changes. */
 static const quant_kernels kernels_amx = {
-    .path = QP_AMX,
-    .dot = {[QT_F32] = quant_dot_f32_avx2, [QT_F16] = quant_dot_f16_avx2, [QT_BF16] = quant_dot_bf16_avx2},
-    .gemm = quant_gemm_amx,
-    .gemm_peak = quant_gemm_peak_amx,
-    .act_q8a = quant_act_q8a_avx512,
-    .act_q8_K = quant_act_q8_K_avx512,
-    .attn_scores_f16 = quant_attn_scores_f16_avx2,
-    .attn_accum_f16 = quant_attn_accum_f16_avx512,
-    .round_f16 = quant_round_f16_avx2,
-    .to_f16 = quant_to_f16_avx2,
-    .exp_f32 = quant_exp_avx512,
-    .exp_f32_check = quant_exp_avx512_check,
+    .path = QP_AMX, .gemm = quant_gemm_amx, .gemm_peak = quant_gemm_peak_amx, AVX512_FAMILY,
 };
 #endif
 

@@ -477,6 +477,8 @@ static void test_act_quantizers_identical(void **state) {
     for (int i = 0; i < 256; i++) x[i] = (float)(i % 64) * 0.5f - 16.0f; /* many values on rounding ties */
     x[127] = 127.0f / 8.0f;
     memset(x + 256, 0, 256 * sizeof(float));
+    /* equal magnitudes of both signs: the first one sets Q8_K's scale sign */
+    x[512 + 3] = 1000.0f; x[512 + 7] = -1000.0f; x[768 + 3] = -1000.0f; x[768 + 200] = 1000.0f;
     static uint8_t a[N / 32 * 40], b[N / 32 * 40], c[N / 256 * 292], d[N / 256 * 292];
     for (int r = 0; r < ROWS; r++) {
         quant_act_q8a(x + r * N, a, N);

@@ -241,10 +241,31 @@ void quant_act_q8a_avx512(const float *x, void *dst, int64_t n) {
     }
 }
 
+/* quant_q8_K_iscale's value: -127 over the first element of largest
+ * magnitude. The maximum of |x| is exact in any order; the first element
+ * equal to it is found lane by lane. A NaN makes the comparisons differ
+ * from the scalar loop's, so such blocks take the scalar loop. */
+static float q8_K_iscale(const float *x) {
+    __m512 m = _mm512_setzero_ps();
+    __mmask16 nan = 0;
+    for (int j = 0; j < QK_K; j += 16) {
+        __m512 v = _mm512_loadu_ps(x + j);
+        nan |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        m = _mm512_max_ps(m, _mm512_abs_ps(v));
+    }
+    if (nan) return quant_q8_K_iscale(x);
+    float amax = _mm512_reduce_max_ps(m);
+    if (!(amax > 0)) return 0.0f;
+    for (int j = 0;; j += 16) {
+        __mmask16 hit = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_loadu_ps(x + j)), _mm512_set1_ps(amax), _CMP_EQ_OQ);
+        if (hit) return -127.0f / x[j + __builtin_ctz(hit)];
+    }
+}
+
 void quant_act_q8_K_avx512(const float *x, void *dst, int64_t n) {
     block_q8_K *b = dst;
     for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
-        float iscale = quant_q8_K_iscale(x);
+        float iscale = q8_K_iscale(x);
         for (int g = 0; g < QK_K / 16; g++) {
             int sum;
             __m512i q = quantize16(x + 16 * g, _mm512_set1_ps(iscale), &sum);

@@ -209,9 +209,14 @@ static void packed_act_worker(void *ctx, int ith, int nth) {
         j->quantize(j->x + b * p->n_in, row, p->n_in);
         for (int64_t blk = 0; blk < p->n_blk; blk++) {
             const uint8_t *sb = row + (size_t)(blk / j->a.blk_per_sb) * j->a.sb_bytes;
-            const int8_t *qs = (const int8_t *)(sb + j->a.sb_header) + (blk % j->a.blk_per_sb) * p->blk_len;
-            int sum = 0;
-            for (int l = 0; l < p->blk_len; l++) sum += qs[l];
+            int in_sb = (int)(blk % j->a.blk_per_sb), sum = 0;
+            if (j->k_act) { /* Q8_K carries exact sums of 16 values */
+                const int16_t *bs = ((const block_q8_K *)sb)->bsums + in_sb * p->blk_len / 16;
+                for (int l = 0; l < p->blk_len / 16; l++) sum += bs[l];
+            } else {
+                const int8_t *qs = (const int8_t *)(sb + j->a.sb_header) + in_sb * p->blk_len;
+                for (int l = 0; l < p->blk_len; l++) sum += qs[l];
+            }
             float ad = j->k_act ? ((const block_q8_K *)sb)->d : ((const block_q8a *)sb)->d;
             d[blk] = ad;
             s[blk] = j->k_act ? ad * (float)sum : ((const block_q8a *)sb)->s;

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #define UBATCH 256
+#define QBLOCK 16   /* tokens of one sequence whose attention scores are computed together */
 
 struct forward_ctx {
     const model *m;
@@ -26,7 +27,9 @@ struct forward_ctx {
     pool *pool;
     /* scratch for one micro-batch */
     float *x, *xn, *q, *k, *v, *att, *o, *gate, *up;
-    float *scores;              /* [n_threads][GQA group][n_ctx] attention scratch */
+    float *scores;              /* [n_threads][QBLOCK x GQA group][n_ctx] attention scratch */
+    const float **queries;      /* [n_threads][QBLOCK x GQA group] query rows of one work item */
+    int *qblocks;               /* [UBATCH + 1] first batch row of each query block */
     float *rope_cs;             /* [UBATCH][rope_dims] cos, sin of the micro-batch's positions */
 };
 
@@ -77,7 +80,10 @@ forward_ctx *forward_new(const model *m, const layer_path *path, int n_seq, int 
     f->o = xmalloc(U * hp->dim * sizeof(float));
     f->gate = xmalloc(U * hp->ffn_dim * sizeof(float));
     f->up = xmalloc(U * hp->ffn_dim * sizeof(float));
-    f->scores = xmalloc((size_t)pool_size(pool) * (hp->n_head / hp->n_head_kv) * n_ctx * sizeof(float));
+    size_t group_rows = (size_t)QBLOCK * (hp->n_head / hp->n_head_kv);
+    f->scores = xmalloc((size_t)pool_size(pool) * group_rows * n_ctx * sizeof(float));
+    f->queries = xmalloc((size_t)pool_size(pool) * group_rows * sizeof *f->queries);
+    f->qblocks = xmalloc((UBATCH + 1) * sizeof *f->qblocks);
     f->rope_cs = xmalloc(U * (size_t)hp->rope_dims * sizeof(float));
     return f;
 }
@@ -88,6 +94,7 @@ void forward_free(forward_ctx *f) {
     path_free(&f->path);
     free(f->x); free(f->xn); free(f->q); free(f->k); free(f->v);
     free(f->att); free(f->o); free(f->gate); free(f->up); free(f->scores); free(f->rope_cs);
+    free(f->queries); free(f->qblocks);
     free(f);
 }
 
@@ -179,7 +186,24 @@ typedef struct {
     int t0, n;          /* micro-batch: tokens [t0, t0+n) */
     int slot;           /* KV slot = path position */
     bool sliding;
+    int n_blocks;       /* query blocks: micro-batch rows [qblocks[i], qblocks[i+1]) */
 } attn_job;
+
+/* Runs of up to QBLOCK tokens of one sequence: their queries meet the same
+ * keys, so each K row is converted once for all of them. */
+static int query_blocks(forward_ctx *f, const fwd_batch *b, int t0, int n) {
+    int nb = 0;
+    for (int t = 0; t < n; t++)
+        if (t == 0 || b->seq[t0 + t] != b->seq[t0 + f->qblocks[nb - 1]] || t - f->qblocks[nb - 1] == QBLOCK)
+            f->qblocks[nb++] = t;
+    f->qblocks[nb] = n;
+    return nb;
+}
+
+/* The first key a token at pos sees. */
+static int first_key(const model_hparams *hp, bool sliding, int pos) {
+    return sliding && hp->sliding_window > 0 && pos - hp->sliding_window + 1 > 0 ? pos - hp->sliding_window + 1 : 0;
+}
 
 /* Softmax of n scores in place, as ggml computes it (max subtracted, sum in
  * double), the weights rounded to fp16: llama.cpp multiplies them with the
@@ -196,13 +220,13 @@ static void softmax_f16(float *sc, int n) {
     quant_fp16_round_n(sc, n);
 }
 
-/* Work items are (token, run of query heads of one KV head): the heads of a
- * GQA group go together, so each K/V row is converted once for all of them;
- * with fewer tokens x KV heads than threads (decode of a small model),
- * single heads, so every thread has work. */
-static int attn_heads_per_item(const forward_ctx *f, int n_tokens) {
+/* Work items are (query block, run of query heads of one KV head): the
+ * heads of a GQA group go together, so each K/V row is converted once for
+ * all of them; with fewer blocks x KV heads than threads (decode of a small
+ * model), single heads, so every thread has work. */
+static int attn_heads_per_item(const forward_ctx *f, int n_blocks) {
     const model_hparams *hp = &f->m->hp;
-    return (long)n_tokens * hp->n_head_kv >= pool_size(f->pool) ? hp->n_head / hp->n_head_kv : 1;
+    return (long)n_blocks * hp->n_head_kv >= pool_size(f->pool) ? hp->n_head / hp->n_head_kv : 1;
 }
 
 static void attn_worker(void *ctx, int ith, int nth) {
@@ -210,26 +234,36 @@ static void attn_worker(void *ctx, int ith, int nth) {
     forward_ctx *f = J->f;
     const model_hparams *hp = &f->m->hp;
     const kv_cache *kv = &f->kv;
+    const int *pos = J->b->pos + J->t0;
     int hd = hp->head_dim, q_dim = hp->n_head * hd, group = hp->n_head / hp->n_head_kv;
-    int hpi = attn_heads_per_item(f, J->n), runs = hp->n_head / hpi;
-    float *sc = f->scores + (size_t)ith * group * kv->n_ctx;
+    int hpi = attn_heads_per_item(f, J->n_blocks), runs = hp->n_head / hpi;
+    float *sc = f->scores + (size_t)ith * QBLOCK * group * kv->n_ctx;
+    const float **qrows = f->queries + (size_t)ith * QBLOCK * group;
     long lo, hi;
-    pool_split((long)J->n * runs, ith, nth, &lo, &hi);
+    pool_split((long)J->n_blocks * runs, ith, nth, &lo, &hi);
     for (long w = lo; w < hi; w++) {
-        int t = (int)(w / runs), h0 = (int)(w % runs) * hpi;
-        int gt = J->t0 + t;
-        int pos = J->b->pos[gt], s = J->b->seq[gt];
-        int first = 0;
-        if (J->sliding && hp->sliding_window > 0 && pos - hp->sliding_window + 1 > 0) first = pos - hp->sliding_window + 1;
-        const float *qv = f->q + (size_t)t * q_dim + h0 * hd;
-        size_t base = (size_t)s * kv->n_ctx * kv->kv_dim + (size_t)(h0 / group) * hd + (size_t)first * kv->kv_dim;
+        int tb = f->qblocks[w / runs], te = f->qblocks[w / runs + 1], h0 = (int)(w % runs) * hpi;
+        /* the block's keys: from its earliest first key to its last position */
+        int k0 = first_key(hp, J->sliding, pos[tb]), k1 = pos[tb];
+        for (int t = tb; t < te; t++) {
+            int a = first_key(hp, J->sliding, pos[t]);
+            k0 = a < k0 ? a : k0;
+            k1 = pos[t] > k1 ? pos[t] : k1;
+            for (int h = 0; h < hpi; h++) qrows[(t - tb) * hpi + h] = f->q + (size_t)t * q_dim + (h0 + h) * hd;
+        }
+        size_t base = (size_t)J->b->seq[J->t0 + tb] * kv->n_ctx * kv->kv_dim + (size_t)(h0 / group) * hd;
         const uint16_t *K = kv->k[J->slot] + base, *V = kv->v[J->slot] + base;
-        int n_keys = pos - first + 1;
-        quant_attn_scores_f16(sc, kv->n_ctx, qv, hd, hpi, K, kv->kv_dim, n_keys, hd, hp->attn_scale);
-        for (int h = 0; h < hpi; h++) softmax_f16(sc + (size_t)h * kv->n_ctx, n_keys);
-        float *out = f->att + (size_t)t * q_dim + h0 * hd;
-        memset(out, 0, (size_t)hpi * hd * sizeof(float));
-        quant_attn_accum_f16(out, hd, sc, kv->n_ctx, hpi, V, kv->kv_dim, n_keys, hd);
+        quant_attn_scores_f16(sc, kv->n_ctx, qrows, (te - tb) * hpi, K + (size_t)k0 * kv->kv_dim, kv->kv_dim,
+                              k1 - k0 + 1, hd, hp->attn_scale);
+        /* each token weighs only its own keys: scores of later positions are dropped */
+        for (int t = tb; t < te; t++) {
+            int first = first_key(hp, J->sliding, pos[t]), n_keys = pos[t] - first + 1;
+            float *p = sc + (size_t)(t - tb) * hpi * kv->n_ctx + (first - k0);
+            for (int h = 0; h < hpi; h++) softmax_f16(p + (size_t)h * kv->n_ctx, n_keys);
+            float *out = f->att + (size_t)t * q_dim + h0 * hd;
+            memset(out, 0, (size_t)hpi * hd * sizeof(float));
+            quant_attn_accum_f16(out, hd, p, kv->n_ctx, hpi, V + (size_t)first * kv->kv_dim, kv->kv_dim, n_keys, hd);
+        }
     }
 }
 
@@ -339,6 +373,7 @@ static void ffn_residual_step(const token_map *m, int t) {
  * [p_begin, p_end); hidden states in x[n][dim]. */
 static void run_layers(forward_ctx *f, const fwd_batch *b, int t0, int n, float *x, int p_begin, int p_end) {
     const model *m = f->m;
+    int n_blocks = query_blocks(f, b, t0, n);
 
     for (int p = p_begin; p < p_end; p++) {
         const int layer = f->path.layers[p];      /* whose weights */
@@ -352,7 +387,7 @@ static void run_layers(forward_ctx *f, const fwd_batch *b, int t0, int n, float 
         quant_matmul(&L->wk, f->xn, n, f->k, f->pool);
         quant_matmul(&L->wv, f->xn, n, f->v, f->pool);
         map_tokens(&tm, qkv_step);
-        attn_job job = {f, b, t0, n, slot, L->sliding};
+        attn_job job = {f, b, t0, n, slot, L->sliding, n_blocks};
         pool_run(f->pool, attn_worker, &job);
         quant_matmul(&L->wo, f->att, n, f->o, f->pool);
         map_tokens(&tm, attn_residual_step);

@@ -545,7 +545,7 @@ static void test_paths_vs_portable(void **state) {
  * weighted sums agree with a double-precision reference within float rounding;
  * on each path a call for a GQA group of heads and many rows gives, for every
  * (head, row), the bits of a call for that head and row alone, and the AVX-512
- * value sum the AVX2 one's bits. */
+ * scores and value sums the AVX2 ones' bits. */
 static void test_attention_kernels(void **state) {
     (void)state;
     enum quant_path best = quant_cpu_path();
@@ -568,7 +568,9 @@ static void test_attention_kernels(void **state) {
     }
     r0[0] = 65519.0f; r0[1] = 65520.0f; r0[2] = -1e9f; r0[3] = 0.0f; r0[4] = -0.0f;
     static const int head_dims[] = {72, 64, 128};
-    float y_avx2[3][HEADS * QS];
+    float y_avx2[3][HEADS * QS], s_avx2[3][HEADS * PS];
+    const float *qrows[HEADS];
+    for (int h = 0; h < HEADS; h++) qrows[h] = q + h * QS;
     bool have_avx2 = false;
     for (int path = QP_PORTABLE; path <= QP_AMX; path++) {
         if (!quant_path_available((enum quant_path)path)) continue;
@@ -587,12 +589,12 @@ static void test_attention_kernels(void **state) {
         for (size_t d = 0; d < sizeof head_dims / sizeof *head_dims; d++) {
             int HD = head_dims[d];
             float s[HEADS * PS], s1, y[HEADS * QS], y1[QS];
-            quant_attn_scores_f16(s, PS, q, QS, HEADS, kv, STRIDE, KEYS, HD, 0.125f);
+            quant_attn_scores_f16(s, PS, qrows, HEADS, kv, STRIDE, KEYS, HD, 0.125f);
             for (int i = 0; i < HEADS * QS; i++) y[i] = (float)(i % QS);
             quant_attn_accum_f16(y, QS, p, PS, HEADS, kv, STRIDE, KEYS, HD);
             for (int hh = 0; hh < HEADS; hh++) {
                 for (int j = 0; j < KEYS; j++) {
-                    quant_attn_scores_f16(&s1, 1, q + hh * QS, QS, 1, kv + (size_t)j * STRIDE, STRIDE, 1, HD, 0.125f);
+                    quant_attn_scores_f16(&s1, 1, qrows + hh, 1, kv + (size_t)j * STRIDE, STRIDE, 1, HD, 0.125f);
                     if (f32_bits(s1) != f32_bits(s[hh * PS + j]))
                         fail_msg("%s hd %d: score (%d,%d) %a alone, %a in a group", pname, HD, hh, j, s1, s[hh * PS + j]);
                     double ref = 0, mag = 0;
@@ -616,9 +618,12 @@ static void test_attention_kernels(void **state) {
                     assert_true(fabs(y[hh * QS + i] - ref) <= 1e-6 * mag);
                 }
             }
-            if (path == QP_AVX2) memcpy(y_avx2[d], y, sizeof y);
+            if (path == QP_AVX2) { memcpy(y_avx2[d], y, sizeof y); memcpy(s_avx2[d], s, sizeof s); }
             if (path >= QP_AVX512 && have_avx2 && memcmp(y_avx2[d], y, sizeof(float) * (size_t)(HEADS * QS)))
                 fail_msg("%s hd %d: value sums differ from the AVX2 kernel's", pname, HD);
+            for (int hh = 0; path >= QP_AVX512 && have_avx2 && hh < HEADS; hh++)
+                if (memcmp(s_avx2[d] + hh * PS, s + hh * PS, sizeof(float) * KEYS))
+                    fail_msg("%s hd %d: head %d's scores differ from the AVX2 kernel's", pname, HD, hh);
         }
         if (path == QP_AVX2) have_avx2 = true;
     }

@@ -1,14 +1,96 @@
-/* attn_avx512: the attention value sum (quant_attn_accum_f16) with AVX-512
- * (the Makefile adds the flags because of the _avx512 suffix).
+/* attn_avx512: attention scores and value sums (quant_attn_scores_f16,
+ * quant_attn_accum_f16) with AVX-512 (the Makefile adds the flags because of
+ * the _avx512 suffix). Both give the AVX2 kernels' bits.
  *
- * Why: with 32 zmm registers the sums of several heads of a GQA group fit
- * at once, so each fp16 V row is converted once for all of them instead of
- * once per head. Every element still takes y = fma(p[j], v[j], y) for
- * j = 0, 1, ... in order, which is what the AVX2 kernel computes, so the
- * bits are the same. */
+ * Scores: the AVX2 dot of a query with a key keeps 16 partial sums (two
+ * 8-lane chains over 16-value steps) and adds them in a fixed tree. Here the
+ * 16 keys of a tile are transposed once into f32 columns, so a zmm lane is a
+ * key and the 16 partial sums are 16 registers: the same fused multiply-adds
+ * in the same order and the same tree, for 16 keys at once and without a
+ * horizontal sum per key. The transposed tile serves every query of the call
+ * (the heads of a GQA group, of several tokens).
+ *
+ * Value sums: with 32 zmm registers the sums of several heads of a GQA group
+ * fit at once, so each fp16 V row is converted once for all of them instead
+ * of once per head. Every element still takes y = fma(p[j], v[j], y) for
+ * j = 0, 1, ... in order, which is what the AVX2 kernel computes. */
 #include "quant/quant_impl.h"
 
 #include <immintrin.h>
+
+#define TILE_HD 256 /* largest head size the transposed tile holds */
+
+/* 16 x 16 floats: r[i] lane j becomes r[j] lane i. */
+static inline void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
+        r[i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+        r[i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i + 1]), _mm512_castps_pd(t[i + 3])));
+    }
+    /* r[4a + b] now holds, per 128-bit lane c, element b of rows 4c.. of the
+     * 4-row group a: gather the 128-bit lanes across groups */
+    for (int i = 0; i < 4; i++) {
+        t[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);
+        t[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xdd);
+        t[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
+        t[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xdd);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
+        r[4 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0x88);
+        r[8 + i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0xdd);
+        r[12 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0xdd);
+    }
+}
+
+/* kt[d*16 + j] = k row j, value d, for the nk <= 16 rows of a tile (missing
+ * rows are zeros, never read from k). */
+static void transpose_tile(float *kt, const uint16_t *k, size_t stride, int nk, int64_t n) {
+    for (int64_t c = 0; c < n; c += 16) {
+        __m512 r[16];
+        for (int j = 0; j < 16; j++)
+            r[j] = j < nk ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + (size_t)j * stride + c)))
+                          : _mm512_setzero_ps();
+        transpose16(r);
+        for (int d = 0; d < 16; d++) _mm512_store_ps(kt + (c + d) * 16, r[d]);
+    }
+}
+
+void quant_attn_scores_f16_avx512(float *s, size_t s_stride, const float *const *q, int n_q, const uint16_t *k,
+                                  size_t stride, int64_t n_rows, int64_t n, float scale) {
+    if (n % 16 || n > TILE_HD) {
+        quant_attn_scores_f16_avx2(s, s_stride, q, n_q, k, stride, n_rows, n, scale);
+        return;
+    }
+    _Alignas(64) float kt[TILE_HD * 16];
+    const __m512 vscale = _mm512_set1_ps(scale);
+    for (int64_t j0 = 0; j0 < n_rows; j0 += 16) {
+        int nk = n_rows - j0 < 16 ? (int)(n_rows - j0) : 16;
+        __mmask16 keep = (__mmask16)((1u << nk) - 1);
+        transpose_tile(kt, k + (size_t)j0 * stride, stride, nk, n);
+        for (int h = 0; h < n_q; h++) {
+            const float *qh = q[h];
+            /* a[v]: the AVX2 dot's partial sum v (values v, v+16, v+32, ...) */
+            __m512 a[16];
+            for (int v = 0; v < 16; v++) a[v] = _mm512_setzero_ps();
+            for (int64_t i = 0; i < n; i += 16)
+                for (int v = 0; v < 16; v++)
+                    a[v] = _mm512_fmadd_ps(_mm512_load_ps(kt + (i + v) * 16), _mm512_set1_ps(qh[i + v]), a[v]);
+            /* hsum_ps(acc0 + acc1): pairs 8 apart, then 4 apart, then the tree */
+            __m512 u[8];
+            for (int l = 0; l < 8; l++) u[l] = _mm512_add_ps(a[l], a[l + 8]);
+            __m512 r = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(u[0], u[4]), _mm512_add_ps(u[2], u[6])),
+                                     _mm512_add_ps(_mm512_add_ps(u[1], u[5]), _mm512_add_ps(u[3], u[7])));
+            _mm512_mask_storeu_ps(s + h * s_stride + (size_t)j0, keep, _mm512_mul_ps(r, vscale));
+        }
+    }
+}
 
 #define HEADS 6 /* 6 heads x 4 zmm of sums + 4 zmm of V: 28 of 32 registers */
 

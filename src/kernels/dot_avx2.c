@@ -102,21 +102,21 @@ void quant_attn_accum_f16_avx2(float *y, size_t y_stride, const float *p, size_t
     for (int h = 0; h < n_heads; h++) accum_head(n, n_rows, p + h * p_stride, v, stride, y + h * y_stride);
 }
 
-/* Up to 4 heads per pass over the keys: each K row is converted from fp16
- * once for them, and each (head, key) dot keeps quant_dot_f16_avx2's
+/* Up to 4 queries per pass over the keys: each K row is converted from fp16
+ * once for them, and each (query, key) dot keeps quant_dot_f16_avx2's
  * operations (two 8-lane chains over 16-value steps, then hsum_ps), so its
  * bits. Head sizes that are not a multiple of 16 take the plain dot. */
-void quant_attn_scores_f16_avx2(float *s, size_t s_stride, const float *q, size_t q_stride, int n_heads,
-                                const uint16_t *k, size_t stride, int64_t n_rows, int64_t n, float scale) {
+void quant_attn_scores_f16_avx2(float *s, size_t s_stride, const float *const *q, int n_q, const uint16_t *k,
+                               size_t stride, int64_t n_rows, int64_t n, float scale) {
     if (n % 16) {
-        for (int h = 0; h < n_heads; h++)
+        for (int h = 0; h < n_q; h++)
             for (int64_t j = 0; j < n_rows; j++)
-                s[h * s_stride + (size_t)j] = quant_dot_f16_avx2(n, k + (size_t)j * stride, q + h * q_stride) * scale;
+                s[h * s_stride + (size_t)j] = quant_dot_f16_avx2(n, k + (size_t)j * stride, q[h]) * scale;
         return;
     }
-    for (int h0 = 0; h0 < n_heads; h0 += 4) {
-        int nh = n_heads - h0 < 4 ? n_heads - h0 : 4;
-        const float *qh = q + h0 * q_stride;
+    for (int h0 = 0; h0 < n_q; h0 += 4) {
+        int nh = n_q - h0 < 4 ? n_q - h0 : 4;
+        const float *const *qh = q + h0;
         for (int64_t j = 0; j < n_rows; j++) {
             const uint16_t *kr = k + (size_t)j * stride;
             __m256 acc0[4], acc1[4];
@@ -125,8 +125,8 @@ void quant_attn_scores_f16_avx2(float *s, size_t s_stride, const float *q, size_
                 __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kr + i)));
                 __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(kr + i + 8)));
                 for (int h = 0; h < nh; h++) {
-                    acc0[h] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(qh + h * q_stride + i), acc0[h]);
-                    acc1[h] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(qh + h * q_stride + i + 8), acc1[h]);
+                    acc0[h] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(qh[h] + i), acc0[h]);
+                    acc1[h] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(qh[h] + i + 8), acc1[h]);
                 }
             }
             for (int h = 0; h < nh; h++) s[(h0 + h) * s_stride + (size_t)j] = hsum_ps(_mm256_add_ps(acc0[h], acc1[h])) * scale;

@@ -67,7 +67,7 @@ static const quant_kernels kernels_avx2 = {
 #define AVX512_FAMILY                                                                                      \
     .dot = {[QT_F32] = quant_dot_f32_avx2, [QT_F16] = quant_dot_f16_avx2, [QT_BF16] = quant_dot_bf16_avx2}, \
     .act_q8a = quant_act_q8a_avx512, .act_q8_K = quant_act_q8_K_avx512,                                    \
-    .attn_scores_f16 = quant_attn_scores_f16_avx2, .attn_accum_f16 = quant_attn_accum_f16_avx512,          \
+    .attn_scores_f16 = quant_attn_scores_f16_avx512, .attn_accum_f16 = quant_attn_accum_f16_avx512,        \
     .round_f16 = quant_round_f16_avx2, .to_f16 = quant_to_f16_avx2,                                        \
     .exp_f32 = quant_exp_avx512, .exp_f32_check = quant_exp_avx512_check
 

@@ -93,11 +93,11 @@ FLOAT_DOT(quant_dot_f32_portable, float, LOAD_F32)
 FLOAT_DOT(quant_dot_f16_portable, uint16_t, quant_fp16_to_f32)
 FLOAT_DOT(quant_dot_bf16_portable, uint16_t, quant_bf16_to_f32)
 
-void quant_attn_scores_f16_portable(float *s, size_t s_stride, const float *q, size_t q_stride, int n_heads,
-                                    const uint16_t *k, size_t stride, int64_t n_rows, int64_t n, float scale) {
-    for (int h = 0; h < n_heads; h++)
+void quant_attn_scores_f16_portable(float *s, size_t s_stride, const float *const *q, int n_q, const uint16_t *k,
+                                   size_t stride, int64_t n_rows, int64_t n, float scale) {
+    for (int h = 0; h < n_q; h++)
         for (int64_t j = 0; j < n_rows; j++)
-            s[h * s_stride + (size_t)j] = quant_dot_f16_portable(n, k + (size_t)j * stride, q + h * q_stride) * scale;
+            s[h * s_stride + (size_t)j] = quant_dot_f16_portable(n, k + (size_t)j * stride, q[h]) * scale;
 }
 
 void quant_attn_accum_f16_portable(float *y, size_t y_stride, const float *p, size_t p_stride, int n_heads,

@@ -299,9 +299,9 @@ int quant_matmul(const quant_matrix *w, const float *x, int64_t n_batch, float *
     return 0;
 }
 
-void quant_attn_scores_f16(float *s, size_t s_stride, const float *q, size_t q_stride, int n_heads, const uint16_t *k,
-                           size_t stride, int64_t n_rows, int64_t n, float scale) {
-    quant_active_kernels()->attn_scores_f16(s, s_stride, q, q_stride, n_heads, k, stride, n_rows, n, scale);
+void quant_attn_scores_f16(float *s, size_t s_stride, const float *const *q, int n_q, const uint16_t *k, size_t stride,
+                           int64_t n_rows, int64_t n, float scale) {
+    quant_active_kernels()->attn_scores_f16(s, s_stride, q, n_q, k, stride, n_rows, n, scale);
 }
 
 void quant_attn_accum_f16(float *y, size_t y_stride, const float *p, size_t p_stride, int n_heads, const uint16_t *v,

@@ -57,16 +57,16 @@ typedef struct {
  * an unsupported type or n_in not a multiple of the block size. */
 int quant_matmul(const quant_matrix *w, const float *x, int64_t n_batch, float *y, struct pool *pool);
 
-/* Attention over the fp16 KV cache for n_heads query heads that share one
- * K/V head (grouped-query attention), rows of n values `stride` elements
- * apart, with the active family's kernels. Each K/V row is read and
- * converted once for all heads; every (head, row) still gets the bits of
- * its path's one-row loop, whatever n_heads and n_rows (the tests hold each
- * path to that). */
-/* s[h*s_stride + j] = scale * sum_i k[j*stride + i] * q[h*q_stride + i],
- * for h < n_heads, j < n_rows. */
-void quant_attn_scores_f16(float *s, size_t s_stride, const float *q, size_t q_stride, int n_heads, const uint16_t *k,
-                           size_t stride, int64_t n_rows, int64_t n, float scale);
+/* Attention over the fp16 KV cache for query heads that share one K/V head
+ * (grouped-query attention), rows of n values `stride` elements apart, with
+ * the active family's kernels. Each K/V row is read and converted once for
+ * all queries; every (query, row) still gets the bits of its path's one-row
+ * loop, whatever the number of queries and rows (the tests hold each path
+ * to that). */
+/* s[h*s_stride + j] = scale * sum_i k[j*stride + i] * q[h][i], for query
+ * vectors h < n_q (the heads of a group, of several tokens), j < n_rows. */
+void quant_attn_scores_f16(float *s, size_t s_stride, const float *const *q, int n_q, const uint16_t *k, size_t stride,
+                           int64_t n_rows, int64_t n, float scale);
 /* y[h*y_stride + i] += sum_j p[h*p_stride + j] * v[j*stride + i], each y
  * element taking rows j = 0, 1, ... in order. */
 void quant_attn_accum_f16(float *y, size_t y_stride, const float *p, size_t p_stride, int n_heads, const uint16_t *v,

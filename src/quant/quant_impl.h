@@ -73,8 +73,8 @@ void *quant_scratch(enum quant_scratch use, size_t size);
 /* The activation format a weight type is multiplied with. */
 enum quant_act { QA_NONE = 0, QA_F32, QA_Q8A, QA_Q8K };
 
-typedef void (*quant_attn_scores_fn)(float *s, size_t s_stride, const float *q, size_t q_stride, int n_heads,
-                                     const uint16_t *k, size_t stride, int64_t n_rows, int64_t n, float scale);
+typedef void (*quant_attn_scores_fn)(float *s, size_t s_stride, const float *const *q, int n_q, const uint16_t *k,
+                                    size_t stride, int64_t n_rows, int64_t n, float scale);
 typedef void (*quant_attn_accum_fn)(float *y, size_t y_stride, const float *p, size_t p_stride, int n_heads,
                                     const uint16_t *v, size_t stride, int64_t n_rows, int64_t n);
 
@@ -116,8 +116,8 @@ void quant_dequant_bf16(const void *src, float *dst, int64_t n);
 float quant_dot_f32_portable(int64_t n, const void *w, const void *x);
 float quant_dot_f16_portable(int64_t n, const void *w, const void *x);
 float quant_dot_bf16_portable(int64_t n, const void *w, const void *x);
-void quant_attn_scores_f16_portable(float *s, size_t s_stride, const float *q, size_t q_stride, int n_heads,
-                                    const uint16_t *k, size_t stride, int64_t n_rows, int64_t n, float scale);
+void quant_attn_scores_f16_portable(float *s, size_t s_stride, const float *const *q, int n_q, const uint16_t *k,
+                                   size_t stride, int64_t n_rows, int64_t n, float scale);
 void quant_attn_accum_f16_portable(float *y, size_t y_stride, const float *p, size_t p_stride, int n_heads,
                                    const uint16_t *v, size_t stride, int64_t n_rows, int64_t n);
 void quant_round_f16_portable(float *x, int64_t n);
@@ -167,8 +167,11 @@ void quant_act_q8_K_avx512(const float *x, void *dst, int64_t n);
  * and the check that it has them here (dispatch uses it only then). */
 void quant_exp_avx512(float *x, int64_t n);
 bool quant_exp_avx512_check(void);
-/* src/kernels/attn_avx512.c: quant_attn_accum_f16 with all heads' sums in
- * zmm registers, the AVX2 kernel's bits. */
+/* src/kernels/attn_avx512.c: quant_attn_scores_f16 over 16 keys at a time
+ * and quant_attn_accum_f16 with all heads' sums in zmm registers, both with
+ * the AVX2 kernels' bits. */
+void quant_attn_scores_f16_avx512(float *s, size_t s_stride, const float *const *q, int n_q, const uint16_t *k,
+                                  size_t stride, int64_t n_rows, int64_t n, float scale);
 void quant_attn_accum_f16_avx512(float *y, size_t y_stride, const float *p, size_t p_stride, int n_heads,
                                  const uint16_t *v, size_t stride, int64_t n_rows, int64_t n);
 
@@ -182,8 +185,8 @@ double quant_gemm_peak_amx(int64_t iters);
 float quant_dot_f32_avx2(int64_t n, const void *w, const void *x);
 float quant_dot_f16_avx2(int64_t n, const void *w, const void *x);
 float quant_dot_bf16_avx2(int64_t n, const void *w, const void *x);
-void quant_attn_scores_f16_avx2(float *s, size_t s_stride, const float *q, size_t q_stride, int n_heads,
-                                const uint16_t *k, size_t stride, int64_t n_rows, int64_t n, float scale);
+void quant_attn_scores_f16_avx2(float *s, size_t s_stride, const float *const *q, int n_q, const uint16_t *k,
+                               size_t stride, int64_t n_rows, int64_t n, float scale);
 void quant_attn_accum_f16_avx2(float *y, size_t y_stride, const float *p, size_t p_stride, int n_heads,
                                const uint16_t *v, size_t stride, int64_t n_rows, int64_t n);
 void quant_round_f16_avx2(float *x, int64_t n);

@@ -21,12 +21,14 @@
 #define TILE_HD 256 /* largest head size the transposed tile holds */
 
 /* 16 x 16 floats: r[i] lane j becomes r[j] lane i. */
-static inline void transpose16(__m512 r[16]) {
+static inline __attribute__((always_inline)) void transpose16(__m512 r[16]) {
     __m512 t[16];
+#pragma GCC unroll 16
     for (int i = 0; i < 16; i += 2) {
         t[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
         t[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
     }
+#pragma GCC unroll 16
     for (int i = 0; i < 16; i += 4) {
         r[i] = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
         r[i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t[i]), _mm512_castps_pd(t[i + 2])));
@@ -35,12 +37,14 @@ static inline void transpose16(__m512 r[16]) {
     }
     /* r[4a + b] now holds, per 128-bit lane c, element b of rows 4c.. of the
      * 4-row group a: gather the 128-bit lanes across groups */
+#pragma GCC unroll 4
     for (int i = 0; i < 4; i++) {
         t[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);
         t[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xdd);
         t[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
         t[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xdd);
     }
+#pragma GCC unroll 4
     for (int i = 0; i < 4; i++) {
         r[i] = _mm512_shuffle_f32x4(t[i], t[8 + i], 0x88);
         r[4 + i] = _mm512_shuffle_f32x4(t[4 + i], t[12 + i], 0x88);
@@ -54,10 +58,12 @@ static inline void transpose16(__m512 r[16]) {
 static void transpose_tile(float *kt, const uint16_t *k, size_t stride, int nk, int64_t n) {
     for (int64_t c = 0; c < n; c += 16) {
         __m512 r[16];
+#pragma GCC unroll 16
         for (int j = 0; j < 16; j++)
             r[j] = j < nk ? _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(k + (size_t)j * stride + c)))
                           : _mm512_setzero_ps();
         transpose16(r);
+#pragma GCC unroll 16
         for (int d = 0; d < 16; d++) _mm512_store_ps(kt + (c + d) * 16, r[d]);
     }
 }
@@ -78,12 +84,15 @@ void quant_attn_scores_f16_avx512(float *s, size_t s_stride, const float *const 
             const float *qh = q[h];
             /* a[v]: the AVX2 dot's partial sum v (values v, v+16, v+32, ...) */
             __m512 a[16];
+#pragma GCC unroll 16
             for (int v = 0; v < 16; v++) a[v] = _mm512_setzero_ps();
             for (int64_t i = 0; i < n; i += 16)
+#pragma GCC unroll 16
                 for (int v = 0; v < 16; v++)
                     a[v] = _mm512_fmadd_ps(_mm512_load_ps(kt + (i + v) * 16), _mm512_set1_ps(qh[i + v]), a[v]);
             /* hsum_ps(acc0 + acc1): pairs 8 apart, then 4 apart, then the tree */
             __m512 u[8];
+#pragma GCC unroll 8
             for (int l = 0; l < 8; l++) u[l] = _mm512_add_ps(a[l], a[l + 8]);
             __m512 r = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(u[0], u[4]), _mm512_add_ps(u[2], u[6])),
                                      _mm512_add_ps(_mm512_add_ps(u[1], u[5]), _mm512_add_ps(u[3], u[7])));
@@ -98,19 +107,30 @@ void quant_attn_scores_f16_avx512(float *s, size_t s_stride, const float *const 
 static inline __attribute__((always_inline)) void accum_block(float *y, size_t y_stride, const float *p,
                                                               size_t p_stride, int nh, const uint16_t *v,
                                                               size_t stride, int64_t n_rows, int nc) {
-    __m512 acc[HEADS][4];
+    __m512 acc[HEADS][4], vv[4];
+#pragma GCC unroll 4
+    for (int c = 0; c < 4; c++) { /* dead stores unless nc, nh vary; quiets -Wmaybe-uninitialized */
+        vv[c] = _mm512_setzero_ps();
+        for (int h = 0; h < HEADS; h++) acc[h][c] = vv[c];
+    }
+#pragma GCC unroll 6
     for (int h = 0; h < nh; h++)
+#pragma GCC unroll 4
         for (int c = 0; c < nc; c++) acc[h][c] = _mm512_loadu_ps(y + h * y_stride + 16 * c);
     for (int64_t j = 0; j < n_rows; j++) {
         const uint16_t *row = v + (size_t)j * stride;
-        __m512 vv[4];
+#pragma GCC unroll 4
         for (int c = 0; c < nc; c++) vv[c] = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(row + 16 * c)));
+#pragma GCC unroll 6
         for (int h = 0; h < nh; h++) {
             __m512 a = _mm512_set1_ps(p[h * p_stride + (size_t)j]);
+#pragma GCC unroll 4
             for (int c = 0; c < nc; c++) acc[h][c] = _mm512_fmadd_ps(a, vv[c], acc[h][c]);
         }
     }
+#pragma GCC unroll 6
     for (int h = 0; h < nh; h++)
+#pragma GCC unroll 4
         for (int c = 0; c < nc; c++) _mm512_storeu_ps(y + h * y_stride + 16 * c, acc[h][c]);
 }
 
@@ -126,8 +146,18 @@ void quant_attn_accum_f16_avx512(float *y, size_t y_stride, const float *p, size
             int nh = n_heads - h0 < HEADS ? n_heads - h0 : HEADS;
             float *yb = y + h0 * y_stride + c0;
             const float *pb = p + h0 * p_stride;
-            if (nc == 4 && nh == HEADS) accum_block(yb, y_stride, pb, p_stride, HEADS, v + c0, stride, n_rows, 4);
-            else accum_block(yb, y_stride, pb, p_stride, nh, v + c0, stride, n_rows, nc);
+            /* constant head and column counts keep every sum in a register */
+#define BLOCK(NH) accum_block(yb, y_stride, pb, p_stride, NH, v + c0, stride, n_rows, 4)
+            if (nc < 4) accum_block(yb, y_stride, pb, p_stride, nh, v + c0, stride, n_rows, nc);
+            else switch (nh) {
+                case 1: BLOCK(1); break;
+                case 2: BLOCK(2); break;
+                case 3: BLOCK(3); break;
+                case 4: BLOCK(4); break;
+                case 5: BLOCK(5); break;
+                default: BLOCK(HEADS); break;
+                }
+#undef BLOCK
         }
     }
 }

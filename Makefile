@@ -107,4 +107,7 @@ $(BUILD)/obj/third_party/%.o: third_party/%.c
 	@mkdir -p $(dir $@)
 	$(CC) $(filter-out -Wall -Wextra -Werror,$(CFLAGS_BASE)) -w $(NANOARROW_INC) -MMD -MP -c $< -o $@
 $(BUILD)/obj/src/tasks/mmlu.o: CFLAGS_BASE += $(NANOARROW_INC)
+# The forward pass's elementwise loops (norms, softmax, SiLU) vectorized with
+# epilogues too: element by element the same IEEE operations, so the same bits.
+$(BUILD)/obj/src/forward.o: CFLAGS_BASE += -fvect-cost-model=dynamic
 $(BUILD)/librys.a: $(NANOARROW_OBJ)

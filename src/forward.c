@@ -205,19 +205,44 @@ static int first_key(const model_hparams *hp, bool sliding, int pos) {
     return sliding && hp->sliding_window > 0 && pos - hp->sliding_window + 1 > 0 ? pos - hp->sliding_window + 1 : 0;
 }
 
-/* Softmax of n scores in place, as ggml computes it (max subtracted, sum in
- * double), the weights rounded to fp16: llama.cpp multiplies them with the
- * fp16 V so. */
-static void softmax_f16(float *sc, int n) {
-    float mx = -INFINITY;
-    for (int j = 0; j < n; j++) mx = sc[j] > mx ? sc[j] : mx;
-    for (int j = 0; j < n; j++) sc[j] -= mx;
-    quant_expf_n(sc, n);
-    double sum = 0;
-    for (int j = 0; j < n; j++) sum += sc[j];
-    float inv = (float)(1.0 / sum);
-    for (int j = 0; j < n; j++) sc[j] *= inv;
-    quant_fp16_round_n(sc, n);
+/* The largest of n scores (NaNs skipped). Four running maxima break the
+ * compare chain; a maximum does not depend on the order (only which of +0
+ * and -0 wins a tie may, and exp of the difference does not see that). */
+static float max_score(const float *sc, int n) {
+    float m[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    int j = 0;
+    for (; j + 4 <= n; j += 4)
+        for (int l = 0; l < 4; l++) m[l] = sc[j + l] > m[l] ? sc[j + l] : m[l];
+    for (; j < n; j++) m[0] = sc[j] > m[0] ? sc[j] : m[0];
+    float a = m[1] > m[0] ? m[1] : m[0], b = m[3] > m[2] ? m[3] : m[2];
+    return b > a ? b : a;
+}
+
+/* Softmax of n_rows rows of n scores (rows `stride` apart) in place, as ggml
+ * computes it (max subtracted, sum in double in key order), the weights
+ * rounded to fp16: llama.cpp multiplies them with the fp16 V so. The rows'
+ * sums run side by side, each still in key order, so the adds of one row
+ * do not wait on each other. */
+static void softmax_f16(float *sc, size_t stride, int n_rows, int n) {
+    for (int h = 0; h < n_rows; h++) {
+        float *r = sc + (size_t)h * stride, mx = max_score(r, n);
+        for (int j = 0; j < n; j++) r[j] -= mx;
+        quant_expf_n(r, n);
+    }
+    for (int h0 = 0; h0 < n_rows; h0 += 4) {
+        int nh = n_rows - h0 < 4 ? n_rows - h0 : 4;
+        const float *r[4];
+        for (int h = 0; h < 4; h++) r[h] = sc + (size_t)(h0 + (h < nh ? h : 0)) * stride;
+        double sum[4] = {0, 0, 0, 0};
+        for (int j = 0; j < n; j++)
+#pragma GCC unroll 4
+            for (int h = 0; h < 4; h++) sum[h] += r[h][j];
+        for (int h = 0; h < nh; h++) {
+            float *row = sc + (size_t)(h0 + h) * stride, inv = (float)(1.0 / sum[h]);
+            for (int j = 0; j < n; j++) row[j] *= inv;
+            quant_fp16_round_n(row, n);
+        }
+    }
 }
 
 /* Work items are (query block, run of query heads of one KV head): the
@@ -259,7 +284,7 @@ static void attn_worker(void *ctx, int ith, int nth) {
         for (int t = tb; t < te; t++) {
             int first = first_key(hp, J->sliding, pos[t]), n_keys = pos[t] - first + 1;
             float *p = sc + (size_t)(t - tb) * hpi * kv->n_ctx + (first - k0);
-            for (int h = 0; h < hpi; h++) softmax_f16(p + (size_t)h * kv->n_ctx, n_keys);
+            softmax_f16(p, kv->n_ctx, hpi, n_keys);
             float *out = f->att + (size_t)t * q_dim + h0 * hd;
             memset(out, 0, (size_t)hpi * hd * sizeof(float));
             quant_attn_accum_f16(out, hd, p, kv->n_ctx, hpi, V + (size_t)first * kv->kv_dim, kv->kv_dim, n_keys, hd);

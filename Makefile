@@ -109,5 +109,7 @@ $(BUILD)/obj/third_party/%.o: third_party/%.c
 $(BUILD)/obj/src/tasks/mmlu.o: CFLAGS_BASE += $(NANOARROW_INC)
 # The forward pass's elementwise loops (norms, softmax, SiLU) vectorized with
 # epilogues too: element by element the same IEEE operations, so the same bits.
-$(BUILD)/obj/src/forward.o: CFLAGS_BASE += -fvect-cost-model=dynamic
+# GCC's flag; compilers without it (clang, for the fuzz build) go without.
+VECT_FLAGS := $(shell $(CC) -fvect-cost-model=dynamic -x c -c /dev/null -o /dev/null 2>/dev/null && echo -fvect-cost-model=dynamic)
+$(BUILD)/obj/src/forward.o: CFLAGS_BASE += $(VECT_FLAGS)
 $(BUILD)/librys.a: $(NANOARROW_OBJ)

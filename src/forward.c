@@ -183,7 +183,7 @@ static float gelu_tanh(float x) {
 typedef struct {
     forward_ctx *f;
     const fwd_batch *b;
-    int t0, n;          /* micro-batch: tokens [t0, t0+n) */
+    int t0;             /* micro-batch: tokens from t0 */
     int slot;           /* KV slot = path position */
     bool sliding;
     int n_blocks;       /* query blocks: micro-batch rows [qblocks[i], qblocks[i+1]) */
@@ -412,7 +412,7 @@ static void run_layers(forward_ctx *f, const fwd_batch *b, int t0, int n, float 
         quant_matmul(&L->wk, f->xn, n, f->k, f->pool);
         quant_matmul(&L->wv, f->xn, n, f->v, f->pool);
         map_tokens(&tm, qkv_step);
-        attn_job job = {f, b, t0, n, slot, L->sliding, n_blocks};
+        attn_job job = {f, b, t0, slot, L->sliding, n_blocks};
         pool_run(f->pool, attn_worker, &job);
         quant_matmul(&L->wo, f->att, n, f->o, f->pool);
         map_tokens(&tm, attn_residual_step);

@@ -214,31 +214,84 @@ void quant_gemm_avx512(const quant_packed *w, int64_t g0, int64_t g1, const quan
  * float steps (|x| maximum, d = amax / 127, x * (1 / d)), rounding to
  * nearest even as lrintf does in the default mode, the same clamp. Only
  * faster, so every path may use them where the CPU has AVX-512. */
-ALWAYS_INLINE __m512i quantize16(const float *x, __m512 id, int *sum) {
+ALWAYS_INLINE __m512i quantize16(const float *x, __m512 id) {
     __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_loadu_ps(x), id));
-    q = _mm512_max_epi32(_mm512_min_epi32(q, _mm512_set1_epi32(127)), _mm512_set1_epi32(-127));
-    *sum = _mm512_reduce_add_epi32(q);
-    return q;
+    return _mm512_max_epi32(_mm512_min_epi32(q, _mm512_set1_epi32(127)), _mm512_set1_epi32(-127));
 }
 
-ALWAYS_INLINE float abs_max(const float *x, int n) {
+/* |x| maximum over n values, NaN ignored as the scalar loop's comparison
+ * ignores it (vmaxps returns its second operand when either is NaN). */
+ALWAYS_INLINE __m512 abs_max16(const float *x, int n) {
     __m512 m = _mm512_setzero_ps();
-    for (int i = 0; i < n; i += 16) m = _mm512_max_ps(m, _mm512_abs_ps(_mm512_loadu_ps(x + i)));
-    return _mm512_reduce_max_ps(m);
+    for (int i = 0; i < n; i += 16) m = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + i)), m);
+    return m;
+}
+
+/* Reduce each of 16 vectors to one lane, all at once: four rounds of
+ * pairwise shuffles halve the lanes per vector, 15 operations instead of
+ * 16 separate reductions of 4 dependent steps each. Lane k of the result
+ * is vector k's reduction. max and integer add are exact in any order. */
+#define REDUCE16(name, T, op)                                                                             \
+    ALWAYS_INLINE T name(T v[16]) {                                                                       \
+        for (int k = 0; k < 8; k++) /* lanes 0-7: v[2k] halves, 8-15: v[2k+1] halves */                  \
+            v[k] = op(_mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0x44),                                 \
+                      _mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0xEE));                                \
+        for (int k = 0; k < 4; k++) /* quarter r: vector 4k + r */                                        \
+            v[k] = op(_mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0x88),                                 \
+                      _mm512_shuffle_f32x4(v[2 * k], v[2 * k + 1], 0xDD));                                \
+        for (int k = 0; k < 2; k++) /* in quarter r, elements 0-1: 8k + r, 2-3: 8k + 4 + r */             \
+            v[k] = op(_mm512_shuffle_ps(v[2 * k], v[2 * k + 1], 0x44), _mm512_shuffle_ps(v[2 * k], v[2 * k + 1], 0xEE)); \
+        T r = op(_mm512_shuffle_ps(v[0], v[1], 0x88), _mm512_shuffle_ps(v[0], v[1], 0xDD));               \
+        /* lane 4r + e holds vector r + 4e */                                                             \
+        return _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), r); \
+    }
+ALWAYS_INLINE __m512 max_ps(__m512 a, __m512 b) { return _mm512_max_ps(a, b); }
+ALWAYS_INLINE __m512 add_epi32_ps(__m512 a, __m512 b) {
+    return _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(a), _mm512_castps_si512(b)));
+}
+REDUCE16(reduce16_max, __m512, max_ps)
+REDUCE16(reduce16_add_epi32, __m512, add_epi32_ps)
+
+ALWAYS_INLINE __m512 fp16_round16(__m512 v) {
+    return _mm512_cvtph_ps(_mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+
+/* n_blk (1..16) Q8A blocks from 32 * n_blk values. */
+static void q8a_blocks(const float *x, block_q8a *b, int n_blk) {
+    __m512 v[16], q_sum[16];
+    for (int k = 0; k < 16; k++) v[k] = k < n_blk ? abs_max16(x + 32 * k, 32) : _mm512_setzero_ps();
+    __m512 amax = reduce16_max(v);
+    __mmask16 pos = _mm512_cmp_ps_mask(amax, _mm512_setzero_ps(), _CMP_GT_OQ);
+    __m512 d = _mm512_div_ps(amax, _mm512_set1_ps(127.0f));
+    __m512 id = _mm512_maskz_div_ps(pos, _mm512_set1_ps(127.0f), amax);
+    float ids[16];
+    _mm512_storeu_ps(ids, id);
+    for (int k = 0; k < 16; k++) {
+        if (k >= n_blk) {
+            q_sum[k] = _mm512_setzero_ps();
+            continue;
+        }
+        __m512i q0 = quantize16(x + 32 * k, _mm512_set1_ps(ids[k]));
+        __m512i q1 = quantize16(x + 32 * k + 16, _mm512_set1_ps(ids[k]));
+        _mm_storeu_si128((__m128i *)b[k].qs, _mm512_cvtepi32_epi8(q0));
+        _mm_storeu_si128((__m128i *)(b[k].qs + 16), _mm512_cvtepi32_epi8(q1));
+        q_sum[k] = _mm512_castsi512_ps(_mm512_add_epi32(q0, q1));
+    }
+    __m512 sum = _mm512_cvtepi32_ps(_mm512_castps_si512(reduce16_add_epi32(q_sum)));
+    float dr[16], sr[16];
+    _mm512_storeu_ps(dr, fp16_round16(d));
+    _mm512_storeu_ps(sr, fp16_round16(_mm512_mul_ps(d, sum)));
+    for (int k = 0; k < n_blk; k++) {
+        b[k].d = dr[k];
+        b[k].s = sr[k];
+    }
 }
 
 void quant_act_q8a_avx512(const float *x, void *dst, int64_t n) {
     block_q8a *b = dst;
-    for (int64_t i = 0; i < n / QK_LEGACY; i++, x += QK_LEGACY) {
-        float amax = abs_max(x, QK_LEGACY);
-        float d = amax / 127.0f, id = amax > 0 ? 127.0f / amax : 0.0f;
-        int s0, s1;
-        __m512i q0 = quantize16(x, _mm512_set1_ps(id), &s0), q1 = quantize16(x + 16, _mm512_set1_ps(id), &s1);
-        _mm_storeu_si128((__m128i *)b[i].qs, _mm512_cvtepi32_epi8(q0));
-        _mm_storeu_si128((__m128i *)(b[i].qs + 16), _mm512_cvtepi32_epi8(q1));
-        b[i].d = quant_fp16_round(d);
-        b[i].s = quant_fp16_round(d * (float)(s0 + s1));
-    }
+    int64_t n_blk = n / QK_LEGACY;
+    for (int64_t i = 0; i < n_blk; i += 16)
+        q8a_blocks(x + i * QK_LEGACY, b + i, n_blk - i < 16 ? (int)(n_blk - i) : 16);
 }
 
 /* quant_q8_K_iscale's value: -127 over the first element of largest
@@ -266,12 +319,14 @@ void quant_act_q8_K_avx512(const float *x, void *dst, int64_t n) {
     block_q8_K *b = dst;
     for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
         float iscale = q8_K_iscale(x);
+        __m512 q_sum[QK_K / 16];
         for (int g = 0; g < QK_K / 16; g++) {
-            int sum;
-            __m512i q = quantize16(x + 16 * g, _mm512_set1_ps(iscale), &sum);
+            __m512i q = quantize16(x + 16 * g, _mm512_set1_ps(iscale));
             _mm_storeu_si128((__m128i *)(b[i].qs + 16 * g), _mm512_cvtepi32_epi8(q));
-            b[i].bsums[g] = (int16_t)sum;
+            q_sum[g] = _mm512_castsi512_ps(q);
         }
+        _mm256_storeu_si256((__m256i *)b[i].bsums,
+                            _mm512_cvtepi32_epi16(_mm512_castps_si512(reduce16_add_epi32(q_sum))));
         b[i].d = iscale != 0 ? 1 / iscale : 0;
     }
 }

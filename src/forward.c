@@ -101,18 +101,24 @@ void forward_free(forward_ctx *f) {
 const layer_path *forward_path(const forward_ctx *f) { return &f->path; }
 const kv_cache *forward_kv(const forward_ctx *f) { return &f->kv; }
 
-int forward_copy_seq(forward_ctx *f, int src, int dst, int n_pos) {
+int forward_copy_seq_slots(forward_ctx *f, int slot_begin, int slot_end, int src, int dst, int n_pos) {
     kv_cache *kv = &f->kv;
-    if (src < 0 || dst < 0 || src >= kv->n_seq || dst >= kv->n_seq || n_pos < 0 || n_pos > kv->n_ctx) {
-        rys_seterr("forward: cannot copy %d positions from sequence %d to %d", n_pos, src, dst);
+    if (src < 0 || dst < 0 || src >= kv->n_seq || dst >= kv->n_seq || n_pos < 0 || n_pos > kv->n_ctx ||
+        slot_begin < 0 || slot_end > kv->n_slots || slot_begin > slot_end) {
+        rys_seterr("forward: cannot copy %d positions from sequence %d to %d in KV slots %d..%d", n_pos, src, dst,
+                   slot_begin, slot_end - 1);
         return -1;
     }
     size_t row = (size_t)kv->n_ctx * kv->kv_dim, bytes = (size_t)n_pos * kv->kv_dim * sizeof(uint16_t);
-    for (int p = 0; p < kv->n_slots; p++) {
+    for (int p = slot_begin; p < slot_end; p++) {
         memcpy(kv->k[p] + dst * row, kv->k[p] + src * row, bytes);
         memcpy(kv->v[p] + dst * row, kv->v[p] + src * row, bytes);
     }
     return 0;
+}
+
+int forward_copy_seq(forward_ctx *f, int src, int dst, int n_pos) {
+    return forward_copy_seq_slots(f, 0, f->kv.n_slots, src, dst, n_pos);
 }
 
 int forward_share_slot(forward_ctx *f, int slot, const forward_ctx *src, int src_slot) {

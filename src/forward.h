@@ -53,6 +53,8 @@ size_t forward_kv_bytes(const forward_ctx *f);
 /* Copy positions [0, n_pos) of sequence src to sequence dst in every KV slot:
  * several continuations of one context then share its computation. */
 int forward_copy_seq(forward_ctx *f, int src, int dst, int n_pos);
+/* The same in KV slots [slot_begin, slot_end) only. */
+int forward_copy_seq_slots(forward_ctx *f, int slot_begin, int slot_end, int src, int dst, int n_pos);
 
 /* Runs the batch. Logits of the tokens with want_logits set are written, in
  * batch order, to logits[k * n_vocab]. Returns the number of logit rows or -1

@@ -15,6 +15,7 @@ struct baseline_run {
     int32_t **prompts;              /* copies */
     gen_output *out;                /* baseline generations */
     int *fed;                       /* generated tokens the baseline fed back (have states) */
+    int *donor, *shared;            /* shared prompt beginnings: see plan_shared_prefixes */
     long long *row0;                /* first state row of each sequence */
     long long n_rows;               /* rows per layer boundary */
     float *states;                  /* [n_layers][n_rows][dim]: input of layer l+1 (output of layer l) */
@@ -45,6 +46,7 @@ void baseline_run_free(baseline_run *b) {
     if (b->out) gen_output_free(b->out, b->n);
     for (int s = 0; s < b->n; s++) free(b->prompts ? b->prompts[s] : NULL);
     free(b->prompts); free(b->out); free(b->lens); free(b->fed); free(b->row0); free(b->states);
+    free(b->donor); free(b->shared);
     free(b);
 }
 
@@ -85,12 +87,62 @@ static int sb_run(baseline_run *keep, forward_ctx *f, step_batch *sb, int p0, fl
     return forward_output(f, &fb, sb->x, logits) < 0 ? -1 : 0;
 }
 
-/* Logits of each sequence's last prompt token from a prompt batch: row index
- * of the last token of each sequence. */
-static void want_last(const int *lens, int n, bool *want, int total) {
-    memset(want, 0, (size_t)total * sizeof *want);
-    int off = 0;
-    for (int s = 0; s < n; s++) { off += lens[s]; want[off - 1] = true; }
+static int common_prefix(const int32_t *a, int na, const int32_t *b, int nb) {
+    int c = 0;
+    while (c < na && c < nb && a[c] == b[c]) c++;
+    return c;
+}
+
+/* Prompts that begin alike (a chat template's system turn, a probe set's
+ * instructions) compute that beginning once: member s takes positions
+ * [0, shared[s]) of its KV rows from the root donor[s], copied slot by slot as
+ * each layer finishes; causal attention makes them the bits s would compute
+ * itself. Every member keeps its last token, whose logits it needs. */
+static void plan_shared_prefixes(baseline_run *b) {
+    for (int s = 0; s < b->n; s++) {
+        b->donor[s] = s;
+        b->shared[s] = 0;
+        for (int r = 0; r < s; r++) {
+            if (b->donor[r] != r) continue;
+            int c = common_prefix(b->prompts[s], b->lens[s], b->prompts[r], b->lens[r]);
+            if (c > b->lens[s] - 1) c = b->lens[s] - 1;
+            if (c > b->shared[s]) { b->shared[s] = c; b->donor[s] = r; }
+        }
+    }
+}
+
+/* The prompt tokens each sequence computes itself, the roots' first. want
+ * marks each sequence's last token, last_row[s] is its row among the logits.
+ * Returns the number of root tokens. */
+static int prompt_batch(const baseline_run *b, step_batch *sb, bool *want, int *last_row) {
+    int n_root = 0, rows = 0;
+    sb->n = 0;
+    for (int members = 0; members < 2; members++) {
+        for (int s = 0; s < b->n; s++) {
+            if ((b->donor[s] != s) != (members == 1)) continue;
+            for (int i = b->shared[s]; i < b->lens[s]; i++) {
+                int t = sb->n++;
+                sb->tok[t] = b->prompts[s][i];
+                sb->pos[t] = i;
+                sb->seq[t] = s;
+                want[t] = i == b->lens[s] - 1;
+                if (want[t]) last_row[s] = rows++;
+            }
+        }
+        if (!members) n_root = sb->n;
+    }
+    return n_root;
+}
+
+/* Path position p over the prompt batch: the roots, the members' copies of
+ * the rows they share, then the members (whose attention reads those rows). */
+static int prompt_layer(const baseline_run *b, forward_ctx *f, step_batch *sb, int n_root, int p) {
+    fwd_batch roots = {n_root, sb->tok, sb->pos, sb->seq, NULL};
+    fwd_batch members = {sb->n - n_root, sb->tok + n_root, sb->pos + n_root, sb->seq + n_root, NULL};
+    if (roots.n && forward_layers(f, &roots, sb->x, p, p + 1)) return -1;
+    for (int s = 0; s < b->n; s++)
+        if (b->donor[s] != s && forward_copy_seq_slots(f, p, p + 1, b->donor[s], s, b->shared[s])) return -1;
+    return members.n ? forward_layers(f, &members, sb->x + (size_t)n_root * b->m->hp.dim, p, p + 1) : 0;
 }
 
 baseline_run *baseline_run_new(const model *m, const tokenizer *tok, const int32_t *const *prompts, const int *lens,
@@ -105,6 +157,8 @@ baseline_run *baseline_run_new(const model *m, const tokenizer *tok, const int32
     b->prompts = xcalloc((size_t)n, sizeof *b->prompts);
     b->fed = xcalloc((size_t)n, sizeof *b->fed);
     b->row0 = xmalloc((size_t)n * sizeof *b->row0);
+    b->donor = xmalloc((size_t)n * sizeof *b->donor);
+    b->shared = xmalloc((size_t)n * sizeof *b->shared);
     int max_len = 0, total = 0;
     for (int s = 0; s < n; s++) {
         if (lens[s] < 1) { rys_seterr("scan: prompt %d is empty", s); baseline_run_free(b); return NULL; }
@@ -117,6 +171,7 @@ baseline_run *baseline_run_new(const model *m, const tokenizer *tok, const int32
         total += lens[s];
     }
     b->n_ctx = max_len + n_predict;
+    plan_shared_prefixes(b);
     layer_path base;
     path_baseline(m->hp.n_layers, &base);
     b->f = forward_new(m, &base, n, b->n_ctx, pool);
@@ -129,33 +184,26 @@ baseline_run *baseline_run_new(const model *m, const tokenizer *tok, const int32
     /* prompts */
     step_batch sb;
     sb_init(&sb, total > n ? total : n, dim);
-    for (int s = 0; s < n; s++)
-        for (int i = 0; i < lens[s]; i++) {
-            sb.tok[sb.n] = prompts[s][i];
-            sb.pos[sb.n] = i;
-            sb.seq[sb.n] = s;
-            model_embed(m, prompts[s][i], sb.x + (size_t)sb.n * dim);
-            sb.n++;
-        }
     float *logits = xmalloc((size_t)(total > n ? total : n) * n_vocab * sizeof(float));
     bool *want = xmalloc((size_t)total * sizeof *want);
-    want_last(lens, n, want, total);
+    int *row = xmalloc((size_t)n * sizeof *row);
+    int n_root = prompt_batch(b, &sb, want, row);
+    for (int t = 0; t < sb.n; t++) model_embed(m, sb.tok[t], sb.x + (size_t)t * dim);
     fwd_batch fb = {sb.n, sb.tok, sb.pos, sb.seq, want};
     int rc = -1;
     for (int p = 0; p < N; p++) {
-        if (forward_layers(b->f, &fb, sb.x, p, p + 1)) goto done;
+        if (prompt_layer(b, b->f, &sb, n_root, p)) goto done;
         for (int t = 0; t < sb.n; t++)
             memcpy(state_at(b, p + 1, sb.seq[t], sb.pos[t]), sb.x + (size_t)t * dim, dim * sizeof(float));
     }
     if (forward_output(b->f, &fb, sb.x, logits) < 0) goto done;
-    b->stats.layer_tokens_done = (long long)N * total;
+    b->stats.layer_tokens_done = (long long)N * sb.n;
+    b->stats.layer_tokens_naive = (long long)N * total;
 
     /* greedy continuation, keeping states of every token fed back */
-    int *row = xmalloc((size_t)n * sizeof *row);
     bool *active = xmalloc((size_t)n * sizeof *active);
     for (int s = 0; s < n; s++) {
         b->out[s].tokens = xmalloc((size_t)(n_predict > 0 ? n_predict : 1) * sizeof(int32_t));
-        row[s] = s;
         active[s] = n_predict > 0;
     }
     for (int step = 0; step < n_predict; step++) {
@@ -175,16 +223,16 @@ baseline_run *baseline_run_new(const model *m, const tokenizer *tok, const int32
         }
         if (!sb.n) break;
         b->stats.layer_tokens_done += (long long)N * sb.n;
-        if (sb_run(b, b->f, &sb, 0, logits)) { free(row); free(active); goto done; }
+        b->stats.layer_tokens_naive += (long long)N * sb.n;
+        if (sb_run(b, b->f, &sb, 0, logits)) { free(active); goto done; }
     }
-    free(row);
     free(active);
-    b->stats.layer_tokens_naive = b->stats.layer_tokens_done;
     rc = 0;
 done:
     sb_free(&sb);
     free(logits);
     free(want);
+    free(row);
     if (rc) { baseline_run_free(b); return NULL; }
     return b;
 }
@@ -237,26 +285,23 @@ int baseline_run_config(baseline_run *b, const layer_path *path, gen_output *out
     reuse_stats rs = {0, 0};
 
     /* prompts: start at position k from the baseline's states */
-    for (int s = 0; s < n; s++)
-        for (int i = 0; i < b->lens[s]; i++) {
-            int t = reuse_sb.n++;
-            reuse_sb.tok[t] = b->prompts[s][i];
-            reuse_sb.pos[t] = i;
-            reuse_sb.seq[t] = s;
-            if (k > 0) memcpy(reuse_sb.x + (size_t)t * dim, state_at(b, k, s, i), dim * sizeof(float));
-            else model_embed(m, b->prompts[s][i], reuse_sb.x + (size_t)t * dim);
-        }
-    want_last(b->lens, n, want, total);
+    int n_root = prompt_batch(b, &reuse_sb, want, row);
+    for (int t = 0; t < reuse_sb.n; t++) {
+        float *x = reuse_sb.x + (size_t)t * dim;
+        if (k > 0) memcpy(x, state_at(b, k, reuse_sb.seq[t], reuse_sb.pos[t]), dim * sizeof(float));
+        else model_embed(m, reuse_sb.tok[t], x);
+    }
     fwd_batch fb = {reuse_sb.n, reuse_sb.tok, reuse_sb.pos, reuse_sb.seq, want};
-    if (forward_layers(f, &fb, reuse_sb.x, k, P) || forward_output(f, &fb, reuse_sb.x, logits) < 0) goto done;
-    rs.layer_tokens_done += (long long)(P - k) * total;
+    for (int p = k; p < P; p++)
+        if (prompt_layer(b, f, &reuse_sb, n_root, p)) goto done;
+    if (forward_output(f, &fb, reuse_sb.x, logits) < 0) goto done;
+    rs.layer_tokens_done += (long long)(P - k) * reuse_sb.n;
     rs.layer_tokens_naive += (long long)P * total;
 
     for (int s = 0; s < n; s++) {
         out[s].tokens = xmalloc((size_t)(b->n_predict > 0 ? b->n_predict : 1) * sizeof(int32_t));
         out[s].n = 0;
         out[s].hit_eog = false;
-        row[s] = s;
         active[s] = b->n_predict > 0;
         agree[s] = true;
     }

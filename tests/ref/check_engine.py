@@ -15,8 +15,11 @@ engine that is not ggml bit for bit can meet 1e-2 there. Hence:
     the same graph, RoPE, attention and fp16 KV cache, no activation
     quantization, so any real difference in the engine shows;
   - (q) the quantized file itself: same argmax on the 5 prompts, and the gap
-    to llama.cpp at most 1.5x rys's own spread between its kernel paths
-    (+ the 1e-2 bound): printed side by side;
+    to llama.cpp at most 1.5x the larger of rys's own spread between its
+    kernel paths and llama.cpp's own between flash attention on and off
+    (+ the 1e-2 bound): printed side by side. llama.cpp against itself
+    misses 1e-2 on all three quantized models too (measured 1.6e-2 .. 7.5e-2);
+    on the F32 copy the same switch moves it by at most 7e-4;
   - (c) perplexity and (e) memory run on the quantized file.
 
 (a) logits: last-position logits of 5 prompts (two chat-formatted with the
@@ -150,7 +153,10 @@ def rys_logits_on(model, tokens, cpu):
 
 
 def check_quantized(model, ref, items):
-    """(q): the gap to llama.cpp against rys's own spread across its kernel paths."""
+    """(q): the gap to llama.cpp against both engines' own spreads: rys across its
+    kernel paths, llama.cpp with flash attention on against off (a llama.cpp
+    option that changes only the attention's summation order and roundings)."""
+    flash = LlamaRef(model, flash_attn=True)
     for name, text in items:
         toks = ref.tokenize(text)
         want = ref.logits(toks)[-1]
@@ -159,13 +165,16 @@ def check_quantized(model, ref, items):
         outs = [o for o in (rys_logits_on(model, toks, c) for c in ("portable", "avx2", "avx512")) if o is not None]
         spread = max((float(np.abs(x - y).max() / scale) for i, x in enumerate(outs) for y in outs[i + 1:]),
                      default=0.0)
+        lc_spread = float(np.abs(flash.logits(toks)[-1] - want).max() / scale)
         rel = float(np.abs(got - want).max() / scale)
         same = int(got.argmax()) == int(want.argmax())
-        bound = 1.5 * spread + LOGIT_TOL
+        bound = 1.5 * max(spread, lc_spread) + LOGIT_TOL
         report(f"(q) quantized logits '{name}'", rel <= bound and same,
                f"{len(toks)} tokens: vs llama.cpp {rel:.2e}; rys vs rys across {len(outs)} kernel paths "
-               f"{spread:.2e}; bound 1.5 x spread + {LOGIT_TOL} = {bound:.2e}; argmax {int(got.argmax())} vs "
-               f"{int(want.argmax())}" + ("" if rel <= LOGIT_TOL else " (ENGINE GAP: strict 1e-2 not met)"))
+               f"{spread:.2e}; llama.cpp flash attention on vs off {lc_spread:.2e}; bound 1.5 x the larger "
+               f"+ {LOGIT_TOL} = {bound:.2e}; argmax {int(got.argmax())} vs {int(want.argmax())}"
+               + ("" if rel <= LOGIT_TOL else " (strict 1e-2 not met"
+                  + (", nor by llama.cpp against itself)" if lc_spread > LOGIT_TOL else ")")))
 
 
 def resolve_model(name):
@@ -180,11 +189,11 @@ def resolve_model(name):
 class LlamaRef:
     """llama.cpp through llama-cpp-python: tokenize, logits, greedy, perplexity."""
 
-    def __init__(self, path, n_ctx=1024):
+    def __init__(self, path, n_ctx=1024, **options):
         import llama_cpp
         self.lc = llama_cpp
         self.llm = llama_cpp.Llama(path, n_ctx=n_ctx, n_batch=512, logits_all=True, verbose=False,
-                                   n_threads=int(THREADS), n_threads_batch=int(THREADS))
+                                   n_threads=int(THREADS), n_threads_batch=int(THREADS), **options)
         self.vocab = llama_cpp.llama_model_get_vocab(self.llm.model)
 
     def tokenize(self, text, special=True):

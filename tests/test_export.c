@@ -12,7 +12,6 @@
 #include "sha256.h"
 #include "util.h"
 
-#include <dirent.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -402,17 +401,6 @@ static const char good_index[] =
     "\"model.layers.1.w\": \"s1.safetensors\", \"model.layers.2.w\": \"s2.safetensors\","
     "\"model.layers.3.w\": \"s2.safetensors\", \"norm.weight\": \"s2.safetensors\"}}";
 
-static void remove_dir(const char *dir) {
-    DIR *d = opendir(dir);
-    if (!d) return;
-    struct dirent *e;
-    char p[1024];
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.') { snprintf(p, sizeof p, "%s/%s", dir, e->d_name); unlink(p); }
-    closedir(d);
-    rmdir(dir);
-}
-
 /* No file or directory whose name starts with base's name remains. */
 static void assert_nothing_left(const char *base) {
     const char *slash = strrchr(base, '/');
@@ -452,7 +440,7 @@ static void test_hf_good_and_bad(void **state) {
     json_decref(c);
     snprintf(p, sizeof p, "%s/rys_export_manifest.json", dst);
     assert_true(exists(p));
-    remove_dir(dst);
+    test_remove_dir(dst);
 
     /* an existing non-empty destination is refused, untouched */
     mkdir(dst, 0755);
@@ -461,41 +449,41 @@ static void test_hf_good_and_bad(void **state) {
     assert_non_null(strstr(rys_lasterr(), "not an empty directory"));
     snprintf(p, sizeof p, "%s/keep", dst);
     assert_true(exists(p));
-    remove_dir(dst);
+    test_remove_dir(dst);
 
     o = (export_opts){.blocks = "2,7"};
     expect_hf_failure(src, dst, &o, "past the model's 4 layers");
     o = (export_opts){.blocks = "1,3"};
 
-    remove_dir(src);
+    test_remove_dir(src);
     write_hf(src, "model.layers.", "{\"weight_map\": {\"embed.weight\": \"s1.safetensors\", \"x\": \"s9.safetensors\"}}");
     expect_hf_failure(src, dst, &o, "s9.safetensors: missing shard");
-    remove_dir(src);
+    test_remove_dir(src);
     write_hf(src, "model.layers.",
              "{\"weight_map\": {\"embed.weight\": \"s1.safetensors\", \"model.layers.0.w\": \"s2.safetensors\"}}");
     expect_hf_failure(src, dst, &o, "model.layers.0.w' is not in s2.safetensors");
-    remove_dir(src);
+    test_remove_dir(src);
     write_hf(src, "model.layers.", "{\"weight_map\": {\"embed.weight\": \"s1.safetensors\"}}");
     expect_hf_failure(src, dst, &o, "is not mapped to it by the index");
-    remove_dir(src);
+    test_remove_dir(src);
     write_hf(src, "model.layers.", "{\"weight_map\": {\"embed.weight\": \"../s1.safetensors\"}}");
     expect_hf_failure(src, dst, &o, "not a plain file name");
-    remove_dir(src);
+    test_remove_dir(src);
     write_hf(src, "decoder.blocks.",
              "{\"weight_map\": {\"embed.weight\": \"s1.safetensors\", \"decoder.blocks.0.w\": \"s1.safetensors\","
              "\"decoder.blocks.1.w\": \"s1.safetensors\", \"decoder.blocks.2.w\": \"s2.safetensors\","
              "\"decoder.blocks.3.w\": \"s2.safetensors\", \"norm.weight\": \"s2.safetensors\"}}");
     expect_hf_failure(src, dst, &o, "unknown tensor naming scheme");
-    remove_dir(src);
+    test_remove_dir(src);
     write_hf(src, "model.layers.", good_index);
     snprintf(p, sizeof p, "%s/s2.safetensors", src);
     write_st(p, "{\"model.layers.2.w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,99]}}", "abcdefgh", 8);
     expect_hf_failure(src, dst, &o, "s2.safetensors: tensor 'model.layers.2.w'");
-    remove_dir(src);
+    test_remove_dir(src);
     write_hf(src, "model.layers.", good_index);
     write_text(src, "config.json", "{\"hidden_size\": 4}");
     expect_hf_failure(src, dst, &o, "config.json: no usable num_hidden_layers");
-    remove_dir(src);
+    test_remove_dir(src);
 }
 
 int main(void) {

@@ -83,6 +83,13 @@ static int setup(void **state) {
     return 0;
 }
 
+static int teardown(void **state) {
+    (void)state;
+    test_remove_db(db_path);
+    test_remove_dir(out_dir);
+    return 0;
+}
+
 static int find(const report_data *d, const char *spec) {
     for (int k = 0; k < d->n_cfg; k++) if (!strcmp(d->cfg[k].spec, spec)) return k;
     fail_msg("no %s", spec);
@@ -308,7 +315,7 @@ static void test_refusals(void **state) {
     make_db(p, false);
     assert_null(report_load(p));
     assert_non_null(strstr(rys_lasterr(), "baseline is not scored"));
-    unlink(p);
+    test_remove_db(p);
 }
 
 int main(void) {
@@ -316,5 +323,5 @@ int main(void) {
         cmocka_unit_test(test_numbers), cmocka_unit_test(test_combined_definition), cmocka_unit_test(test_heatmap),
         cmocka_unit_test(test_repeat_map), cmocka_unit_test(test_index), cmocka_unit_test(test_refusals),
     };
-    return cmocka_run_group_tests(tests, setup, NULL);
+    return cmocka_run_group_tests(tests, setup, teardown);
 }

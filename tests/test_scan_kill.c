@@ -90,7 +90,7 @@ static void test_kill_and_resume(void **state) {
         if (rc == -SIGKILL) kills++;
         else assert_int_equal(rc, 0);   /* finished before the kill */
         if (rc == 0 && kills >= 12) break;
-        if (rc == 0) { unlink(db); char wal[300]; snprintf(wal, sizeof wal, "%s-wal", db); unlink(wal); }
+        if (rc == 0) test_remove_db(db);
     }
     assert_true(kills >= 10);
     assert_int_equal(run_scan(db, 0), 0);   /* resume to the end */
@@ -99,8 +99,8 @@ static void test_kill_and_resume(void **state) {
     assert_string_equal(got, want);
     free(got);
     free(want);
-    unlink(db);
-    unlink(ref_db);
+    test_remove_db(db);
+    test_remove_db(ref_db);
 }
 
 int main(int argc, char **argv) {

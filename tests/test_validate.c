@@ -498,7 +498,7 @@ static void test_report_section(void **state) {
     free_configs(cfg, 4);
     task_set_free(&ts[0]);
     task_set_free(&ts[1]);
-    unlink(db);
+    test_remove_db(db);
 }
 
 static void test_bad_input(void **state) {

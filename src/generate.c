@@ -27,10 +27,24 @@ double rng_uniform(rng_state *r) {   /* xoshiro256** */
     return (out >> 11) * 0x1.0p-53;
 }
 
+/* The first index whose value no later one exceeds (ties go to the lowest
+ * index; NaN never wins, and a NaN at 0 stays the answer as it does for the
+ * one-pass loop). Two passes: a maximum in 16 independent lanes, then the
+ * first index holding it; the one-pass loop waits on a dependent load each
+ * element, and it runs for every generated token over 150k logits. */
 int32_t sample_argmax(const float *logits, int n) {
-    int32_t best = 0;
-    for (int i = 1; i < n; i++) if (logits[i] > logits[best]) best = i;
-    return best;
+    if (n <= 0 || isnan(logits[0])) return 0;
+    enum { LANES = 16 };
+    float lane[LANES];
+    for (int j = 0; j < LANES; j++) lane[j] = logits[0];
+    int i = 0;
+    for (; i + LANES <= n; i += LANES)
+        for (int j = 0; j < LANES; j++) lane[j] = logits[i + j] > lane[j] ? logits[i + j] : lane[j];
+    float m = lane[0];
+    for (int j = 1; j < LANES; j++) m = lane[j] > m ? lane[j] : m;
+    for (; i < n; i++) m = logits[i] > m ? logits[i] : m;
+    for (i = 0; logits[i] != m; i++) {}
+    return i;
 }
 
 typedef struct { float p; int32_t id; } prob_id;

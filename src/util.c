@@ -68,7 +68,19 @@ double rys_now(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* VmHWM, the high-water mark of this program's own address space. Not
+ * getrusage's ru_maxrss: Linux carries that across exec from the process
+ * that forked us, so a run started by a large parent (a Python test holding
+ * llama.cpp models) would report the parent's size. */
 size_t rys_peak_rss(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    unsigned long long kb = 0;
+    bool found = false;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %llu kB", &kb) == 1) { found = true; break; }
+    if (f) fclose(f);
+    if (found) return (size_t)kb * 1024;
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     return (size_t)ru.ru_maxrss * 1024;

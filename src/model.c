@@ -233,7 +233,7 @@ model *model_from_gguf(gguf_file *g) {
                 rys_seterr("%s: gemma3 layer %d lacks post-norms", g->path, l);
                 goto fail;
             }
-            L->sliding = (l + 1) % 6 != 0;   /* every sixth layer attends globally */
+            L->sliding = model_layer_sliding(hp->arch_name, l);
         }
     }
     char *name = gguf_get_strdup(g, "general.name");
@@ -250,6 +250,8 @@ fail:
     free(m);
     return NULL;
 }
+
+bool model_layer_sliding(const char *arch, int l) { return !strcmp(arch, "gemma3") && (l + 1) % 6 != 0; }
 
 model *model_load(const char *path) {
     gguf_file *g = gguf_open(path);

@@ -56,6 +56,13 @@ model *model_load(const char *path);
 model *model_from_gguf(gguf_file *g);
 void model_free(model *m);
 
+/* Whether layer l of a file of architecture arch attends within a sliding
+ * window: gemma3 makes every sixth layer global. Decided by the layer's index
+ * in its file, as llama.cpp decides it (its gemma3 loader reads no per-layer
+ * list), so a relayered copy can keep each layer's kind only where the path
+ * puts it at a position of the same kind. */
+bool model_layer_sliding(const char *arch, int l);
+
 /* Dequantize one embedding row into out[dim] (scaled as the arch says). */
 void model_embed(const model *m, int32_t token, float *out);
 

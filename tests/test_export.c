@@ -43,6 +43,8 @@ static long file_size(const char *p) {
 
 /* A fake llama with per-layer metadata arrays; extra_layer adds a stray
  * blk.<N_LAYERS> tensor, block_count = 0 omits the key. */
+static const char *source_arch = "llama"; /* the architecture write_source names */
+
 static void write_source(const char *path, int block_count, bool extra_layer) {
     for (size_t i = 0; i < VOCAB * DIM; i++) embd[i] = (float)(next_u32() % 1000) / 100.0f;
     for (int i = 0; i < DIM; i++) out_norm[i] = (float)i;
@@ -51,16 +53,22 @@ static void write_source(const char *path, int block_count, bool extra_layer) {
         for (size_t i = 0; i < sizeof attn_q[l]; i++) attn_q[l][i] = (uint8_t)next_u32();
     }
     gguf_writer *w = gguf_writer_new(0);
-    gguf_writer_set_str(w, "general.architecture", "llama");
+    char key[128];
+    gguf_writer_set_str(w, "general.architecture", source_arch);
     gguf_writer_set_str(w, "general.name", "export-test");
-    if (block_count) gguf_writer_set_u32(w, "llama.block_count", (uint32_t)block_count);
-    gguf_writer_set_u32(w, "llama.embedding_length", DIM);
+    snprintf(key, sizeof key, "%s.block_count", source_arch);
+    if (block_count) gguf_writer_set_u32(w, key, (uint32_t)block_count);
+    snprintf(key, sizeof key, "%s.embedding_length", source_arch);
+    gguf_writer_set_u32(w, key, DIM);
     int32_t kv_heads[N_LAYERS] = {1, 2, 3, 4};
-    gguf_writer_set_arr_i32(w, "llama.attention.head_count_kv", kv_heads, N_LAYERS);
+    snprintf(key, sizeof key, "%s.attention.head_count_kv", source_arch);
+    gguf_writer_set_arr_i32(w, key, kv_heads, N_LAYERS);
     const char *kinds[N_LAYERS] = {"full", "sliding", "sliding", "full"};
-    gguf_writer_set_arr_str(w, "llama.attention.layer_kinds", kinds, N_LAYERS);
+    snprintf(key, sizeof key, "%s.attention.layer_kinds", source_arch);
+    gguf_writer_set_arr_str(w, key, kinds, N_LAYERS);
     float three[3] = {0.5f, 1.5f, 2.5f};
-    gguf_writer_set_arr_f32(w, "llama.rope.factors3", three, 3);
+    snprintf(key, sizeof key, "%s.rope.factors3", source_arch);
+    gguf_writer_set_arr_f32(w, key, three, 3);
     const char *tags[N_LAYERS] = {"a", "b", "c", "d"};
     gguf_writer_set_arr_str(w, "general.tags", tags, N_LAYERS);
     gguf_writer_set_str(w, "rys.layer_path", "layers:0");  /* stale: must not survive an export */
@@ -260,6 +268,25 @@ static void expect_gguf_failure(const char *src, const char *dst, const export_o
     char tmp[512];
     snprintf(tmp, sizeof tmp, "%s.tmp", dst);
     assert_false(exists(tmp));
+}
+
+/* gemma3 files carry no per-layer attention kinds: a materialized copy may
+ * only put a layer at a position of its own kind (every sixth is global). */
+static void test_gemma3_layer_kinds(void **state) {
+    (void)state;
+    const char *src = test_tmp_path("g3-src.gguf"), *dst = test_tmp_path("g3-dst.gguf");
+    source_arch = "gemma3";
+    write_source(src, N_LAYERS, false);
+    source_arch = "llama";
+    export_opts shifted = {.blocks = "1,3", .progress = false};     /* 0,1,2,1,2,3: layer 3 lands on global 5 */
+    expect_gguf_failure(src, dst, &shifted, "puts layer 3 (sliding-window) at position 5 (global)");
+    export_opts virt = {.blocks = "1,3", .virtual_path = true};     /* rys keeps each layer's own kind */
+    assert_int_equal(export_gguf(src, dst, &virt), 0);
+    unlink(dst);
+    export_opts kept = {.layers = "0-3,0-0"};                       /* five positions, all sliding-window */
+    assert_int_equal(export_gguf(src, dst, &kept), 0);
+    unlink(dst);
+    unlink(src);
 }
 
 static void test_gguf_bad_inputs(void **state) {
@@ -491,7 +518,7 @@ int main(void) {
         cmocka_unit_test(test_materialize_blocks),
         cmocka_unit_test(test_virtual_round_trip),
         cmocka_unit_test(test_read_virtual_path_bad),
-        cmocka_unit_test(test_gguf_bad_inputs),
+        cmocka_unit_test(test_gemma3_layer_kinds), cmocka_unit_test(test_gguf_bad_inputs),
         cmocka_unit_test(test_safetensors_read),
         cmocka_unit_test(test_safetensors_bad),
         cmocka_unit_test(test_hf_good_and_bad),

@@ -5,6 +5,7 @@
  * bytes from the mmap to the output, so the only memory a materialized export
  * costs is the page cache the kernel can drop at will. */
 #include "export/export.h"
+#include "model.h"
 #include "sha256.h"
 #include "util.h"
 
@@ -218,6 +219,17 @@ int export_gguf(const char *src_path, const char *dst_path, const export_opts *o
         goto out;
     }
     bool materialize = !o->virtual_path;
+    for (int p = 0; materialize && p < path.n; p++)
+        if (model_layer_sliding(arch, path.layers[p]) != model_layer_sliding(arch, p)) {
+            const char *kind[2] = {"global", "sliding-window"};
+            rys_seterr("%s: %s takes each layer's attention kind from its position, and this path puts layer %d "
+                       "(%s) at position %d (%s): a materialized copy would run differently from --blocks; use "
+                       "blocks whose lengths are multiples of 6, --virtual, or a Hugging Face export "
+                       "(config layer_types follows the path)",
+                       src_path, arch, path.layers[p], kind[model_layer_sliding(arch, path.layers[p])], p,
+                       kind[model_layer_sliding(arch, p)]);
+            goto out;
+        }
     w = gguf_writer_new(g->alignment);
     copy_metadata(w, g, arch, n_model, &path, materialize);
     if (add_tensors(w, g, n_model, &path, materialize)) goto out;

@@ -8,6 +8,8 @@
  * those states and borrows the baseline's KV slots 0..k-1 by pointer. While a
  * configuration's greedy output agrees with the baseline's, its new tokens
  * reuse the stored states too; once it diverges, its tokens run the whole path.
+ * Prompts that begin with the same tokens compute that beginning once (in the
+ * baseline and in every configuration): the later ones copy its KV rows.
  * Results are bit-identical to a from-scratch run because every kernel
  * computes each token's row independently of its batch. */
 #ifndef RYS_REUSE_H

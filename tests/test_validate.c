@@ -479,12 +479,7 @@ static void test_report_section(void **state) {
     assert_non_null(strstr(html, "Standard benchmarks"));
     assert_non_null(strstr(html, "arc_tiny:tiny"));
     free(html);
-    const char *files[] = {"index.html", "validation_blocks_2_4.png", "validation_blocks_2_4.svg"};
-    for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
-        snprintf(path, sizeof path, "%s/%s", dir, files[k]);
-        unlink(path);
-    }
-    rmdir(dir);
+    test_remove_dir(dir);
     /* no validation tables: nothing to show, no error */
     const char *empty = test_tmp_path("val-none.sqlite");
     sqlite3 *e;

@@ -81,11 +81,13 @@ def log_softmax_at(row, tok):
     return float(row[tok] - m - math.log(np.exp(row - m).sum()))
 
 
-def reference_logprobs(gguf, reqs):
-    """One llama.cpp context; requests visited in token order (shared prefixes
-    are evaluated once); every scored position reads that position's logits."""
+def reference_logprobs(gguf, reqs, **options):
+    """One llama.cpp context (options: further llama_cpp.Llama arguments);
+    requests visited in token order (shared prefixes are evaluated once);
+    every scored position reads that position's logits."""
     max_len = max(len(r["ctx"]) + len(r["cont"]) for r in reqs)
-    llm = Llama(model_path=gguf, n_ctx=max_len + 8, n_batch=512, logits_all=True, verbose=False, n_threads=2)
+    llm = Llama(model_path=gguf, n_ctx=max_len + 8, n_batch=512, logits_all=True, verbose=False, n_threads=2,
+                **options)
     order = sorted(range(len(reqs)), key=lambda i: reqs[i]["ctx"] + reqs[i]["cont"])
     cur, out, evaluated = [], [None] * len(reqs), 0
     for i in order:

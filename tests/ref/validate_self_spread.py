@@ -31,12 +31,9 @@ def main():
         js, _ = cv.run_rys(model, [task], n, None, None, dump)
         reqs = [json.loads(line) for line in open(dump)]
     (metric,) = [t["primary_metric"] for t in js["tasks"]]
-    plain = cv.Llama
     lps = {"rys": [r["logprob"] for r in reqs]}
     for label, options in (("llama.cpp", {}), ("llama.cpp flash", {"flash_attn": True})):
-        cv.Llama = lambda *a, **k: plain(*a, **{**k, **options})  # noqa: E731
-        lps[label], _ = cv.reference_logprobs(cv.model_path(model), reqs)
-    cv.Llama = plain
+        lps[label], _ = cv.reference_logprobs(cv.model_path(model), reqs, **options)
     preds = {}
     for label, v in lps.items():
         preds[label], labels = choices(reqs, v, metric)

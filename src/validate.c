@@ -291,9 +291,10 @@ static int group_rows(const vtask *t, const vgroup *G) {
     return rows;
 }
 
+/* A request's last token is never run: nothing reads its logits or its KV. */
 static int group_tokens(const vtask *t, const vgroup *G) {
     int n = 0;
-    for (int r = 0; r < G->n_req; r++) n += t->req[G->first + r].n - G->n_shared;
+    for (int r = 0; r < G->n_req; r++) n += t->req[G->first + r].n - 1 - G->n_shared;
     return n + G->n_shared;
 }
 
@@ -363,8 +364,8 @@ static void plan_batch(evaluator *ev, const vtask *t, int g0, int g_end, batch *
         for (int i = b->uses_root[g - g0] ? R : 0; i < G->n_shared; i++) stage_push(&ev->pre, ids[i], i, seq, i == G->n_shared - 1);
         for (int r = 0; r < G->n_req; r++) {
             const vreq *q = &t->req[G->first + r];
-            for (int i = G->n_shared; i < q->n; i++)
-                stage_push(&ev->tail, q->ids[i], i, seq + r, i < q->n - 1 && i >= q->n - q->n_cont - 1);
+            for (int i = G->n_shared; i < q->n - 1; i++)
+                stage_push(&ev->tail, q->ids[i], i, seq + r, i >= q->n - q->n_cont - 1);
         }
         seq += G->n_req;
     }
@@ -538,7 +539,7 @@ static int run_chunk(task_run *tr, const model *m, pool *pool, const task_set *t
         if (!tr->need[c]) continue;
         long long naive = 0;
         for (int g = t->doc_grp[d0]; g < t->doc_grp[d1]; g++)
-            for (int r = 0; r < t->grp[g].n_req; r++) naive += t->req[t->grp[g].first + r].n;
+            for (int r = 0; r < t->grp[g].n_req; r++) naive += t->req[t->grp[g].first + r].n - 1;   /* the harness runs all but the last token */
         validate_chunk_stats st = {tr->secs[c], tr->pe[c].layer_tokens - tr->lt0[c], naive * forward_path(tr->pe[c].f)->n};
         res[c].seconds += st.seconds;
         res[c].layer_tokens_done += st.layer_tokens_done;

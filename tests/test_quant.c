@@ -544,9 +544,9 @@ static void test_paths_vs_portable(void **state) {
 /* Attention kernels: the fp16 rounding must give the scalar rounding's bits on
  * every path (ties, subnormal halves, overflow to inf included); scores and
  * weighted sums agree with a double-precision reference within float rounding;
- * on each path a call for a GQA group of heads and many rows gives, for every
- * (head, row), the bits of a call for that head and row alone, and the AVX-512
- * scores and value sums the AVX2 ones' bits. */
+ * on each path a call for a GQA group of heads (any number of them) and many
+ * rows gives, for every (head, row), the bits of a call for that head and row
+ * alone, and the AVX-512 scores and value sums the AVX2 ones' bits. */
 static void test_attention_kernels(void **state) {
     (void)state;
     enum quant_path best = quant_cpu_path();
@@ -591,6 +591,13 @@ static void test_attention_kernels(void **state) {
             int HD = head_dims[d];
             float s[HEADS * PS], s1, y[HEADS * QS], y1[QS];
             quant_attn_scores_f16(s, PS, qrows, HEADS, kv, STRIDE, KEYS, HD, 0.125f);
+            for (int nq = 1; nq < HEADS; nq++) { /* kernels take queries in groups: every group size */
+                float s2[HEADS * PS];
+                quant_attn_scores_f16(s2, PS, qrows, nq, kv, STRIDE, KEYS, HD, 0.125f);
+                for (int hh = 0; hh < nq; hh++)
+                    if (memcmp(s2 + hh * PS, s + hh * PS, sizeof(float) * KEYS))
+                        fail_msg("%s hd %d: head %d's scores differ in a call for %d heads", pname, HD, hh, nq);
+            }
             for (int i = 0; i < HEADS * QS; i++) y[i] = (float)(i % QS);
             quant_attn_accum_f16(y, QS, p, PS, HEADS, kv, STRIDE, KEYS, HD);
             for (int hh = 0; hh < HEADS; hh++) {

@@ -5,10 +5,10 @@
  * Scores: the AVX2 dot of a query with a key keeps 16 partial sums (two
  * 8-lane chains over 16-value steps) and adds them in a fixed tree. Here the
  * 16 keys of a tile are transposed once into f32 columns, so a zmm lane is a
- * key and the 16 partial sums are 16 registers: the same fused multiply-adds
- * in the same order and the same tree, for 16 keys at once and without a
- * horizontal sum per key. The transposed tile serves every query of the call
- * (the heads of a GQA group, of several tokens).
+ * key and a partial sum is a register: the same fused multiply-adds in the
+ * same order and the same tree, for 16 keys at once and without a horizontal
+ * sum per key. The transposed tile serves every query of the call (the heads
+ * of a GQA group, of several tokens), four queries per pass over it.
  *
  * Value sums: with 32 zmm registers the sums of several heads of a GQA group
  * fit at once, so each fp16 V row is converted once for all of them instead
@@ -68,6 +68,53 @@ static void transpose_tile(float *kt, const uint16_t *k, size_t stride, int nk, 
     }
 }
 
+/* Queries scored together per pass over a transposed tile: each column of
+ * the tile is loaded once for all of them, where one query at a time took a
+ * load per multiply-add (the loads, not the multiply-adds, were the limit). */
+#define SCORE_Q 6
+
+/* u[g] = partial sums v and v+8 of query g, added: the tree's first level. */
+static inline __attribute__((always_inline)) void score_pair(__m512 *u, const float *kt, const float *const *q,
+                                                             int nq, int64_t n, int v) {
+    __m512 a[SCORE_Q], b[SCORE_Q];
+#pragma GCC unroll 6
+    for (int g = 0; g < nq; g++) a[g] = b[g] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i += 16) {
+        __m512 ka = _mm512_load_ps(kt + (i + v) * 16), kb = _mm512_load_ps(kt + (i + v + 8) * 16);
+#pragma GCC unroll 6
+        for (int g = 0; g < nq; g++) {
+            a[g] = _mm512_fmadd_ps(ka, _mm512_set1_ps(q[g][i + v]), a[g]);
+            b[g] = _mm512_fmadd_ps(kb, _mm512_set1_ps(q[g][i + v + 8]), b[g]);
+        }
+    }
+#pragma GCC unroll 6
+    for (int g = 0; g < nq; g++) u[g] = _mm512_add_ps(a[g], b[g]);
+}
+
+/* Scores of nq <= SCORE_Q queries against one transposed tile. Partial sum
+ * v of the AVX2 dot is a[v] (values v, v+16, v+32, ...); its horizontal sum
+ * is ((u0+u4)+(u2+u6)) + ((u1+u5)+(u3+u7)) with u[l] = a[l] + a[l+8],
+ * built here half by half so few sums are live at once. */
+static inline __attribute__((always_inline)) void score_queries(float *s, size_t s_stride, const float *const *q,
+                                                                int nq, const float *kt, int64_t n, __m512 vscale,
+                                                                __mmask16 keep) {
+    __m512 x[2][SCORE_Q], p0[SCORE_Q], p1[SCORE_Q], w[SCORE_Q];
+#pragma GCC unroll 2
+    for (int half = 0; half < 2; half++) {
+        score_pair(p0, kt, q, nq, n, half);
+        score_pair(p1, kt, q, nq, n, half + 4);
+#pragma GCC unroll 6
+        for (int g = 0; g < nq; g++) w[g] = _mm512_add_ps(p0[g], p1[g]);
+        score_pair(p0, kt, q, nq, n, half + 2);
+        score_pair(p1, kt, q, nq, n, half + 6);
+#pragma GCC unroll 6
+        for (int g = 0; g < nq; g++) x[half][g] = _mm512_add_ps(w[g], _mm512_add_ps(p0[g], p1[g]));
+    }
+#pragma GCC unroll 6
+    for (int g = 0; g < nq; g++)
+        _mm512_mask_storeu_ps(s + g * s_stride, keep, _mm512_mul_ps(_mm512_add_ps(x[0][g], x[1][g]), vscale));
+}
+
 void quant_attn_scores_f16_avx512(float *s, size_t s_stride, const float *const *q, int n_q, const uint16_t *k,
                                   size_t stride, int64_t n_rows, int64_t n, float scale) {
     if (n % 16 || n > TILE_HD) {
@@ -80,23 +127,17 @@ void quant_attn_scores_f16_avx512(float *s, size_t s_stride, const float *const 
         int nk = n_rows - j0 < 16 ? (int)(n_rows - j0) : 16;
         __mmask16 keep = (__mmask16)((1u << nk) - 1);
         transpose_tile(kt, k + (size_t)j0 * stride, stride, nk, n);
-        for (int h = 0; h < n_q; h++) {
-            const float *qh = q[h];
-            /* a[v]: the AVX2 dot's partial sum v (values v, v+16, v+32, ...) */
-            __m512 a[16];
-#pragma GCC unroll 16
-            for (int v = 0; v < 16; v++) a[v] = _mm512_setzero_ps();
-            for (int64_t i = 0; i < n; i += 16)
-#pragma GCC unroll 16
-                for (int v = 0; v < 16; v++)
-                    a[v] = _mm512_fmadd_ps(_mm512_load_ps(kt + (i + v) * 16), _mm512_set1_ps(qh[i + v]), a[v]);
-            /* hsum_ps(acc0 + acc1): pairs 8 apart, then 4 apart, then the tree */
-            __m512 u[8];
-#pragma GCC unroll 8
-            for (int l = 0; l < 8; l++) u[l] = _mm512_add_ps(a[l], a[l + 8]);
-            __m512 r = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(u[0], u[4]), _mm512_add_ps(u[2], u[6])),
-                                     _mm512_add_ps(_mm512_add_ps(u[1], u[5]), _mm512_add_ps(u[3], u[7])));
-            _mm512_mask_storeu_ps(s + h * s_stride + (size_t)j0, keep, _mm512_mul_ps(r, vscale));
+        for (int h = 0; h < n_q; h += SCORE_Q) {
+            float *sh = s + h * s_stride + (size_t)j0;
+            /* constant query counts keep every sum in a register */
+            switch (n_q - h < SCORE_Q ? n_q - h : SCORE_Q) {
+            case 1: score_queries(sh, s_stride, q + h, 1, kt, n, vscale, keep); break;
+            case 2: score_queries(sh, s_stride, q + h, 2, kt, n, vscale, keep); break;
+            case 3: score_queries(sh, s_stride, q + h, 3, kt, n, vscale, keep); break;
+            case 4: score_queries(sh, s_stride, q + h, 4, kt, n, vscale, keep); break;
+            case 5: score_queries(sh, s_stride, q + h, 5, kt, n, vscale, keep); break;
+            default: score_queries(sh, s_stride, q + h, SCORE_Q, kt, n, vscale, keep); break;
+            }
         }
     }
 }

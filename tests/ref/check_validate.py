@@ -20,18 +20,19 @@ On the quantized models rys's engine itself differs from llama.cpp by a few
 percent of the logits (issue 2); where (1) fails while (5) holds, the excess
 is reported as ENGINE GAP and (2)-(4) decide, unless --strict. The baseline
 is then checked again with the strict bound on an F32 copy of the model
-(weights dequantized by the gguf package), where the engines agree closely
-(--f32 runs only that, --quantized only the files as they are).
+(weights dequantized by the gguf package), where the engines agree closely,
+its --blocks path against a materialized copy of the F32 file (--f32 runs
+only that, --quantized only the files as they are).
 
 The reference keeps one KV cache and visits the requests in token order, so
 consecutive requests share their longest common prefix (as llama.cpp's
 server reuses its cache); each position's logits still come from one
 evaluation of exactly that token sequence.
 
-usage: check_validate.py [--n N] [--models a,b] [--mmlu-subjects K] [--blocks-model M --blocks I,J]
+usage: check_validate.py [--n N] [--models a,b] [--mmlu-subjects K] [--blocks-models a,b --blocks I,J]
                          [--f32] [--strict] [--data-dir D]
 CI runs the defaults (SmolLM2, N=8, 2 MMLU subjects, --blocks 10,15); the issue's bar:
-  --n 200 --models smollm2-135m,qwen2.5-coder-0.5b --mmlu-subjects 5
+  --n 200 --models smollm2-135m,qwen2.5-coder-0.5b --blocks-models smollm2-135m,qwen2.5-coder-0.5b --mmlu-subjects 5
 RYS = the binary (default build/rys)."""
 import argparse
 import json
@@ -236,9 +237,9 @@ def main():
     ap.add_argument("--n", type=int, default=8, help="documents per task (MMLU: per subject)")
     ap.add_argument("--models", default="smollm2-135m")
     ap.add_argument("--mmlu-subjects", type=int, default=2)
-    ap.add_argument("--blocks-model", default="smollm2-135m")
+    ap.add_argument("--blocks-models", default="smollm2-135m", help="models whose --blocks path is checked too")
     ap.add_argument("--blocks", default="10,15")
-    ap.add_argument("--f32", action="store_true", help="only the baseline of an F32 copy, strict bound")
+    ap.add_argument("--f32", action="store_true", help="only an F32 copy, strict bound")
     ap.add_argument("--quantized", action="store_true", help="only the files as they are (default: both)")
     ap.add_argument("--strict", action="store_true", help="fail on any request over the bound (no ENGINE GAP)")
     ap.add_argument("--data-dir", default=None)
@@ -254,11 +255,11 @@ def main():
             if not os.path.exists(model_path(m)):
                 print(f"SKIP {m}: not pulled")
                 continue
-            blocks = a.blocks if m == a.blocks_model else None
+            blocks = a.blocks if m in a.blocks_models.split(",") else None
             if not a.f32:
                 ok = check_model(m, tasks, a.n, a.data_dir, blocks, a.strict, tmp, False) and ok
             if not a.quantized:
-                ok = check_model(m, tasks, a.n, a.data_dir, None, True, tmp, True) and ok
+                ok = check_model(m, tasks, a.n, a.data_dir, blocks, True, tmp, True) and ok
     print("PASS" if ok else "FAIL")
     sys.exit(0 if ok else 1)
 

@@ -43,35 +43,6 @@ static inline __m256i q5_high_bits(const uint8_t qh[4]) {
     return _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(v, bit), bit), _mm256_set1_epi8(0x10));
 }
 
-float quant_dot_f32_avx2(int64_t n, const void *w, const void *x) {
-    const float *a = w, *b = x;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-        acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
-    }
-    float s = hsum_ps(_mm256_add_ps(acc0, acc1));
-    for (; i < n; i++) s += a[i] * b[i];
-    return s;
-}
-
-float quant_dot_f16_avx2(int64_t n, const void *w, const void *x) {
-    const uint16_t *a = w;
-    const float *b = x;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i)));
-        __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(a + i + 8)));
-        acc0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(b + i), acc0);
-        acc1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(b + i + 8), acc1);
-    }
-    float s = hsum_ps(_mm256_add_ps(acc0, acc1));
-    for (; i < n; i++) s += quant_fp16_to_f32(a[i]) * b[i];
-    return s;
-}
-
 /* One head: 64 columns at a time stay in registers across all rows, so y
  * is loaded and stored once per call, not once per key. */
 static void accum_head(int64_t n, int64_t n_rows, const float *p, const uint16_t *v, size_t stride, float *y) {
@@ -155,20 +126,6 @@ static inline __m256 load_bf16(const uint16_t *p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
 }
 
-float quant_dot_bf16_avx2(int64_t n, const void *w, const void *x) {
-    const uint16_t *a = w;
-    const float *b = x;
-    __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        acc0 = _mm256_fmadd_ps(load_bf16(a + i), _mm256_loadu_ps(b + i), acc0);
-        acc1 = _mm256_fmadd_ps(load_bf16(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
-    }
-    float s = hsum_ps(_mm256_add_ps(acc0, acc1));
-    for (; i < n; i++) s += quant_bf16_to_f32(a[i]) * b[i];
-    return s;
-}
-
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
 /* Each quantized kernel below is written once for nx activation rows; the
@@ -189,6 +146,61 @@ float quant_dot_bf16_avx2(int64_t n, const void *w, const void *x) {
         default: IMPL(n, w, x, xs, 4, out); break;                                                  \
         }                                                                                           \
     }
+
+/* Float formats: two 8-lane chains over 16-value steps, added and summed in
+ * hsum_ps's tree, then the tail one value at a time. With nx rows each
+ * weight vector is loaded (and converted) once for all of them; every row
+ * gets the same operations as alone. */
+enum float_kind { FK_F32, FK_F16, FK_BF16 };
+
+ALWAYS_INLINE __m256 load8_weights(enum float_kind kind, const void *w, int64_t i) {
+    switch (kind) {
+    case FK_F32: return _mm256_loadu_ps((const float *)w + i);
+    case FK_F16: return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)((const uint16_t *)w + i)));
+    default: return load_bf16((const uint16_t *)w + i);
+    }
+}
+
+ALWAYS_INLINE float weight_at(enum float_kind kind, const void *w, int64_t i) {
+    switch (kind) {
+    case FK_F32: return ((const float *)w)[i];
+    case FK_F16: return quant_fp16_to_f32(((const uint16_t *)w)[i]);
+    default: return quant_bf16_to_f32(((const uint16_t *)w)[i]);
+    }
+}
+
+ALWAYS_INLINE void float_dot(enum float_kind kind, int64_t n, const void *w, const void *x, size_t xs, int nx,
+                             float *out) {
+    __m256 acc0[QUANT_COLS], acc1[QUANT_COLS];
+    const float *b[QUANT_COLS];
+#pragma GCC unroll 4
+    for (int c = 0; c < nx; c++) {
+        acc0[c] = acc1[c] = _mm256_setzero_ps();
+        b[c] = (const float *)((const uint8_t *)x + (size_t)c * xs);
+    }
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m256 w0 = load8_weights(kind, w, i), w1 = load8_weights(kind, w, i + 8);
+    #pragma GCC unroll 4
+    for (int c = 0; c < nx; c++) {
+            acc0[c] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(b[c] + i), acc0[c]);
+            acc1[c] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(b[c] + i + 8), acc1[c]);
+        }
+    }
+#pragma GCC unroll 4
+    for (int c = 0; c < nx; c++) {
+        float s = hsum_ps(_mm256_add_ps(acc0[c], acc1[c]));
+        for (int64_t k = i; k < n; k++) s += weight_at(kind, w, k) * b[c][k];
+        out[c] = s;
+    }
+}
+
+#define F32_IMPL(n, w, x, xs, nx, out) float_dot(FK_F32, n, w, x, xs, nx, out)
+#define F16_IMPL(n, w, x, xs, nx, out) float_dot(FK_F16, n, w, x, xs, nx, out)
+#define BF16_IMPL(n, w, x, xs, nx, out) float_dot(FK_BF16, n, w, x, xs, nx, out)
+DEFINE_COLS(f32, F32_IMPL)
+DEFINE_COLS(f16, F16_IMPL)
+DEFINE_COLS(bf16, BF16_IMPL)
 
 /* Legacy formats: per block and activation row, d_w * d_x * <q - offset, x>
  * goes to a vector accumulator (the offset of Q4_0/Q5_0 taken off in

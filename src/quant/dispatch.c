@@ -49,7 +49,8 @@ static const quant_kernels kernels_avx2 = {
         [QT_Q5_K] = quant_dot_q5_K_avx2, [QT_Q6_K] = quant_dot_q6_K_avx2,
     },
     .dot_cols = {
-        [QT_Q4_0] = quant_dot_cols_q4_0_avx2, [QT_Q4_1] = quant_dot_cols_q4_1_avx2,
+        [QT_F32] = quant_dot_cols_f32_avx2,   [QT_F16] = quant_dot_cols_f16_avx2,
+        [QT_BF16] = quant_dot_cols_bf16_avx2, [QT_Q4_0] = quant_dot_cols_q4_0_avx2, [QT_Q4_1] = quant_dot_cols_q4_1_avx2,
         [QT_Q5_0] = quant_dot_cols_q5_0_avx2, [QT_Q5_1] = quant_dot_cols_q5_1_avx2,
         [QT_Q8_0] = quant_dot_cols_q8_0_avx2, [QT_Q4_K] = quant_dot_cols_q4_K_avx2,
         [QT_Q5_K] = quant_dot_cols_q5_K_avx2, [QT_Q6_K] = quant_dot_cols_q6_K_avx2,
@@ -66,6 +67,8 @@ static const quant_kernels kernels_avx2 = {
  * VNNI kernel's bits, so nothing else changes. */
 #define AVX512_FAMILY                                                                                      \
     .dot = {[QT_F32] = quant_dot_f32_avx2, [QT_F16] = quant_dot_f16_avx2, [QT_BF16] = quant_dot_bf16_avx2}, \
+    .dot_cols = {[QT_F32] = quant_dot_cols_f32_avx2, [QT_F16] = quant_dot_cols_f16_avx2,                   \
+                 [QT_BF16] = quant_dot_cols_bf16_avx2},                                                    \
     .act_q8a = quant_act_q8a_avx512, .act_q8_K = quant_act_q8_K_avx512,                                    \
     .attn_scores_f16 = quant_attn_scores_f16_avx512, .attn_accum_f16 = quant_attn_accum_f16_avx512,        \
     .round_f16 = quant_round_f16_avx2, .to_f16 = quant_to_f16_avx2,                                        \

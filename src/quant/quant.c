@@ -152,27 +152,39 @@ typedef struct {
     float *y;
 } matmul_job;
 
+#define W_BLOCK_BYTES (256 * 1024) /* weight rows a thread keeps in L2 */
+
 /* Each thread owns a contiguous range of output rows. For a tile of
  * activation rows small enough to stay in L2, every weight row is loaded once
- * and used against each activation row of the tile while it is in L1. */
+ * and used against each activation row of the tile while it is in L1. With
+ * a multi-row kernel the loops turn around: a block of weight rows stays in
+ * L2 while each group of QUANT_COLS activation rows, held in L1, meets all
+ * of them, so the activations are not re-read from L2 for every output. */
 static void matmul_worker(void *ctx, int ith, int nth) {
     const matmul_job *j = ctx;
     long lo, hi;
     pool_split((long)j->n_out, ith, nth, &lo, &hi);
+    long o_block = (long)(W_BLOCK_BYTES / j->w_row);
+    if (o_block < 1) o_block = 1;
     for (int64_t b0 = 0; b0 < j->n_batch; b0 += j->batch_tile) {
         int64_t b1 = b0 + j->batch_tile < j->n_batch ? b0 + j->batch_tile : j->n_batch;
-        for (long o = lo; o < hi; o++) {
-            const uint8_t *wr = j->w + (size_t)o * j->w_row;
-            if (!j->dot_cols) {
+        if (!j->dot_cols) {
+            for (long o = lo; o < hi; o++) {
+                const uint8_t *wr = j->w + (size_t)o * j->w_row;
                 for (int64_t b = b0; b < b1; b++)
                     j->y[b * j->n_out + o] = j->dot(j->n_in, wr, j->xq + (size_t)b * j->xq_row);
-                continue;
             }
+            continue;
+        }
+        for (long o0 = lo; o0 < hi; o0 += o_block) {
+            long o1 = o0 + o_block < hi ? o0 + o_block : hi;
             for (int64_t b = b0; b < b1; b += QUANT_COLS) {
                 int nx = b1 - b < QUANT_COLS ? (int)(b1 - b) : QUANT_COLS;
-                float out[QUANT_COLS];
-                j->dot_cols(j->n_in, wr, j->xq + (size_t)b * j->xq_row, j->xq_row, nx, out);
-                for (int c = 0; c < nx; c++) j->y[(b + c) * j->n_out + o] = out[c];
+                for (long o = o0; o < o1; o++) {
+                    float out[QUANT_COLS];
+                    j->dot_cols(j->n_in, j->w + (size_t)o * j->w_row, j->xq + (size_t)b * j->xq_row, j->xq_row, nx, out);
+                    for (int c = 0; c < nx; c++) j->y[(b + c) * j->n_out + o] = out[c];
+                }
             }
         }
     }

@@ -259,7 +259,8 @@ static int eval_batch(evaluator *ev, path_eval *pe, const vtask *t, batch *b, bo
                 b->lp[k] = log_softmax_at(ev->logits + (size_t)pre_row * n_vocab, n_vocab, q->ids[G->n_shared], &g1);
                 b->greedy[k] = g1;
             }
-            if (r > 0 && forward_copy_seq(pe->f, base, base + r, G->n_shared)) return -1;
+            /* a request with tokens of its own after the shared part runs them in its own sequence */
+            if (r > 0 && q->n - 1 > G->n_shared && forward_copy_seq(pe->f, base, base + r, G->n_shared)) return -1;
         }
         pre_row += G->n_shared > 0;
     }

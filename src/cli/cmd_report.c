@@ -112,9 +112,10 @@ int cmd_report(int argc, char **argv) {
     } else {
         int *idx = xmalloc(((size_t)d->n_cfg + 1) * sizeof *idx);
         report_rank_balanced(d, idx);
-        printf("%s/index.html: %d configurations measured", out, d->n_cfg);
+        printf("%s/index.html: %d scan configurations measured", out, d->n_cfg);
         if (d->n_unfinished) printf(", %d still pending", d->n_unfinished);
-        printf("\nbest by balanced score:\n");
+        printf("\n");
+        if (d->n_cfg) printf("best by balanced score:\n");
         for (int r = 0; r < d->n_cfg && r < 5; r++)
             printf("  %d. %-16s +%-3d layers  combined %+.4f  balanced z %+.3f\n", r + 1, d->cfg[idx[r]].spec,
                    d->cfg[idx[r]].extra, d->cfg[idx[r]].combined, d->cfg[idx[r]].balanced);

@@ -538,9 +538,9 @@ static int run_chunk(task_run *tr, const model *m, pool *pool, const task_set *t
     }
     for (int c = 0; c < n_cfgs; c++) {
         if (!tr->need[c]) continue;
-        long long naive = 0;
+        long long naive = 0; /* the harness runs each request but its last token */
         for (int g = t->doc_grp[d0]; g < t->doc_grp[d1]; g++)
-            for (int r = 0; r < t->grp[g].n_req; r++) naive += t->req[t->grp[g].first + r].n - 1;   /* the harness runs all but the last token */
+            for (int r = 0; r < t->grp[g].n_req; r++) naive += t->req[t->grp[g].first + r].n - 1;
         validate_chunk_stats st = {tr->secs[c], tr->pe[c].layer_tokens - tr->lt0[c], naive * forward_path(tr->pe[c].f)->n};
         res[c].seconds += st.seconds;
         res[c].layer_tokens_done += st.layer_tokens_done;

@@ -8,7 +8,7 @@
  * key and a partial sum is a register: the same fused multiply-adds in the
  * same order and the same tree, for 16 keys at once and without a horizontal
  * sum per key. The transposed tile serves every query of the call (the heads
- * of a GQA group, of several tokens), four queries per pass over it.
+ * of a GQA group, of several tokens), SCORE_Q queries per pass over it.
  *
  * Value sums: with 32 zmm registers the sums of several heads of a GQA group
  * fit at once, so each fp16 V row is converted once for all of them instead

@@ -181,8 +181,8 @@ ALWAYS_INLINE void float_dot(enum float_kind kind, int64_t n, const void *w, con
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
         __m256 w0 = load8_weights(kind, w, i), w1 = load8_weights(kind, w, i + 8);
-    #pragma GCC unroll 4
-    for (int c = 0; c < nx; c++) {
+#pragma GCC unroll 4
+        for (int c = 0; c < nx; c++) {
             acc0[c] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(b[c] + i), acc0[c]);
             acc1[c] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(b[c] + i + 8), acc1[c]);
         }

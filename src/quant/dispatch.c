@@ -50,7 +50,8 @@ static const quant_kernels kernels_avx2 = {
     },
     .dot_cols = {
         [QT_F32] = quant_dot_cols_f32_avx2,   [QT_F16] = quant_dot_cols_f16_avx2,
-        [QT_BF16] = quant_dot_cols_bf16_avx2, [QT_Q4_0] = quant_dot_cols_q4_0_avx2, [QT_Q4_1] = quant_dot_cols_q4_1_avx2,
+        [QT_BF16] = quant_dot_cols_bf16_avx2,
+        [QT_Q4_0] = quant_dot_cols_q4_0_avx2, [QT_Q4_1] = quant_dot_cols_q4_1_avx2,
         [QT_Q5_0] = quant_dot_cols_q5_0_avx2, [QT_Q5_1] = quant_dot_cols_q5_1_avx2,
         [QT_Q8_0] = quant_dot_cols_q8_0_avx2, [QT_Q4_K] = quant_dot_cols_q4_K_avx2,
         [QT_Q5_K] = quant_dot_cols_q5_K_avx2, [QT_Q6_K] = quant_dot_cols_q6_K_avx2,

@@ -12,6 +12,8 @@
 #include "testutil.h"
 #include "pool.h"
 #include "quant/quant.h"
+#include "quant/kquants.h"
+#include "quant/legacy.h"
 #include "quant/quant_impl.h"
 #include "util.h"
 
@@ -432,6 +434,85 @@ static void test_amx_equals_vnni(void **state) {
     pool_free(p2);
 }
 
+/* Every family that packs weights (AVX2, AVX-512 VNNI, AMX) must give the
+ * bits of this scalar model of the packed product: per weight scale block
+ * the exact integer sum of value times activation, the offset taken off
+ * through the activation sum, then fmaf(sum, scale_w * d_x, acc) and, for
+ * formats with minimums, fmaf(min_w, s_x, acc), blocks in order. So the
+ * families give each other's bits, wherever the tests run. */
+static float packed_model(const quant_packed *p, const uint8_t *xq, bool k_act, int64_t o) {
+    int64_t g = o / QUANT_PACK_ROWS, r = o % QUANT_PACK_ROWS, quads = p->blk_len / 4;
+    float acc = 0;
+    for (int64_t blk = 0; blk < p->n_blk; blk++) {
+        int64_t e0 = blk * p->blk_len, sum = 0, dot = 0;
+        float d, sx;
+        const int8_t *qs;
+        if (k_act) {
+            const block_q8_K *b = (const block_q8_K *)xq + e0 / QK_K;
+            qs = b->qs + e0 % QK_K;
+            d = b->d;
+        } else {
+            const block_q8a *b = (const block_q8a *)xq + e0 / QK_LEGACY;
+            qs = b->qs;
+            d = b->d;
+        }
+        const uint8_t *wq = p->q + (size_t)((g * p->n_blk + blk) * quads) * 64 + (size_t)r * 4;
+        for (int k = 0; k < p->blk_len; k++) {
+            dot += (int64_t)wq[(k / 4) * 64 + k % 4] * qs[k];
+            sum += qs[k];
+        }
+        sx = k_act ? d * (float)sum : ((const block_q8a *)xq + e0 / QK_LEGACY)->s;
+        size_t at = (size_t)(g * p->n_blk + blk) * QUANT_PACK_ROWS + (size_t)r;
+        acc = fmaf((float)(int32_t)(dot - p->offset * sum), p->scale[at] * d, acc);
+        if (p->has_min) acc = fmaf(p->min[at], sx, acc);
+    }
+    return acc;
+}
+
+static void test_packed_kernels_exact(void **state) {
+    (void)state;
+    enum quant_path best = quant_cpu_path();
+    pool *p2 = pool_new(2);
+    int checked = 0;
+    for (int path = QP_AVX2; path <= QP_AMX; path++) {
+        if (!quant_path_available((enum quant_path)path) || !quant_path_kernels((enum quant_path)path)->gemm) continue;
+        checked++;
+        assert_int_equal(quant_set_path((enum quant_path)path), 0);
+        for (size_t t = 0; t < N_COMPUTED; t++) {
+            uint32_t type = computed_types[t];
+            if (quant_get_info(type)->block_size == 1) continue;
+            bool k_act = quant_get_info(type)->block_size == QK_K;
+            int64_t n_in = k_act ? 1024 : 896, n_out = 71, n_batch = 21;
+            uint8_t *w = random_weights(type, n_in, n_out);
+            float *x = random_activations(n_in, n_batch), *y = xmalloc(sizeof(float) * (size_t)(n_out * n_batch));
+            quant_matrix m = {.type = type, .n_in = n_in, .n_out = n_out, .data = w};
+            assert_int_equal(quant_matmul(&m, x, n_batch, y, p2), 0);
+            const quant_packed *pk = quant_packed_get(&m, 8, NULL);
+            assert_non_null(pk);
+            size_t xq_row = k_act ? (size_t)(n_in / QK_K) * sizeof(block_q8_K) : (size_t)(n_in / QK_LEGACY) * sizeof(block_q8a);
+            uint8_t *xq = xmalloc(xq_row);
+            for (int64_t b = 0; b < n_batch; b++) {
+                if (k_act) quant_act_q8_K(x + b * n_in, xq, n_in);
+                else quant_act_q8a(x + b * n_in, xq, n_in);
+                for (int64_t o = 0; o < n_out; o++) {
+                    float want = packed_model(pk, xq, k_act, o), got = y[b * n_out + o];
+                    if (memcmp(&want, &got, sizeof want))
+                        fail_msg("%s on %s: y[%lld][%lld] = %a, the packed model gives %a", quant_get_info(type)->name,
+                                 quant_path_name((enum quant_path)path), (long long)b, (long long)o, got, want);
+                }
+            }
+            quant_release(w, quant_row_size(type, n_in) * (size_t)n_out);
+            free(xq);
+            free(w);
+            free(x);
+            free(y);
+        }
+    }
+    assert_int_equal(quant_set_path(best), 0);
+    pool_free(p2);
+    if (!checked) skip();
+}
+
 /* Paths that pack weights cache them by address: new bytes at an address
  * already seen (memory freed and reused) must be noticed, with or without
  * quant_release, and give what the same bytes elsewhere give. */
@@ -733,6 +814,7 @@ int main(void) {
         cmocka_unit_test(test_matmul_threads_identical),
         cmocka_unit_test(test_matmul_rows_independent_of_batch),
         cmocka_unit_test(test_amx_equals_vnni),
+        cmocka_unit_test(test_packed_kernels_exact),
         cmocka_unit_test(test_matmul_reused_address),
         cmocka_unit_test(test_act_quantizers_identical),
         cmocka_unit_test(test_paths_vs_portable),

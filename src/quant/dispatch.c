@@ -40,22 +40,17 @@ static const quant_kernels kernels_portable = {
 };
 
 #ifdef RYS_X86
+/* AVX2: block formats through packed weights and the vpmaddubsw kernel for
+ * every batch size, with the VNNI kernel's bits; float formats on the dot
+ * kernels. */
 static const quant_kernels kernels_avx2 = {
     .path = QP_AVX2,
-    .dot = {
-        [QT_F32] = quant_dot_f32_avx2,   [QT_F16] = quant_dot_f16_avx2,   [QT_BF16] = quant_dot_bf16_avx2,
-        [QT_Q4_0] = quant_dot_q4_0_avx2, [QT_Q4_1] = quant_dot_q4_1_avx2, [QT_Q5_0] = quant_dot_q5_0_avx2,
-        [QT_Q5_1] = quant_dot_q5_1_avx2, [QT_Q8_0] = quant_dot_q8_0_avx2, [QT_Q4_K] = quant_dot_q4_K_avx2,
-        [QT_Q5_K] = quant_dot_q5_K_avx2, [QT_Q6_K] = quant_dot_q6_K_avx2,
-    },
-    .dot_cols = {
-        [QT_F32] = quant_dot_cols_f32_avx2,   [QT_F16] = quant_dot_cols_f16_avx2,
-        [QT_BF16] = quant_dot_cols_bf16_avx2,
-        [QT_Q4_0] = quant_dot_cols_q4_0_avx2, [QT_Q4_1] = quant_dot_cols_q4_1_avx2,
-        [QT_Q5_0] = quant_dot_cols_q5_0_avx2, [QT_Q5_1] = quant_dot_cols_q5_1_avx2,
-        [QT_Q8_0] = quant_dot_cols_q8_0_avx2, [QT_Q4_K] = quant_dot_cols_q4_K_avx2,
-        [QT_Q5_K] = quant_dot_cols_q5_K_avx2, [QT_Q6_K] = quant_dot_cols_q6_K_avx2,
-    },
+    .gemm = quant_gemm_avx2,
+    .gemm_max_bits = 8,
+    .gemm_peak = quant_gemm_peak_avx2,
+    .dot = {[QT_F32] = quant_dot_f32_avx2, [QT_F16] = quant_dot_f16_avx2, [QT_BF16] = quant_dot_bf16_avx2},
+    .dot_cols = {[QT_F32] = quant_dot_cols_f32_avx2, [QT_F16] = quant_dot_cols_f16_avx2,
+                 [QT_BF16] = quant_dot_cols_bf16_avx2},
     .attn_scores_f16 = quant_attn_scores_f16_avx2,
     .attn_accum_f16 = quant_attn_accum_f16_avx2,
     .round_f16 = quant_round_f16_avx2,
@@ -76,11 +71,12 @@ static const quant_kernels kernels_avx2 = {
     .exp_f32 = quant_exp_avx512, .exp_f32_check = quant_exp_avx512_check
 
 static const quant_kernels kernels_avx512 = {
-    .path = QP_AVX512, .gemm = quant_gemm_avx512, .gemm_peak = quant_gemm_peak_avx512, AVX512_FAMILY,
+    .path = QP_AVX512, .gemm = quant_gemm_avx512, .gemm_max_bits = 8, .gemm_peak = quant_gemm_peak_avx512,
+    AVX512_FAMILY,
 };
 
 static const quant_kernels kernels_amx = {
-    .path = QP_AMX, .gemm = quant_gemm_amx, .gemm_peak = quant_gemm_peak_amx, AVX512_FAMILY,
+    .path = QP_AMX, .gemm = quant_gemm_amx, .gemm_max_bits = 8, .gemm_peak = quant_gemm_peak_amx, AVX512_FAMILY,
 };
 #endif
 

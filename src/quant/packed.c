@@ -18,16 +18,16 @@
 
 typedef struct {
     quant_unpack_fn unpack;
-    int blk_len, offset;
+    int blk_len, offset, value_bits;
     bool has_min;
 } pack_format;
 
 static const pack_format *pack_format_of(uint32_t type) {
     static const pack_format formats[QT_COUNT] = {
-        [QT_Q4_0] = {quant_unpack_q4_0, 32, 8, false},  [QT_Q4_1] = {quant_unpack_q4_1, 32, 0, true},
-        [QT_Q5_0] = {quant_unpack_q5_0, 32, 16, false}, [QT_Q5_1] = {quant_unpack_q5_1, 32, 0, true},
-        [QT_Q8_0] = {quant_unpack_q8_0, 32, 128, false}, [QT_Q4_K] = {quant_unpack_q4_K, 32, 0, true},
-        [QT_Q5_K] = {quant_unpack_q5_K, 32, 0, true},   [QT_Q6_K] = {quant_unpack_q6_K, 16, 32, false},
+        [QT_Q4_0] = {quant_unpack_q4_0, 32, 8, 4, false},   [QT_Q4_1] = {quant_unpack_q4_1, 32, 0, 4, true},
+        [QT_Q5_0] = {quant_unpack_q5_0, 32, 16, 5, false},  [QT_Q5_1] = {quant_unpack_q5_1, 32, 0, 5, true},
+        [QT_Q8_0] = {quant_unpack_q8_0, 32, 128, 8, false}, [QT_Q4_K] = {quant_unpack_q4_K, 32, 0, 4, true},
+        [QT_Q5_K] = {quant_unpack_q5_K, 32, 0, 5, true},    [QT_Q6_K] = {quant_unpack_q6_K, 16, 32, 6, false},
     };
     return type < QT_COUNT && formats[type].unpack ? &formats[type] : NULL;
 }
@@ -75,6 +75,7 @@ static quant_packed *pack(const quant_matrix *w, const pack_format *f, struct po
     p->blk_len = f->blk_len;
     p->n_blk = w->n_in / f->blk_len;
     p->offset = f->offset;
+    p->value_bits = f->value_bits;
     p->has_min = f->has_min;
     size_t n_vals = (size_t)(p->n_groups * QUANT_PACK_ROWS * w->n_in);
     size_t n_scales = (size_t)(p->n_groups * p->n_blk * QUANT_PACK_ROWS);
@@ -128,9 +129,9 @@ static bool entry_matches(const cache_entry *e, const quant_matrix *w, size_t by
     return !memcmp(now, e->sample, sizeof now);
 }
 
-const quant_packed *quant_packed_get(const quant_matrix *w, struct pool *pool) {
+const quant_packed *quant_packed_get(const quant_matrix *w, int max_bits, struct pool *pool) {
     const pack_format *f = pack_format_of(w->type);
-    if (!f || w->n_in % f->blk_len) return NULL;
+    if (!f || f->value_bits > max_bits || w->n_in % f->blk_len) return NULL;
     size_t bytes = quant_row_size(w->type, w->n_in) * (size_t)w->n_out;
     pthread_mutex_lock(&cache_lock);
     cache_entry *e = NULL;

@@ -284,7 +284,7 @@ int quant_matmul(const quant_matrix *w, const float *x, int64_t n_batch, float *
     }
     const quant_kernels *k = quant_active_kernels();
     if (k->gemm) {
-        const quant_packed *p = quant_packed_get(w, pool);
+        const quant_packed *p = quant_packed_get(w, k->gemm_max_bits, pool);
         if (p) return matmul_packed(k->gemm, p, f, x, n_batch, y, pool);
     }
     matmul_job j = {

@@ -33,6 +33,7 @@ typedef struct {
     int blk_len;                   /* elements per scale block: 32 or 16 */
     int64_t n_blk;                 /* scale blocks per row */
     int offset;                    /* the format's constant value offset (0 if it has minimums) */
+    int value_bits;                /* values lie in [0, 2^value_bits) */
     bool has_min;
     /* q: [group][block][blk_len/4 quads][16 rows][4 values], 64-byte aligned;
      * scale, min: [group][block][16 rows]. */
@@ -61,8 +62,9 @@ typedef void (*quant_gemm_fn)(const quant_packed *w, int64_t g0, int64_t g1, con
 
 /* The packed form of w, made on first use (the pool helps) and cached by
  * data pointer, checked against samples of the data so that a freed and
- * reused address is noticed; NULL if the type has no unpacker. Thread-safe. */
-const quant_packed *quant_packed_get(const quant_matrix *w, struct pool *pool);
+ * reused address is noticed; NULL if the type has no unpacker or its values
+ * need more than max_bits bits. Thread-safe. */
+const quant_packed *quant_packed_get(const quant_matrix *w, int max_bits, struct pool *pool);
 
 /* A per-thread buffer of at least size bytes, kept for the thread's next
  * call (see quant.c): QS_ACT for the activations quant_matmul quantizes,
@@ -84,10 +86,12 @@ typedef struct {
     enum quant_path path;
     quant_dot_fn dot[QT_COUNT];
     quant_dot_cols_fn dot_cols[QT_COUNT];
-    /* If set, block formats with an unpacker go through packed weights and
-     * this kernel for every batch size (one kernel per weight, so results
-     * stay bit-identical whatever the batch). */
+    /* If set, block formats with an unpacker and values of at most
+     * gemm_max_bits bits go through packed weights and this kernel for every
+     * batch size (one kernel per weight, so results stay bit-identical
+     * whatever the batch). */
     quant_gemm_fn gemm;
+    int gemm_max_bits;
     /* Measured multiply-adds per second of gemm's instruction, one thread. */
     double (*gemm_peak)(int64_t iters);
     /* Faster activation quantizers giving the portable ones' bits (NULL:
@@ -175,13 +179,20 @@ void quant_attn_scores_f16_avx512(float *s, size_t s_stride, const float *const 
 void quant_attn_accum_f16_avx512(float *y, size_t y_stride, const float *p, size_t p_stride, int n_heads,
                                  const uint16_t *v, size_t stride, int64_t n_rows, int64_t n);
 
+/* src/kernels/gemm_avx2.c: the same products with AVX2, with the VNNI
+ * kernel's bits. */
+void quant_gemm_avx2(const quant_packed *w, int64_t g0, int64_t g1, const quant_packed_act *a, int64_t n_batch,
+                     float *y);
+double quant_gemm_peak_avx2(int64_t iters);
+
 /* src/kernels/gemm_amx.c: the same products on AMX tiles for batches of 16
  * rows and more (the VNNI kernel for the rest), with its bits. */
 void quant_gemm_amx(const quant_packed *w, int64_t g0, int64_t g1, const quant_packed_act *a, int64_t n_batch,
                     float *y);
 double quant_gemm_peak_amx(int64_t iters);
 
-/* src/kernels/dot_avx2.c: the same dot products with AVX2 + FMA + F16C. */
+/* src/kernels/dot_avx2.c: the float formats' dot products and the fp16
+ * attention kernels with AVX2 + FMA + F16C. */
 float quant_dot_f32_avx2(int64_t n, const void *w, const void *x);
 float quant_dot_f16_avx2(int64_t n, const void *w, const void *x);
 float quant_dot_bf16_avx2(int64_t n, const void *w, const void *x);
@@ -191,24 +202,8 @@ void quant_attn_accum_f16_avx2(float *y, size_t y_stride, const float *p, size_t
                                const uint16_t *v, size_t stride, int64_t n_rows, int64_t n);
 void quant_round_f16_avx2(float *x, int64_t n);
 void quant_to_f16_avx2(const float *x, uint16_t *h, int64_t n);
-float quant_dot_q4_0_avx2(int64_t n, const void *w, const void *x);
-float quant_dot_q4_1_avx2(int64_t n, const void *w, const void *x);
-float quant_dot_q5_0_avx2(int64_t n, const void *w, const void *x);
-float quant_dot_q5_1_avx2(int64_t n, const void *w, const void *x);
-float quant_dot_q8_0_avx2(int64_t n, const void *w, const void *x);
-float quant_dot_q4_K_avx2(int64_t n, const void *w, const void *x);
-float quant_dot_q5_K_avx2(int64_t n, const void *w, const void *x);
-float quant_dot_q6_K_avx2(int64_t n, const void *w, const void *x);
 void quant_dot_cols_f32_avx2(int64_t n, const void *w, const void *x, size_t x_stride, int nx, float *out);
 void quant_dot_cols_f16_avx2(int64_t n, const void *w, const void *x, size_t x_stride, int nx, float *out);
 void quant_dot_cols_bf16_avx2(int64_t n, const void *w, const void *x, size_t x_stride, int nx, float *out);
-void quant_dot_cols_q4_0_avx2(int64_t n, const void *w, const void *x, size_t x_stride, int nx, float *out);
-void quant_dot_cols_q4_1_avx2(int64_t n, const void *w, const void *x, size_t x_stride, int nx, float *out);
-void quant_dot_cols_q5_0_avx2(int64_t n, const void *w, const void *x, size_t x_stride, int nx, float *out);
-void quant_dot_cols_q5_1_avx2(int64_t n, const void *w, const void *x, size_t x_stride, int nx, float *out);
-void quant_dot_cols_q8_0_avx2(int64_t n, const void *w, const void *x, size_t x_stride, int nx, float *out);
-void quant_dot_cols_q4_K_avx2(int64_t n, const void *w, const void *x, size_t x_stride, int nx, float *out);
-void quant_dot_cols_q5_K_avx2(int64_t n, const void *w, const void *x, size_t x_stride, int nx, float *out);
-void quant_dot_cols_q6_K_avx2(int64_t n, const void *w, const void *x, size_t x_stride, int nx, float *out);
 
 #endif

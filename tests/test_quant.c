@@ -434,6 +434,59 @@ static void test_amx_equals_vnni(void **state) {
     pool_free(p2);
 }
 
+/* Float weights: the AVX-512 tiles (4 weight rows by 4 to 6 activation
+ * rows, rows past the end repeated; fewer activation rows go to the AVX2
+ * dot) must give every output the bits of the AVX2 single dot, for every
+ * remainder (71 outputs, batches leaving 1..5 rows), a row length with a
+ * scalar tail, one and two threads. */
+static void test_float_tiles_equal_avx2_dot(void **state) {
+    (void)state;
+    if (!quant_path_available(QP_AVX2)) skip();
+    enum quant_path best = quant_cpu_path();
+    const quant_kernels *k2 = quant_path_kernels(QP_AVX2);
+    pool *p2 = pool_new(2);
+    static const int64_t sizes[] = {1, 2, 3, 4, 5, 6, 7, 10, 13, 32};
+    static const int64_t lengths[] = {896, 901};
+    int checked = 0;
+    for (size_t t = 0; t < N_COMPUTED; t++) {
+        uint32_t type = computed_types[t];
+        if (quant_get_info(type)->block_size != 1) continue;
+        for (size_t l = 0; l < sizeof lengths / sizeof *lengths; l++) {
+            int64_t n_in = lengths[l], n_out = 71, n_max = 32;
+            size_t w_row = quant_row_size(type, n_in);
+            uint8_t *w = random_weights(type, n_in, n_out);
+            float *x = random_activations(n_in, n_max);
+            float *ref = xmalloc(sizeof(float) * (size_t)(n_out * n_max)), *y = xmalloc(sizeof(float) * (size_t)(n_out * n_max));
+            for (int64_t b = 0; b < n_max; b++)
+                for (int64_t o = 0; o < n_out; o++)
+                    ref[b * n_out + o] = k2->dot[type](n_in, w + (size_t)o * w_row, x + b * n_in);
+            quant_matrix m = {.type = type, .n_in = n_in, .n_out = n_out, .data = w};
+            for (int path = QP_AVX2; path <= QP_AMX; path++) {
+                if (!quant_path_available((enum quant_path)path)) continue;
+                assert_int_equal(quant_set_path((enum quant_path)path), 0);
+                for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++)
+                    for (int threads = 1; threads <= 2; threads++) {
+                        assert_int_equal(quant_matmul(&m, x, sizes[s], y, threads == 2 ? p2 : NULL), 0);
+                        for (int64_t i = 0; i < n_out * sizes[s]; i++)
+                            if (f32_bits(y[i]) != f32_bits(ref[i]))
+                                fail_msg("%s on %s, n_in %lld, batch %lld, %d threads: y[%lld][%lld] = %a, AVX2 dot %a",
+                                         quant_get_info(type)->name, quant_path_name((enum quant_path)path),
+                                         (long long)n_in, (long long)sizes[s], threads, (long long)(i / n_out),
+                                         (long long)(i % n_out), (double)y[i], (double)ref[i]);
+                        checked++;
+                    }
+            }
+            free(w);
+            free(x);
+            free(ref);
+            free(y);
+        }
+    }
+    assert_true(checked > 0);
+    assert_int_equal(quant_set_path(best), 0);
+    pool_free(p2);
+}
+
 /* Every family that packs weights (AVX2, AVX-512 VNNI, AMX) must give the
  * bits of this scalar model of the packed product: per weight scale block
  * the exact integer sum of value times activation, the offset taken off
@@ -815,6 +868,7 @@ int main(void) {
         cmocka_unit_test(test_matmul_rows_independent_of_batch),
         cmocka_unit_test(test_amx_equals_vnni),
         cmocka_unit_test(test_packed_kernels_exact),
+        cmocka_unit_test(test_float_tiles_equal_avx2_dot),
         cmocka_unit_test(test_matmul_reused_address),
         cmocka_unit_test(test_act_quantizers_identical),
         cmocka_unit_test(test_paths_vs_portable),

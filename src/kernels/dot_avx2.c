@@ -4,17 +4,9 @@
  * CPUs that have those extensions). Block formats go through the packed
  * kernel (gemm_avx2.c) on this path. Only the order of float additions
  * differs from the portable path. */
-#include "quant/quant_impl.h"
+#include "kernels/float_dot.h"
 
-#include <immintrin.h>
 #include <math.h>
-
-static inline float hsum_ps(__m256 v) {
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
 
 /* One head: 64 columns at a time stay in registers across all rows, so y
  * is loaded and stored once per call, not once per key. */
@@ -99,33 +91,9 @@ static inline __m256 load_bf16(const uint16_t *p) {
     return _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
 }
 
-#define ALWAYS_INLINE static inline __attribute__((always_inline))
-
-/* Each quantized kernel below is written once for nx activation rows; the
- * exported single and multi-column functions instantiate it with constant
- * nx, so the column loops unroll and the accumulators stay in registers. */
-#define DEFINE_COLS(NAME, IMPL)                                                                     \
-    float quant_dot_##NAME##_avx2(int64_t n, const void *w, const void *x) {                        \
-        float out;                                                                                  \
-        IMPL(n, w, x, 0, 1, &out);                                                                  \
-        return out;                                                                                 \
-    }                                                                                               \
-    void quant_dot_cols_##NAME##_avx2(int64_t n, const void *w, const void *x, size_t xs, int nx,   \
-                                      float *out) {                                                 \
-        switch (nx) {                                                                               \
-        case 1: IMPL(n, w, x, xs, 1, out); break;                                                   \
-        case 2: IMPL(n, w, x, xs, 2, out); break;                                                   \
-        case 3: IMPL(n, w, x, xs, 3, out); break;                                                   \
-        default: IMPL(n, w, x, xs, 4, out); break;                                                  \
-        }                                                                                           \
-    }
-
-/* Float formats: two 8-lane chains over 16-value steps, added and summed in
- * hsum_ps's tree, then the tail one value at a time. With nx rows each
- * weight vector is loaded (and converted) once for all of them; every row
- * gets the same operations as alone. */
-enum float_kind { FK_F32, FK_F16, FK_BF16 };
-
+/* Float formats (float_dot.h's sum). With nx activation rows each weight
+ * vector is loaded (and converted) once for all of them; every row gets the
+ * same operations as alone. */
 ALWAYS_INLINE __m256 load8_weights(enum float_kind kind, const void *w, int64_t i) {
     switch (kind) {
     case FK_F32: return _mm256_loadu_ps((const float *)w + i);
@@ -134,18 +102,12 @@ ALWAYS_INLINE __m256 load8_weights(enum float_kind kind, const void *w, int64_t 
     }
 }
 
-ALWAYS_INLINE float weight_at(enum float_kind kind, const void *w, int64_t i) {
-    switch (kind) {
-    case FK_F32: return ((const float *)w)[i];
-    case FK_F16: return quant_fp16_to_f32(((const uint16_t *)w)[i]);
-    default: return quant_bf16_to_f32(((const uint16_t *)w)[i]);
-    }
-}
+enum { COLS_AVX2 = 4 };
 
 ALWAYS_INLINE void float_dot(enum float_kind kind, int64_t n, const void *w, const void *x, size_t xs, int nx,
-                             float *out) {
-    __m256 acc0[QUANT_COLS], acc1[QUANT_COLS];
-    const float *b[QUANT_COLS];
+                             float *y, size_t ys) {
+    __m256 acc0[COLS_AVX2], acc1[COLS_AVX2];
+    const float *b[COLS_AVX2];
 #pragma GCC unroll 4
     for (int c = 0; c < nx; c++) {
         acc0[c] = acc1[c] = _mm256_setzero_ps();
@@ -161,16 +123,32 @@ ALWAYS_INLINE void float_dot(enum float_kind kind, int64_t n, const void *w, con
         }
     }
 #pragma GCC unroll 4
-    for (int c = 0; c < nx; c++) {
-        float s = hsum_ps(_mm256_add_ps(acc0[c], acc1[c]));
-        for (int64_t k = i; k < n; k++) s += weight_at(kind, w, k) * b[c][k];
-        out[c] = s;
-    }
+    for (int c = 0; c < nx; c++) y[(size_t)c * ys] = float_dot_finish(kind, acc0[c], acc1[c], i, n, w, b[c]);
 }
 
-#define F32_IMPL(n, w, x, xs, nx, out) float_dot(FK_F32, n, w, x, xs, nx, out)
-#define F16_IMPL(n, w, x, xs, nx, out) float_dot(FK_F16, n, w, x, xs, nx, out)
-#define BF16_IMPL(n, w, x, xs, nx, out) float_dot(FK_BF16, n, w, x, xs, nx, out)
-DEFINE_COLS(f32, F32_IMPL)
-DEFINE_COLS(f16, F16_IMPL)
-DEFINE_COLS(bf16, BF16_IMPL)
+/* The exported single dot and tile for each format: the tile takes one
+ * weight row per pass (nw rows in turn) against up to COLS_AVX2 activation
+ * rows, instantiated with constant nx so the loops unroll and the
+ * accumulators stay in registers. */
+#define DEFINE_FLOAT(NAME, KIND)                                                                       \
+    float quant_dot_##NAME##_avx2(int64_t n, const void *w, const void *x) {                           \
+        float out;                                                                                     \
+        float_dot(KIND, n, w, x, 0, 1, &out, 0);                                                       \
+        return out;                                                                                    \
+    }                                                                                                  \
+    void quant_dot_tile_##NAME##_avx2(int64_t n, const void *w, size_t w_row, int nw, const void *x,   \
+                                      size_t xs, int nx, float *y, size_t ys) {                        \
+        for (int r = 0; r < nw; r++) {                                                                 \
+            const void *wr = (const uint8_t *)w + (size_t)r * w_row;                                   \
+            switch (nx) {                                                                              \
+            case 1: float_dot(KIND, n, wr, x, xs, 1, y + r, ys); break;                                \
+            case 2: float_dot(KIND, n, wr, x, xs, 2, y + r, ys); break;                                \
+            case 3: float_dot(KIND, n, wr, x, xs, 3, y + r, ys); break;                                \
+            default: float_dot(KIND, n, wr, x, xs, COLS_AVX2, y + r, ys); break;                       \
+            }                                                                                          \
+        }                                                                                              \
+    }
+
+DEFINE_FLOAT(f32, FK_F32)
+DEFINE_FLOAT(f16, FK_F16)
+DEFINE_FLOAT(bf16, FK_BF16)

@@ -49,8 +49,10 @@ static const quant_kernels kernels_avx2 = {
     .gemm_max_bits = 8,
     .gemm_peak = quant_gemm_peak_avx2,
     .dot = {[QT_F32] = quant_dot_f32_avx2, [QT_F16] = quant_dot_f16_avx2, [QT_BF16] = quant_dot_bf16_avx2},
-    .dot_cols = {[QT_F32] = quant_dot_cols_f32_avx2, [QT_F16] = quant_dot_cols_f16_avx2,
-                 [QT_BF16] = quant_dot_cols_bf16_avx2},
+    .dot_tile = {[QT_F32] = quant_dot_tile_f32_avx2, [QT_F16] = quant_dot_tile_f16_avx2,
+                 [QT_BF16] = quant_dot_tile_bf16_avx2},
+    .tile_rows = 1,
+    .tile_cols = 4,
     .attn_scores_f16 = quant_attn_scores_f16_avx2,
     .attn_accum_f16 = quant_attn_accum_f16_avx2,
     .round_f16 = quant_round_f16_avx2,
@@ -58,13 +60,15 @@ static const quant_kernels kernels_avx2 = {
 };
 
 /* AVX-512: block formats through packed weights and the VNNI kernel for
- * every batch size; float formats keep the AVX2 dots. AMX is the same
+ * every batch size; float formats in AVX-512 tiles with the AVX2 dot's
+ * bits. AMX is the same
  * family with the tile kernel for batches of 16 rows and more; it gives the
  * VNNI kernel's bits, so nothing else changes. */
 #define AVX512_FAMILY                                                                                      \
     .dot = {[QT_F32] = quant_dot_f32_avx2, [QT_F16] = quant_dot_f16_avx2, [QT_BF16] = quant_dot_bf16_avx2}, \
-    .dot_cols = {[QT_F32] = quant_dot_cols_f32_avx2, [QT_F16] = quant_dot_cols_f16_avx2,                   \
-                 [QT_BF16] = quant_dot_cols_bf16_avx2},                                                    \
+    .dot_tile = {[QT_F32] = quant_dot_tile_f32_avx512, [QT_F16] = quant_dot_tile_f16_avx512,               \
+                 [QT_BF16] = quant_dot_tile_bf16_avx512},                                                  \
+    .tile_rows = 4, .tile_cols = 6,                                                                        \
     .act_q8a = quant_act_q8a_avx512, .act_q8_K = quant_act_q8_K_avx512,                                    \
     .attn_scores_f16 = quant_attn_scores_f16_avx512, .attn_accum_f16 = quant_attn_accum_f16_avx512,        \
     .round_f16 = quant_round_f16_avx2, .to_f16 = quant_to_f16_avx2,                                        \

@@ -143,7 +143,8 @@ void *quant_scratch(enum quant_scratch use, size_t size) {
 
 typedef struct {
     quant_dot_fn dot;
-    quant_dot_cols_fn dot_cols;
+    quant_dot_tile_fn dot_tile;
+    int tile_rows, tile_cols;
     const uint8_t *w;
     size_t w_row;
     int64_t n_in, n_out, n_batch, batch_tile;
@@ -157,9 +158,9 @@ typedef struct {
 /* Each thread owns a contiguous range of output rows. For a tile of
  * activation rows small enough to stay in L2, every weight row is loaded once
  * and used against each activation row of the tile while it is in L1. With
- * a multi-row kernel the loops turn around: a block of weight rows stays in
- * L2 while each group of QUANT_COLS activation rows, held in L1, meets all
- * of them, so the activations are not re-read from L2 for every output. */
+ * a tile kernel the loops turn around: a block of weight rows stays in L2
+ * while each group of tile_cols activation rows, held in L1, meets all of
+ * them, so the activations are not re-read from L2 for every output. */
 static void matmul_worker(void *ctx, int ith, int nth) {
     const matmul_job *j = ctx;
     long lo, hi;
@@ -168,7 +169,7 @@ static void matmul_worker(void *ctx, int ith, int nth) {
     if (o_block < 1) o_block = 1;
     for (int64_t b0 = 0; b0 < j->n_batch; b0 += j->batch_tile) {
         int64_t b1 = b0 + j->batch_tile < j->n_batch ? b0 + j->batch_tile : j->n_batch;
-        if (!j->dot_cols) {
+        if (!j->dot_tile) {
             for (long o = lo; o < hi; o++) {
                 const uint8_t *wr = j->w + (size_t)o * j->w_row;
                 for (int64_t b = b0; b < b1; b++)
@@ -178,12 +179,12 @@ static void matmul_worker(void *ctx, int ith, int nth) {
         }
         for (long o0 = lo; o0 < hi; o0 += o_block) {
             long o1 = o0 + o_block < hi ? o0 + o_block : hi;
-            for (int64_t b = b0; b < b1; b += QUANT_COLS) {
-                int nx = b1 - b < QUANT_COLS ? (int)(b1 - b) : QUANT_COLS;
-                for (long o = o0; o < o1; o++) {
-                    float out[QUANT_COLS];
-                    j->dot_cols(j->n_in, j->w + (size_t)o * j->w_row, j->xq + (size_t)b * j->xq_row, j->xq_row, nx, out);
-                    for (int c = 0; c < nx; c++) j->y[(b + c) * j->n_out + o] = out[c];
+            for (int64_t b = b0; b < b1; b += j->tile_cols) {
+                int nx = b1 - b < j->tile_cols ? (int)(b1 - b) : j->tile_cols;
+                for (long o = o0; o < o1; o += j->tile_rows) {
+                    int nw = o1 - o < j->tile_rows ? (int)(o1 - o) : j->tile_rows;
+                    j->dot_tile(j->n_in, j->w + (size_t)o * j->w_row, j->w_row, nw, j->xq + (size_t)b * j->xq_row,
+                                j->xq_row, nx, j->y + b * j->n_out + o, (size_t)j->n_out);
                 }
             }
         }
@@ -289,7 +290,9 @@ int quant_matmul(const quant_matrix *w, const float *x, int64_t n_batch, float *
     }
     matmul_job j = {
         .dot = k->dot[w->type],
-        .dot_cols = n_batch > 1 ? k->dot_cols[w->type] : NULL,
+        .dot_tile = n_batch > 1 ? k->dot_tile[w->type] : NULL,
+        .tile_rows = k->tile_rows,
+        .tile_cols = k->tile_cols,
         .w = w->data,
         .w_row = quant_row_size(w->type, w->n_in),
         .n_in = w->n_in,

@@ -15,11 +15,14 @@ typedef void (*quant_dequant_fn)(const void *src, float *dst, int64_t n);
 typedef void (*quant_act_fn)(const float *x, void *dst, int64_t n);
 /* Dot product of one weight row and one activation row of n elements. */
 typedef float (*quant_dot_fn)(int64_t n, const void *w, const void *x);
-/* The same for nx (1..QUANT_COLS) activation rows x + c*x_stride at once,
- * into out[c]: each weight block is decoded once and used nx times, which is
- * what makes batched products (prompts) cheaper per row than decode. */
-#define QUANT_COLS 4
-typedef void (*quant_dot_cols_fn)(int64_t n, const void *w, const void *x, size_t x_stride, int nx, float *out);
+/* Float weights in register tiles: y[c*y_stride + r] = dot(weight row
+ * w + r*w_row, activation row x + c*x_stride) for r < nw, c < nx (at most
+ * the family's tile_rows and tile_cols), each with the bits of the family's
+ * single dot: a weight vector loaded serves nx rows and an activation
+ * vector nw, which is what makes batched products cheaper per row than
+ * decode. */
+typedef void (*quant_dot_tile_fn)(int64_t n, const void *w, size_t w_row, int nw, const void *x, size_t x_stride,
+                                  int nx, float *y, size_t y_stride);
 
 /* Packed weights, for the matrix-matrix kernels: a block format unpacked
  * once per matrix (and cached, see quant_packed_get) into unsigned 8-bit
@@ -81,11 +84,12 @@ typedef void (*quant_attn_accum_fn)(float *y, size_t y_stride, const float *p, s
                                     const uint16_t *v, size_t stride, int64_t n_rows, int64_t n);
 
 /* One kernel family: a dot kernel per weight type (NULL: not computable),
- * and optionally a multi-column one (NULL: the driver loops over dot). */
+ * and optionally a tile one (NULL: the driver loops over dot). */
 typedef struct {
     enum quant_path path;
     quant_dot_fn dot[QT_COUNT];
-    quant_dot_cols_fn dot_cols[QT_COUNT];
+    quant_dot_tile_fn dot_tile[QT_COUNT];
+    int tile_rows, tile_cols;
     /* If set, block formats with an unpacker and values of at most
      * gemm_max_bits bits go through packed weights and this kernel for every
      * batch size (one kernel per weight, so results stay bit-identical
@@ -166,6 +170,14 @@ void quant_gemm_avx512(const quant_packed *w, int64_t g0, int64_t g1, const quan
                        float *y);
 double quant_gemm_peak_avx512(int64_t iters);
 void quant_act_q8a_avx512(const float *x, void *dst, int64_t n);
+/* src/kernels/float_avx512.c: float-weight tiles of 4 weight rows by up to 6
+ * activation rows, with the AVX2 dot's bits. */
+void quant_dot_tile_f32_avx512(int64_t n, const void *w, size_t w_row, int nw, const void *x, size_t x_stride, int nx,
+                               float *y, size_t y_stride);
+void quant_dot_tile_f16_avx512(int64_t n, const void *w, size_t w_row, int nw, const void *x, size_t x_stride, int nx,
+                               float *y, size_t y_stride);
+void quant_dot_tile_bf16_avx512(int64_t n, const void *w, size_t w_row, int nw, const void *x, size_t x_stride,
+                                int nx, float *y, size_t y_stride);
 void quant_act_q8_K_avx512(const float *x, void *dst, int64_t n);
 /* src/kernels/exp_avx512.c: expf over an array with the C library's bits,
  * and the check that it has them here (dispatch uses it only then). */
@@ -202,8 +214,11 @@ void quant_attn_accum_f16_avx2(float *y, size_t y_stride, const float *p, size_t
                                const uint16_t *v, size_t stride, int64_t n_rows, int64_t n);
 void quant_round_f16_avx2(float *x, int64_t n);
 void quant_to_f16_avx2(const float *x, uint16_t *h, int64_t n);
-void quant_dot_cols_f32_avx2(int64_t n, const void *w, const void *x, size_t x_stride, int nx, float *out);
-void quant_dot_cols_f16_avx2(int64_t n, const void *w, const void *x, size_t x_stride, int nx, float *out);
-void quant_dot_cols_bf16_avx2(int64_t n, const void *w, const void *x, size_t x_stride, int nx, float *out);
+void quant_dot_tile_f32_avx2(int64_t n, const void *w, size_t w_row, int nw, const void *x, size_t x_stride, int nx,
+                             float *y, size_t y_stride);
+void quant_dot_tile_f16_avx2(int64_t n, const void *w, size_t w_row, int nw, const void *x, size_t x_stride, int nx,
+                             float *y, size_t y_stride);
+void quant_dot_tile_bf16_avx2(int64_t n, const void *w, size_t w_row, int nw, const void *x, size_t x_stride, int nx,
+                              float *y, size_t y_stride);
 
 #endif

@@ -351,13 +351,15 @@ static void test_matmul_threads_identical(void **state) {
 /* The scanner batches prompts and decodes shrinking sets of sequences, and
  * compares a configuration's rows with the baseline's bit for bit: a row's
  * result must not depend on how many rows share the call, which ones, or
- * the thread count, on every path. */
+ * the thread count, on every path. Every row of each batch is compared
+ * with the row alone (300 rows: many kernel tiles and AMX chunks, with
+ * remainders). */
 static void test_matmul_rows_independent_of_batch(void **state) {
     (void)state;
     enum quant_path best = quant_cpu_path();
     pool *p2 = pool_new(2);
-    enum { N_ROWS = 100, ROW = 37 };
-    static const int64_t sizes[] = {1, 3, 16, 100};
+    enum { N_ROWS = 300 };
+    static const int64_t sizes[] = {1, 3, 16, 100, 300};
     for (int path = QP_PORTABLE; path <= QP_AMX; path++) {
         if (!quant_path_available((enum quant_path)path)) continue;
         assert_int_equal(quant_set_path((enum quant_path)path), 0);
@@ -368,18 +370,21 @@ static void test_matmul_rows_independent_of_batch(void **state) {
             int64_t n_in = quant_row_size(type, 896) ? 896 : 4864, n_out = 71;
             uint8_t *w = random_weights(type, n_in, n_out);
             float *x = random_activations(n_in, N_ROWS);
-            float *ref = xmalloc(sizeof(float) * (size_t)n_out), *y = xmalloc(sizeof(float) * (size_t)(n_out * N_ROWS));
+            size_t y_bytes = sizeof(float) * (size_t)(n_out * N_ROWS);
+            float *ref = xmalloc(y_bytes), *y = xmalloc(y_bytes);
             quant_matrix m = {.type = type, .n_in = n_in, .n_out = n_out, .data = w};
-            assert_int_equal(quant_matmul(&m, x + ROW * n_in, 1, ref, NULL), 0);
+            for (int64_t r = 0; r < N_ROWS; r++)
+                assert_int_equal(quant_matmul(&m, x + r * n_in, 1, ref + r * n_out, NULL), 0);
             for (size_t s = 0; s < sizeof sizes / sizeof *sizes; s++)
                 for (int threads = 1; threads <= 2; threads++) {
-                    /* the row at a different place in each batch */
-                    int64_t first = ROW - (int64_t)(s * 5) % sizes[s];
-                    if (first + sizes[s] > N_ROWS) first = N_ROWS - sizes[s];
+                    /* a different place in the rows for each size */
+                    int64_t first = (int64_t)(s * 37) % (N_ROWS - sizes[s] + 1);
                     assert_int_equal(quant_matmul(&m, x + first * n_in, sizes[s], y, threads == 2 ? p2 : NULL), 0);
-                    if (memcmp(y + (ROW - first) * n_out, ref, sizeof(float) * (size_t)n_out))
-                        fail_msg("%s on %s: row differs in a batch of %lld (%d threads)", quant_get_info(type)->name,
-                                 quant_path_name((enum quant_path)path), (long long)sizes[s], threads);
+                    for (int64_t r = 0; r < sizes[s]; r++)
+                        if (memcmp(y + r * n_out, ref + (first + r) * n_out, sizeof(float) * (size_t)n_out))
+                            fail_msg("%s on %s: row %lld of a batch of %lld differs from the row alone (%d threads)",
+                                     quant_get_info(type)->name, quant_path_name((enum quant_path)path), (long long)r,
+                                     (long long)sizes[s], threads);
                 }
             free(w);
             free(x);

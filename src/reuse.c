@@ -184,7 +184,7 @@ baseline_run *baseline_run_new(const model *m, const tokenizer *tok, const int32
     /* prompts */
     step_batch sb;
     sb_init(&sb, total > n ? total : n, dim);
-    float *logits = xmalloc((size_t)(total > n ? total : n) * n_vocab * sizeof(float));
+    float *logits = xmalloc((size_t)n * n_vocab * sizeof(float)); /* a row per sequence: last tokens only */
     bool *want = xmalloc((size_t)total * sizeof *want);
     int *row = xmalloc((size_t)n * sizeof *row);
     int n_root = prompt_batch(b, &sb, want, row);
@@ -271,31 +271,29 @@ int baseline_run_config(baseline_run *b, const layer_path *path, gen_output *out
 
     int total = 0;
     for (int s = 0; s < n; s++) total += b->lens[s];
-    int cap = total > 2 * n ? total : 2 * n;
-    step_batch reuse_sb, full_sb;
-    sb_init(&reuse_sb, cap, dim);
-    sb_init(&full_sb, n, dim);
-    float *logits = xmalloc((size_t)(total > n ? total : n) * n_vocab * sizeof(float));
-    float *logits2 = xmalloc((size_t)n * n_vocab * sizeof(float));
+    int cap = total > n ? total : n;
+    step_batch sb;
+    sb_init(&sb, cap, dim);
+    float *logits = xmalloc((size_t)n * n_vocab * sizeof(float)); /* a row per sequence: last tokens only */
     bool *want = xmalloc((size_t)total * sizeof *want);
     int *row = xmalloc((size_t)n * sizeof *row);
-    bool *active = xmalloc((size_t)n * sizeof *active), *agree = xmalloc((size_t)n * sizeof *agree),
-         *in_full = xcalloc((size_t)n, sizeof *in_full);
+    int32_t *next = xmalloc((size_t)n * sizeof *next);
+    bool *active = xmalloc((size_t)n * sizeof *active), *agree = xmalloc((size_t)n * sizeof *agree);
     int rc = -1;
     reuse_stats rs = {0, 0};
 
     /* prompts: start at position k from the baseline's states */
-    int n_root = prompt_batch(b, &reuse_sb, want, row);
-    for (int t = 0; t < reuse_sb.n; t++) {
-        float *x = reuse_sb.x + (size_t)t * dim;
-        if (k > 0) memcpy(x, state_at(b, k, reuse_sb.seq[t], reuse_sb.pos[t]), dim * sizeof(float));
-        else model_embed(m, reuse_sb.tok[t], x);
+    int n_root = prompt_batch(b, &sb, want, row);
+    for (int t = 0; t < sb.n; t++) {
+        float *x = sb.x + (size_t)t * dim;
+        if (k > 0) memcpy(x, state_at(b, k, sb.seq[t], sb.pos[t]), dim * sizeof(float));
+        else model_embed(m, sb.tok[t], x);
     }
-    fwd_batch fb = {reuse_sb.n, reuse_sb.tok, reuse_sb.pos, reuse_sb.seq, want};
+    fwd_batch fb = {sb.n, sb.tok, sb.pos, sb.seq, want};
     for (int p = k; p < P; p++)
-        if (prompt_layer(b, f, &reuse_sb, n_root, p)) goto done;
-    if (forward_output(f, &fb, reuse_sb.x, logits) < 0) goto done;
-    rs.layer_tokens_done += (long long)(P - k) * reuse_sb.n;
+        if (prompt_layer(b, f, &sb, n_root, p)) goto done;
+    if (forward_output(f, &fb, sb.x, logits) < 0) goto done;
+    rs.layer_tokens_done += (long long)(P - k) * sb.n;
     rs.layer_tokens_naive += (long long)P * total;
 
     for (int s = 0; s < n; s++) {
@@ -305,30 +303,41 @@ int baseline_run_config(baseline_run *b, const layer_path *path, gen_output *out
         active[s] = b->n_predict > 0;
         agree[s] = true;
     }
+    /* Each step's rows in one batch: those whose answer has left the
+     * baseline's run from layer 0 first, the rest from the baseline's states
+     * at k, and from k on all of them together, so layers k.. and the output
+     * matrix stream their weights once a step. */
     for (int step = 0; step < b->n_predict; step++) {
-        reuse_sb.n = full_sb.n = 0;
+        int n_rows = 0, n_full = 0;
         for (int s = 0; s < n; s++) {
+            next[s] = -1;
             if (!active[s]) continue;
-            const float *lg = (in_full[s] ? logits2 : logits) + (size_t)row[s] * n_vocab;
-            int32_t t = sample_argmax(lg, n_vocab);
+            int32_t t = sample_argmax(logits + (size_t)row[s] * n_vocab, n_vocab);
             if (tokenizer_is_eog(b->tok, t)) { active[s] = false; out[s].hit_eog = true; continue; }
             out[s].tokens[out[s].n++] = t;
             if (out[s].n >= b->n_predict) { active[s] = false; continue; }
-            agree[s] = agree[s] && step < b->fed[s] && b->out[s].tokens[step] == t;
-            step_batch *sb = agree[s] && k > 0 ? &reuse_sb : &full_sb;
-            int r = sb->n++;
-            sb->tok[r] = t;
-            sb->pos[r] = b->lens[s] + step;
-            sb->seq[r] = s;
-            if (sb == &reuse_sb) memcpy(sb->x + (size_t)r * dim, state_at(b, k, s, b->lens[s] + step), dim * sizeof(float));
-            else model_embed(m, t, sb->x + (size_t)r * dim);
-            row[s] = r;
-            in_full[s] = sb == &full_sb;
+            agree[s] = agree[s] && k > 0 && step < b->fed[s] && b->out[s].tokens[step] == t;
+            next[s] = t;
+            n_rows++;
+            n_full += !agree[s];
         }
-        if (!reuse_sb.n && !full_sb.n) break;
-        rs.layer_tokens_done += (long long)(P - k) * reuse_sb.n + (long long)P * full_sb.n;
-        rs.layer_tokens_naive += (long long)P * (reuse_sb.n + full_sb.n);
-        if (sb_run(NULL, f, &reuse_sb, k, logits) || sb_run(NULL, f, &full_sb, 0, logits2)) goto done;
+        if (!n_rows) break;
+        sb.n = n_rows;
+        for (int s = 0, r_full = 0, r_reuse = n_full; s < n; s++) {
+            if (next[s] < 0) continue;
+            int r = agree[s] ? r_reuse++ : r_full++, pos = b->lens[s] + step;
+            sb.tok[r] = next[s];
+            sb.pos[r] = pos;
+            sb.seq[r] = s;
+            if (agree[s]) memcpy(sb.x + (size_t)r * dim, state_at(b, k, s, pos), dim * sizeof(float));
+            else model_embed(m, next[s], sb.x + (size_t)r * dim);
+            row[s] = r;
+        }
+        rs.layer_tokens_done += (long long)(P - k) * (n_rows - n_full) + (long long)P * n_full;
+        rs.layer_tokens_naive += (long long)P * n_rows;
+        fwd_batch full = {n_full, sb.tok, sb.pos, sb.seq, NULL}, all = {n_rows, sb.tok, sb.pos, sb.seq, NULL};
+        if (n_full && k > 0 && forward_layers(f, &full, sb.x, 0, k)) goto done;
+        if (forward_layers(f, &all, sb.x, k, P) || forward_output(f, &all, sb.x, logits) < 0) goto done;
     }
     rc = 0;
 done:
@@ -336,9 +345,8 @@ done:
     if (rc) gen_output_free(out, n);
     if (st) *st = rs;
     forward_free(f);
-    sb_free(&reuse_sb);
-    sb_free(&full_sb);
+    sb_free(&sb);
     free(save.k); free(save.v);
-    free(logits); free(logits2); free(want); free(row); free(active); free(agree); free(in_full);
+    free(logits); free(want); free(row); free(next); free(active); free(agree);
     return rc;
 }

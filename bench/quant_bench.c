@@ -1,7 +1,8 @@
 /* quant_bench: time quant_matmul over every weight matrix of a real GGUF
  * model, as one decode step (batch 1) or one prompt chunk (batch B) would run
  * them, and print one CSV row per weight type plus a total: how far the
- * kernels are from the memory-bandwidth limit of batch-1 decode.
+ * kernels are from the memory-bandwidth limit of batch-1 decode (GB/s), and
+ * from the compute limit `rys bench` prints for batches (GMAC/s).
  *
  * build: make && cc -O2 -Isrc -pthread bench/quant_bench.c build/librys.a -lm -o build/quant_bench
  * usage: build/quant_bench MODEL.gguf [THREADS=2] [BATCH=1] [SECONDS=3]
@@ -16,7 +17,7 @@
 #include <string.h>
 
 typedef struct {
-    double seconds, bytes;
+    double seconds, bytes, macs;
     int tensors;
 } type_stats;
 
@@ -66,25 +67,27 @@ int main(int argc, char **argv) {
             s->seconds += rys_now() - t0;
             if (!passes) {
                 s->bytes += (double)quant_row_size(mats[m].type, mats[m].n_in) * (double)mats[m].n_out;
+                s->macs += (double)mats[m].n_in * (double)mats[m].n_out * (double)batch;
                 s->tensors++;
             }
         }
         passes++;
     } while (rys_now() - t_start < budget);
 
-    printf("path,threads,batch,type,tensors,mbytes,ms_per_pass,gbytes_per_s\n");
-    double total_s = 0, total_b = 0;
+    printf("path,threads,batch,type,tensors,mbytes,ms_per_pass,gbytes_per_s,gmac_per_s\n");
+    double total_s = 0, total_b = 0, total_m = 0;
     for (int t = 0; t < QT_COUNT; t++) {
         if (!stats[t].tensors) continue;
         double ms = stats[t].seconds / passes * 1e3;
-        printf("%s,%d,%d,%s,%d,%.1f,%.3f,%.1f\n", quant_path_name(quant_cpu_path()), threads, batch,
+        printf("%s,%d,%d,%s,%d,%.1f,%.3f,%.1f,%.1f\n", quant_path_name(quant_cpu_path()), threads, batch,
                quant_get_info((uint32_t)t)->name, stats[t].tensors, stats[t].bytes / 1e6, ms,
-               stats[t].bytes / (ms * 1e-3) / 1e9);
+               stats[t].bytes / (ms * 1e-3) / 1e9, stats[t].macs / (ms * 1e-3) / 1e9);
         total_s += stats[t].seconds / passes;
         total_b += stats[t].bytes;
+        total_m += stats[t].macs;
     }
-    printf("%s,%d,%d,all,%zu,%.1f,%.3f,%.1f\n", quant_path_name(quant_cpu_path()), threads, batch, n_mats,
-           total_b / 1e6, total_s * 1e3, total_b / total_s / 1e9);
+    printf("%s,%d,%d,all,%zu,%.1f,%.3f,%.1f,%.1f\n", quant_path_name(quant_cpu_path()), threads, batch, n_mats,
+           total_b / 1e6, total_s * 1e3, total_b / total_s / 1e9, total_m / total_s / 1e9);
     pool_free(p);
     free(mats);
     free(x);

@@ -68,23 +68,19 @@ static void sb_init(step_batch *sb, int cap, int dim) {
 
 static void sb_free(step_batch *sb) { free(sb->tok); free(sb->pos); free(sb->seq); free(sb->x); }
 
-/* Run layers [p0, P) of f on sb (x already holding the input of p0), keeping
- * the output of each baseline layer when keep is set, then the logits of all
- * rows into logits. */
-static int sb_run(baseline_run *keep, forward_ctx *f, step_batch *sb, int p0, float *logits) {
+/* One decode step of the baseline: every layer of its path on sb (x holding
+ * the embeddings), keeping each layer's output for the configurations to
+ * borrow, then the logits of all rows into logits. */
+static int baseline_step(baseline_run *b, step_batch *sb, float *logits) {
     if (sb->n == 0) return 0;
     fwd_batch fb = {sb->n, sb->tok, sb->pos, sb->seq, NULL};
-    int P = forward_path(f)->n, dim = keep ? keep->m->hp.dim : 0;
-    if (!keep) {
-        if (forward_layers(f, &fb, sb->x, p0, P)) return -1;
-    } else {
-        for (int p = p0; p < P; p++) {
-            if (forward_layers(f, &fb, sb->x, p, p + 1)) return -1;
-            for (int t = 0; t < sb->n; t++)
-                memcpy(state_at(keep, p + 1, sb->seq[t], sb->pos[t]), sb->x + (size_t)t * dim, dim * sizeof(float));
-        }
+    int P = forward_path(b->f)->n, dim = b->m->hp.dim;
+    for (int p = 0; p < P; p++) {
+        if (forward_layers(b->f, &fb, sb->x, p, p + 1)) return -1;
+        for (int t = 0; t < sb->n; t++)
+            memcpy(state_at(b, p + 1, sb->seq[t], sb->pos[t]), sb->x + (size_t)t * dim, dim * sizeof(float));
     }
-    return forward_output(f, &fb, sb->x, logits) < 0 ? -1 : 0;
+    return forward_output(b->f, &fb, sb->x, logits) < 0 ? -1 : 0;
 }
 
 static int common_prefix(const int32_t *a, int na, const int32_t *b, int nb) {
@@ -224,7 +220,7 @@ baseline_run *baseline_run_new(const model *m, const tokenizer *tok, const int32
         if (!sb.n) break;
         b->stats.layer_tokens_done += (long long)N * sb.n;
         b->stats.layer_tokens_naive += (long long)N * sb.n;
-        if (sb_run(b, b->f, &sb, 0, logits)) { free(active); goto done; }
+        if (baseline_step(b, &sb, logits)) { free(active); goto done; }
     }
     free(active);
     rc = 0;

@@ -195,6 +195,8 @@ static void matmul_worker(void *ctx, int ith, int nth) {
 
 typedef struct {
     quant_gemm_fn gemm;
+    quant_gemv_fn gemv; /* instead of gemm, if set */
+    const quant_matrix *m;
     const quant_packed *w;
     quant_packed_act a;
     quant_act_fn quantize;
@@ -251,18 +253,22 @@ static void packed_worker(void *ctx, int ith, int nth) {
     const packed_job *j = ctx;
     long lo, hi;
     pool_split((long)j->w->n_groups, ith, nth, &lo, &hi);
-    if (lo < hi) j->gemm(j->w, lo, hi, &j->a, j->n_batch, j->y);
+    if (lo >= hi) return;
+    if (j->gemv) j->gemv(j->m, lo, hi, &j->a, j->y);
+    else j->gemm(j->w, lo, hi, &j->a, j->n_batch, j->y);
 }
 
-static int matmul_packed(quant_gemm_fn gemm, const quant_packed *p, const quant_format *f, const float *x,
-                         int64_t n_batch, float *y, struct pool *pool) {
+static int matmul_packed(const quant_kernels *k, const quant_matrix *m, const quant_packed *p, const quant_format *f,
+                         const float *x, int64_t n_batch, float *y, struct pool *pool) {
     size_t xq_row;
-    quant_act_fn quantize = act_quantizer(quant_active_kernels(), f->act, p->n_in, &xq_row);
+    quant_act_fn quantize = act_quantizer(k, f->act, p->n_in, &xq_row);
     size_t xq_bytes = (xq_row * (size_t)n_batch + 63) & ~(size_t)63;
     uint8_t *xq = quant_scratch(QS_ACT, xq_bytes + sizeof(float) * 3 * (size_t)p->n_blk * (size_t)n_batch);
     bool k_act = f->act == QA_Q8K;
     packed_job j = {
-        .gemm = gemm,
+        .gemm = k->gemm,
+        .gemv = n_batch == 1 ? k->gemv[m->type] : NULL,
+        .m = m,
         .w = p,
         .a = {
             .x = xq,
@@ -295,7 +301,7 @@ int quant_matmul(const quant_matrix *w, const float *x, int64_t n_batch, float *
     const quant_kernels *k = quant_active_kernels();
     if (k->gemm) {
         const quant_packed *p = quant_packed_get(w, k->gemm_max_bits, pool);
-        if (p) return matmul_packed(k->gemm, p, f, x, n_batch, y, pool);
+        if (p) return matmul_packed(k, w, p, f, x, n_batch, y, pool);
     }
     matmul_job j = {
         .dot = k->dot[w->type],

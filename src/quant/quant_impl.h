@@ -62,6 +62,9 @@ typedef void (*quant_unpack_fn)(const void *src, int64_t n, uint8_t *q, float *s
 /* y[b*n_out + o] for the groups [g0, g1) and every row b < n_batch. */
 typedef void (*quant_gemm_fn)(const quant_packed *w, int64_t g0, int64_t g1, const quant_packed_act *a,
                               int64_t n_batch, float *y);
+/* y[o] for the rows of groups [g0, g1) of one activation row, read from w's
+ * own blocks (not the packed copy) with the gemm kernel's bits. */
+typedef void (*quant_gemv_fn)(const quant_matrix *w, int64_t g0, int64_t g1, const quant_packed_act *a, float *y);
 
 /* The packed form of w, made on first use (the pool helps) and cached by
  * data pointer, checked against samples of the data so that a freed and
@@ -96,6 +99,10 @@ typedef struct {
      * whatever the batch). */
     quant_gemm_fn gemm;
     int gemm_max_bits;
+    /* Optional, per weight type: batches of one row take it instead of gemm
+     * (decode is bound by memory, and the file's blocks are smaller than
+     * the packed copy). */
+    quant_gemv_fn gemv[QT_COUNT];
     /* Measured multiply-adds per second of gemm's instruction, one thread. */
     double (*gemm_peak)(int64_t iters);
     /* Faster activation quantizers giving the portable ones' bits (NULL:
@@ -169,6 +176,10 @@ void quant_unpack_q6_K(const void *src, int64_t n, uint8_t *q, float *scale, flo
 void quant_gemm_avx512(const quant_packed *w, int64_t g0, int64_t g1, const quant_packed_act *a, int64_t n_batch,
                        float *y);
 double quant_gemm_peak_avx512(int64_t iters);
+/* src/kernels/gemv_avx512.c: one activation row against Q4_K and Q6_K
+ * blocks where they lie, with quant_gemm_avx512's bits. */
+void quant_gemv_q4_K_avx512(const quant_matrix *w, int64_t g0, int64_t g1, const quant_packed_act *a, float *y);
+void quant_gemv_q6_K_avx512(const quant_matrix *w, int64_t g0, int64_t g1, const quant_packed_act *a, float *y);
 void quant_act_q8a_avx512(const float *x, void *dst, int64_t n);
 /* src/kernels/float_avx512.c: float-weight tiles of 4 weight rows by up to 6
  * activation rows, with the AVX2 dot's bits. */

@@ -1,0 +1,231 @@
+/* gemv_avx512: one activation row (decode) against K-quant weights read
+ * where they lie in the model's mapping, with AVX-512 VNNI.
+ *
+ * Why not the packed weights: a token's product reads every weight once, so
+ * decode is bound by memory, and the packed copy holds a byte per value plus
+ * float scales (1.25 bytes a weight) where Q4_K's blocks hold 0.56 and
+ * Q6_K's 0.82. Why the same bits: per 32 (Q4_K) or 16 (Q6_K) values of a row
+ * the integer sum is exact in any order, and the float steps are the packed
+ * kernel's (gemm_avx512.c), block by block in the same order, with the
+ * scales and minimums the unpackers of kquants.c compute; so a row's logits
+ * are the same whether it is decoded alone or in a batch.
+ *
+ * Shape: for 16 output rows at a time, one vpdpbusd per row and 64 values
+ * leaves 16 partial sums per row; a tree of unpacks and adds turns the 16
+ * rows' vectors into vectors with a row per lane and a block per vector,
+ * which is the packed kernel's layout for the float steps. Scales come from
+ * the 16 rows' block headers with gathers, a row per lane. */
+#include "quant/kquants.h"
+#include "quant/quant_impl.h"
+
+#include <immintrin.h>
+#include <stddef.h>
+
+#define ALWAYS_INLINE static inline __attribute__((always_inline))
+
+/* Four rows' partial sums to one vector: 128-bit lane L holds, for rows
+ * 0..3 in turn, the sum of that row's lanes 4L..4L+3. */
+ALWAYS_INLINE __m512i sum4_rows(const __m512i p[4]) {
+    __m512i q0 = _mm512_add_epi32(_mm512_unpacklo_epi32(p[0], p[1]), _mm512_unpackhi_epi32(p[0], p[1]));
+    __m512i q1 = _mm512_add_epi32(_mm512_unpacklo_epi32(p[2], p[3]), _mm512_unpackhi_epi32(p[2], p[3]));
+    return _mm512_add_epi32(_mm512_unpacklo_epi64(q0, q1), _mm512_unpackhi_epi64(q0, q1));
+}
+
+/* 32-value blocks: sum4_rows of rows 4q.. in r[q]; each row's vector held
+ * two blocks (lanes 0-7, 8-15). Out: block a and block b, lane = row. */
+ALWAYS_INLINE void rows_to_halves(const __m512i r[4], __m512i *a, __m512i *b) {
+    __m512i t01 = _mm512_add_epi32(_mm512_shuffle_i32x4(r[0], r[1], 0x88), _mm512_shuffle_i32x4(r[0], r[1], 0xDD));
+    __m512i t23 = _mm512_add_epi32(_mm512_shuffle_i32x4(r[2], r[3], 0x88), _mm512_shuffle_i32x4(r[2], r[3], 0xDD));
+    *a = _mm512_shuffle_i32x4(t01, t23, 0x88);
+    *b = _mm512_shuffle_i32x4(t01, t23, 0xDD);
+}
+
+/* 16-value blocks: each row's vector held four (one per 128-bit lane), so
+ * only the lanes of r[0..3] are transposed. Out: block L in out[L]. */
+ALWAYS_INLINE void rows_to_quarters(const __m512i r[4], __m512i out[4]) {
+    __m512i t0 = _mm512_shuffle_i32x4(r[0], r[1], 0x44), t1 = _mm512_shuffle_i32x4(r[0], r[1], 0xEE);
+    __m512i t2 = _mm512_shuffle_i32x4(r[2], r[3], 0x44), t3 = _mm512_shuffle_i32x4(r[2], r[3], 0xEE);
+    out[0] = _mm512_shuffle_i32x4(t0, t2, 0x88);
+    out[1] = _mm512_shuffle_i32x4(t0, t2, 0xDD);
+    out[2] = _mm512_shuffle_i32x4(t1, t3, 0x88);
+    out[3] = _mm512_shuffle_i32x4(t1, t3, 0xDD);
+}
+
+/* The 16 rows of group g: byte offsets from the group's first row, rows
+ * past the matrix repeating its last one (computed, never stored). */
+typedef struct {
+    const uint8_t *base;
+    int32_t off[QUANT_PACK_ROWS];
+    __m512i offs;
+    __mmask16 keep;
+} row_group;
+
+static void group_rows(const quant_matrix *w, size_t row_bytes, int64_t g, row_group *rg) {
+    int64_t first = g * QUANT_PACK_ROWS, left = w->n_out - first;
+    rg->base = (const uint8_t *)w->data + (size_t)first * row_bytes;
+    for (int r = 0; r < QUANT_PACK_ROWS; r++) rg->off[r] = (int32_t)((size_t)(r < left ? r : left - 1) * row_bytes);
+    rg->offs = _mm512_loadu_si512(rg->off);
+    rg->keep = left >= QUANT_PACK_ROWS ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+}
+
+/* The 16 rows are read a block of each at a time: 16 streams, which the
+ * hardware prefetchers follow poorly, while the group's bytes are one run.
+ * So the next group's run is fetched in order, two lines per row step
+ * (enough for the 3.3 lines of a Q6_K block, evenly spread so that the
+ * misses in flight never pile up). */
+typedef struct { const char *p, *end; } run_prefetch;
+
+static run_prefetch next_group(const row_group *rg, size_t row_bytes, int64_t g, int64_t g1) {
+    const char *p = (const char *)rg->base + QUANT_PACK_ROWS * row_bytes;
+    return (run_prefetch){p, g + 1 < g1 ? p + QUANT_PACK_ROWS * row_bytes : p};
+}
+
+ALWAYS_INLINE void prefetch_step(run_prefetch *pf) {
+    if (pf->p < pf->end) {
+        _mm_prefetch(pf->p, _MM_HINT_T1);
+        _mm_prefetch(pf->p + 64, _MM_HINT_T1);
+        pf->p += 128;
+    }
+}
+
+ALWAYS_INLINE __m512i gather32(const row_group *rg, const uint8_t *at) {
+    return _mm512_i32gather_epi32(rg->offs, (const void *)at, 1);
+}
+
+ALWAYS_INLINE __m512 half_to_f32(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v)); }
+
+/* Byte k of each lane, as an integer in 0..255. */
+ALWAYS_INLINE __m512i byte_of(__m512i v, int k) { return _mm512_and_si512(_mm512_srli_epi32(v, 8 * k), _mm512_set1_epi32(0xFF)); }
+
+/* Groups [g0, g1) of a Q4_K matrix. Super-block: d, dmin (fp16), 12 bytes
+ * of 6-bit scales and minimums (kq_scale_min), 128 bytes of nibbles, the
+ * low ones of 32 bytes one block and the high ones the next. */
+void quant_gemv_q4_K_avx512(const quant_matrix *w, int64_t g0, int64_t g1, const quant_packed_act *a, float *y) {
+    const int64_t n_sb = w->n_in / QK_K, n_blk = n_sb * 8;
+    const size_t row_bytes = (size_t)n_sb * sizeof(block_q4_K);
+    const float *ad = a->dsc, *as = a->dsc + n_blk;
+    const __m512i nib = _mm512_set1_epi8(0x0F), six = _mm512_set1_epi32(63);
+    const __m512 sign = _mm512_set1_ps(-0.0f);
+    for (int64_t g = g0; g < g1; g++) {
+        row_group rg;
+        group_rows(w, row_bytes, g, &rg);
+        run_prefetch pf = next_group(&rg, row_bytes, g, g1);
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t sb = 0; sb < n_sb; sb++) {
+            const uint8_t *blk0 = rg.base + (size_t)sb * sizeof(block_q4_K);
+            const int8_t *x = (const int8_t *)(a->x + a->sb_header + (size_t)sb * a->sb_bytes);
+            __m512i is[8];
+            for (int k = 0; k < 2; k++) {
+                /* activations in the nibbles' order: blocks 4k, 4k+2 | 4k+1, 4k+3 */
+                __m512i x0 = _mm512_loadu_si512(x + 128 * k), x1 = _mm512_loadu_si512(x + 128 * k + 64);
+                __m512i xa = _mm512_shuffle_i64x2(x0, x1, 0x44), xb = _mm512_shuffle_i64x2(x0, x1, 0xEE);
+                __m512i rlo[4], rhi[4];
+#pragma GCC unroll 4
+                for (int q = 0; q < 4; q++) {
+                    __m512i plo[4], phi[4];
+#pragma GCC unroll 4
+                    for (int rr = 0; rr < 4; rr++) {
+                        prefetch_step(&pf);
+                        __m512i v = _mm512_loadu_si512(blk0 + rg.off[4 * q + rr] + 16 + 64 * k);
+                        plo[rr] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(v, nib), xa);
+                        phi[rr] = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
+                                                      _mm512_and_si512(_mm512_srli_epi16(v, 4), nib), xb);
+                    }
+                    rlo[q] = sum4_rows(plo);
+                    rhi[q] = sum4_rows(phi);
+                }
+                rows_to_halves(rlo, &is[4 * k], &is[4 * k + 2]);
+                rows_to_halves(rhi, &is[4 * k + 1], &is[4 * k + 3]);
+            }
+            __m512i h0 = gather32(&rg, blk0), h1 = gather32(&rg, blk0 + 4), h2 = gather32(&rg, blk0 + 8),
+                    h3 = gather32(&rg, blk0 + 12);
+            __m512 d = half_to_f32(h0), dmin = half_to_f32(_mm512_srli_epi32(h0, 16));
+#pragma GCC unroll 8
+            for (int j = 0; j < 8; j++) {
+                __m512i sc, m;
+                if (j < 4) {
+                    sc = _mm512_and_si512(_mm512_srli_epi32(h1, 8 * j), six);
+                    m = _mm512_and_si512(_mm512_srli_epi32(h2, 8 * j), six);
+                } else { /* low 4 bits from bytes 8..11, high 2 from the tops of bytes 0..7 */
+                    __m512i lo = byte_of(h3, j - 4);
+                    sc = _mm512_or_si512(_mm512_and_si512(lo, _mm512_set1_epi32(0xF)),
+                                         _mm512_slli_epi32(_mm512_srli_epi32(byte_of(h1, j - 4), 6), 4));
+                    m = _mm512_or_si512(_mm512_srli_epi32(lo, 4),
+                                        _mm512_slli_epi32(_mm512_srli_epi32(byte_of(h2, j - 4), 6), 4));
+                }
+                int64_t blk = sb * 8 + j;
+                __m512 sw = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc));
+                __m512 mw = _mm512_xor_ps(_mm512_mul_ps(dmin, _mm512_cvtepi32_ps(m)), sign);
+                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[j]), _mm512_mul_ps(sw, _mm512_set1_ps(ad[blk])), acc);
+                acc = _mm512_fmadd_ps(mw, _mm512_set1_ps(as[blk]), acc);
+            }
+        }
+        _mm512_mask_storeu_ps(y + g * QUANT_PACK_ROWS, rg.keep, acc);
+    }
+}
+
+/* Groups [g0, g1) of a Q6_K matrix. Super-block: 128 bytes of low nibbles,
+ * 64 of 2-bit high parts, 16 signed 8-bit scales, d (fp16); per 128 values
+ * the low nibbles of 64 bytes are values 0..63 and their high nibbles
+ * 64..127, bits 2k..2k+1 of 32 high-part bytes complete run k of 32. Values
+ * are 0..63 with offset 32, removed through the activation's correction. */
+void quant_gemv_q6_K_avx512(const quant_matrix *w, int64_t g0, int64_t g1, const quant_packed_act *a, float *y) {
+    const int64_t n_sb = w->n_in / QK_K, n_blk = n_sb * 16;
+    const size_t row_bytes = (size_t)n_sb * sizeof(block_q6_K);
+    const float *ad = a->dsc;
+    const int32_t *corr = (const int32_t *)(a->dsc + 2 * n_blk);
+    const __m512i nib = _mm512_set1_epi8(0x0F), top = _mm512_set1_epi8(0x30);
+    for (int64_t g = g0; g < g1; g++) {
+        row_group rg;
+        group_rows(w, row_bytes, g, &rg);
+        run_prefetch pf = next_group(&rg, row_bytes, g, g1);
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t sb = 0; sb < n_sb; sb++) {
+            const uint8_t *blk0 = rg.base + (size_t)sb * sizeof(block_q6_K);
+            const uint8_t *hdr = blk0 + offsetof(block_q6_K, scales);
+            __m512i h[4];
+            for (int k = 0; k < 4; k++) h[k] = gather32(&rg, hdr + 4 * k);
+            /* d is the block's last two bytes: read from two before, so the
+             * last row's gather stays inside the matrix */
+            __m512 d = half_to_f32(_mm512_srli_epi32(gather32(&rg, blk0 + offsetof(block_q6_K, d) - 2), 16));
+            const int8_t *x = (const int8_t *)(a->x + a->sb_header + (size_t)sb * a->sb_bytes);
+            for (int c = 0; c < 2; c++) {
+                __m512i x0 = _mm512_loadu_si512(x + 128 * c), x1 = _mm512_loadu_si512(x + 128 * c + 64);
+                __m512i r0[4], r1[4];
+#pragma GCC unroll 4
+                for (int q = 0; q < 4; q++) {
+                    __m512i p0[4], p1[4];
+#pragma GCC unroll 4
+                    for (int rr = 0; rr < 4; rr++) {
+                        prefetch_step(&pf);
+                        const uint8_t *row = blk0 + rg.off[4 * q + rr];
+                        __m512i l = _mm512_loadu_si512(row + offsetof(block_q6_K, ql) + 64 * c);
+                        __m256i hb = _mm256_loadu_si256((const __m256i *)(row + offsetof(block_q6_K, qh) + 32 * c));
+                        /* byte l of hz: bits 0-1 and 4-5 are the high parts of values l and l+64 */
+                        __m512i hz = _mm512_inserti64x4(_mm512_castsi256_si512(hb), _mm256_srli_epi16(hb, 2), 1);
+                        __m512i v0 = _mm512_or_si512(_mm512_and_si512(l, nib), _mm512_and_si512(_mm512_slli_epi16(hz, 4), top));
+                        __m512i v1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), nib), _mm512_and_si512(hz, top));
+                        p0[rr] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v0, x0);
+                        p1[rr] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v1, x1);
+                    }
+                    r0[q] = sum4_rows(p0);
+                    r1[q] = sum4_rows(p1);
+                }
+                __m512i is[8];
+                rows_to_quarters(r0, is);
+                rows_to_quarters(r1, is + 4);
+#pragma GCC unroll 8
+                for (int j = 0; j < 8; j++) {
+                    int s = 8 * c + j;
+                    int64_t blk = sb * 16 + s;
+                    /* scale s: byte s % 4 of h[s / 4], sign-extended */
+                    __m512i sc = _mm512_srai_epi32(_mm512_slli_epi32(h[s / 4], 24 - 8 * (s % 4)), 24);
+                    __m512 sw = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc));
+                    __m512i v = _mm512_sub_epi32(is[j], _mm512_set1_epi32(corr[blk]));
+                    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), _mm512_mul_ps(sw, _mm512_set1_ps(ad[blk])), acc);
+                }
+            }
+        }
+        _mm512_mask_storeu_ps(y + g * QUANT_PACK_ROWS, rg.keep, acc);
+    }
+}

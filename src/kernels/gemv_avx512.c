@@ -1,14 +1,14 @@
-/* gemv_avx512: one activation row (decode) against K-quant weights read
- * where they lie in the model's mapping, with AVX-512 VNNI.
+/* gemv_avx512: one activation row (decode) against block-format weights
+ * read where they lie in the model's mapping, with AVX-512 VNNI.
  *
  * Why not the packed weights: a token's product reads every weight once, so
  * decode is bound by memory, and the packed copy holds a byte per value plus
- * float scales (1.25 bytes a weight) where Q4_K's blocks hold 0.56 and
- * Q6_K's 0.82. Why the same bits: per 32 (Q4_K) or 16 (Q6_K) values of a row
- * the integer sum is exact in any order, and the float steps are the packed
- * kernel's (gemm_avx512.c), block by block in the same order, with the
- * scales and minimums the unpackers of kquants.c compute; so a row's logits
- * are the same whether it is decoded alone or in a batch.
+ * float scales (1.25 bytes a weight) where Q4_K's blocks hold 0.56, Q5_0's
+ * 0.69 and Q6_K's 0.82. Why the same bits: per 32 values (16 for Q6_K) of a
+ * row the integer sum is exact in any order, and the float steps are the
+ * packed kernel's (gemm_avx512.c), block by block in the same order, with
+ * the scales and minimums the unpackers of legacy.c and kquants.c compute;
+ * so a row's logits are the same whether it is decoded alone or in a batch.
  *
  * Shape: for 16 output rows at a time, one vpdpbusd per row and 64 values
  * leaves 16 partial sums per row; a tree of unpacks and adds turns the 16
@@ -16,10 +16,12 @@
  * which is the packed kernel's layout for the float steps. Scales come from
  * the 16 rows' block headers with gathers, a row per lane. */
 #include "quant/kquants.h"
+#include "quant/legacy.h"
 #include "quant/quant_impl.h"
 
 #include <immintrin.h>
 #include <stddef.h>
+#include <string.h>
 
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 
@@ -95,7 +97,9 @@ ALWAYS_INLINE __m512i gather32(const row_group *rg, const uint8_t *at) {
 ALWAYS_INLINE __m512 half_to_f32(__m512i v) { return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(v)); }
 
 /* Byte k of each lane, as an integer in 0..255. */
-ALWAYS_INLINE __m512i byte_of(__m512i v, int k) { return _mm512_and_si512(_mm512_srli_epi32(v, 8 * k), _mm512_set1_epi32(0xFF)); }
+ALWAYS_INLINE __m512i byte_of(__m512i v, int k) {
+    return _mm512_and_si512(_mm512_srli_epi32(v, 8 * k), _mm512_set1_epi32(0xFF));
+}
 
 /* Groups [g0, g1) of a Q4_K matrix. Super-block: d, dmin (fp16), 12 bytes
  * of 6-bit scales and minimums (kq_scale_min), 128 bytes of nibbles, the
@@ -203,8 +207,10 @@ void quant_gemv_q6_K_avx512(const quant_matrix *w, int64_t g0, int64_t g1, const
                         __m256i hb = _mm256_loadu_si256((const __m256i *)(row + offsetof(block_q6_K, qh) + 32 * c));
                         /* byte l of hz: bits 0-1 and 4-5 are the high parts of values l and l+64 */
                         __m512i hz = _mm512_inserti64x4(_mm512_castsi256_si512(hb), _mm256_srli_epi16(hb, 2), 1);
-                        __m512i v0 = _mm512_or_si512(_mm512_and_si512(l, nib), _mm512_and_si512(_mm512_slli_epi16(hz, 4), top));
-                        __m512i v1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), nib), _mm512_and_si512(hz, top));
+                        __m512i v0 = _mm512_or_si512(_mm512_and_si512(l, nib),
+                                                     _mm512_and_si512(_mm512_slli_epi16(hz, 4), top));
+                        __m512i v1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), nib),
+                                                     _mm512_and_si512(hz, top));
                         p0[rr] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v0, x0);
                         p1[rr] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v1, x1);
                     }
@@ -229,3 +235,97 @@ void quant_gemv_q6_K_avx512(const quant_matrix *w, int64_t g0, int64_t g1, const
         _mm512_mask_storeu_ps(y + g * QUANT_PACK_ROWS, rg.keep, acc);
     }
 }
+
+/* ---- 32-value formats: Q4_0, Q4_1, Q5_0, Q5_1 ---------------------------- *
+ * (Not Q8_0: its blocks are 1.06 bytes a weight against the packed 1.125,
+ * and unpacking them here costs more than the packed kernel's loads.) */
+
+enum legacy_kind { LK_Q4_0, LK_Q4_1, LK_Q5_0, LK_Q5_1 };
+
+/* The unsigned values (legacy.c's unpackers: nibbles and fifth bits) of
+ * the blocks at b0 and b1, in element order: 64 bytes. */
+ALWAYS_INLINE __m512i legacy_values(enum legacy_kind kind, const uint8_t *b0, const uint8_t *b1) {
+    size_t qs = kind == LK_Q4_0 ? offsetof(block_q4_0, qs) : kind == LK_Q4_1 ? offsetof(block_q4_1, qs)
+              : kind == LK_Q5_0 ? offsetof(block_q5_0, qs) : offsetof(block_q5_1, qs);
+    __m256i y = _mm256_loadu2_m128i((const __m128i *)(b1 + qs), (const __m128i *)(b0 + qs));
+    __m256i nib = _mm256_set1_epi8(0x0F);
+    __m256i lo = _mm256_and_si256(y, nib), hi = _mm256_and_si256(_mm256_srli_epi16(y, 4), nib);
+    /* low nibbles are elements 0..15 of a block, high ones 16..31 */
+    __m512i v = _mm512_permutex2var_epi64(_mm512_castsi256_si512(lo), _mm512_setr_epi64(0, 1, 8, 9, 2, 3, 10, 11),
+                                          _mm512_castsi256_si512(hi));
+    if (kind == LK_Q5_0 || kind == LK_Q5_1) { /* bit j of qh: the fifth bit of element j */
+        size_t qh = kind == LK_Q5_0 ? offsetof(block_q5_0, qh) : offsetof(block_q5_1, qh);
+        uint32_t h0, h1;
+        memcpy(&h0, b0 + qh, 4);
+        memcpy(&h1, b1 + qh, 4);
+        v = _mm512_mask_add_epi8(v, (__mmask64)h0 | (__mmask64)h1 << 32, v, _mm512_set1_epi8(16));
+    }
+    return v;
+}
+
+/* The packed kernel's float steps for one block: h holds the rows' fp16 d
+ * (low half) and, with minimums, m (high half). */
+ALWAYS_INLINE __m512 legacy_step(bool has_min, __m512 acc, __m512i is, __m512i h, const quant_packed_act *a,
+                                 int64_t n_blk, int64_t blk) {
+    const float *dsc = a->dsc;
+    if (!has_min) {
+        int32_t corr;
+        memcpy(&corr, dsc + 2 * n_blk + blk, sizeof corr);
+        is = _mm512_sub_epi32(is, _mm512_set1_epi32(corr));
+    }
+    __m512 sw = half_to_f32(h);
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(sw, _mm512_set1_ps(dsc[blk])), acc);
+    if (has_min) acc = _mm512_fmadd_ps(half_to_f32(_mm512_srli_epi32(h, 16)), _mm512_set1_ps(dsc[n_blk + blk]), acc);
+    return acc;
+}
+
+/* Two blocks a step; an odd last block is paired with itself against zero
+ * activations, and its second half dropped. */
+ALWAYS_INLINE void legacy_gemv(enum legacy_kind kind, size_t blk_bytes, const quant_matrix *w, int64_t g0, int64_t g1,
+                               const quant_packed_act *a, float *y) {
+    const bool has_min = kind == LK_Q4_1 || kind == LK_Q5_1;
+    const int64_t n_blk = w->n_in / QK_LEGACY;
+    const size_t row_bytes = (size_t)n_blk * blk_bytes;
+    const uint8_t *x = a->x + a->sb_header;
+    for (int64_t g = g0; g < g1; g++) {
+        row_group rg;
+        group_rows(w, row_bytes, g, &rg);
+        run_prefetch pf = next_group(&rg, row_bytes, g, g1);
+        __m512 acc = _mm512_setzero_ps();
+        for (int64_t b = 0; b < n_blk; b += 2) {
+            bool pair = b + 1 < n_blk;
+            size_t at0 = (size_t)b * blk_bytes, at1 = pair ? at0 + blk_bytes : at0;
+            __m256i x1 = pair ? _mm256_loadu_si256((const __m256i *)(x + (size_t)(b + 1) * a->sb_bytes))
+                              : _mm256_setzero_si256();
+            __m512i xv = _mm512_inserti64x4(
+                _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(x + (size_t)b * a->sb_bytes))), x1, 1);
+            __m512i r[4];
+#pragma GCC unroll 4
+            for (int q = 0; q < 4; q++) {
+                __m512i p[4];
+#pragma GCC unroll 4
+                for (int rr = 0; rr < 4; rr++) {
+                    prefetch_step(&pf);
+                    const uint8_t *row = rg.base + rg.off[4 * q + rr];
+                    p[rr] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), legacy_values(kind, row + at0, row + at1), xv);
+                }
+                r[q] = sum4_rows(p);
+            }
+            __m512i is0, is1;
+            rows_to_halves(r, &is0, &is1);
+            acc = legacy_step(has_min, acc, is0, gather32(&rg, rg.base + at0), a, n_blk, b);
+            if (pair) acc = legacy_step(has_min, acc, is1, gather32(&rg, rg.base + at1), a, n_blk, b + 1);
+        }
+        _mm512_mask_storeu_ps(y + g * QUANT_PACK_ROWS, rg.keep, acc);
+    }
+}
+
+#define DEFINE_LEGACY(NAME, KIND)                                                                              \
+    void quant_gemv_##NAME##_avx512(const quant_matrix *w, int64_t g0, int64_t g1, const quant_packed_act *a, \
+                                    float *y) {                                                               \
+        legacy_gemv(KIND, sizeof(block_##NAME), w, g0, g1, a, y);                                             \
+    }
+DEFINE_LEGACY(q4_0, LK_Q4_0)
+DEFINE_LEGACY(q4_1, LK_Q4_1)
+DEFINE_LEGACY(q5_0, LK_Q5_0)
+DEFINE_LEGACY(q5_1, LK_Q5_1)

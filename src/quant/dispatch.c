@@ -72,7 +72,9 @@ static const quant_kernels kernels_avx2 = {
     .attn_scores_f16 = quant_attn_scores_f16_avx512, .attn_accum_f16 = quant_attn_accum_f16_avx512,        \
     .round_f16 = quant_round_f16_avx2, .to_f16 = quant_to_f16_avx2,                                        \
     .exp_f32 = quant_exp_avx512, .exp_f32_check = quant_exp_avx512_check,                                   \
-    .gemv = {[QT_Q4_K] = quant_gemv_q4_K_avx512, [QT_Q6_K] = quant_gemv_q6_K_avx512}
+    .gemv = {[QT_Q4_0] = quant_gemv_q4_0_avx512, [QT_Q4_1] = quant_gemv_q4_1_avx512,                      \
+             [QT_Q5_0] = quant_gemv_q5_0_avx512, [QT_Q5_1] = quant_gemv_q5_1_avx512,                      \
+             [QT_Q4_K] = quant_gemv_q4_K_avx512, [QT_Q6_K] = quant_gemv_q6_K_avx512}
 
 static const quant_kernels kernels_avx512 = {
     .path = QP_AVX512, .gemm = quant_gemm_avx512, .gemm_max_bits = 8, .gemm_peak = quant_gemm_peak_avx512,

@@ -267,7 +267,9 @@ static int matmul_packed(const quant_kernels *k, const quant_matrix *m, const qu
     bool k_act = f->act == QA_Q8K;
     packed_job j = {
         .gemm = k->gemm,
-        .gemv = n_batch == 1 ? k->gemv[m->type] : NULL,
+        /* the decode kernels address a group's 16 rows with 32-bit offsets */
+        .gemv = n_batch == 1 && quant_row_size(m->type, m->n_in) < INT32_MAX / QUANT_PACK_ROWS ? k->gemv[m->type]
+                                                                                                : NULL,
         .m = m,
         .w = p,
         .a = {

@@ -176,8 +176,12 @@ void quant_unpack_q6_K(const void *src, int64_t n, uint8_t *q, float *scale, flo
 void quant_gemm_avx512(const quant_packed *w, int64_t g0, int64_t g1, const quant_packed_act *a, int64_t n_batch,
                        float *y);
 double quant_gemm_peak_avx512(int64_t iters);
-/* src/kernels/gemv_avx512.c: one activation row against Q4_K and Q6_K
- * blocks where they lie, with quant_gemm_avx512's bits. */
+/* src/kernels/gemv_avx512.c: one activation row against block-format
+ * weights where they lie, with quant_gemm_avx512's bits. */
+void quant_gemv_q4_0_avx512(const quant_matrix *w, int64_t g0, int64_t g1, const quant_packed_act *a, float *y);
+void quant_gemv_q4_1_avx512(const quant_matrix *w, int64_t g0, int64_t g1, const quant_packed_act *a, float *y);
+void quant_gemv_q5_0_avx512(const quant_matrix *w, int64_t g0, int64_t g1, const quant_packed_act *a, float *y);
+void quant_gemv_q5_1_avx512(const quant_matrix *w, int64_t g0, int64_t g1, const quant_packed_act *a, float *y);
 void quant_gemv_q4_K_avx512(const quant_matrix *w, int64_t g0, int64_t g1, const quant_packed_act *a, float *y);
 void quant_gemv_q6_K_avx512(const quant_matrix *w, int64_t g0, int64_t g1, const quant_packed_act *a, float *y);
 void quant_act_q8a_avx512(const float *x, void *dst, int64_t n);

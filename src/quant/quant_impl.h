@@ -95,13 +95,13 @@ typedef struct {
     int tile_rows, tile_cols;
     /* If set, block formats with an unpacker and values of at most
      * gemm_max_bits bits go through packed weights and this kernel for every
-     * batch size (one kernel per weight, so results stay bit-identical
+     * batch size but where gemv takes one row (results stay bit-identical
      * whatever the batch). */
     quant_gemm_fn gemm;
     int gemm_max_bits;
-    /* Optional, per weight type: batches of one row take it instead of gemm
-     * (decode is bound by memory, and the file's blocks are smaller than
-     * the packed copy). */
+    /* Optional, per weight type: batches of one row take it instead of gemm,
+     * with gemm's bits (decode is bound by memory, and the file's blocks are
+     * smaller than the packed copy). */
     quant_gemv_fn gemv[QT_COUNT];
     /* Measured multiply-adds per second of gemm's instruction, one thread. */
     double (*gemm_peak)(int64_t iters);

@@ -53,23 +53,6 @@ ALWAYS_INLINE void rows_to_quarters(const __m512i r[4], __m512i out[4]) {
     out[3] = _mm512_shuffle_i32x4(t1, t3, 0xDD);
 }
 
-/* The 16 rows of group g: byte offsets from the group's first row, rows
- * past the matrix repeating its last one (computed, never stored). */
-typedef struct {
-    const uint8_t *base;
-    int32_t off[QUANT_PACK_ROWS];
-    __m512i offs;
-    __mmask16 keep;
-} row_group;
-
-static void group_rows(const quant_matrix *w, size_t row_bytes, int64_t g, row_group *rg) {
-    int64_t first = g * QUANT_PACK_ROWS, left = w->n_out - first;
-    rg->base = (const uint8_t *)w->data + (size_t)first * row_bytes;
-    for (int r = 0; r < QUANT_PACK_ROWS; r++) rg->off[r] = (int32_t)((size_t)(r < left ? r : left - 1) * row_bytes);
-    rg->offs = _mm512_loadu_si512(rg->off);
-    rg->keep = left >= QUANT_PACK_ROWS ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
-}
-
 /* The 16 rows are read a block of each at a time: 16 streams, which the
  * hardware prefetchers follow poorly, while the group's bytes are one run.
  * So the next group's run is fetched in order, two lines per row step
@@ -77,17 +60,33 @@ static void group_rows(const quant_matrix *w, size_t row_bytes, int64_t g, row_g
  * misses in flight never pile up). */
 typedef struct { const char *p, *end; } run_prefetch;
 
-static run_prefetch next_group(const row_group *rg, size_t row_bytes, int64_t g, int64_t g1) {
-    const char *p = (const char *)rg->base + QUANT_PACK_ROWS * row_bytes;
-    return (run_prefetch){p, g + 1 < g1 ? p + QUANT_PACK_ROWS * row_bytes : p};
-}
-
 ALWAYS_INLINE void prefetch_step(run_prefetch *pf) {
     if (pf->p < pf->end) {
         _mm_prefetch(pf->p, _MM_HINT_T1);
         _mm_prefetch(pf->p + 64, _MM_HINT_T1);
         pf->p += 128;
     }
+}
+
+/* The 16 rows of group g: byte offsets from the group's first row, rows
+ * past the matrix repeating its last one (computed, never stored), and the
+ * prefetch of group g + 1 if it is in [g, g1). */
+typedef struct {
+    const uint8_t *base;
+    int32_t off[QUANT_PACK_ROWS];
+    __m512i offs;
+    __mmask16 keep;
+    run_prefetch pf;
+} row_group;
+
+static void group_rows(const quant_matrix *w, size_t row_bytes, int64_t g, int64_t g1, row_group *rg) {
+    int64_t first = g * QUANT_PACK_ROWS, left = w->n_out - first;
+    rg->base = (const uint8_t *)w->data + (size_t)first * row_bytes;
+    const char *next = (const char *)rg->base + QUANT_PACK_ROWS * row_bytes;
+    rg->pf = (run_prefetch){next, g + 1 < g1 ? next + QUANT_PACK_ROWS * row_bytes : next};
+    for (int r = 0; r < QUANT_PACK_ROWS; r++) rg->off[r] = (int32_t)((size_t)(r < left ? r : left - 1) * row_bytes);
+    rg->offs = _mm512_loadu_si512(rg->off);
+    rg->keep = left >= QUANT_PACK_ROWS ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
 }
 
 ALWAYS_INLINE __m512i gather32(const row_group *rg, const uint8_t *at) {
@@ -101,6 +100,49 @@ ALWAYS_INLINE __m512i byte_of(__m512i v, int k) {
     return _mm512_and_si512(_mm512_srli_epi32(v, 8 * k), _mm512_set1_epi32(0xFF));
 }
 
+enum k_kind { KK_Q4_K, KK_Q6_K };
+
+/* Part k of 2 of a K-quant super-block at row: two vectors of 64 unsigned
+ * values. Q4_K: low and high nibbles of 64 bytes (blocks 4k, 4k+2 and
+ * 4k+1, 4k+3). Q6_K: values 128k..128k+63 and the next 64, each four
+ * 16-value blocks. */
+ALWAYS_INLINE void k_values(enum k_kind kind, const uint8_t *row, int k, __m512i *v0, __m512i *v1) {
+    const __m512i nib = _mm512_set1_epi8(0x0F);
+    if (kind == KK_Q4_K) {
+        __m512i v = _mm512_loadu_si512(row + offsetof(block_q4_K, qs) + 64 * k);
+        *v0 = _mm512_and_si512(v, nib);
+        *v1 = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);
+        return;
+    }
+    const __m512i top = _mm512_set1_epi8(0x30);
+    __m512i l = _mm512_loadu_si512(row + offsetof(block_q6_K, ql) + 64 * k);
+    __m256i hb = _mm256_loadu_si256((const __m256i *)(row + offsetof(block_q6_K, qh) + 32 * k));
+    /* byte l of hz: bits 0-1 and 4-5 are the high parts of values l and l+64 */
+    __m512i hz = _mm512_inserti64x4(_mm512_castsi256_si512(hb), _mm256_srli_epi16(hb, 2), 1);
+    *v0 = _mm512_or_si512(_mm512_and_si512(l, nib), _mm512_and_si512(_mm512_slli_epi16(hz, 4), top));
+    *v1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), nib), _mm512_and_si512(hz, top));
+}
+
+/* Part k of super-block blk0 for the group's 16 rows against activation
+ * vectors x0, x1: per four rows, sum4_rows of each value vector. */
+ALWAYS_INLINE void k_part(enum k_kind kind, row_group *rg, const uint8_t *blk0, int k, __m512i x0, __m512i x1,
+                          __m512i r0[4], __m512i r1[4]) {
+#pragma GCC unroll 4
+    for (int q = 0; q < 4; q++) {
+        __m512i p0[4], p1[4];
+#pragma GCC unroll 4
+        for (int rr = 0; rr < 4; rr++) {
+            prefetch_step(&rg->pf);
+            __m512i v0, v1;
+            k_values(kind, blk0 + rg->off[4 * q + rr], k, &v0, &v1);
+            p0[rr] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v0, x0);
+            p1[rr] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v1, x1);
+        }
+        r0[q] = sum4_rows(p0);
+        r1[q] = sum4_rows(p1);
+    }
+}
+
 /* Groups [g0, g1) of a Q4_K matrix. Super-block: d, dmin (fp16), 12 bytes
  * of 6-bit scales and minimums (kq_scale_min), 128 bytes of nibbles, the
  * low ones of 32 bytes one block and the high ones the next. */
@@ -108,12 +150,11 @@ void quant_gemv_q4_K_avx512(const quant_matrix *w, int64_t g0, int64_t g1, const
     const int64_t n_sb = w->n_in / QK_K, n_blk = n_sb * 8;
     const size_t row_bytes = (size_t)n_sb * sizeof(block_q4_K);
     const float *ad = a->dsc, *as = a->dsc + n_blk;
-    const __m512i nib = _mm512_set1_epi8(0x0F), six = _mm512_set1_epi32(63);
+    const __m512i six = _mm512_set1_epi32(63);
     const __m512 sign = _mm512_set1_ps(-0.0f);
     for (int64_t g = g0; g < g1; g++) {
         row_group rg;
-        group_rows(w, row_bytes, g, &rg);
-        run_prefetch pf = next_group(&rg, row_bytes, g, g1);
+        group_rows(w, row_bytes, g, g1, &rg);
         __m512 acc = _mm512_setzero_ps();
         for (int64_t sb = 0; sb < n_sb; sb++) {
             const uint8_t *blk0 = rg.base + (size_t)sb * sizeof(block_q4_K);
@@ -124,20 +165,7 @@ void quant_gemv_q4_K_avx512(const quant_matrix *w, int64_t g0, int64_t g1, const
                 __m512i x0 = _mm512_loadu_si512(x + 128 * k), x1 = _mm512_loadu_si512(x + 128 * k + 64);
                 __m512i xa = _mm512_shuffle_i64x2(x0, x1, 0x44), xb = _mm512_shuffle_i64x2(x0, x1, 0xEE);
                 __m512i rlo[4], rhi[4];
-#pragma GCC unroll 4
-                for (int q = 0; q < 4; q++) {
-                    __m512i plo[4], phi[4];
-#pragma GCC unroll 4
-                    for (int rr = 0; rr < 4; rr++) {
-                        prefetch_step(&pf);
-                        __m512i v = _mm512_loadu_si512(blk0 + rg.off[4 * q + rr] + 16 + 64 * k);
-                        plo[rr] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(v, nib), xa);
-                        phi[rr] = _mm512_dpbusd_epi32(_mm512_setzero_si512(),
-                                                      _mm512_and_si512(_mm512_srli_epi16(v, 4), nib), xb);
-                    }
-                    rlo[q] = sum4_rows(plo);
-                    rhi[q] = sum4_rows(phi);
-                }
+                k_part(KK_Q4_K, &rg, blk0, k, xa, xb, rlo, rhi);
                 rows_to_halves(rlo, &is[4 * k], &is[4 * k + 2]);
                 rows_to_halves(rhi, &is[4 * k + 1], &is[4 * k + 3]);
             }
@@ -178,11 +206,9 @@ void quant_gemv_q6_K_avx512(const quant_matrix *w, int64_t g0, int64_t g1, const
     const size_t row_bytes = (size_t)n_sb * sizeof(block_q6_K);
     const float *ad = a->dsc;
     const int32_t *corr = (const int32_t *)(a->dsc + 2 * n_blk);
-    const __m512i nib = _mm512_set1_epi8(0x0F), top = _mm512_set1_epi8(0x30);
     for (int64_t g = g0; g < g1; g++) {
         row_group rg;
-        group_rows(w, row_bytes, g, &rg);
-        run_prefetch pf = next_group(&rg, row_bytes, g, g1);
+        group_rows(w, row_bytes, g, g1, &rg);
         __m512 acc = _mm512_setzero_ps();
         for (int64_t sb = 0; sb < n_sb; sb++) {
             const uint8_t *blk0 = rg.base + (size_t)sb * sizeof(block_q6_K);
@@ -196,27 +222,7 @@ void quant_gemv_q6_K_avx512(const quant_matrix *w, int64_t g0, int64_t g1, const
             for (int c = 0; c < 2; c++) {
                 __m512i x0 = _mm512_loadu_si512(x + 128 * c), x1 = _mm512_loadu_si512(x + 128 * c + 64);
                 __m512i r0[4], r1[4];
-#pragma GCC unroll 4
-                for (int q = 0; q < 4; q++) {
-                    __m512i p0[4], p1[4];
-#pragma GCC unroll 4
-                    for (int rr = 0; rr < 4; rr++) {
-                        prefetch_step(&pf);
-                        const uint8_t *row = blk0 + rg.off[4 * q + rr];
-                        __m512i l = _mm512_loadu_si512(row + offsetof(block_q6_K, ql) + 64 * c);
-                        __m256i hb = _mm256_loadu_si256((const __m256i *)(row + offsetof(block_q6_K, qh) + 32 * c));
-                        /* byte l of hz: bits 0-1 and 4-5 are the high parts of values l and l+64 */
-                        __m512i hz = _mm512_inserti64x4(_mm512_castsi256_si512(hb), _mm256_srli_epi16(hb, 2), 1);
-                        __m512i v0 = _mm512_or_si512(_mm512_and_si512(l, nib),
-                                                     _mm512_and_si512(_mm512_slli_epi16(hz, 4), top));
-                        __m512i v1 = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(l, 4), nib),
-                                                     _mm512_and_si512(hz, top));
-                        p0[rr] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v0, x0);
-                        p1[rr] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v1, x1);
-                    }
-                    r0[q] = sum4_rows(p0);
-                    r1[q] = sum4_rows(p1);
-                }
+                k_part(KK_Q6_K, &rg, blk0, c, x0, x1, r0, r1);
                 __m512i is[8];
                 rows_to_quarters(r0, is);
                 rows_to_quarters(r1, is + 4);
@@ -289,8 +295,7 @@ ALWAYS_INLINE void legacy_gemv(enum legacy_kind kind, size_t blk_bytes, const qu
     const uint8_t *x = a->x + a->sb_header;
     for (int64_t g = g0; g < g1; g++) {
         row_group rg;
-        group_rows(w, row_bytes, g, &rg);
-        run_prefetch pf = next_group(&rg, row_bytes, g, g1);
+        group_rows(w, row_bytes, g, g1, &rg);
         __m512 acc = _mm512_setzero_ps();
         for (int64_t b = 0; b < n_blk; b += 2) {
             bool pair = b + 1 < n_blk;
@@ -305,7 +310,7 @@ ALWAYS_INLINE void legacy_gemv(enum legacy_kind kind, size_t blk_bytes, const qu
                 __m512i p[4];
 #pragma GCC unroll 4
                 for (int rr = 0; rr < 4; rr++) {
-                    prefetch_step(&pf);
+                    prefetch_step(&rg.pf);
                     const uint8_t *row = rg.base + rg.off[4 * q + rr];
                     p[rr] = _mm512_dpbusd_epi32(_mm512_setzero_si512(), legacy_values(kind, row + at0, row + at1), xv);
                 }

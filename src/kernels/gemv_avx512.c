@@ -100,6 +100,23 @@ ALWAYS_INLINE __m512i byte_of(__m512i v, int k) {
     return _mm512_and_si512(_mm512_srli_epi32(v, 8 * k), _mm512_set1_epi32(0xFF));
 }
 
+/* The packed kernel's float steps (gemm_tile) for one block of the 16
+ * rows: the integer sum, less the activation's correction where the format
+ * has an offset, times weight scale x activation scale; then, where it has
+ * minimums, the minimum times the activation's scaled sum. */
+ALWAYS_INLINE __m512 block_step(bool has_min, __m512 acc, __m512i is, __m512 sw, __m512 mw, const quant_packed_act *a,
+                                int64_t n_blk, int64_t blk) {
+    const float *dsc = a->dsc;
+    if (!has_min) {
+        int32_t corr;
+        memcpy(&corr, dsc + 2 * n_blk + blk, sizeof corr);
+        is = _mm512_sub_epi32(is, _mm512_set1_epi32(corr));
+    }
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(sw, _mm512_set1_ps(dsc[blk])), acc);
+    if (has_min) acc = _mm512_fmadd_ps(mw, _mm512_set1_ps(dsc[n_blk + blk]), acc);
+    return acc;
+}
+
 enum k_kind { KK_Q4_K, KK_Q6_K };
 
 /* Part k of 2 of a K-quant super-block at row: two vectors of 64 unsigned
@@ -149,7 +166,6 @@ ALWAYS_INLINE void k_part(enum k_kind kind, row_group *rg, const uint8_t *blk0, 
 void quant_gemv_q4_K_avx512(const quant_matrix *w, int64_t g0, int64_t g1, const quant_packed_act *a, float *y) {
     const int64_t n_sb = w->n_in / QK_K, n_blk = n_sb * 8;
     const size_t row_bytes = (size_t)n_sb * sizeof(block_q4_K);
-    const float *ad = a->dsc, *as = a->dsc + n_blk;
     const __m512i six = _mm512_set1_epi32(63);
     const __m512 sign = _mm512_set1_ps(-0.0f);
     for (int64_t g = g0; g < g1; g++) {
@@ -185,11 +201,9 @@ void quant_gemv_q4_K_avx512(const quant_matrix *w, int64_t g0, int64_t g1, const
                     m = _mm512_or_si512(_mm512_srli_epi32(lo, 4),
                                         _mm512_slli_epi32(_mm512_srli_epi32(byte_of(h2, j - 4), 6), 4));
                 }
-                int64_t blk = sb * 8 + j;
                 __m512 sw = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc));
                 __m512 mw = _mm512_xor_ps(_mm512_mul_ps(dmin, _mm512_cvtepi32_ps(m)), sign);
-                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is[j]), _mm512_mul_ps(sw, _mm512_set1_ps(ad[blk])), acc);
-                acc = _mm512_fmadd_ps(mw, _mm512_set1_ps(as[blk]), acc);
+                acc = block_step(true, acc, is[j], sw, mw, a, n_blk, sb * 8 + j);
             }
         }
         _mm512_mask_storeu_ps(y + g * QUANT_PACK_ROWS, rg.keep, acc);
@@ -204,8 +218,6 @@ void quant_gemv_q4_K_avx512(const quant_matrix *w, int64_t g0, int64_t g1, const
 void quant_gemv_q6_K_avx512(const quant_matrix *w, int64_t g0, int64_t g1, const quant_packed_act *a, float *y) {
     const int64_t n_sb = w->n_in / QK_K, n_blk = n_sb * 16;
     const size_t row_bytes = (size_t)n_sb * sizeof(block_q6_K);
-    const float *ad = a->dsc;
-    const int32_t *corr = (const int32_t *)(a->dsc + 2 * n_blk);
     for (int64_t g = g0; g < g1; g++) {
         row_group rg;
         group_rows(w, row_bytes, g, g1, &rg);
@@ -229,12 +241,10 @@ void quant_gemv_q6_K_avx512(const quant_matrix *w, int64_t g0, int64_t g1, const
 #pragma GCC unroll 8
                 for (int j = 0; j < 8; j++) {
                     int s = 8 * c + j;
-                    int64_t blk = sb * 16 + s;
                     /* scale s: byte s % 4 of h[s / 4], sign-extended */
                     __m512i sc = _mm512_srai_epi32(_mm512_slli_epi32(h[s / 4], 24 - 8 * (s % 4)), 24);
                     __m512 sw = _mm512_mul_ps(d, _mm512_cvtepi32_ps(sc));
-                    __m512i v = _mm512_sub_epi32(is[j], _mm512_set1_epi32(corr[blk]));
-                    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(v), _mm512_mul_ps(sw, _mm512_set1_ps(ad[blk])), acc);
+                    acc = block_step(false, acc, is[j], sw, _mm512_setzero_ps(), a, n_blk, sb * 16 + s);
                 }
             }
         }
@@ -267,22 +277,6 @@ ALWAYS_INLINE __m512i legacy_values(enum legacy_kind kind, const uint8_t *b0, co
         v = _mm512_mask_add_epi8(v, (__mmask64)h0 | (__mmask64)h1 << 32, v, _mm512_set1_epi8(16));
     }
     return v;
-}
-
-/* The packed kernel's float steps for one block: h holds the rows' fp16 d
- * (low half) and, with minimums, m (high half). */
-ALWAYS_INLINE __m512 legacy_step(bool has_min, __m512 acc, __m512i is, __m512i h, const quant_packed_act *a,
-                                 int64_t n_blk, int64_t blk) {
-    const float *dsc = a->dsc;
-    if (!has_min) {
-        int32_t corr;
-        memcpy(&corr, dsc + 2 * n_blk + blk, sizeof corr);
-        is = _mm512_sub_epi32(is, _mm512_set1_epi32(corr));
-    }
-    __m512 sw = half_to_f32(h);
-    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), _mm512_mul_ps(sw, _mm512_set1_ps(dsc[blk])), acc);
-    if (has_min) acc = _mm512_fmadd_ps(half_to_f32(_mm512_srli_epi32(h, 16)), _mm512_set1_ps(dsc[n_blk + blk]), acc);
-    return acc;
 }
 
 /* Two blocks a step; an odd last block is paired with itself against zero
@@ -318,8 +312,14 @@ ALWAYS_INLINE void legacy_gemv(enum legacy_kind kind, size_t blk_bytes, const qu
             }
             __m512i is0, is1;
             rows_to_halves(r, &is0, &is1);
-            acc = legacy_step(has_min, acc, is0, gather32(&rg, rg.base + at0), a, n_blk, b);
-            if (pair) acc = legacy_step(has_min, acc, is1, gather32(&rg, rg.base + at1), a, n_blk, b + 1);
+            /* each row's d in the low half, m (with minimums) in the high */
+            __m512i h0 = gather32(&rg, rg.base + at0);
+            acc = block_step(has_min, acc, is0, half_to_f32(h0), half_to_f32(_mm512_srli_epi32(h0, 16)), a, n_blk, b);
+            if (pair) {
+                __m512i h1 = gather32(&rg, rg.base + at1);
+                acc = block_step(has_min, acc, is1, half_to_f32(h1), half_to_f32(_mm512_srli_epi32(h1, 16)), a, n_blk,
+                                 b + 1);
+            }
         }
         _mm512_mask_storeu_ps(y + g * QUANT_PACK_ROWS, rg.keep, acc);
     }

@@ -1,5 +1,5 @@
-# rys: one `make` builds build/rys and the tests.
-#   make            build/rys, build/tests/*
+# rys: one `make` builds build/rys, the tests and the kernel benchmark.
+#   make            build/rys, build/tests/*, build/quant_bench
 #   make SAN=1      the same with AddressSanitizer + UBSan, under build-san/
 #   make check      install what is missing, then run every test (what CI runs)
 #   make demo       install, pull the default model, run the main job
@@ -32,7 +32,7 @@ CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 .PHONY: all check demo clean deps test unit fuzz
-all: $(BUILD)/rys $(TESTS)
+all: $(BUILD)/rys $(TESTS) $(BUILD)/quant_bench
 
 $(BUILD)/obj/%_avx2.o: %_avx2.c
 	@mkdir -p $(dir $@)
@@ -53,6 +53,10 @@ $(BUILD)/librys.a: $(LIB_OBJ)
 
 $(BUILD)/rys: $(CLI_OBJ) $(BUILD)/librys.a
 	$(CC) $(LDSAN) -pthread -o $@ $(CLI_OBJ) $(BUILD)/librys.a $(LDLIBS)
+
+# bench/quant_bench.c: the kernels alone over a real model's matrices (bench/).
+$(BUILD)/quant_bench: bench/quant_bench.c $(BUILD)/librys.a
+	$(CC) $(CFLAGS_BASE) -o $@ $< $(BUILD)/librys.a $(LDSAN) $(LDLIBS)
 
 $(BUILD)/tests/%: tests/%.c $(BUILD)/librys.a tests/testutil.h
 	@mkdir -p $(dir $@)

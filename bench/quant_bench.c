@@ -4,7 +4,7 @@
  * kernels are from the memory-bandwidth limit of batch-1 decode (GB/s), and
  * from the compute limit `rys bench` prints for batches (GMAC/s).
  *
- * build: make && cc -O2 -Isrc -pthread bench/quant_bench.c build/librys.a -lm -o build/quant_bench
+ * build: make (builds build/quant_bench with everything else)
  * usage: build/quant_bench MODEL.gguf [THREADS=2] [BATCH=1] [SECONDS=3]
  * RYS_CPU=portable|avx2 picks the kernel family, as for rys itself. */
 #include "gguf.h"

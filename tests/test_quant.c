@@ -577,10 +577,10 @@ static void test_packed_kernels_exact(void **state) {
 
 /* Paths that pack weights cache them by address: new bytes at an address
  * already seen (memory freed and reused) must be noticed, with or without
- * quant_release, and give what the same bytes elsewhere give. */
-static void test_matmul_reused_address(void **state) {
-    (void)state;
-    int64_t n_in = 896, n_out = 40, n_batch = 5;
+ * quant_release, and give what the same bytes elsewhere give; for batches
+ * (the packed copy) and single rows (the interleaved one). */
+static void reused_address(int64_t n_batch) {
+    int64_t n_in = 896, n_out = 40;
     size_t bytes = quant_row_size(QT_Q5_0, n_in) * (size_t)n_out;
     uint8_t *w = random_weights(QT_Q5_0, n_in, n_out), *other = random_weights(QT_Q5_0, n_in, n_out);
     float *x = random_activations(n_in, n_batch);
@@ -607,6 +607,12 @@ static void test_matmul_reused_address(void **state) {
     free(x);
     free(y);
     free(want);
+}
+
+static void test_matmul_reused_address(void **state) {
+    (void)state;
+    reused_address(5);
+    reused_address(1);
 }
 
 /* The AVX-512 activation quantizers must give the portable ones' bytes:

@@ -60,9 +60,11 @@ static const quant_kernels kernels_avx2 = {
 };
 
 /* AVX-512: block formats through packed weights and the VNNI kernel, and
- * for decode (one row) but Q8_0 through the file's own blocks with that
- * kernel's bits; float formats in AVX-512 tiles with the AVX2 dot's bits. AMX is the same family with the tile kernel for batches of 16 rows
- * and more; it gives the VNNI kernel's bits, so nothing else changes. */
+ * for decode (one row) but Q8_0 and Q5_K through their own blocks,
+ * interleaved, with that kernel's bits; float formats in AVX-512 tiles with
+ * the AVX2 dot's bits. AMX is the same family with the tile kernel for
+ * batches of 16 rows and more; it gives the VNNI kernel's bits, so nothing
+ * else changes. */
 #define AVX512_FAMILY                                                                                      \
     .dot = {[QT_F32] = quant_dot_f32_avx2, [QT_F16] = quant_dot_f16_avx2, [QT_BF16] = quant_dot_bf16_avx2}, \
     .dot_tile = {[QT_F32] = quant_dot_tile_f32_avx512, [QT_F16] = quant_dot_tile_f16_avx512,               \

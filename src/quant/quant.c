@@ -194,10 +194,11 @@ static void matmul_worker(void *ctx, int ith, int nth) {
 #define ACT_TILE_BYTES (256 * 1024)
 
 typedef struct {
+    quant_block_shape shape;
     quant_gemm_fn gemm;
-    quant_gemv_fn gemv; /* instead of gemm, if set */
-    const quant_matrix *m;
     const quant_packed *w;
+    quant_gemv_fn gemv; /* instead of gemm, on il, if set */
+    const quant_interleaved *il;
     quant_packed_act a;
     quant_act_fn quantize;
     const float *x;
@@ -221,7 +222,7 @@ static inline __attribute__((always_inline)) int sum_i8(const int8_t *q, int n) 
  * correction. */
 static void packed_act_worker(void *ctx, int ith, int nth) {
     const packed_job *j = ctx;
-    const quant_packed *p = j->w;
+    const quant_block_shape *p = &j->shape;
     size_t dsc_row = 3 * (size_t)p->n_blk;
     long lo, hi;
     pool_split((long)j->n_batch, ith, nth, &lo, &hi);
@@ -252,42 +253,40 @@ static void packed_act_worker(void *ctx, int ith, int nth) {
 static void packed_worker(void *ctx, int ith, int nth) {
     const packed_job *j = ctx;
     long lo, hi;
-    pool_split((long)j->w->n_groups, ith, nth, &lo, &hi);
+    pool_split((long)j->shape.n_groups, ith, nth, &lo, &hi);
     if (lo >= hi) return;
-    if (j->gemv) j->gemv(j->m, lo, hi, &j->a, j->y);
+    if (j->gemv) j->gemv(j->il, lo, hi, &j->a, j->y);
     else j->gemm(j->w, lo, hi, &j->a, j->n_batch, j->y);
 }
 
-static int matmul_packed(const quant_kernels *k, const quant_matrix *m, const quant_packed *p, const quant_format *f,
-                         const float *x, int64_t n_batch, float *y, struct pool *pool) {
+/* A block-format product through the packed kernels: the decode kernel
+ * on the interleaved blocks for one row where the family has one, else
+ * gemm on the packed copy (each made on first use). */
+static int matmul_packed(const quant_kernels *k, const quant_matrix *m, const quant_block_shape *shape,
+                         const quant_format *f, const float *x, int64_t n_batch, float *y, struct pool *pool) {
+    packed_job j = {.shape = *shape, .gemm = k->gemm};
+    if (n_batch == 1 && k->gemv[m->type] && (j.il = quant_interleaved_get(m, pool))) j.gemv = k->gemv[m->type];
+    else j.w = quant_packed_get(m, k->gemm_max_bits, pool);
     size_t xq_row;
-    quant_act_fn quantize = act_quantizer(k, f->act, p->n_in, &xq_row);
+    quant_act_fn quantize = act_quantizer(k, f->act, shape->n_in, &xq_row);
     size_t xq_bytes = (xq_row * (size_t)n_batch + 63) & ~(size_t)63;
-    uint8_t *xq = quant_scratch(QS_ACT, xq_bytes + sizeof(float) * 3 * (size_t)p->n_blk * (size_t)n_batch);
+    uint8_t *xq = quant_scratch(QS_ACT, xq_bytes + sizeof(float) * 3 * (size_t)shape->n_blk * (size_t)n_batch);
     bool k_act = f->act == QA_Q8K;
-    packed_job j = {
-        .gemm = k->gemm,
-        /* the decode kernels address a group's 16 rows with 32-bit offsets */
-        .gemv = n_batch == 1 && quant_row_size(m->type, m->n_in) < INT32_MAX / QUANT_PACK_ROWS ? k->gemv[m->type]
-                                                                                                : NULL,
-        .m = m,
-        .w = p,
-        .a = {
-            .x = xq,
-            .row_bytes = xq_row,
-            .sb_bytes = k_act ? sizeof(block_q8_K) : sizeof(block_q8a),
-            .sb_header = k_act ? offsetof(block_q8_K, qs) : offsetof(block_q8a, qs),
-            .blk_per_sb = (k_act ? QK_K : QK_LEGACY) / p->blk_len,
-            .dsc = (float *)(xq + xq_bytes),
-        },
-        .quantize = quantize,
-        .x = x,
-        .xq = xq,
+    j.a = (quant_packed_act){
+        .x = xq,
+        .row_bytes = xq_row,
+        .sb_bytes = k_act ? sizeof(block_q8_K) : sizeof(block_q8a),
+        .sb_header = k_act ? offsetof(block_q8_K, qs) : offsetof(block_q8a, qs),
+        .blk_per_sb = (k_act ? QK_K : QK_LEGACY) / shape->blk_len,
         .dsc = (float *)(xq + xq_bytes),
-        .k_act = k_act,
-        .n_batch = n_batch,
-        .y = y,
     };
+    j.quantize = quantize;
+    j.x = x;
+    j.xq = xq;
+    j.dsc = (float *)(xq + xq_bytes);
+    j.k_act = k_act;
+    j.n_batch = n_batch;
+    j.y = y;
     pool_run(pool, packed_act_worker, &j);
     pool_run(pool, packed_worker, &j);
     return 0;
@@ -301,10 +300,9 @@ int quant_matmul(const quant_matrix *w, const float *x, int64_t n_batch, float *
         return -1;
     }
     const quant_kernels *k = quant_active_kernels();
-    if (k->gemm) {
-        const quant_packed *p = quant_packed_get(w, k->gemm_max_bits, pool);
-        if (p) return matmul_packed(k, w, p, f, x, n_batch, y, pool);
-    }
+    quant_block_shape shape;
+    if (k->gemm && quant_block_shape_of(w, k->gemm_max_bits, &shape))
+        return matmul_packed(k, w, &shape, f, x, n_batch, y, pool);
     matmul_job j = {
         .dot = k->dot[w->type],
         .dot_tile = n_batch > 1 ? k->dot_tile[w->type] : NULL,

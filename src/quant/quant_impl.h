@@ -45,6 +45,41 @@ typedef struct {
     void *mem; /* the one allocation holding them */
 } quant_packed;
 
+/* Interleaved blocks, for the one-row (decode) kernels: a block format's
+ * own blocks with the 16 rows of a group interleaved a 32-bit word at a
+ * time, so one aligned 64-byte load holds the same word of 16 rows and a
+ * vpdpbusd against 4 activation bytes broadcast advances 16 dot products,
+ * as in the packed kernel but at the file's size (Q4_K 0.56 bytes a
+ * weight against the packed 1.25). Words per block, by format (fields
+ * moved to word boundaries, fp16 fields in a word's low half):
+ *   Q4_0: d | qs[4]          Q4_1: d,m | qs[4]
+ *   Q5_0: d | qh' | qs[4]    Q5_1: d,m | qh' | qs[4]
+ *   Q4_K: the block as is (36 words)
+ *   Q6_K: scales[4] | d | per half n and t < 8: ql[16n+t], ql[16n+8+t],
+ *         qh[8n+t] (53 words, in the order the kernel reads them)
+ * where qh' is qh rearranged for word t of qs: bit 8k+t is the fifth bit of
+ * element 4t+k (byte k's low nibble) and bit 8k+4+t that of element
+ * 16+4t+k (its high nibble), so one shift and mask give a word's fifth
+ * bits. A group's words are read front to back, one stream the hardware
+ * prefetchers follow. */
+typedef struct {
+    int64_t n_in, n_out, n_groups; /* groups of QUANT_PACK_ROWS rows, the last zero-padded */
+    int64_t n_blocks;              /* the format's blocks per row */
+    int block_words;
+    const uint32_t *w; /* [group][block][word][16 rows], 64-byte aligned */
+    void *mem;
+} quant_interleaved;
+
+/* The shape of a block format's packed form (the fields of quant_packed
+ * but q, scale, min), known without packing. */
+typedef struct {
+    int64_t n_in, n_out, n_groups;
+    int blk_len;
+    int64_t n_blk;
+    int offset;
+    bool has_min;
+} quant_block_shape;
+
 /* Activation rows for a packed product: the 8-bit values of quant_matmul's
  * quantized rows, where they lie, plus per scale block and row the float
  * scale d, the scaled value sum s (for formats with minimums) and the
@@ -62,15 +97,22 @@ typedef void (*quant_unpack_fn)(const void *src, int64_t n, uint8_t *q, float *s
 /* y[b*n_out + o] for the groups [g0, g1) and every row b < n_batch. */
 typedef void (*quant_gemm_fn)(const quant_packed *w, int64_t g0, int64_t g1, const quant_packed_act *a,
                               int64_t n_batch, float *y);
-/* y[o] for the rows of groups [g0, g1) of one activation row, read from w's
- * own blocks (not the packed copy) with the gemm kernel's bits. */
-typedef void (*quant_gemv_fn)(const quant_matrix *w, int64_t g0, int64_t g1, const quant_packed_act *a, float *y);
+/* y[o] for the rows of groups [g0, g1) of one activation row, read from
+ * the interleaved blocks (not the packed copy) with the gemm kernel's bits. */
+typedef void (*quant_gemv_fn)(const quant_interleaved *w, int64_t g0, int64_t g1, const quant_packed_act *a,
+                              float *y);
 
+/* The packed shape of w; false if the type has no unpacker or its values
+ * need more than max_bits bits. */
+bool quant_block_shape_of(const quant_matrix *w, int max_bits, quant_block_shape *s);
 /* The packed form of w, made on first use (the pool helps) and cached by
  * data pointer, checked against samples of the data so that a freed and
- * reused address is noticed; NULL if the type has no unpacker or its values
- * need more than max_bits bits. Thread-safe. */
+ * reused address is noticed; NULL where quant_block_shape_of is false.
+ * Thread-safe. */
 const quant_packed *quant_packed_get(const quant_matrix *w, int max_bits, struct pool *pool);
+/* The interleaved form of w, made and cached the same way (beside the
+ * packed one, if any); NULL if the format has no interleaved layout. */
+const quant_interleaved *quant_interleaved_get(const quant_matrix *w, struct pool *pool);
 
 /* A per-thread buffer of at least size bytes, kept for the thread's next
  * call (see quant.c): QS_ACT for the activations quant_matmul quantizes,
@@ -100,8 +142,8 @@ typedef struct {
     quant_gemm_fn gemm;
     int gemm_max_bits;
     /* Optional, per weight type: batches of one row take it instead of gemm,
-     * with gemm's bits (decode is bound by memory, and the file's blocks are
-     * smaller than the packed copy). */
+     * on the interleaved blocks, with gemm's bits (decode is bound by
+     * memory, and the format's blocks are smaller than the packed copy). */
     quant_gemv_fn gemv[QT_COUNT];
     /* Measured multiply-adds per second of gemm's instruction, one thread. */
     double (*gemm_peak)(int64_t iters);
@@ -176,14 +218,14 @@ void quant_unpack_q6_K(const void *src, int64_t n, uint8_t *q, float *scale, flo
 void quant_gemm_avx512(const quant_packed *w, int64_t g0, int64_t g1, const quant_packed_act *a, int64_t n_batch,
                        float *y);
 double quant_gemm_peak_avx512(int64_t iters);
-/* src/kernels/gemv_avx512.c: one activation row against block-format
- * weights where they lie, with quant_gemm_avx512's bits. */
-void quant_gemv_q4_0_avx512(const quant_matrix *w, int64_t g0, int64_t g1, const quant_packed_act *a, float *y);
-void quant_gemv_q4_1_avx512(const quant_matrix *w, int64_t g0, int64_t g1, const quant_packed_act *a, float *y);
-void quant_gemv_q5_0_avx512(const quant_matrix *w, int64_t g0, int64_t g1, const quant_packed_act *a, float *y);
-void quant_gemv_q5_1_avx512(const quant_matrix *w, int64_t g0, int64_t g1, const quant_packed_act *a, float *y);
-void quant_gemv_q4_K_avx512(const quant_matrix *w, int64_t g0, int64_t g1, const quant_packed_act *a, float *y);
-void quant_gemv_q6_K_avx512(const quant_matrix *w, int64_t g0, int64_t g1, const quant_packed_act *a, float *y);
+/* src/kernels/gemv_avx512.c: one activation row against interleaved
+ * blocks, with quant_gemm_avx512's bits. */
+void quant_gemv_q4_0_avx512(const quant_interleaved *w, int64_t g0, int64_t g1, const quant_packed_act *a, float *y);
+void quant_gemv_q4_1_avx512(const quant_interleaved *w, int64_t g0, int64_t g1, const quant_packed_act *a, float *y);
+void quant_gemv_q5_0_avx512(const quant_interleaved *w, int64_t g0, int64_t g1, const quant_packed_act *a, float *y);
+void quant_gemv_q5_1_avx512(const quant_interleaved *w, int64_t g0, int64_t g1, const quant_packed_act *a, float *y);
+void quant_gemv_q4_K_avx512(const quant_interleaved *w, int64_t g0, int64_t g1, const quant_packed_act *a, float *y);
+void quant_gemv_q6_K_avx512(const quant_interleaved *w, int64_t g0, int64_t g1, const quant_packed_act *a, float *y);
 void quant_act_q8a_avx512(const float *x, void *dst, int64_t n);
 /* src/kernels/float_avx512.c: float-weight tiles of 4 weight rows by up to 6
  * activation rows, with the AVX2 dot's bits. */

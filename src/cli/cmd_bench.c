@@ -156,8 +156,10 @@ int cmd_bench(int argc, char **argv) {
     double *pp = xcalloc((size_t)reps, sizeof(double)), *tg = xcalloc((size_t)reps, sizeof(double));
     double *bg = xcalloc((size_t)reps, sizeof(double));
 
-    /* One untimed pass: weights paged in and packed, buffers grown. */
+    /* Untimed passes: weights paged in and packed (for batches) and
+     * interleaved (for one row), buffers grown. */
     run_batch(f, m, 1, 0, n_prompt > 0 ? n_prompt : 1, logits, 0);
+    if (n_gen > 0) run_batch(f, m, 1, 0, 1, logits, 0);
     for (int r = 0; r < reps; r++) {
         if (n_prompt > 0) pp[r] = n_prompt / run_batch(f, m, 1, 0, n_prompt, logits, r);
         if (n_gen > 0) {

@@ -26,7 +26,7 @@
 #define ALWAYS_INLINE static inline __attribute__((always_inline))
 /* A group's words are one forward stream, but at two threads the hardware
  * prefetchers alone leave it short of memory's bandwidth (Qwen2.5-Coder-1.5B's
- * matrices at 15-19 GB/s here, against 22-26 with this): each line is
+ * matrices at 15-19 GB/s here, against 21-24 with this): each line is
  * fetched a little ahead, 4 KiB, into L2. */
 #define AHEAD_LINES 64
 ALWAYS_INLINE void ahead(const __m512i *p) { _mm_prefetch((const char *)(p + AHEAD_LINES), _MM_HINT_T1); }

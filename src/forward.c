@@ -31,6 +31,8 @@ struct forward_ctx {
     const float **queries;      /* [n_threads][QBLOCK x GQA group] query rows of one work item */
     int *qblocks;               /* [UBATCH + 1] first batch row of each query block */
     float *rope_cs;             /* [UBATCH][rope_dims] cos, sin of the micro-batch's positions */
+    int *kept;                  /* [UBATCH] micro-batch rows kept past the last position's K and V */
+    int32_t *kept_pos, *kept_seq;
 };
 
 static void kv_free(kv_cache *kv) {
@@ -85,6 +87,9 @@ forward_ctx *forward_new(const model *m, const layer_path *path, int n_seq, int 
     f->queries = xmalloc((size_t)pool_size(pool) * group_rows * sizeof *f->queries);
     f->qblocks = xmalloc((UBATCH + 1) * sizeof *f->qblocks);
     f->rope_cs = xmalloc(U * (size_t)hp->rope_dims * sizeof(float));
+    f->kept = xmalloc(U * sizeof *f->kept);
+    f->kept_pos = xmalloc(U * sizeof *f->kept_pos);
+    f->kept_seq = xmalloc(U * sizeof *f->kept_seq);
     return f;
 }
 
@@ -95,6 +100,7 @@ void forward_free(forward_ctx *f) {
     free(f->x); free(f->xn); free(f->q); free(f->k); free(f->v);
     free(f->att); free(f->o); free(f->gate); free(f->up); free(f->scores); free(f->rope_cs);
     free(f->queries); free(f->qblocks);
+    free(f->kept); free(f->kept_pos); free(f->kept_seq);
     free(f);
 }
 
@@ -400,11 +406,46 @@ static void ffn_residual_step(const token_map *m, int t) {
 
 /* ---- the layer loop --------------------------------------------------------- */
 
+/* Moves the micro-batch's rows that want logits (hidden states x, queries q)
+ * to its front, in order, and describes them in kept; returns their number.
+ * Past the path's last K and V nothing else reads the other rows. */
+static int keep_wanted_rows(forward_ctx *f, const fwd_batch *b, int t0, int n, float *x, fwd_batch *kept) {
+    const model_hparams *hp = &f->m->hp;
+    size_t dim = (size_t)hp->dim, q_dim = (size_t)hp->n_head * hp->head_dim;
+    int w = 0;
+    for (int t = 0; t < n; t++) {
+        if (!b->want_logits[t0 + t]) continue;
+        if (t != w) {
+            memcpy(x + w * dim, x + t * dim, dim * sizeof *x);
+            memcpy(f->q + w * q_dim, f->q + t * q_dim, q_dim * sizeof *f->q);
+        }
+        f->kept[w] = t;
+        f->kept_pos[w] = b->pos[t0 + t];
+        f->kept_seq[w] = b->seq[t0 + t];
+        w++;
+    }
+    *kept = (fwd_batch){.n = w, .pos = f->kept_pos, .seq = f->kept_seq};
+    return w;
+}
+
+/* Kept row k back to micro-batch row kept[k]: from the last down, so no row
+ * is overwritten before it moves. */
+static void restore_kept_rows(const forward_ctx *f, int w, float *x) {
+    size_t dim = (size_t)f->m->hp.dim;
+    for (int k = w - 1; k >= 0; k--)
+        if (f->kept[k] != k) memcpy(x + (size_t)f->kept[k] * dim, x + k * dim, dim * sizeof *x);
+}
+
 /* One micro-batch of n tokens (batch rows t0..t0+n-1) through path positions
- * [p_begin, p_end); hidden states in x[n][dim]. */
-static void run_layers(forward_ctx *f, const fwd_batch *b, int t0, int n, float *x, int p_begin, int p_end) {
+ * [p_begin, p_end); hidden states in x[n][dim]. With trim, the path's last
+ * position computes only K and V for rows without want_logits: a prompt's
+ * other tokens are needed there only as keys and values, and their
+ * attention output and feed-forward would be the whole layer's work again. */
+static void run_layers(forward_ctx *f, const fwd_batch *b, int t0, int n, float *x, int p_begin, int p_end,
+                       bool trim) {
     const model *m = f->m;
-    int n_blocks = query_blocks(f, b, t0, n);
+    int n_blocks = query_blocks(f, b, t0, n), n_kept = -1;
+    fwd_batch kept;
 
     for (int p = p_begin; p < p_end; p++) {
         const int layer = f->path.layers[p];      /* whose weights */
@@ -418,6 +459,17 @@ static void run_layers(forward_ctx *f, const fwd_batch *b, int t0, int n, float 
         quant_matmul(&L->wk, f->xn, n, f->k, f->pool);
         quant_matmul(&L->wv, f->xn, n, f->v, f->pool);
         map_tokens(&tm, qkv_step);
+        if (trim && p == f->path.n - 1) {
+            n_kept = keep_wanted_rows(f, b, t0, n, x, &kept);
+            if (n_kept == 0) break;
+            b = &kept;
+            t0 = 0;
+            n = n_kept;
+            n_blocks = query_blocks(f, b, t0, n);
+            tm.b = b;
+            tm.t0 = t0;
+            tm.n = n;
+        }
         attn_job job = {f, b, t0, slot, L->sliding, n_blocks};
         pool_run(f->pool, attn_worker, &job);
         quant_matmul(&L->wo, f->att, n, f->o, f->pool);
@@ -430,6 +482,7 @@ static void run_layers(forward_ctx *f, const fwd_batch *b, int t0, int n, float 
         quant_matmul(&L->w_down, f->gate, n, f->o, f->pool);
         map_tokens(&tm, ffn_residual_step);
     }
+    if (n_kept > 0) restore_kept_rows(f, n_kept, x);
 }
 
 static int check_batch(const forward_ctx *f, const fwd_batch *b) {
@@ -450,15 +503,23 @@ static int check_batch(const forward_ctx *f, const fwd_batch *b) {
     return 0;
 }
 
-int forward_layers(forward_ctx *f, const fwd_batch *b, float *x, int p_begin, int p_end) {
+static int layers(forward_ctx *f, const fwd_batch *b, float *x, int p_begin, int p_end, bool trim) {
     if (p_begin < 0 || p_end > f->path.n || p_begin > p_end) { rys_seterr("forward: bad path range"); return -1; }
     if (check_batch(f, b)) return -1;
     int dim = f->m->hp.dim;
     for (int t0 = 0; t0 < b->n; t0 += UBATCH) {
         int n = b->n - t0 < UBATCH ? b->n - t0 : UBATCH;
-        run_layers(f, b, t0, n, x + (size_t)t0 * dim, p_begin, p_end);
+        run_layers(f, b, t0, n, x + (size_t)t0 * dim, p_begin, p_end, trim);
     }
     return 0;
+}
+
+int forward_layers(forward_ctx *f, const fwd_batch *b, float *x, int p_begin, int p_end) {
+    return layers(f, b, x, p_begin, p_end, false);
+}
+
+int forward_layers_for_output(forward_ctx *f, const fwd_batch *b, float *x, int p_begin) {
+    return layers(f, b, x, p_begin, f->path.n, b->want_logits != NULL);
 }
 
 int forward_output(forward_ctx *f, const fwd_batch *b, const float *x, float *logits) {
@@ -484,7 +545,7 @@ int forward_batch(forward_ctx *f, const fwd_batch *b, float *logits) {
     for (int t0 = 0; t0 < b->n; t0 += UBATCH) {
         int n = b->n - t0 < UBATCH ? b->n - t0 : UBATCH;
         for (int t = 0; t < n; t++) model_embed(m, b->tokens[t0 + t], f->x + (size_t)t * dim);
-        run_layers(f, b, t0, n, f->x, 0, f->path.n);
+        run_layers(f, b, t0, n, f->x, 0, f->path.n, b->want_logits != NULL);
         fwd_batch sub = {n, b->tokens + t0, b->pos + t0, b->seq + t0, b->want_logits ? b->want_logits + t0 : NULL};
         rows += forward_output(f, &sub, f->x, logits + (size_t)rows * n_vocab);
     }

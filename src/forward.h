@@ -65,6 +65,11 @@ int forward_batch(forward_ctx *f, const fwd_batch *b, float *logits);
  * the hidden states x[n][dim] in place (tokens' pos/seq as in b), without
  * embedding or output. */
 int forward_layers(forward_ctx *f, const fwd_batch *b, float *x, int p_begin, int p_end);
+/* forward_layers from p_begin to the path's end when only the rows with
+ * want_logits go on to forward_output: the others get only the last
+ * position's K and V, and their hidden states are left undefined (the other
+ * rows' are the bits forward_layers gives). forward_batch always runs so. */
+int forward_layers_for_output(forward_ctx *f, const fwd_batch *b, float *x, int p_begin);
 /* Final norm + output projection of hidden states x[n][dim] for rows with
  * want_logits (all rows when b->want_logits is NULL). */
 int forward_output(forward_ctx *f, const fwd_batch *b, const float *x, float *logits);

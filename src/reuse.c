@@ -131,14 +131,21 @@ static int prompt_batch(const baseline_run *b, step_batch *sb, bool *want, int *
 }
 
 /* Path position p over the prompt batch: the roots, the members' copies of
- * the rows they share, then the members (whose attention reads those rows). */
-static int prompt_layer(const baseline_run *b, forward_ctx *f, step_batch *sb, int n_root, int p) {
-    fwd_batch roots = {n_root, sb->tok, sb->pos, sb->seq, NULL};
-    fwd_batch members = {sb->n - n_root, sb->tok + n_root, sb->pos + n_root, sb->seq + n_root, NULL};
-    if (roots.n && forward_layers(f, &roots, sb->x, p, p + 1)) return -1;
+ * the rows they share, then the members (whose attention reads those rows).
+ * With want (the rows whose logits are taken), the path's last position
+ * leaves the other rows' hidden states undefined: a configuration keeps no
+ * states, the baseline (want NULL) keeps them all. */
+static int prompt_layer(const baseline_run *b, forward_ctx *f, step_batch *sb, const bool *want, int n_root, int p) {
+    fwd_batch roots = {n_root, sb->tok, sb->pos, sb->seq, want};
+    fwd_batch members = {sb->n - n_root, sb->tok + n_root, sb->pos + n_root, sb->seq + n_root, want ? want + n_root : NULL};
+    bool last = want && p == forward_path(f)->n - 1;
+    float *members_x = sb->x + (size_t)n_root * b->m->hp.dim;
+    if (roots.n && (last ? forward_layers_for_output(f, &roots, sb->x, p) : forward_layers(f, &roots, sb->x, p, p + 1)))
+        return -1;
     for (int s = 0; s < b->n; s++)
         if (b->donor[s] != s && forward_copy_seq_slots(f, p, p + 1, b->donor[s], s, b->shared[s])) return -1;
-    return members.n ? forward_layers(f, &members, sb->x + (size_t)n_root * b->m->hp.dim, p, p + 1) : 0;
+    if (!members.n) return 0;
+    return last ? forward_layers_for_output(f, &members, members_x, p) : forward_layers(f, &members, members_x, p, p + 1);
 }
 
 baseline_run *baseline_run_new(const model *m, const tokenizer *tok, const int32_t *const *prompts, const int *lens,
@@ -188,7 +195,7 @@ baseline_run *baseline_run_new(const model *m, const tokenizer *tok, const int32
     fwd_batch fb = {sb.n, sb.tok, sb.pos, sb.seq, want};
     int rc = -1;
     for (int p = 0; p < N; p++) {
-        if (prompt_layer(b, b->f, &sb, n_root, p)) goto done;
+        if (prompt_layer(b, b->f, &sb, NULL, n_root, p)) goto done;
         for (int t = 0; t < sb.n; t++)
             memcpy(state_at(b, p + 1, sb.seq[t], sb.pos[t]), sb.x + (size_t)t * dim, dim * sizeof(float));
     }
@@ -287,7 +294,7 @@ int baseline_run_config(baseline_run *b, const layer_path *path, gen_output *out
     }
     fwd_batch fb = {sb.n, sb.tok, sb.pos, sb.seq, want};
     for (int p = k; p < P; p++)
-        if (prompt_layer(b, f, &sb, n_root, p)) goto done;
+        if (prompt_layer(b, f, &sb, want, n_root, p)) goto done;
     if (forward_output(f, &fb, sb.x, logits) < 0) goto done;
     rs.layer_tokens_done += (long long)(P - k) * sb.n;
     rs.layer_tokens_naive += (long long)P * total;

@@ -204,7 +204,7 @@ static int run_stage(const evaluator *ev, path_eval *pe, stage *s, bool keep) {
             p = ev->keep[j];
             memcpy(s->states + (size_t)j * plane, s->x, plane * sizeof *s->x);
         }
-    if (forward_layers(pe->f, &fb, s->x, p, P)) return -1;
+    if (forward_layers_for_output(pe->f, &fb, s->x, p)) return -1; /* no states kept past here */
     pe->layer_tokens += (long long)(P - pe->k) * s->n;
     return forward_output(pe->f, &fb, s->x, ev->logits) < 0 ? -1 : 0;
 }

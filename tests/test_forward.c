@@ -137,7 +137,70 @@ static void test_golden(void **state) {
     assert_true(n >= 12);
 }
 
+/* Rows that want logits come out of a trimmed last layer (the other rows get
+ * only its K and V) with the bits of the untrimmed pass; so does the last
+ * slot's cache, which later tokens read. Two sequences of 300 and 40 tokens
+ * along a path that repeats layers: the first micro-batch (256 rows) wants
+ * no logits at all. */
+static void trimmed_equals_full(const char *file) {
+    model *m = model_load(file);
+    if (!m) fail_msg("%s", rys_lasterr());
+    layer_path p;
+    assert_int_equal(path_from_blocks("1,3", m->hp.n_layers, &p), 0);
+    enum { LEN0 = 300, LEN1 = 40, N = LEN0 + LEN1 };
+    int32_t tok[N], pos[N], seq[N];
+    bool want[N];
+    for (int t = 0; t < N; t++) {
+        seq[t] = t >= LEN0;
+        pos[t] = t - (seq[t] ? LEN0 : 0);
+        tok[t] = (int32_t)((t * 7919u + 13) % (unsigned)m->hp.n_vocab);
+        want[t] = t == LEN0 - 1 || t == N - 1 || t == LEN0 + 7;
+    }
+    pool *pl = pool_new(2);
+    forward_ctx *full = forward_new(m, &p, 2, LEN0, pl), *trim = forward_new(m, &p, 2, LEN0, pl);
+    size_t dim = (size_t)m->hp.dim, V = (size_t)m->hp.n_vocab;
+    float *x_full = xmalloc(N * dim * sizeof(float)), *x_trim = xmalloc(N * dim * sizeof(float));
+    float *lg_all = xmalloc(N * V * sizeof(float)), *lg_want = xmalloc(3 * V * sizeof(float));
+    for (int t = 0; t < N; t++) model_embed(m, tok[t], x_full + t * dim);
+    memcpy(x_trim, x_full, N * dim * sizeof(float));
+    fwd_batch all = {N, tok, pos, seq, NULL}, some = {N, tok, pos, seq, want};
+    assert_int_equal(forward_layers(full, &all, x_full, 0, p.n), 0);
+    assert_int_equal(forward_layers(trim, &some, x_trim, 0, 2), 0);
+    assert_int_equal(forward_layers_for_output(trim, &some, x_trim, 2), 0);
+    for (int t = 0; t < N; t++)
+        if (want[t] && memcmp(x_full + t * dim, x_trim + t * dim, dim * sizeof(float)))
+            fail_msg("%s: row %d's hidden state differs when the last layer is trimmed", file, t);
+    const kv_cache *a = forward_kv(full), *b = forward_kv(trim);
+    size_t slot = (size_t)a->n_seq * a->n_ctx * a->kv_dim * sizeof(uint16_t);
+    for (int s = 0; s < p.n; s++)
+        if (memcmp(a->k[s], b->k[s], slot) || memcmp(a->v[s], b->v[s], slot))
+            fail_msg("%s: KV slot %d differs when the last layer is trimmed", file, s);
+    /* forward_batch trims on its own when logits are wanted for some rows */
+    forward_ctx *f = forward_new(m, &p, 2, LEN0, pl);
+    assert_int_equal(forward_batch(f, &all, lg_all), N);
+    forward_free(f);
+    f = forward_new(m, &p, 2, LEN0, pl);
+    assert_int_equal(forward_batch(f, &some, lg_want), 3);
+    for (int t = 0, k = 0; t < N; t++)
+        if (want[t] && memcmp(lg_all + t * V, lg_want + (size_t)k++ * V, V * sizeof(float)))
+            fail_msg("%s: logits of row %d differ when the batch wants only some rows", file, t);
+    forward_free(f);
+    forward_free(full);
+    forward_free(trim);
+    free(x_full); free(x_trim); free(lg_all); free(lg_want);
+    pool_free(pl);
+    path_free(&p);
+    model_free(m);
+}
+
+static void test_trimmed_last_layer(void **state) {
+    (void)state;
+    trimmed_equals_full("tests/data/tiny-llama.gguf");
+    trimmed_equals_full("tests/data/tiny-qwen2.gguf");
+    trimmed_equals_full("tests/data/tiny-qwen3.gguf");
+}
+
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_golden)};
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_golden), cmocka_unit_test(test_trimmed_last_layer)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

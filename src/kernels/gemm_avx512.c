@@ -25,6 +25,17 @@ ALWAYS_INLINE int32_t load_i32(const uint8_t *p) {
     return v;
 }
 
+/* Where a block's integer sum starts: for offset formats at minus the
+ * activation's integer correction (stored as int32 bits in dsc), so that no
+ * subtraction follows the products (two vector operations fewer per block
+ * and row of a pair tile); vpdpbusd adds exactly, so the sum ends the same. */
+ALWAYS_INLINE __m512i start_sum(bool has_min, const float *corr_at) {
+    if (has_min) return _mm512_setzero_si512();
+    int32_t corr;
+    memcpy(&corr, corr_at, sizeof corr);
+    return _mm512_set1_epi32(-corr);
+}
+
 /* Output group g (16 rows) for activation rows b0 .. b0+nr-1. */
 ALWAYS_INLINE void gemm_tile(int quads, bool has_min, int nr, const quant_packed *w, int64_t g,
                              const quant_packed_act *a, int64_t b0, float *y) {
@@ -53,15 +64,10 @@ ALWAYS_INLINE void gemm_tile(int quads, bool has_min, int nr, const quant_packed
 #pragma GCC unroll 8
             for (int n = 0; n < nr; n++) {
                 const uint8_t *x = xr[n] + at;
-                __m512i is = _mm512_setzero_si512();
+                __m512i is = start_sum(has_min, dsc[n] + 2 * n_blk + blk);
 #pragma GCC unroll 8
                 for (int k = 0; k < quads; k++)
                     is = _mm512_dpbusd_epi32(is, wv[k], _mm512_set1_epi32(load_i32(x + 4 * k)));
-                if (!has_min) {
-                    int32_t corr;
-                    memcpy(&corr, dsc[n] + 2 * n_blk + blk, sizeof corr);
-                    is = _mm512_sub_epi32(is, _mm512_set1_epi32(corr));
-                }
                 __m512 scale = _mm512_mul_ps(sw, _mm512_set1_ps(dsc[n][blk]));
                 acc[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is), scale, acc[n]);
                 if (has_min) acc[n] = _mm512_fmadd_ps(mw, _mm512_set1_ps(dsc[n][n_blk + blk]), acc[n]);
@@ -73,13 +79,24 @@ ALWAYS_INLINE void gemm_tile(int quads, bool has_min, int nr, const quant_packed
     for (int n = 0; n < nr; n++) _mm512_mask_storeu_ps(y + (size_t)(b0 + n) * (size_t)w->n_out + o0, keep, acc[n]);
 }
 
+/* Lines [first, end) of base to bring into L2, per_blk of them in each
+ * block step: the next group pair's weights, spread over the current pair's
+ * passes, so that a small batch (a decode step's 32 rows: a handful of
+ * passes per pair) computes while the memory of the next pair arrives
+ * instead of waiting on it at the start of each pair. */
+typedef struct {
+    const uint8_t *base;
+    size_t first, end;
+    int per_blk;
+} prefetch_span;
+
 /* Two groups (32 weight rows) for up to GEMM_NR2 activation rows: each
  * activation broadcast feeds two vpdpbusd, halving the loads per multiply.
  * A row's integer sums are exact and its float steps the same as in
  * gemm_tile, so which of the two tiles computed an output never shows. */
 #define GEMM_NR2 6
 ALWAYS_INLINE void gemm_tile2(int quads, bool has_min, int nr, const quant_packed *w, int64_t g,
-                              const quant_packed_act *a, int64_t b0, float *y) {
+                              const quant_packed_act *a, int64_t b0, float *y, const prefetch_span *pf) {
     const int64_t n_blk = w->n_blk;
     const size_t g_bytes = (size_t)n_blk * (size_t)quads * 64, g_scales = (size_t)n_blk * QUANT_PACK_ROWS;
     const uint8_t *wq = w->q + (size_t)g * g_bytes;
@@ -98,9 +115,13 @@ ALWAYS_INLINE void gemm_tile2(int quads, bool has_min, int nr, const quant_packe
     for (int64_t sb = 0; blk < n_blk; sb++)
         for (int j = 0; j < a->blk_per_sb; j++, blk++, wq += quads * 64) {
             size_t at = (size_t)sb * a->sb_bytes + (size_t)j * (size_t)quads * 4;
+            for (int l = 0; l < pf->per_blk; l++) {
+                size_t line = pf->first + (size_t)blk * (size_t)pf->per_blk + (size_t)l;
+                if (line < pf->end) _mm_prefetch((const char *)pf->base + 64 * line, _MM_HINT_T1);
+            }
             __m512i is0[GEMM_NR2], is1[GEMM_NR2];
 #pragma GCC unroll 8
-            for (int n = 0; n < nr; n++) is0[n] = is1[n] = _mm512_setzero_si512();
+            for (int n = 0; n < nr; n++) is0[n] = is1[n] = start_sum(has_min, dsc[n] + 2 * n_blk + blk);
 #pragma GCC unroll 8
             for (int k = 0; k < quads; k++) {
                 __m512i w0 = _mm512_load_si512((const void *)(wq + 64 * k));
@@ -116,12 +137,6 @@ ALWAYS_INLINE void gemm_tile2(int quads, bool has_min, int nr, const quant_packe
             __m512 sw1 = _mm512_load_ps(ws + g_scales + blk * QUANT_PACK_ROWS);
 #pragma GCC unroll 8
             for (int n = 0; n < nr; n++) {
-                if (!has_min) {
-                    int32_t corr;
-                    memcpy(&corr, dsc[n] + 2 * n_blk + blk, sizeof corr);
-                    is0[n] = _mm512_sub_epi32(is0[n], _mm512_set1_epi32(corr));
-                    is1[n] = _mm512_sub_epi32(is1[n], _mm512_set1_epi32(corr));
-                }
                 __m512 da = _mm512_set1_ps(dsc[n][blk]);
                 acc0[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is0[n]), _mm512_mul_ps(sw0, da), acc0[n]);
                 acc1[n] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(is1[n]), _mm512_mul_ps(sw1, da), acc1[n]);
@@ -144,24 +159,28 @@ ALWAYS_INLINE void gemm_tile2(int quads, bool has_min, int nr, const quant_packe
 
 #define TILE2_NR(Q, M)                                                                                 \
     switch (nr) {                                                                                      \
-    case 1: gemm_tile2(Q, M, 1, w, g, a, b0, y); break;                                                \
-    case 2: gemm_tile2(Q, M, 2, w, g, a, b0, y); break;                                                \
-    case 3: gemm_tile2(Q, M, 3, w, g, a, b0, y); break;                                                \
-    case 4: gemm_tile2(Q, M, 4, w, g, a, b0, y); break;                                                \
-    case 5: gemm_tile2(Q, M, 5, w, g, a, b0, y); break;                                                \
-    default: gemm_tile2(Q, M, 6, w, g, a, b0, y); break;                                               \
+    case 1: gemm_tile2(Q, M, 1, w, g, a, b0, y, pf); break;                                        \
+    case 2: gemm_tile2(Q, M, 2, w, g, a, b0, y, pf); break;                                        \
+    case 3: gemm_tile2(Q, M, 3, w, g, a, b0, y, pf); break;                                        \
+    case 4: gemm_tile2(Q, M, 4, w, g, a, b0, y, pf); break;                                        \
+    case 5: gemm_tile2(Q, M, 5, w, g, a, b0, y, pf); break;                                        \
+    default: gemm_tile2(Q, M, 6, w, g, a, b0, y, pf); break;                                       \
     }
 
-static void pair32_min(const quant_packed *w, int64_t g, const quant_packed_act *a, int64_t b0, int nr, float *y) {
+static void pair32_min(const quant_packed *w, int64_t g, const quant_packed_act *a, int64_t b0, int nr, float *y,
+                       const prefetch_span *pf) {
     TILE2_NR(8, true)
 }
-static void pair32_off(const quant_packed *w, int64_t g, const quant_packed_act *a, int64_t b0, int nr, float *y) {
+static void pair32_off(const quant_packed *w, int64_t g, const quant_packed_act *a, int64_t b0, int nr, float *y,
+                       const prefetch_span *pf) {
     TILE2_NR(8, false)
 }
-static void pair16_off(const quant_packed *w, int64_t g, const quant_packed_act *a, int64_t b0, int nr, float *y) {
+static void pair16_off(const quant_packed *w, int64_t g, const quant_packed_act *a, int64_t b0, int nr, float *y,
+                       const prefetch_span *pf) {
     TILE2_NR(4, false)
 }
-static void pair16_min(const quant_packed *w, int64_t g, const quant_packed_act *a, int64_t b0, int nr, float *y) {
+static void pair16_min(const quant_packed *w, int64_t g, const quant_packed_act *a, int64_t b0, int nr, float *y,
+                       const prefetch_span *pf) {
     TILE2_NR(4, true)
 }
 
@@ -195,13 +214,22 @@ void quant_gemm_avx512(const quant_packed *w, int64_t g0, int64_t g1, const quan
                        float *y) {
     void (*tile)(const quant_packed *, int64_t, const quant_packed_act *, int64_t, int, float *) =
         w->blk_len == 32 ? (w->has_min ? tile32_min : tile32_off) : (w->has_min ? tile16_min : tile16_off);
-    void (*pair)(const quant_packed *, int64_t, const quant_packed_act *, int64_t, int, float *) =
+    void (*pair)(const quant_packed *, int64_t, const quant_packed_act *, int64_t, int, float *, const prefetch_span *) =
         w->blk_len == 32 ? (w->has_min ? pair32_min : pair32_off) : (w->has_min ? pair16_min : pair16_off);
+    const size_t pair_lines = 2 * (size_t)w->n_blk * (size_t)(w->blk_len / 4); /* 64-byte lines of a group pair */
+    const int64_t passes = (n_batch + GEMM_NR2 - 1) / GEMM_NR2;
     int64_t g = g0;
     for (; g + 1 < g1; g += 2)
-        for (int64_t b0 = 0; b0 < n_batch; b0 += GEMM_NR2) {
+        for (int64_t b0 = 0, pass = 0; b0 < n_batch; b0 += GEMM_NR2, pass++) {
             int nr = n_batch - b0 < GEMM_NR2 ? (int)(n_batch - b0) : GEMM_NR2;
-            pair(w, g, a, b0, nr, y);
+            prefetch_span pf = {NULL, 0, 0, 0};
+            if (g + 3 < g1) {
+                pf.base = w->q + (size_t)(g + 2) * (pair_lines / 2) * 64;
+                pf.first = (size_t)pass * pair_lines / (size_t)passes;
+                pf.end = (size_t)(pass + 1) * pair_lines / (size_t)passes;
+                pf.per_blk = (int)((pf.end - pf.first + (size_t)w->n_blk - 1) / (size_t)w->n_blk);
+            }
+            pair(w, g, a, b0, nr, y, &pf);
         }
     for (; g < g1; g++)
         for (int64_t b0 = 0; b0 < n_batch; b0 += GEMM_NR) {

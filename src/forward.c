@@ -455,9 +455,8 @@ static void run_layers(forward_ctx *f, const fwd_batch *b, int t0, int n, float 
 
         /* attention */
         map_tokens(&tm, attn_norm_step);
-        quant_matmul(&L->wq, f->xn, n, f->q, f->pool);
-        quant_matmul(&L->wk, f->xn, n, f->k, f->pool);
-        quant_matmul(&L->wv, f->xn, n, f->v, f->pool);
+        const quant_matrix *qkv[] = {&L->wq, &L->wk, &L->wv};
+        quant_matmul_many(qkv, 3, f->xn, n, (float *const[]){f->q, f->k, f->v}, f->pool);
         map_tokens(&tm, qkv_step);
         if (trim && p == f->path.n - 1) {
             n_kept = keep_wanted_rows(f, b, t0, n, x, &kept);
@@ -476,8 +475,8 @@ static void run_layers(forward_ctx *f, const fwd_batch *b, int t0, int n, float 
         map_tokens(&tm, attn_residual_step);
 
         /* feed-forward: down(act(gate(x)) * up(x)) */
-        quant_matmul(&L->w_gate, f->xn, n, f->gate, f->pool);
-        quant_matmul(&L->w_up, f->xn, n, f->up, f->pool);
+        const quant_matrix *gate_up[] = {&L->w_gate, &L->w_up};
+        quant_matmul_many(gate_up, 2, f->xn, n, (float *const[]){f->gate, f->up}, f->pool);
         map_tokens(&tm, ffn_act_step);
         quant_matmul(&L->w_down, f->gate, n, f->o, f->pool);
         map_tokens(&tm, ffn_residual_step);

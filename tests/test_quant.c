@@ -400,6 +400,66 @@ static void test_matmul_rows_independent_of_batch(void **state) {
     pool_free(p2);
 }
 
+/* A layer's Q, K, V (and gate, up) go through quant_matmul_many: one input
+ * quantized once per activation format, all products in one pool job split
+ * across matrix boundaries. Each output must be exactly what quant_matmul
+ * gives the matrix alone, on every path, for mixed formats (two activation
+ * formats, different scale blocks and offsets), float matrices (which take
+ * the dot kernels), decode's one row and batches, one and three threads. */
+static void test_matmul_many_equals_separate(void **state) {
+    (void)state;
+    enum quant_path best = quant_cpu_path();
+    pool *p3 = pool_new(3);
+    enum { N_IN = 1536, MAX_OUT = 53 };
+    static const uint32_t sets[][3] = {{QT_Q5_0, QT_Q5_0, QT_Q6_K}, {QT_Q4_K, QT_Q4_1, QT_Q8_0},
+                                       {QT_Q8_0, QT_F32, QT_Q4_0}, {QT_Q6_K, QT_Q5_K, QT_BF16}};
+    static const int64_t n_out[3] = {53, 21, 19};
+    static const int64_t batches_many[] = {1, 5, 33};
+    for (int path = QP_PORTABLE; path <= QP_AMX; path++) {
+        if (!quant_path_available((enum quant_path)path)) continue;
+        assert_int_equal(quant_set_path((enum quant_path)path), 0);
+        for (size_t set = 0; set < sizeof sets / sizeof *sets; set++)
+            for (int n = 1; n <= 3; n++) {
+                uint8_t *w[3];
+                quant_matrix m[3];
+                const quant_matrix *mp[3];
+                for (int i = 0; i < n; i++) {
+                    w[i] = random_weights(sets[set][i], N_IN, n_out[i]);
+                    m[i] = (quant_matrix){.type = sets[set][i], .n_in = N_IN, .n_out = n_out[i], .data = w[i]};
+                    mp[i] = &m[i];
+                }
+                for (size_t b = 0; b < sizeof batches_many / sizeof *batches_many; b++) {
+                    int64_t nb = batches_many[b];
+                    float *x = random_activations(N_IN, nb);
+                    size_t bytes = sizeof(float) * (size_t)(MAX_OUT * nb);
+                    float *ref[3], *y[3];
+                    for (int i = 0; i < n; i++) {
+                        ref[i] = xmalloc(bytes);
+                        y[i] = xmalloc(bytes);
+                        assert_int_equal(quant_matmul(&m[i], x, nb, ref[i], NULL), 0);
+                    }
+                    for (int threads = 1; threads <= 3; threads += 2) {
+                        for (int i = 0; i < n; i++) memset(y[i], 0xA5, bytes);
+                        assert_int_equal(quant_matmul_many(mp, n, x, nb, y, threads == 3 ? p3 : NULL), 0);
+                        for (int i = 0; i < n; i++)
+                            if (memcmp(y[i], ref[i], sizeof(float) * (size_t)(n_out[i] * nb)))
+                                fail_msg("%s, matrix %d of %d (%s), batch %lld, %d threads: differs from the matrix alone",
+                                         quant_path_name((enum quant_path)path), i, n,
+                                         quant_get_info(sets[set][i])->name, (long long)nb, threads);
+                    }
+                    for (int i = 0; i < n; i++) {
+                        free(ref[i]);
+                        free(y[i]);
+                    }
+                    free(x);
+                }
+                for (int i = 0; i < n; i++) free(w[i]);
+            }
+    }
+    assert_int_equal(quant_set_path(best), 0);
+    pool_free(p3);
+}
+
 /* The tile kernel takes whole chunks of 16 activation rows and leaves the
  * rest (and batches under 16) to the VNNI kernel: every row of every batch
  * must come out with the VNNI kernel's bits, for every block format, odd
@@ -868,6 +928,16 @@ static void test_errors(void **state) {
     m = (quant_matrix){.type = QT_Q4_0, .n_in = 48, .n_out = 1, .data = w};
     assert_int_equal(quant_matmul(&m, x, 1, y, NULL), -1);
     assert_non_null(strstr(rys_lasterr(), "48"));
+    /* several matrices sharing one input: a count out of range, different widths */
+    quant_matrix a = {.type = QT_Q4_0, .n_in = 64, .n_out = 1, .data = w},
+                 b = {.type = QT_Q4_0, .n_in = 32, .n_out = 1, .data = w};
+    const quant_matrix *ab[5] = {&a, &b, &a, &a, &a};
+    float *ys[5] = {y, y, y, y, y};
+    assert_int_equal(quant_matmul_many(ab, 0, x, 1, ys, NULL), -1);
+    assert_int_equal(quant_matmul_many(ab, QUANT_MANY_MAX + 1, x, 1, ys, NULL), -1);
+    assert_non_null(strstr(rys_lasterr(), "matrices"));
+    assert_int_equal(quant_matmul_many(ab, 2, x, 1, ys, NULL), -1);
+    assert_non_null(strstr(rys_lasterr(), "64 and 32"));
     assert_int_equal(quant_dequantize_row(4, w, y, 4), -1);
     assert_int_equal(quant_dequantize_row(QT_Q8_0, w, y, 31), -1);
 }
@@ -881,6 +951,7 @@ int main(void) {
         cmocka_unit_test(test_matmul_vs_reference),
         cmocka_unit_test(test_matmul_threads_identical),
         cmocka_unit_test(test_matmul_rows_independent_of_batch),
+        cmocka_unit_test(test_matmul_many_equals_separate),
         cmocka_unit_test(test_amx_equals_vnni),
         cmocka_unit_test(test_packed_kernels_exact),
         cmocka_unit_test(test_float_tiles_equal_avx2_dot),

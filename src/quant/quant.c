@@ -193,20 +193,47 @@ static void matmul_worker(void *ctx, int ith, int nth) {
 
 #define ACT_TILE_BYTES (256 * 1024)
 
+/* A packed product job: up to QUANT_MANY_MAX matrices multiplied by the same
+ * activation rows (a layer's Q, K and V; gate and up). The rows are quantized
+ * once per activation format, the per-block sums made once per distinct
+ * (format, scale block, offset), and all matrices' output groups are split
+ * across the threads in one pool job. Which part of the split computes an
+ * output changes nothing in its bits. */
+enum { ACT_FORMATS = 2 }; /* Q8A, Q8_K */
+
+typedef struct {
+    quant_act_fn quantize;
+    bool k_act;          /* Q8_K: per-256 scale, exact sums of 16 values */
+    uint8_t *xq;         /* [n_batch][row_bytes] */
+    size_t row_bytes;
+} act_rows;
+
+typedef struct {
+    int act;             /* which act_rows */
+    int blk_len, offset; /* the weight format's scale block and value offset */
+    int64_t n_blk;
+    float *dsc;          /* [n_batch][3][n_blk]: d, s, correction (int32 bits) */
+} act_sums;
+
 typedef struct {
     quant_block_shape shape;
-    quant_gemm_fn gemm;
-    const quant_packed *w;
-    quant_gemv_fn gemv; /* instead of gemm, on il, if set */
+    const quant_packed *w;       /* gemm on the packed copy, or */
+    quant_gemv_fn gemv;          /* the one-row kernel on the interleaved blocks */
     const quant_interleaved *il;
     quant_packed_act a;
-    quant_act_fn quantize;
-    const float *x;
-    uint8_t *xq;
-    float *dsc;
-    bool k_act;
-    int64_t n_batch;
+    int act, sums;               /* its act_rows and act_sums */
+    int64_t g_first;             /* its first group among the job's */
     float *y;
+} packed_part;
+
+typedef struct {
+    quant_gemm_fn gemm;
+    const float *x;
+    int64_t n_in, n_batch, n_groups;
+    int n_acts, n_sums, n_parts;
+    act_rows act[ACT_FORMATS];
+    act_sums sums[QUANT_MANY_MAX];
+    packed_part part[QUANT_MANY_MAX];
 } packed_job;
 
 /* Inlined with a constant n, so the compiler vectorizes the sum (a byte at
@@ -217,92 +244,139 @@ static inline __attribute__((always_inline)) int sum_i8(const int8_t *q, int n) 
     return sum;
 }
 
+/* Per weight scale block of one quantized row: the activation scale, the
+ * scaled value sum and the integer correction offset * (value sum). */
+static void block_sums(const act_rows *ar, const act_sums *as, const uint8_t *row, float *d) {
+    float *s = d + as->n_blk;
+    int32_t *corr = (int32_t *)(s + as->n_blk);
+    size_t sb_bytes = ar->k_act ? sizeof(block_q8_K) : sizeof(block_q8a);
+    size_t header = ar->k_act ? offsetof(block_q8_K, qs) : offsetof(block_q8a, qs);
+    int blk_per_sb = (ar->k_act ? QK_K : QK_LEGACY) / as->blk_len;
+    int64_t blk = 0;
+    for (const uint8_t *sb = row; blk < as->n_blk; sb += sb_bytes)
+        for (int in_sb = 0; in_sb < blk_per_sb && blk < as->n_blk; in_sb++, blk++) {
+            int sum = 0;
+            if (ar->k_act) {
+                const int16_t *bs = ((const block_q8_K *)sb)->bsums + in_sb * as->blk_len / 16;
+                for (int l = 0; l < as->blk_len / 16; l++) sum += bs[l];
+            } else {
+                const int8_t *qs = (const int8_t *)(sb + header) + in_sb * as->blk_len;
+                sum = as->blk_len == 32 ? sum_i8(qs, 32) : sum_i8(qs, 16);
+            }
+            float ad = ar->k_act ? ((const block_q8_K *)sb)->d : ((const block_q8a *)sb)->d;
+            d[blk] = ad;
+            s[blk] = ar->k_act ? ad * (float)sum : ((const block_q8a *)sb)->s;
+            corr[blk] = as->offset * sum;
+        }
+}
+
 /* Activation rows, split across threads: quantized as for the dot kernels,
- * plus per weight scale block their scale, scaled sum and integer
- * correction. */
+ * once per format, then their block sums for every part's layout. */
 static void packed_act_worker(void *ctx, int ith, int nth) {
     const packed_job *j = ctx;
-    const quant_block_shape *p = &j->shape;
-    size_t dsc_row = 3 * (size_t)p->n_blk;
     long lo, hi;
     pool_split((long)j->n_batch, ith, nth, &lo, &hi);
     for (long b = lo; b < hi; b++) {
-        uint8_t *row = j->xq + (size_t)b * j->a.row_bytes;
-        float *d = j->dsc + (size_t)b * dsc_row, *s = d + p->n_blk;
-        int32_t *corr = (int32_t *)(s + p->n_blk);
-        j->quantize(j->x + b * p->n_in, row, p->n_in);
-        int64_t blk = 0;
-        for (const uint8_t *sb = row; blk < p->n_blk; sb += j->a.sb_bytes)
-            for (int in_sb = 0; in_sb < j->a.blk_per_sb && blk < p->n_blk; in_sb++, blk++) {
-                int sum = 0;
-                if (j->k_act) { /* Q8_K carries exact sums of 16 values */
-                    const int16_t *bs = ((const block_q8_K *)sb)->bsums + in_sb * p->blk_len / 16;
-                    for (int l = 0; l < p->blk_len / 16; l++) sum += bs[l];
-                } else {
-                    const int8_t *qs = (const int8_t *)(sb + j->a.sb_header) + in_sb * p->blk_len;
-                    sum = p->blk_len == 32 ? sum_i8(qs, 32) : sum_i8(qs, 16);
-                }
-                float ad = j->k_act ? ((const block_q8_K *)sb)->d : ((const block_q8a *)sb)->d;
-                d[blk] = ad;
-                s[blk] = j->k_act ? ad * (float)sum : ((const block_q8a *)sb)->s;
-                corr[blk] = p->offset * sum;
-            }
+        for (int a = 0; a < j->n_acts; a++)
+            j->act[a].quantize(j->x + b * j->n_in, j->act[a].xq + (size_t)b * j->act[a].row_bytes, j->n_in);
+        for (int k = 0; k < j->n_sums; k++) {
+            const act_sums *as = &j->sums[k];
+            const act_rows *ar = &j->act[as->act];
+            block_sums(ar, as, ar->xq + (size_t)b * ar->row_bytes, as->dsc + (size_t)b * 3 * (size_t)as->n_blk);
+        }
     }
 }
 
+/* Each thread takes a run of the job's groups, across matrix boundaries. */
 static void packed_worker(void *ctx, int ith, int nth) {
     const packed_job *j = ctx;
     long lo, hi;
-    pool_split((long)j->shape.n_groups, ith, nth, &lo, &hi);
-    if (lo >= hi) return;
-    if (j->gemv) j->gemv(j->il, lo, hi, &j->a, j->y);
-    else j->gemm(j->w, lo, hi, &j->a, j->n_batch, j->y);
+    pool_split((long)j->n_groups, ith, nth, &lo, &hi);
+    for (int m = 0; m < j->n_parts; m++) {
+        const packed_part *p = &j->part[m];
+        int64_t g0 = lo > p->g_first ? lo - p->g_first : 0, g1 = hi - p->g_first;
+        if (g1 > p->shape.n_groups) g1 = p->shape.n_groups;
+        if (g0 >= g1) continue;
+        if (p->gemv) p->gemv(p->il, g0, g1, &p->a, p->y);
+        else j->gemm(p->w, g0, g1, &p->a, j->n_batch, p->y);
+    }
 }
 
-/* A block-format product through the packed kernels: the decode kernel
- * on the interleaved blocks for one row where the family has one, else
- * gemm on the packed copy (each made on first use). */
-static int matmul_packed(const quant_kernels *k, const quant_matrix *m, const quant_block_shape *shape,
-                         const quant_format *f, const float *x, int64_t n_batch, float *y, struct pool *pool) {
-    packed_job j = {.shape = *shape, .gemm = k->gemm};
-    if (n_batch == 1 && k->gemv[m->type] && (j.il = quant_interleaved_get(m, pool))) j.gemv = k->gemv[m->type];
-    else j.w = quant_packed_get(m, k->gemm_max_bits, pool);
-    size_t xq_row;
-    quant_act_fn quantize = act_quantizer(k, f->act, shape->n_in, &xq_row);
-    size_t xq_bytes = (xq_row * (size_t)n_batch + 63) & ~(size_t)63;
-    uint8_t *xq = quant_scratch(QS_ACT, xq_bytes + sizeof(float) * 3 * (size_t)shape->n_blk * (size_t)n_batch);
-    bool k_act = f->act == QA_Q8K;
-    j.a = (quant_packed_act){
-        .x = xq,
-        .row_bytes = xq_row,
-        .sb_bytes = k_act ? sizeof(block_q8_K) : sizeof(block_q8a),
-        .sb_header = k_act ? offsetof(block_q8_K, qs) : offsetof(block_q8a, qs),
-        .blk_per_sb = (k_act ? QK_K : QK_LEGACY) / shape->blk_len,
-        .dsc = (float *)(xq + xq_bytes),
-    };
-    j.quantize = quantize;
-    j.x = x;
-    j.xq = xq;
-    j.dsc = (float *)(xq + xq_bytes);
-    j.k_act = k_act;
-    j.n_batch = n_batch;
-    j.y = y;
+/* The shapes of matrices m[0..n) if they can all go through the family's
+ * packed kernels; false otherwise. */
+static bool all_packed(const quant_kernels *k, const quant_matrix *const *m, int n, quant_block_shape *shape) {
+    if (!k->gemm) return false;
+    for (int i = 0; i < n; i++)
+        if (!quant_block_shape_of(m[i], k->gemm_max_bits, &shape[i])) return false;
+    return true;
+}
+
+/* Block-format products of one activation batch through the packed
+ * kernels: the decode kernel on the interleaved blocks for one row where the
+ * family has one, else gemm on the packed copy (each made on first use). */
+static void matmul_packed(const quant_kernels *k, const quant_matrix *const *m, const quant_block_shape *shape,
+                          int n, const float *x, int64_t n_batch, float *const *y, struct pool *pool) {
+    packed_job j = {.gemm = k->gemm, .x = x, .n_in = shape[0].n_in, .n_batch = n_batch};
+    size_t bytes = 0;
+    for (int i = 0; i < n; i++) {
+        packed_part *p = &j.part[j.n_parts++];
+        p->shape = shape[i];
+        p->y = y[i];
+        p->g_first = j.n_groups;
+        j.n_groups += shape[i].n_groups;
+        if (n_batch == 1 && k->gemv[m[i]->type] && (p->il = quant_interleaved_get(m[i], pool)))
+            p->gemv = k->gemv[m[i]->type];
+        else
+            p->w = quant_packed_get(m[i], k->gemm_max_bits, pool);
+        bool k_act = format_of(m[i]->type)->act == QA_Q8K;
+        int a = 0;
+        while (a < j.n_acts && j.act[a].k_act != k_act) a++;
+        if (a == j.n_acts) {
+            act_rows *ar = &j.act[j.n_acts++];
+            ar->k_act = k_act;
+            ar->quantize = act_quantizer(k, k_act ? QA_Q8K : QA_Q8A, j.n_in, &ar->row_bytes);
+            bytes += (ar->row_bytes * (size_t)n_batch + 63) & ~(size_t)63;
+        }
+        int su = 0;
+        while (su < j.n_sums && !(j.sums[su].act == a && j.sums[su].blk_len == shape[i].blk_len &&
+                                  j.sums[su].offset == shape[i].offset))
+            su++;
+        if (su == j.n_sums) {
+            j.sums[j.n_sums++] = (act_sums){.act = a, .blk_len = shape[i].blk_len, .offset = shape[i].offset,
+                                            .n_blk = shape[i].n_blk};
+            bytes += sizeof(float) * 3 * (size_t)shape[i].n_blk * (size_t)n_batch;
+        }
+        p->a = (quant_packed_act){
+            .row_bytes = j.act[a].row_bytes,
+            .sb_bytes = k_act ? sizeof(block_q8_K) : sizeof(block_q8a),
+            .sb_header = k_act ? offsetof(block_q8_K, qs) : offsetof(block_q8a, qs),
+            .blk_per_sb = (k_act ? QK_K : QK_LEGACY) / shape[i].blk_len,
+        };
+        p->act = a;
+        p->sums = su;
+    }
+    uint8_t *mem = quant_scratch(QS_ACT, bytes), *at = mem;
+    for (int a = 0; a < j.n_acts; a++) {
+        j.act[a].xq = at;
+        at += (j.act[a].row_bytes * (size_t)n_batch + 63) & ~(size_t)63;
+    }
+    for (int su = 0; su < j.n_sums; su++) {
+        j.sums[su].dsc = (float *)at;
+        at += sizeof(float) * 3 * (size_t)j.sums[su].n_blk * (size_t)n_batch;
+    }
+    for (int i = 0; i < n; i++) {
+        packed_part *p = &j.part[i];
+        p->a.x = j.act[p->act].xq;
+        p->a.dsc = j.sums[p->sums].dsc;
+    }
     pool_run(pool, packed_act_worker, &j);
     pool_run(pool, packed_worker, &j);
-    return 0;
 }
 
-int quant_matmul(const quant_matrix *w, const float *x, int64_t n_batch, float *y, struct pool *pool) {
-    const quant_format *f = computable(w->type, w->n_in, "matmul");
-    if (!f) return -1;
-    if (w->n_out <= 0 || n_batch <= 0) {
-        rys_seterr("matmul: empty product (%lld outputs, batch %lld)", (long long)w->n_out, (long long)n_batch);
-        return -1;
-    }
-    const quant_kernels *k = quant_active_kernels();
-    quant_block_shape shape;
-    if (k->gemm && quant_block_shape_of(w, k->gemm_max_bits, &shape))
-        return matmul_packed(k, w, &shape, f, x, n_batch, y, pool);
+/* Float weights (and block formats the family has no packed kernel for):
+ * the dot or tile kernels over (weight row, activation row) pairs. */
+static void matmul_dots(const quant_kernels *k, const quant_matrix *w, const quant_format *f, const float *x,
+                        int64_t n_batch, float *y, struct pool *pool) {
     matmul_job j = {
         .dot = k->dot[w->type],
         .dot_tile = n_batch > 1 ? k->dot_tile[w->type] : NULL,
@@ -326,7 +400,45 @@ int quant_matmul(const quant_matrix *w, const float *x, int64_t n_batch, float *
     j.batch_tile = (int64_t)(ACT_TILE_BYTES / j.xq_row);
     if (j.batch_tile < 1) j.batch_tile = 1;
     pool_run(pool, matmul_worker, &j);
+}
+
+int quant_matmul_many(const quant_matrix *const *w, int n, const float *x, int64_t n_batch, float *const *y,
+                      struct pool *pool) {
+    if (n < 1 || n > QUANT_MANY_MAX) {
+        rys_seterr("matmul: %d matrices in one product (1 to %d)", n, QUANT_MANY_MAX);
+        return -1;
+    }
+    const quant_format *f[QUANT_MANY_MAX];
+    for (int i = 0; i < n; i++) {
+        if (!(f[i] = computable(w[i]->type, w[i]->n_in, "matmul"))) return -1;
+        if (w[i]->n_out <= 0 || n_batch <= 0) {
+            rys_seterr("matmul: empty product (%lld outputs, batch %lld)", (long long)w[i]->n_out,
+                       (long long)n_batch);
+            return -1;
+        }
+        if (w[i]->n_in != w[0]->n_in) {
+            rys_seterr("matmul: matrices sharing an input have %lld and %lld inputs", (long long)w[0]->n_in,
+                       (long long)w[i]->n_in);
+            return -1;
+        }
+    }
+    const quant_kernels *k = quant_active_kernels();
+    quant_block_shape shape[QUANT_MANY_MAX];
+    if (all_packed(k, w, n, shape)) {
+        matmul_packed(k, w, shape, n, x, n_batch, y, pool);
+        return 0;
+    }
+    for (int i = 0; i < n; i++) {
+        if (k->gemm && quant_block_shape_of(w[i], k->gemm_max_bits, &shape[0]))
+            matmul_packed(k, &w[i], shape, 1, x, n_batch, &y[i], pool);
+        else
+            matmul_dots(k, w[i], f[i], x, n_batch, y[i], pool);
+    }
     return 0;
+}
+
+int quant_matmul(const quant_matrix *w, const float *x, int64_t n_batch, float *y, struct pool *pool) {
+    return quant_matmul_many(&w, 1, x, n_batch, &y, pool);
 }
 
 void quant_attn_scores_f16(float *s, size_t s_stride, const float *const *q, int n_q, const uint16_t *k, size_t stride,

@@ -57,6 +57,15 @@ typedef struct {
  * an unsupported type or n_in not a multiple of the block size. */
 int quant_matmul(const quant_matrix *w, const float *x, int64_t n_batch, float *y, struct pool *pool);
 
+/* y[i] = w[i] x for i < n (at most QUANT_MANY_MAX): products of one activation
+ * batch with several matrices of the same n_in (a layer's Q, K and V; gate and
+ * up). Each y[i] gets exactly what quant_matmul(w[i], ...) gives; the
+ * activations are quantized once per format and all products share one pool
+ * job, so the small ones do not each pay a round of thread wake-ups. */
+#define QUANT_MANY_MAX 4
+int quant_matmul_many(const quant_matrix *const *w, int n, const float *x, int64_t n_batch, float *const *y,
+                      struct pool *pool);
+
 /* Attention over the fp16 KV cache for query heads that share one K/V head
  * (grouped-query attention), rows of n values `stride` elements apart, with
  * the active family's kernels. Each K/V row is read and converted once for

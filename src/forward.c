@@ -266,6 +266,50 @@ static int attn_heads_per_item(const forward_ctx *f, int n_blocks) {
     return (long)n_blocks * hp->n_head_kv >= pool_size(f->pool) ? hp->n_head / hp->n_head_kv : 1;
 }
 
+/* The keys query block i meets: from its earliest first key to its last
+ * position. */
+static void block_keys(const forward_ctx *f, const attn_job *J, int i, int *k0, int *k1) {
+    const model_hparams *hp = &f->m->hp;
+    const int *pos = J->b->pos + J->t0;
+    int tb = f->qblocks[i], te = f->qblocks[i + 1];
+    *k0 = first_key(hp, J->sliding, pos[tb]);
+    *k1 = pos[tb];
+    for (int t = tb; t < te; t++) {
+        int a = first_key(hp, J->sliding, pos[t]);
+        *k0 = a < *k0 ? a : *k0;
+        *k1 = pos[t] > *k1 ? pos[t] : *k1;
+    }
+}
+
+/* Thread ith's run of work items, split by cost (queries x keys), not by
+ * count: in a causal prompt a late block meets up to 16 times the keys of an
+ * early one, and a scan's decode step mixes sequences of 100 and 800 tokens,
+ * so equal counts left one thread most of the work while the other waited.
+ * Item w (block w / runs) goes to the thread whose share holds the middle
+ * of its cost; every thread computes the same cut, so each item runs once. */
+static void attn_items(const forward_ctx *f, const attn_job *J, int runs, int ith, int nth, long *lo, long *hi) {
+    double total = 0;
+    for (int i = 0; i < J->n_blocks; i++) {
+        int k0, k1;
+        block_keys(f, J, i, &k0, &k1);
+        total += (double)(f->qblocks[i + 1] - f->qblocks[i]) * (k1 - k0 + 1) * runs;
+    }
+    *lo = *hi = 0;
+    double before = 0;
+    long w = 0;
+    for (int i = 0; i < J->n_blocks; i++) {
+        int k0, k1;
+        block_keys(f, J, i, &k0, &k1);
+        double cost = (double)(f->qblocks[i + 1] - f->qblocks[i]) * (k1 - k0 + 1);
+        for (int r = 0; r < runs; r++, w++, before += cost) {
+            int owner = (int)((before + cost / 2) * nth / total);
+            if (owner < ith) *lo = w + 1;
+            if (owner <= ith) *hi = w + 1;
+        }
+    }
+    if (*hi < *lo) *hi = *lo;
+}
+
 static void attn_worker(void *ctx, int ith, int nth) {
     attn_job *J = ctx;
     forward_ctx *f = J->f;
@@ -277,17 +321,12 @@ static void attn_worker(void *ctx, int ith, int nth) {
     float *sc = f->scores + (size_t)ith * QBLOCK * group * kv->n_ctx;
     const float **qrows = f->queries + (size_t)ith * QBLOCK * group;
     long lo, hi;
-    pool_split((long)J->n_blocks * runs, ith, nth, &lo, &hi);
+    attn_items(f, J, runs, ith, nth, &lo, &hi);
     for (long w = lo; w < hi; w++) {
-        int tb = f->qblocks[w / runs], te = f->qblocks[w / runs + 1], h0 = (int)(w % runs) * hpi;
-        /* the block's keys: from its earliest first key to its last position */
-        int k0 = first_key(hp, J->sliding, pos[tb]), k1 = pos[tb];
-        for (int t = tb; t < te; t++) {
-            int a = first_key(hp, J->sliding, pos[t]);
-            k0 = a < k0 ? a : k0;
-            k1 = pos[t] > k1 ? pos[t] : k1;
+        int tb = f->qblocks[w / runs], te = f->qblocks[w / runs + 1], h0 = (int)(w % runs) * hpi, k0, k1;
+        block_keys(f, J, (int)(w / runs), &k0, &k1);
+        for (int t = tb; t < te; t++)
             for (int h = 0; h < hpi; h++) qrows[(t - tb) * hpi + h] = f->q + (size_t)t * q_dim + (h0 + h) * hd;
-        }
         size_t base = (size_t)J->b->seq[J->t0 + tb] * kv->n_ctx * kv->kv_dim + (size_t)(h0 / group) * hd;
         const uint16_t *K = kv->k[J->slot] + base, *V = kv->v[J->slot] + base;
         quant_attn_scores_f16(sc, kv->n_ctx, qrows, (te - tb) * hpi, K + (size_t)k0 * kv->kv_dim, kv->kv_dim,

@@ -6,7 +6,9 @@
  * to wake in the VMs this runs on (measured: a pool_run after 7 us of
  * serial work took 15-68 us with a 20,000-iteration spin, 7-8 us with
  * this budget; Qwen2.5-Coder-1.5B decode put workers to sleep on 18% of
- * its ops). */
+ * its ops). With more threads than CPUs a spinning thread would hold a CPU
+ * that the one still working needs, so such a pool spins OVERSUBSCRIBED_SPIN
+ * only. */
 #include "pool.h"
 #include "util.h"
 
@@ -14,8 +16,10 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <time.h>
+#include <unistd.h>
 
 #define SPIN_SECONDS 200e-6
+#define OVERSUBSCRIBED_SPIN 2e-6
 
 struct pool {
     int n;
@@ -27,6 +31,7 @@ struct pool {
     pool_fn fn;
     void *ctx;
     bool stop;
+    double spin_seconds;
 };
 
 typedef struct { int n; double end; } spin_until;
@@ -41,10 +46,10 @@ static spin_until spin_start(void) { return (spin_until){0, 0}; }
 
 /* True while the spin budget lasts; the clock is read every 256 polls
  * (first after 256), so a short wait never pays for it. */
-static bool spin_more(spin_until *s) {
+static bool spin_more(spin_until *s, double budget) {
     if (++s->n & 255) return true;
     double now = seconds_now();
-    if (s->end == 0) s->end = now + SPIN_SECONDS;
+    if (s->end == 0) s->end = now + budget;
     return now < s->end;
 }
 
@@ -58,7 +63,7 @@ static void *worker_main(void *arg) {
     for (;;) {
         unsigned g;
         spin_until s = spin_start();
-        while ((g = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen && spin_more(&s)) {}
+        while ((g = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen && spin_more(&s, p->spin_seconds)) {}
         if (g == seen) {
             pthread_mutex_lock(&p->mu);
             while ((g = atomic_load(&p->generation)) == seen && !p->stop) pthread_cond_wait(&p->cv_start, &p->mu);
@@ -79,6 +84,8 @@ pool *pool_new(int n_threads) {
     if (n_threads < 1) n_threads = 1;
     pool *p = xcalloc(1, sizeof *p);
     p->n = n_threads;
+    long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+    p->spin_seconds = cpus > 0 && n_threads > cpus ? OVERSUBSCRIBED_SPIN : SPIN_SECONDS;
     pthread_mutex_init(&p->mu, NULL);
     pthread_cond_init(&p->cv_start, NULL);
     pthread_cond_init(&p->cv_done, NULL);
@@ -120,7 +127,7 @@ void pool_run(pool *p, pool_fn fn, void *ctx) {
     pthread_mutex_unlock(&p->mu);
     fn(ctx, 0, p->n);
     spin_until s = spin_start();
-    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0 && spin_more(&s)) {}
+    while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0 && spin_more(&s, p->spin_seconds)) {}
     if (atomic_load(&p->pending) > 0) {
         pthread_mutex_lock(&p->mu);
         while (atomic_load(&p->pending) > 0) pthread_cond_wait(&p->cv_done, &p->mu);

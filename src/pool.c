@@ -15,7 +15,6 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
-#include <time.h>
 #include <unistd.h>
 
 #define SPIN_SECONDS 200e-6
@@ -34,21 +33,14 @@ struct pool {
     double spin_seconds;
 };
 
+/* A wait's polls so far and when its budget ends (0: not yet read). */
 typedef struct { int n; double end; } spin_until;
-
-static double seconds_now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static spin_until spin_start(void) { return (spin_until){0, 0}; }
 
 /* True while the spin budget lasts; the clock is read every 256 polls
  * (first after 256), so a short wait never pays for it. */
 static bool spin_more(spin_until *s, double budget) {
     if (++s->n & 255) return true;
-    double now = seconds_now();
+    double now = rys_now();
     if (s->end == 0) s->end = now + budget;
     return now < s->end;
 }
@@ -62,8 +54,9 @@ static void *worker_main(void *arg) {
     unsigned seen = 0;
     for (;;) {
         unsigned g;
-        spin_until s = spin_start();
-        while ((g = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen && spin_more(&s, p->spin_seconds)) {}
+        spin_until s = {0, 0};
+        while ((g = atomic_load_explicit(&p->generation, memory_order_acquire)) == seen &&
+               spin_more(&s, p->spin_seconds)) {}
         if (g == seen) {
             pthread_mutex_lock(&p->mu);
             while ((g = atomic_load(&p->generation)) == seen && !p->stop) pthread_cond_wait(&p->cv_start, &p->mu);
@@ -126,7 +119,7 @@ void pool_run(pool *p, pool_fn fn, void *ctx) {
     pthread_cond_broadcast(&p->cv_start);
     pthread_mutex_unlock(&p->mu);
     fn(ctx, 0, p->n);
-    spin_until s = spin_start();
+    spin_until s = {0, 0};
     while (atomic_load_explicit(&p->pending, memory_order_acquire) > 0 && spin_more(&s, p->spin_seconds)) {}
     if (atomic_load(&p->pending) > 0) {
         pthread_mutex_lock(&p->mu);

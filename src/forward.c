@@ -281,6 +281,13 @@ static void block_keys(const forward_ctx *f, const attn_job *J, int i, int *k0, 
     }
 }
 
+/* Query block i's attention cost: its queries times the keys they span. */
+static double block_cost(const forward_ctx *f, const attn_job *J, int i) {
+    int k0, k1;
+    block_keys(f, J, i, &k0, &k1);
+    return (double)(f->qblocks[i + 1] - f->qblocks[i]) * (k1 - k0 + 1);
+}
+
 /* Thread ith's run of work items, split by cost (queries x keys), not by
  * count: in a causal prompt a late block meets up to 16 times the keys of an
  * early one, and a scan's decode step mixes sequences of 100 and 800 tokens,
@@ -289,18 +296,12 @@ static void block_keys(const forward_ctx *f, const attn_job *J, int i, int *k0, 
  * of its cost; every thread computes the same cut, so each item runs once. */
 static void attn_items(const forward_ctx *f, const attn_job *J, int runs, int ith, int nth, long *lo, long *hi) {
     double total = 0;
-    for (int i = 0; i < J->n_blocks; i++) {
-        int k0, k1;
-        block_keys(f, J, i, &k0, &k1);
-        total += (double)(f->qblocks[i + 1] - f->qblocks[i]) * (k1 - k0 + 1) * runs;
-    }
+    for (int i = 0; i < J->n_blocks; i++) total += block_cost(f, J, i) * runs;
     *lo = *hi = 0;
     double before = 0;
     long w = 0;
     for (int i = 0; i < J->n_blocks; i++) {
-        int k0, k1;
-        block_keys(f, J, i, &k0, &k1);
-        double cost = (double)(f->qblocks[i + 1] - f->qblocks[i]) * (k1 - k0 + 1);
+        double cost = block_cost(f, J, i);
         for (int r = 0; r < runs; r++, w++, before += cost) {
             int owner = (int)((before + cost / 2) * nth / total);
             if (owner < ith) *lo = w + 1;

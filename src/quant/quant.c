@@ -213,6 +213,7 @@ typedef struct {
     int blk_len, offset; /* the weight format's scale block and value offset */
     int64_t n_blk;
     float *dsc;          /* [n_batch][3][n_blk]: d, s, correction (int32 bits) */
+    quant_packed_act a;  /* the rows and sums as the kernels read them */
 } act_sums;
 
 typedef struct {
@@ -220,8 +221,8 @@ typedef struct {
     const quant_packed *w;       /* gemm on the packed copy, or */
     quant_gemv_fn gemv;          /* the one-row kernel on the interleaved blocks */
     const quant_interleaved *il;
-    quant_packed_act a;
-    int act, sums;               /* its act_rows and act_sums */
+    quant_packed_act a;          /* its act_sums' */
+    int sums;
     int64_t g_first;             /* its first group among the job's */
     float *y;
 } packed_part;
@@ -249,18 +250,15 @@ static inline __attribute__((always_inline)) int sum_i8(const int8_t *q, int n) 
 static void block_sums(const act_rows *ar, const act_sums *as, const uint8_t *row, float *d) {
     float *s = d + as->n_blk;
     int32_t *corr = (int32_t *)(s + as->n_blk);
-    size_t sb_bytes = ar->k_act ? sizeof(block_q8_K) : sizeof(block_q8a);
-    size_t header = ar->k_act ? offsetof(block_q8_K, qs) : offsetof(block_q8a, qs);
-    int blk_per_sb = (ar->k_act ? QK_K : QK_LEGACY) / as->blk_len;
     int64_t blk = 0;
-    for (const uint8_t *sb = row; blk < as->n_blk; sb += sb_bytes)
-        for (int in_sb = 0; in_sb < blk_per_sb && blk < as->n_blk; in_sb++, blk++) {
+    for (const uint8_t *sb = row; blk < as->n_blk; sb += as->a.sb_bytes)
+        for (int in_sb = 0; in_sb < as->a.blk_per_sb && blk < as->n_blk; in_sb++, blk++) {
             int sum = 0;
             if (ar->k_act) {
                 const int16_t *bs = ((const block_q8_K *)sb)->bsums + in_sb * as->blk_len / 16;
                 for (int l = 0; l < as->blk_len / 16; l++) sum += bs[l];
             } else {
-                const int8_t *qs = (const int8_t *)(sb + header) + in_sb * as->blk_len;
+                const int8_t *qs = (const int8_t *)(sb + as->a.sb_header) + in_sb * as->blk_len;
                 sum = as->blk_len == 32 ? sum_i8(qs, 32) : sum_i8(qs, 16);
             }
             float ad = ar->k_act ? ((const block_q8_K *)sb)->d : ((const block_q8a *)sb)->d;
@@ -302,6 +300,16 @@ static void packed_worker(void *ctx, int ith, int nth) {
     }
 }
 
+/* Scratch bytes for a job's quantized rows and for one act_sums' sums,
+ * each region padded to a cache line. */
+static size_t rows_bytes(const act_rows *ar, int64_t n_batch) {
+    return (ar->row_bytes * (size_t)n_batch + 63) & ~(size_t)63;
+}
+
+static size_t sums_bytes(const act_sums *as, int64_t n_batch) {
+    return (sizeof(float) * 3 * (size_t)as->n_blk * (size_t)n_batch + 63) & ~(size_t)63;
+}
+
 /* The shapes of matrices m[0..n) if they can all go through the family's
  * packed kernels; false otherwise. */
 static bool all_packed(const quant_kernels *k, const quant_matrix *const *m, int n, quant_block_shape *shape) {
@@ -335,40 +343,41 @@ static void matmul_packed(const quant_kernels *k, const quant_matrix *const *m, 
             act_rows *ar = &j.act[j.n_acts++];
             ar->k_act = k_act;
             ar->quantize = act_quantizer(k, k_act ? QA_Q8K : QA_Q8A, j.n_in, &ar->row_bytes);
-            bytes += (ar->row_bytes * (size_t)n_batch + 63) & ~(size_t)63;
+            bytes += rows_bytes(ar, n_batch);
         }
         int su = 0;
         while (su < j.n_sums && !(j.sums[su].act == a && j.sums[su].blk_len == shape[i].blk_len &&
                                   j.sums[su].offset == shape[i].offset))
             su++;
         if (su == j.n_sums) {
-            j.sums[j.n_sums++] = (act_sums){.act = a, .blk_len = shape[i].blk_len, .offset = shape[i].offset,
-                                            .n_blk = shape[i].n_blk};
-            bytes += sizeof(float) * 3 * (size_t)shape[i].n_blk * (size_t)n_batch;
+            act_sums *as = &j.sums[j.n_sums++];
+            *as = (act_sums){
+                .act = a,
+                .blk_len = shape[i].blk_len,
+                .offset = shape[i].offset,
+                .n_blk = shape[i].n_blk,
+                .a = {.row_bytes = j.act[a].row_bytes,
+                      .sb_bytes = k_act ? sizeof(block_q8_K) : sizeof(block_q8a),
+                      .sb_header = k_act ? offsetof(block_q8_K, qs) : offsetof(block_q8a, qs),
+                      .blk_per_sb = (k_act ? QK_K : QK_LEGACY) / shape[i].blk_len},
+            };
+            bytes += sums_bytes(as, n_batch);
         }
-        p->a = (quant_packed_act){
-            .row_bytes = j.act[a].row_bytes,
-            .sb_bytes = k_act ? sizeof(block_q8_K) : sizeof(block_q8a),
-            .sb_header = k_act ? offsetof(block_q8_K, qs) : offsetof(block_q8a, qs),
-            .blk_per_sb = (k_act ? QK_K : QK_LEGACY) / shape[i].blk_len,
-        };
-        p->act = a;
         p->sums = su;
     }
     uint8_t *mem = quant_scratch(QS_ACT, bytes), *at = mem;
     for (int a = 0; a < j.n_acts; a++) {
         j.act[a].xq = at;
-        at += (j.act[a].row_bytes * (size_t)n_batch + 63) & ~(size_t)63;
+        at += rows_bytes(&j.act[a], n_batch);
     }
     for (int su = 0; su < j.n_sums; su++) {
-        j.sums[su].dsc = (float *)at;
-        at += sizeof(float) * 3 * (size_t)j.sums[su].n_blk * (size_t)n_batch;
+        act_sums *as = &j.sums[su];
+        as->dsc = (float *)at;
+        at += sums_bytes(as, n_batch);
+        as->a.x = j.act[as->act].xq;
+        as->a.dsc = as->dsc;
     }
-    for (int i = 0; i < n; i++) {
-        packed_part *p = &j.part[i];
-        p->a.x = j.act[p->act].xq;
-        p->a.dsc = j.sums[p->sums].dsc;
-    }
+    for (int i = 0; i < n; i++) j.part[i].a = j.sums[j.part[i].sums].a;
     pool_run(pool, packed_act_worker, &j);
     pool_run(pool, packed_worker, &j);
 }
@@ -429,7 +438,7 @@ int quant_matmul_many(const quant_matrix *const *w, int n, const float *x, int64
         return 0;
     }
     for (int i = 0; i < n; i++) {
-        if (k->gemm && quant_block_shape_of(w[i], k->gemm_max_bits, &shape[0]))
+        if (all_packed(k, &w[i], 1, shape))
             matmul_packed(k, &w[i], shape, 1, x, n_batch, &y[i], pool);
         else
             matmul_dots(k, w[i], f[i], x, n_batch, y[i], pool);

@@ -23,10 +23,22 @@ AVX2_FLAGS   := -mavx2 -mfma -mf16c
 AVX512_FLAGS := $(AVX2_FLAGS) -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16
 AMX_FLAGS    := $(AVX512_FLAGS) -mamx-tile -mamx-int8 -mamx-bf16
 
-LIB_SRC  := $(sort $(wildcard src/*.c src/quant/*.c src/kernels/*.c src/probes/*.c src/model/*.c src/export/*.c src/report/*.c src/tasks/*.c))
+# The folders are the layers (docs/LAYOUT.md; scripts/check_layers.sh checks
+# the includes). The engine (base, quant, kernels, engine) is a library of its
+# own: the tests that use only engine headers link against it alone, which
+# proves it needs no symbol of the layers above.
+ENGINE_DIRS := base quant kernels engine
+APP_DIRS    := probes tasks scan validate export report
+ENGINE_SRC := $(sort $(foreach d,$(ENGINE_DIRS),$(wildcard src/$(d)/*.c)))
+APP_SRC    := $(sort $(foreach d,$(APP_DIRS),$(wildcard src/$(d)/*.c)))
+LIB_SRC  := $(ENGINE_SRC) $(APP_SRC)
 CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
+# tests whose includes are engine headers only (scripts/check_layers.sh
+# checks that the list is exactly those)
+ENGINE_TESTS := test_forward test_generate test_gguf test_path test_pool test_quant test_sha256 test_tokenizer test_util
 
+ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)
 CLI_OBJ  := $(CLI_SRC:%.c=$(BUILD)/obj/%.o)
 TESTS    := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
@@ -47,7 +59,16 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_BASE) -MMD -MP -c $< -o $@
 
+$(BUILD)/librys_engine.a: $(ENGINE_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
 $(BUILD)/librys.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+# the CLI's objects but main, for tests of the CLI layer (models.c)
+$(BUILD)/librys_cli.a: $(filter-out %/main.o,$(CLI_OBJ))
 	@rm -f $@
 	ar rcs $@ $^
 
@@ -58,9 +79,14 @@ $(BUILD)/rys: $(CLI_OBJ) $(BUILD)/librys.a
 $(BUILD)/quant_bench: bench/quant_bench.c $(BUILD)/librys.a
 	$(CC) $(CFLAGS_BASE) -o $@ $< $(BUILD)/librys.a $(LDSAN) $(LDLIBS)
 
-$(BUILD)/tests/%: tests/%.c $(BUILD)/librys.a tests/testutil.h
+$(BUILD)/tests/%: tests/%.c $(BUILD)/librys_cli.a $(BUILD)/librys.a tests/testutil.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_BASE) -Itests -o $@ $< $(BUILD)/librys.a $(LDSAN) $(LDLIBS) $(TESTLIBS)
+	$(CC) $(CFLAGS_BASE) -Itests -o $@ $< $(BUILD)/librys_cli.a $(BUILD)/librys.a $(LDSAN) $(LDLIBS) $(TESTLIBS)
+
+ENGINE_TEST_BINS := $(ENGINE_TESTS:%=$(BUILD)/tests/%)
+$(ENGINE_TEST_BINS): $(BUILD)/tests/%: tests/%.c $(BUILD)/librys_engine.a tests/testutil.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_BASE) -Itests -o $@ $< $(BUILD)/librys_engine.a $(LDSAN) $(LDLIBS) $(TESTLIBS)
 
 # Unit tests on tiny self-made models: fast, no downloads.
 unit: all
@@ -91,7 +117,7 @@ CFLAGS_BASE += $(RYS_EXTRA_CFLAGS)
 
 fuzz: $(FUZZERS)
 
-$(BUILD)/fuzzlib/librys.a: $(LIB_SRC) $(wildcard src/*.h src/*/*.h)
+$(BUILD)/fuzzlib/librys.a: $(LIB_SRC) $(wildcard src/*/*.h)
 	$(MAKE) --no-print-directory CC=$(FUZZ_CC) SAN=1 BUILD=$(BUILD)/fuzzlib \
 		RYS_EXTRA_CFLAGS="-fsanitize=fuzzer-no-link -Wno-error" $@
 
@@ -115,5 +141,5 @@ $(BUILD)/obj/src/tasks/mmlu.o: CFLAGS_BASE += $(NANOARROW_INC)
 # epilogues too: element by element the same IEEE operations, so the same bits.
 # GCC's flag; compilers without it (clang, for the fuzz build) go without.
 VECT_FLAGS := $(shell $(CC) -fvect-cost-model=dynamic -x c -c /dev/null -o /dev/null 2>/dev/null && echo -fvect-cost-model=dynamic)
-$(BUILD)/obj/src/forward.o: CFLAGS_BASE += $(VECT_FLAGS)
+$(BUILD)/obj/src/engine/forward.o: CFLAGS_BASE += $(VECT_FLAGS)
 $(BUILD)/librys.a: $(NANOARROW_OBJ)

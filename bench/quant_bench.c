@@ -7,10 +7,10 @@
  * build: make (builds build/quant_bench with everything else)
  * usage: build/quant_bench MODEL.gguf [THREADS=2] [BATCH=1] [SECONDS=3]
  * RYS_CPU=portable|avx2 picks the kernel family, as for rys itself. */
-#include "gguf.h"
-#include "pool.h"
+#include "engine/gguf.h"
+#include "base/pool.h"
 #include "quant/quant.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -2,8 +2,8 @@
  * with a one-line "<name>: <problem>" message or open into views that stay
  * inside the buffer; accepted inputs go through the writer and back, which
  * must reproduce the same metadata count and tensor bytes. */
-#include "gguf.h"
-#include "util.h"
+#include "engine/gguf.h"
+#include "base/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

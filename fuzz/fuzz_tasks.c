@@ -8,7 +8,7 @@
  * present, per-char lengths >= 1). */
 #include "tasks/data.h"
 #include "tasks/tasks.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

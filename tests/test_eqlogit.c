@@ -11,17 +11,17 @@
 #define TINY_FIXTURE_LAYERS N_LAYERS
 #include "tiny_loaded.h"
 
-#include "eqlogit.h"
-#include "evalset.h"
-#include "forward.h"
-#include "model.h"
-#include "path.h"
-#include "pool.h"
+#include "scan/eqlogit.h"
+#include "scan/evalset.h"
+#include "engine/forward.h"
+#include "engine/model.h"
+#include "engine/path.h"
+#include "base/pool.h"
 #include "probes/eq.h"
-#include "scan.h"
-#include "store.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "scan/scan.h"
+#include "scan/store.h"
+#include "engine/tokenizer.h"
+#include "base/util.h"
 
 #include <math.h>
 #include <sqlite3.h>

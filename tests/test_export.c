@@ -7,10 +7,10 @@
 #include "testutil.h"
 #include "export/export.h"
 #include "export/safetensors.h"
-#include "gguf.h"
+#include "engine/gguf.h"
 #include "quant/quant.h"
-#include "sha256.h"
-#include "util.h"
+#include "base/sha256.h"
+#include "base/util.h"
 
 #include <string.h>
 #include <sys/stat.h>

@@ -7,10 +7,10 @@
  * right path from a wrong one with a wide margin. */
 #include "testutil.h"
 
-#include "forward.h"
-#include "model.h"
-#include "path.h"
-#include "util.h"
+#include "engine/forward.h"
+#include "engine/model.h"
+#include "engine/path.h"
+#include "base/util.h"
 
 #include <dirent.h>
 #include <math.h>

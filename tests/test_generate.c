@@ -3,7 +3,7 @@
  * reproducibility and its limits (top_p -> greedy, one dominant logit). */
 #include "testutil.h"
 
-#include "generate.h"
+#include "engine/generate.h"
 
 #include <math.h>
 #include <string.h>

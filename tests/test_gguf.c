@@ -3,9 +3,9 @@
  * bad files that must each be refused with a one-line message naming the file.
  * tests/ref/check_gguf.py covers the comparison with the Python gguf package. */
 #include "testutil.h"
-#include "gguf.h"
+#include "engine/gguf.h"
 #include "quant/quant.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <math.h>
 #include <string.h>

@@ -4,8 +4,8 @@
  * so the assembler is checked against published values, not against itself. */
 #include "testutil.h"
 
-#include "models.h"
-#include "util.h"
+#include "cli/models.h"
+#include "base/util.h"
 
 #include <fcntl.h>
 #include <string.h>

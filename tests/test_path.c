@@ -1,7 +1,7 @@
 /* Layer path grammar against the hand-expanded examples of the RYS reference. */
 #include "testutil.h"
-#include "path.h"
-#include "util.h"
+#include "engine/path.h"
+#include "base/util.h"
 
 #include <string.h>
 

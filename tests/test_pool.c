@@ -4,7 +4,7 @@
  * pool_split hands out [0, n) exactly once. */
 #include "testutil.h"
 
-#include "pool.h"
+#include "base/pool.h"
 
 #include <time.h>
 

@@ -11,7 +11,7 @@
 #include "probes/math.h"
 #include "probes/probe_file.h"
 #include "probes/probe_text.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <gmp.h>
 #include <math.h>

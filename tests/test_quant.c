@@ -10,12 +10,12 @@
  *  - Every kernel family this CPU runs against the portable one.
  *  - Dispatch: RYS_CPU, refusals of paths that cannot run. */
 #include "testutil.h"
-#include "pool.h"
+#include "base/pool.h"
 #include "quant/quant.h"
 #include "quant/kquants.h"
 #include "quant/legacy.h"
 #include "quant/quant_impl.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <math.h>
 #include <string.h>

@@ -5,8 +5,8 @@
 #include "testutil.h"
 
 #include "report/report.h"
-#include "store.h"
-#include "util.h"
+#include "scan/store.h"
+#include "base/util.h"
 
 #include <cairo.h>
 #include <math.h>

@@ -5,16 +5,16 @@
 #include "testutil.h"
 #include "tiny_loaded.h"
 
-#include "forward.h"
-#include "generate.h"
-#include "model.h"
-#include "path.h"
-#include "pool.h"
-#include "reuse.h"
-#include "scan.h"
-#include "store.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "engine/forward.h"
+#include "engine/generate.h"
+#include "engine/model.h"
+#include "engine/path.h"
+#include "base/pool.h"
+#include "scan/reuse.h"
+#include "scan/scan.h"
+#include "scan/store.h"
+#include "engine/tokenizer.h"
+#include "base/util.h"
 
 #include <string.h>
 

@@ -1,8 +1,8 @@
 /* SHA-256 against the FIPS 180-2 / NIST example vectors, fed whole, byte by
  * byte and in odd-sized chunks (the streaming path), and through a file. */
 #include "testutil.h"
-#include "sha256.h"
-#include "util.h"
+#include "base/sha256.h"
+#include "base/util.h"
 
 #include <string.h>
 

@@ -8,12 +8,12 @@
 #include "testutil.h"
 #include "tiny_model.h"
 
-#include "gguf.h"
-#include "sha256.h"
+#include "engine/gguf.h"
+#include "base/sha256.h"
 #include "tasks/data.h"
 #include "tasks/tasks.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "engine/tokenizer.h"
+#include "base/util.h"
 
 #include <string.h>
 #include <sys/stat.h>

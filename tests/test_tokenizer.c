@@ -4,9 +4,9 @@
  * made by tests/ref/gen_chat_golden.py) and, where the real models are
  * present, ids that llama-cpp-python gave for them. */
 #include "testutil.h"
-#include "chat.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "engine/chat.h"
+#include "engine/tokenizer.h"
+#include "base/util.h"
 
 #include <jansson.h>
 #include <string.h>

@@ -3,7 +3,7 @@
  * size of whatever process started it. */
 #include "testutil.h"
 
-#include "util.h"
+#include "base/util.h"
 
 #include <string.h>
 #include <sys/wait.h>

@@ -8,17 +8,17 @@
 #define TINY_FIXTURE_LAYERS N_LAYERS
 #include "tiny_loaded.h"
 
-#include "forward.h"
-#include "model.h"
-#include "path.h"
-#include "pool.h"
+#include "engine/forward.h"
+#include "engine/model.h"
+#include "engine/path.h"
+#include "base/pool.h"
 #include "report/report.h"
 #include "tasks/metrics.h"
 #include "tasks/tasks.h"
-#include "tokenizer.h"
-#include "util.h"
-#include "validate.h"
-#include "validate_store.h"
+#include "engine/tokenizer.h"
+#include "base/util.h"
+#include "validate/validate.h"
+#include "validate/validate_store.h"
 
 #include <math.h>
 #include <sqlite3.h>

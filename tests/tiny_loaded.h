@@ -4,13 +4,13 @@
 #ifndef RYS_TINY_LOADED_H
 #define RYS_TINY_LOADED_H
 
-#include "model.h"
-#include "pool.h"
+#include "engine/model.h"
+#include "base/pool.h"
 #include "quant/quant.h"
 #include "testutil.h"
 #include "tiny_model.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "engine/tokenizer.h"
+#include "base/util.h"
 
 static inline void tiny_load(const char *tag, int n_layers, uint64_t seed, model **m, tokenizer **tok, pool **pool) {
     const char *path = test_tmp_path(tag);

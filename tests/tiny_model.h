@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gguf.h"
+#include "engine/gguf.h"
 #include "quant/quant.h"
 
 #define TINY_DIM 32

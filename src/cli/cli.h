@@ -44,10 +44,10 @@ int cli_run_program(char *const argv[], const char *what);
 #endif
 
 /* ---- loading a model for a subcommand -------------------------------------- */
-#include "model.h"
-#include "tokenizer.h"
-#include "path.h"
-#include "pool.h"
+#include "engine/model.h"
+#include "engine/tokenizer.h"
+#include "engine/path.h"
+#include "base/pool.h"
 
 typedef struct {
     model *m;

@@ -1,6 +1,6 @@
 /* Option helpers shared by the subcommands. */
 #include "cli/cli.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <stdlib.h>

@@ -1,9 +1,9 @@
 /* Model loading shared by every subcommand that runs a model. */
 #include "cli/cli.h"
 #include "export/export.h"
-#include "models.h"
+#include "cli/models.h"
 #include "quant/quant.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <stdlib.h>
 #include <string.h>

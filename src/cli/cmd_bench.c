@@ -9,9 +9,9 @@
  * the threads (prompts are compute bound). Token ids are fixed pseudo-random ones: speed does not depend on
  * which tokens run. */
 #include "cli/cli.h"
-#include "forward.h"
+#include "engine/forward.h"
 #include "quant/quant.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -6,12 +6,12 @@
  * own reading of the same files and with the harness rule run on
  * llama.cpp's tokenizer. */
 #include "cli/cli.h"
-#include "gguf.h"
-#include "models.h"
-#include "sha256.h"
+#include "engine/gguf.h"
+#include "cli/models.h"
+#include "base/sha256.h"
 #include "tasks/data.h"
 #include "tasks/tasks.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -1,8 +1,8 @@
 /* rys eval: score one layer path on probe sets, from scratch. */
 #include "cli/cli.h"
-#include "evalset.h"
-#include "scan.h"
-#include "util.h"
+#include "scan/evalset.h"
+#include "scan/scan.h"
+#include "base/util.h"
 
 #include <jansson.h>
 #include <stdio.h>

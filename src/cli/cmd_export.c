@@ -3,8 +3,8 @@
  * src/export/, this file only reads options and picks the format. */
 #include "cli/cli.h"
 #include "export/export.h"
-#include "models.h"
-#include "util.h"
+#include "cli/models.h"
+#include "base/util.h"
 
 #include <stdio.h>
 #include <string.h>

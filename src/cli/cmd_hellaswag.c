@@ -1,8 +1,8 @@
 /* rys hellaswag: HellaSwag accuracy the way llama.cpp's --hellaswag scores it. */
 #include "cli/cli.h"
-#include "loglik.h"
+#include "engine/loglik.h"
 #include "probes/hellaswag.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

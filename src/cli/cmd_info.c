@@ -6,10 +6,10 @@
  * (architecture, layer path) slot in beside the existing ones. */
 #include "cli/cli.h"
 #include "export/export.h"
-#include "gguf.h"
-#include "models.h"
+#include "engine/gguf.h"
+#include "cli/models.h"
 #include "quant/quant.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <jansson.h>
 #include <math.h>

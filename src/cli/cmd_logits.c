@@ -3,8 +3,8 @@
  * llama.cpp and a numpy forward pass token for token. */
 #include "cli/cli.h"
 #include "cli/npy.h"
-#include "forward.h"
-#include "util.h"
+#include "engine/forward.h"
+#include "base/util.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -3,8 +3,8 @@
  * Listing never hashes: "cached" means the file is there with the right size,
  * `rys pull NAME` is what verifies the sha256. */
 #include "cli/cli.h"
-#include "models.h"
-#include "util.h"
+#include "cli/models.h"
+#include "base/util.h"
 
 #include <jansson.h>
 #include <stdio.h>

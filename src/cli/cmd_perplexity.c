@@ -4,8 +4,8 @@
  * only the second half of each chunk is scored (every scored token then has
  * at least CTX/2 tokens of context). */
 #include "cli/cli.h"
-#include "forward.h"
-#include "util.h"
+#include "engine/forward.h"
+#include "base/util.h"
 
 #include <math.h>
 #include <stdio.h>

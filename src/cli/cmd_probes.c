@@ -4,7 +4,7 @@
 #include "cli/cli.h"
 #include "probes/math.h"
 #include "probes/probe_file.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <stdio.h>

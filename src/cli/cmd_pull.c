@@ -5,8 +5,8 @@
  * vectors, never through a shell, and one part at a time so the disk holds at
  * most one wheel beside the growing file. */
 #include "cli/cli.h"
-#include "models.h"
-#include "util.h"
+#include "cli/models.h"
+#include "base/util.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -2,7 +2,7 @@
  * database, finished or still running; --json gives scripts the rankings. */
 #include "cli/cli.h"
 #include "report/report.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <jansson.h>
 #include <stdio.h>

@@ -1,9 +1,9 @@
 /* rys run: generate text from a prompt along a layer path. */
-#include "chat.h"
+#include "engine/chat.h"
 #include "cli/cli.h"
-#include "forward.h"
-#include "generate.h"
-#include "util.h"
+#include "engine/forward.h"
+#include "engine/generate.h"
+#include "base/util.h"
 
 #include <jansson.h>
 #include <stdio.h>

@@ -2,11 +2,11 @@
  * sweep on the probe sets and records everything in a SQLite store; re-running
  * the same command resumes. `rys scan --status --db F` reports progress. */
 #include "cli/cli.h"
-#include "evalset.h"
-#include "scan.h"
-#include "sha256.h"
-#include "store.h"
-#include "util.h"
+#include "scan/evalset.h"
+#include "scan/scan.h"
+#include "base/sha256.h"
+#include "scan/store.h"
+#include "base/util.h"
 
 #include <jansson.h>
 #include <sqlite3.h>

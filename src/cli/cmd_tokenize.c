@@ -2,9 +2,9 @@
  * its weights. --json-strings and --decode-json are the surface that
  * tests/ref/check_tokenizer.py compares with llama.cpp. */
 #include "cli/cli.h"
-#include "models.h"
-#include "tokenizer.h"
-#include "util.h"
+#include "cli/models.h"
+#include "engine/tokenizer.h"
+#include "base/util.h"
 
 #include <jansson.h>
 #include <stdio.h>

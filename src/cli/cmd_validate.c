@@ -2,10 +2,10 @@
  * one leaderboard-style table per configuration with paired comparisons
  * against the baseline; results kept (and resumed) in a SQLite store. */
 #include "cli/cli.h"
-#include "sha256.h"
-#include "util.h"
-#include "validate.h"
-#include "validate_store.h"
+#include "base/sha256.h"
+#include "base/util.h"
+#include "validate/validate.h"
+#include "validate/validate_store.h"
 
 #include <jansson.h>
 #include <math.h>

@@ -1,6 +1,6 @@
 /* rys command-line entry: dispatch to one subcommand per file. */
 #include "cli/cli.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <stdio.h>
 #include <string.h>

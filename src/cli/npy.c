@@ -1,7 +1,7 @@
 /* npy: see npy.h. Format: "\x93NUMPY" v1.0, a Python-dict header padded with
  * spaces to a multiple of 64 bytes, then little-endian float32 data. */
 #include "cli/npy.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <stdio.h>

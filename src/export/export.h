@@ -28,8 +28,8 @@
 
 #include <stdbool.h>
 
-#include "gguf.h"
-#include "path.h"
+#include "engine/gguf.h"
+#include "engine/path.h"
 
 typedef struct {
     const char *blocks;     /* --blocks spec, or NULL */

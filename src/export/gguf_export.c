@@ -5,9 +5,9 @@
  * bytes from the mmap to the output, so the only memory a materialized export
  * costs is the page cache the kernel can drop at will. */
 #include "export/export.h"
-#include "model.h"
-#include "sha256.h"
-#include "util.h"
+#include "engine/model.h"
+#include "base/sha256.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -7,8 +7,8 @@
  * file is complete; any failure removes the temporary directory. */
 #include "export/export.h"
 #include "export/safetensors.h"
-#include "sha256.h"
-#include "util.h"
+#include "base/sha256.h"
+#include "base/util.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -3,8 +3,8 @@
  * from their source mappings and hashes the output as it goes, so an export
  * reads each byte once and writes it once. */
 #include "export/safetensors.h"
-#include "sha256.h"
-#include "util.h"
+#include "base/sha256.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <fcntl.h>

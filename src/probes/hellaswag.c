@@ -1,6 +1,6 @@
 /* hellaswag: task file reading, see hellaswag.h. */
 #include "probes/hellaswag.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <bzlib.h>
 #include <errno.h>

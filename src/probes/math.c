@@ -1,7 +1,7 @@
 /* math: exact partial-credit scoring of math probe answers, see math.h. */
 #include "probes/math.h"
 #include "probes/probe_text.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <gmp.h>
 #include <jansson.h>

@@ -1,7 +1,7 @@
 /* mathgen: generated math probe sets with exact answers, see math.h. The
  * PRNG is our own (splitmix64) so a seed gives the same file everywhere. */
 #include "probes/math.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <gmp.h>

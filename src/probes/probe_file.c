@@ -2,8 +2,8 @@
 #include "probes/probe_file.h"
 #include "probes/eq.h"
 #include "probes/math.h"
-#include "sha256.h"
-#include "util.h"
+#include "base/sha256.h"
+#include "base/util.h"
 
 #include <gmp.h>
 #include <jansson.h>

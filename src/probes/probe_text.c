@@ -1,6 +1,6 @@
 /* probe_text: Python-compatible views of generated text, see probe_text.h. */
 #include "probes/probe_text.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <pthread.h>
 #include <stdio.h>

@@ -6,7 +6,7 @@
  * forced one that cannot run is refused rather than silently mapped to
  * another, so quant_cpu_path() always names the kernels that actually run. */
 #include "quant/quant_impl.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <pthread.h>
 #include <stdatomic.h>

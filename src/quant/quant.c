@@ -6,8 +6,8 @@
 #include "quant/kquants.h"
 #include "quant/legacy.h"
 #include "quant/quant_impl.h"
-#include "pool.h"
-#include "util.h"
+#include "base/pool.h"
+#include "base/util.h"
 
 #include <math.h>
 #include <pthread.h>

@@ -2,7 +2,7 @@
  * must open offline from a copied folder, so it has inline CSS, relative links
  * only, and no scripts, fonts or images from elsewhere. */
 #include "report/report.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -4,7 +4,7 @@
  * grid figures depends on the layer count only, so tests can compute where a
  * cell's pixels are without drawing. */
 #include "report/report.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <cairo-svg.h>
 #include <cairo.h>

@@ -1,8 +1,8 @@
 /* report data: see report.h. Reads the store read-only, so a report can be
  * made while the scan is still writing (WAL readers do not block it). */
 #include "report/report.h"
-#include "db.h"
-#include "util.h"
+#include "base/db.h"
+#include "base/util.h"
 
 #include <math.h>
 #include <sqlite3.h>

@@ -3,9 +3,9 @@
  * needs nothing but the database (and agrees with what `rys validate`
  * printed for the same documents). */
 #include "report/report.h"
-#include "db.h"
+#include "base/db.h"
 #include "tasks/metrics.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <math.h>
 #include <sqlite3.h>

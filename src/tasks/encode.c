@@ -7,7 +7,7 @@
  * whole string and the context, and takes the whole's tokens after the
  * context's count. */
 #include "tasks/tasks_internal.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -1,6 +1,6 @@
 /* metrics: see metrics.h. */
 #include "tasks/metrics.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <math.h>
 #include <stdlib.h>

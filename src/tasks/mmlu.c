@@ -16,8 +16,8 @@
  * are read. */
 #include "tasks/data.h"
 #include "tasks/tasks_internal.h"
-#include "sha256.h"
-#include "util.h"
+#include "base/sha256.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <stdio.h>

@@ -13,7 +13,7 @@
  * share the continuation, so contexts are kept per choice. */
 #include "tasks/data.h"
 #include "tasks/tasks_internal.h"
-#include "util.h"
+#include "base/util.h"
 
 #include <errno.h>
 #include <jansson.h>

@@ -8,7 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "tokenizer.h"
+#include "engine/tokenizer.h"
 
 typedef struct {
     char *doc_id;           /* the file's doc_id ("0", "1", ...; MMLU: "anatomy/12"), unique in the set */

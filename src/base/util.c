@@ -1,0 +1,163 @@
+/* util: see util.h. */
+#include "base/util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <time.h>
+#include <unistd.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+
+static _Thread_local char last_error[512];
+
+void rys_seterr(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    va_end(ap);
+}
+
+const char *rys_lasterr(void) { return last_error[0] ? last_error : "unknown error"; }
+
+void rys_die(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("rys: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(1);
+}
+
+static void oom(size_t n) {
+    fprintf(stderr, "rys: out of memory allocating %zu bytes\n", n);
+    abort();
+}
+
+void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) oom(n);
+    return p;
+}
+
+void *xcalloc(size_t n, size_t size) {
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    if (!p) oom(n * size);
+    return p;
+}
+
+void *xrealloc(void *p, size_t n) {
+    p = realloc(p, n ? n : 1);
+    if (!p) oom(n);
+    return p;
+}
+
+char *xstrdup(const char *s) {
+    size_t n = strlen(s) + 1;
+    char *d = xmalloc(n);
+    memcpy(d, s, n);
+    return d;
+}
+
+double rys_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* VmHWM, the high-water mark of this program's own address space. Not
+ * getrusage's ru_maxrss: Linux carries that across exec from the process
+ * that forked us, so a run started by a large parent (a Python test holding
+ * llama.cpp models) would report the parent's size. */
+size_t rys_peak_rss(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    unsigned long long kb = 0;
+    bool found = false;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %llu kB", &kb) == 1) { found = true; break; }
+    if (f) fclose(f);
+    if (found) return (size_t)kb * 1024;
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (size_t)ru.ru_maxrss * 1024;
+}
+
+int rys_mkdirs(const char *path) {
+    char buf[8400];
+    if (strlen(path) >= sizeof buf) { errno = ENAMETOOLONG; return -1; }
+    strcpy(buf, path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(buf, 0755) && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    return mkdir(buf, 0755) && errno != EEXIST ? -1 : 0;
+}
+
+void progress_start(progress *p, const char *label, int64_t total) {
+    const char *force = getenv("RYS_PROGRESS");
+    p->label = label;
+    p->total = total;
+    p->done = 0;
+    p->t_start = p->t_last = rys_now();
+    p->tty = force ? atoi(force) != 0 : isatty(2);
+    p->enabled = force ? atoi(force) != 0 : true;
+}
+
+static void fmt_duration(char *buf, size_t n, double s) {
+    if (s < 0 || s > 1e7) { snprintf(buf, n, "--:--"); return; }
+    int t = (int)(s + 0.5);
+    if (t >= 3600) snprintf(buf, n, "%d:%02d:%02d", t / 3600, t / 60 % 60, t % 60);
+    else snprintf(buf, n, "%02d:%02d", t / 60, t % 60);
+}
+
+void progress_update(progress *p, int64_t done, const char *extra) {
+    p->done = done;
+    if (!p->enabled) return;
+    double now = rys_now();
+    if (now - p->t_last < (p->tty ? 0.1 : 30.0) && done < p->total) return;
+    p->t_last = now;
+    double el = now - p->t_start;
+    double frac = p->total > 0 ? (double)done / p->total : 0;
+    double eta = done > 0 ? el * (p->total - done) / done : -1;
+    char e1[32], e2[32], bar[31];
+    fmt_duration(e1, sizeof e1, el);
+    fmt_duration(e2, sizeof e2, eta);
+    int w = (int)(frac * 30);
+    for (int i = 0; i < 30; i++) bar[i] = i < w ? '#' : '.';
+    bar[30] = 0;
+    fprintf(stderr, "%s%s [%s] %lld/%lld %3.0f%% %s<%s %s%s", p->tty ? "\r\033[K" : "", p->label, bar, (long long)done,
+            (long long)p->total, frac * 100, e1, e2, extra ? extra : "", p->tty ? "" : "\n");
+    fflush(stderr);
+}
+
+void progress_finish(progress *p) {
+    if (!p->enabled) return;
+    if (!p->tty) return;   /* the last plain line stands; a final one would repeat it */
+    p->t_last = 0;
+    progress_update(p, p->done, NULL);
+    fputc('\n', stderr);
+}
+
+char *read_file(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    if (!f) { rys_seterr("%s: %s", path, strerror(errno)); return NULL; }
+    size_t cap = 1 << 16, n = 0;
+    char *buf = xmalloc(cap + 1);
+    size_t r;
+    while ((r = fread(buf + n, 1, cap - n, f)) > 0) {
+        n += r;
+        if (n == cap) { cap *= 2; buf = xrealloc(buf, cap + 1); }
+    }
+    bool err = ferror(f);
+    fclose(f);
+    if (err) { free(buf); rys_seterr("%s: read error", path); return NULL; }
+    buf[n] = 0;
+    if (len) *len = n;
+    return buf;
+}

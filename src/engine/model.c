@@ -1,0 +1,270 @@
+/* model: architecture tables and tensor binding, see model.h.
+ * Every tensor's shape and type is checked here against the hyper-parameters
+ * so that forward.c can index weights without further checks. */
+#include "engine/model.h"
+#include "base/util.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    const char *name;
+    enum model_arch arch;
+    enum rope_kind rope;
+} arch_entry;
+
+static const arch_entry arch_table[] = {
+    {"llama", ARCH_LLAMA, ROPE_NORMAL},
+    {"qwen2", ARCH_QWEN2, ROPE_NEOX},
+    {"qwen3", ARCH_QWEN3, ROPE_NEOX},
+    {"gemma3", ARCH_GEMMA3, ROPE_NEOX},
+};
+
+static bool get_int(const gguf_file *g, const char *arch, const char *suffix, int64_t *out) {
+    char key[160];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    return gguf_get_i64(g, key, out);
+}
+
+static bool get_f(const gguf_file *g, const char *arch, const char *suffix, double *out) {
+    char key[160];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    return gguf_get_f64(g, key, out);
+}
+
+/* Look up a tensor and check its shape: ne0 x ne1 (ne1 = 1 for vectors). */
+static const gguf_tensor *need_tensor(const gguf_file *g, const char *name, int64_t ne0, int64_t ne1, bool optional) {
+    const gguf_tensor *t = gguf_find_tensor(g, name);
+    if (!t) {
+        if (!optional) rys_seterr("%s: missing tensor %s", g->path, name);
+        return NULL;
+    }
+    int64_t rows = 1;
+    for (uint32_t d = 1; d < t->n_dims; d++) rows *= t->ne[d];
+    if (t->ne[0] != ne0 || rows != ne1) {
+        rys_seterr("%s: tensor %s has shape [%lld, %lld], expected [%lld, %lld]", g->path, name,
+                   (long long)t->ne[0], (long long)rows, (long long)ne0, (long long)ne1);
+        return NULL;
+    }
+    const quant_info *qi = quant_get_info(t->type);
+    if (!qi || !qi->supported) {
+        rys_seterr("%s: tensor %s has unsupported type %s", g->path, name, qi ? qi->name : "unknown");
+        return NULL;
+    }
+    return t;
+}
+
+static bool bind_matrix(const gguf_file *g, const char *name, int64_t n_in, int64_t n_out, quant_matrix *out, bool optional) {
+    const gguf_tensor *t = need_tensor(g, name, n_in, n_out, optional);
+    if (!t) return false;
+    out->type = t->type;
+    out->n_in = n_in;
+    out->n_out = n_out;
+    out->data = t->data;
+    return true;
+}
+
+/* 1-D vectors are small: convert to f32 once so kernels need one code path. */
+static bool bind_vector(const gguf_file *g, const char *name, int64_t n, float **out, bool optional) {
+    const gguf_tensor *t = need_tensor(g, name, n, 1, optional);
+    *out = NULL;
+    if (!t) return false;
+    *out = xmalloc((size_t)n * sizeof(float));
+    quant_dequantize_row(t->type, t->data, *out, n);
+    return true;
+}
+
+static void free_layers(model *m) {
+    if (!m->layers) return;
+    for (int l = 0; l < m->hp.n_layers; l++) {
+        layer_weights *L = &m->layers[l];
+        free(L->attn_norm); free(L->ffn_norm);
+        free(L->bq); free(L->bk); free(L->bv);
+        free(L->q_norm); free(L->k_norm);
+        free(L->post_attn_norm); free(L->post_ffn_norm);
+    }
+    free(m->layers);
+}
+
+void model_free(model *m) {
+    if (!m) return;
+    free_layers(m);
+    free(m->output_norm);
+    free(m->name);
+    if (m->gguf && m->gguf->map) quant_release(m->gguf->map, m->gguf->map_size);
+    gguf_close(m->gguf);
+    free(m);
+}
+
+static int read_hparams(const gguf_file *g, model_hparams *hp) {
+    char *arch = gguf_get_strdup(g, "general.architecture");
+    if (!arch) { rys_seterr("%s: no general.architecture in metadata", g->path); return -1; }
+    const arch_entry *e = NULL;
+    for (size_t i = 0; i < sizeof arch_table / sizeof arch_table[0]; i++)
+        if (!strcmp(arch, arch_table[i].name)) e = &arch_table[i];
+    if (!e) {
+        rys_seterr("%s: architecture '%s' is not supported (supported: llama, qwen2, qwen3, gemma3)", g->path, arch);
+        free(arch);
+        return -1;
+    }
+    free(arch);
+    hp->arch = e->arch;
+    hp->arch_name = e->name;
+    hp->rope = e->rope;
+    const char *a = e->name;
+
+    int64_t v;
+    double f;
+#define NEED_INT(field, key, lo, hi)                                                          \
+    do {                                                                                     \
+        if (!get_int(g, a, key, &v)) { rys_seterr("%s: missing %s.%s", g->path, a, key); return -1; } \
+        if (v < (lo) || v > (hi)) { rys_seterr("%s: %s.%s = %lld out of range", g->path, a, key, (long long)v); return -1; } \
+        hp->field = (int)v;                                                                  \
+    } while (0)
+    NEED_INT(n_layers, "block_count", 1, 4096);
+    NEED_INT(dim, "embedding_length", 1, 1 << 17);
+    NEED_INT(ffn_dim, "feed_forward_length", 1, 1 << 20);
+    NEED_INT(n_head, "attention.head_count", 1, 4096);
+#undef NEED_INT
+    hp->n_head_kv = get_int(g, a, "attention.head_count_kv", &v) ? (int)v : hp->n_head;
+    if (hp->n_head_kv < 1 || hp->n_head % hp->n_head_kv) {
+        rys_seterr("%s: head_count %d is not a multiple of head_count_kv %d", g->path, hp->n_head, hp->n_head_kv);
+        return -1;
+    }
+    hp->head_dim = get_int(g, a, "attention.key_length", &v) ? (int)v : hp->dim / hp->n_head;
+    if (hp->head_dim < 2 || hp->head_dim > 1024 || hp->head_dim % 2) {
+        rys_seterr("%s: bad head dimension %d", g->path, hp->head_dim);
+        return -1;
+    }
+    int64_t vlen;
+    if (get_int(g, a, "attention.value_length", &vlen) && vlen != hp->head_dim) {
+        rys_seterr("%s: key_length != value_length is not supported", g->path);
+        return -1;
+    }
+    hp->n_ctx_train = get_int(g, a, "context_length", &v) ? (int)v : 2048;
+    hp->rms_eps = get_f(g, a, "attention.layer_norm_rms_epsilon", &f) ? (float)f : 1e-5f;
+    hp->rope_base = get_f(g, a, "rope.freq_base", &f) ? (float)f : 10000.0f;
+    hp->rope_base_local = 10000.0f;
+    hp->rope_scale = 1.0f;
+    char key[160];
+    snprintf(key, sizeof key, "%s.rope.scaling.type", a);
+    char *stype = gguf_get_strdup(g, key);
+    if (stype && strcmp(stype, "none")) {
+        if (strcmp(stype, "linear")) {
+            rys_seterr("%s: rope scaling '%s' is not supported", g->path, stype);
+            free(stype);
+            return -1;
+        }
+        if (get_f(g, a, "rope.scaling.factor", &f) && f > 0) hp->rope_scale = (float)(1.0 / f);
+    }
+    free(stype);
+    hp->rope_dims = get_int(g, a, "rope.dimension_count", &v) ? (int)v : hp->head_dim;
+    if (hp->rope_dims > hp->head_dim || hp->rope_dims % 2) {
+        rys_seterr("%s: bad rope.dimension_count %d", g->path, hp->rope_dims);
+        return -1;
+    }
+    hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim);
+    hp->embd_scale = 1.0f;
+    hp->sliding_window = 0;
+    hp->gelu = false;
+    if (hp->arch == ARCH_GEMMA3) {
+        hp->embd_scale = sqrtf((float)hp->dim);
+        hp->gelu = true;
+        hp->sliding_window = get_int(g, a, "attention.sliding_window", &v) ? (int)v : 512;
+    }
+    return 0;
+}
+
+model *model_from_gguf(gguf_file *g) {
+    model *m = xcalloc(1, sizeof *m);
+    m->gguf = g;
+    model_hparams *hp = &m->hp;
+    if (read_hparams(g, hp)) goto fail;
+
+    const gguf_tensor *te = gguf_find_tensor(g, "token_embd.weight");
+    if (!te || te->n_dims != 2) { rys_seterr("%s: missing or malformed token_embd.weight", g->path); goto fail; }
+    hp->n_vocab = (int)te->ne[1];
+    if (!bind_matrix(g, "token_embd.weight", hp->dim, hp->n_vocab, &m->tok_embd, false)) goto fail;
+    if (!bind_matrix(g, "output.weight", hp->dim, hp->n_vocab, &m->output, true)) {
+        if (gguf_find_tensor(g, "output.weight")) goto fail;   /* present but malformed */
+        m->output = m->tok_embd;                                /* tied embeddings */
+    }
+    if (!bind_vector(g, "output_norm.weight", hp->dim, &m->output_norm, false)) goto fail;
+
+    int q_dim = hp->n_head * hp->head_dim, kv_dim = hp->n_head_kv * hp->head_dim;
+    m->layers = xcalloc((size_t)hp->n_layers, sizeof *m->layers);
+    for (int l = 0; l < hp->n_layers; l++) {
+        layer_weights *L = &m->layers[l];
+        char n[96];
+#define T(suffix) (snprintf(n, sizeof n, "blk.%d.%s", l, suffix), n)
+        if (!bind_vector(g, T("attn_norm.weight"), hp->dim, &L->attn_norm, false)) goto fail;
+        if (!bind_vector(g, T("ffn_norm.weight"), hp->dim, &L->ffn_norm, false)) goto fail;
+        if (!bind_matrix(g, T("attn_q.weight"), hp->dim, q_dim, &L->wq, false)) goto fail;
+        if (!bind_matrix(g, T("attn_k.weight"), hp->dim, kv_dim, &L->wk, false)) goto fail;
+        if (!bind_matrix(g, T("attn_v.weight"), hp->dim, kv_dim, &L->wv, false)) goto fail;
+        if (!bind_matrix(g, T("attn_output.weight"), q_dim, hp->dim, &L->wo, false)) goto fail;
+        if (!bind_matrix(g, T("ffn_gate.weight"), hp->dim, hp->ffn_dim, &L->w_gate, false)) goto fail;
+        if (!bind_matrix(g, T("ffn_up.weight"), hp->dim, hp->ffn_dim, &L->w_up, false)) goto fail;
+        if (!bind_matrix(g, T("ffn_down.weight"), hp->ffn_dim, hp->dim, &L->w_down, false)) goto fail;
+        /* Optional tensors: absent is fine, present-but-malformed is not. */
+#define OPT_VEC(field, suffix, len)                                                    \
+        if (!bind_vector(g, T(suffix), len, &L->field, true) && gguf_find_tensor(g, n)) goto fail;
+        OPT_VEC(bq, "attn_q.bias", q_dim);
+        OPT_VEC(bk, "attn_k.bias", kv_dim);
+        OPT_VEC(bv, "attn_v.bias", kv_dim);
+        OPT_VEC(q_norm, "attn_q_norm.weight", hp->head_dim);
+        OPT_VEC(k_norm, "attn_k_norm.weight", hp->head_dim);
+        OPT_VEC(post_attn_norm, "post_attention_norm.weight", hp->dim);
+        OPT_VEC(post_ffn_norm, "post_ffw_norm.weight", hp->dim);
+#undef OPT_VEC
+#undef T
+        if (hp->arch == ARCH_QWEN2 && !(L->bq && L->bk && L->bv)) {
+            rys_seterr("%s: qwen2 layer %d lacks q/k/v biases", g->path, l);
+            goto fail;
+        }
+        if ((hp->arch == ARCH_QWEN3 || hp->arch == ARCH_GEMMA3) && !(L->q_norm && L->k_norm)) {
+            rys_seterr("%s: %s layer %d lacks q/k norms", g->path, hp->arch_name, l);
+            goto fail;
+        }
+        if (hp->arch == ARCH_GEMMA3) {
+            if (!(L->post_attn_norm && L->post_ffn_norm)) {
+                rys_seterr("%s: gemma3 layer %d lacks post-norms", g->path, l);
+                goto fail;
+            }
+            L->sliding = model_layer_sliding(hp->arch_name, l);
+        }
+    }
+    char *name = gguf_get_strdup(g, "general.name");
+    if (!name) {
+        const char *slash = strrchr(g->path, '/');
+        name = xstrdup(slash ? slash + 1 : g->path);
+    }
+    m->name = name;
+    return m;
+fail:
+    m->gguf = NULL;      /* the caller still owns g on failure */
+    free_layers(m);
+    free(m->output_norm);
+    free(m);
+    return NULL;
+}
+
+bool model_layer_sliding(const char *arch, int l) { return !strcmp(arch, "gemma3") && (l + 1) % 6 != 0; }
+
+model *model_load(const char *path) {
+    gguf_file *g = gguf_open(path);
+    if (!g) return NULL;
+    model *m = model_from_gguf(g);
+    if (!m) gguf_close(g);
+    return m;
+}
+
+void model_embed(const model *m, int32_t token, float *out) {
+    const quant_matrix *e = &m->tok_embd;
+    size_t row = quant_row_size(e->type, e->n_in);
+    quant_dequantize_row(e->type, (const uint8_t *)e->data + row * (size_t)token, out, e->n_in);
+    if (m->hp.embd_scale != 1.0f)
+        for (int i = 0; i < m->hp.dim; i++) out[i] *= m->hp.embd_scale;
+}

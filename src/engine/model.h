@@ -1,0 +1,69 @@
+/* model: architecture tables. Reads hyper-parameters from GGUF metadata and
+ * binds each layer's tensors (pointers into the mapping; nothing is copied
+ * except small 1-D norm/bias vectors, converted to f32 once).
+ * Supported: llama (tied or untied output), qwen2 (QKV bias), qwen3 (q/k
+ * norms), gemma3 (q/k norms, post-norms, GELU, sliding-window layers). */
+#ifndef RYS_MODEL_H
+#define RYS_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "engine/gguf.h"
+#include "quant/quant.h"
+
+enum model_arch { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3, ARCH_GEMMA3 };
+enum rope_kind { ROPE_NORMAL, ROPE_NEOX };   /* adjacent pairs vs split halves */
+
+typedef struct {
+    quant_matrix wq, wk, wv, wo;
+    quant_matrix w_gate, w_up, w_down;
+    float *attn_norm, *ffn_norm;            /* [dim] */
+    float *bq, *bk, *bv;                    /* qwen2 biases, or NULL */
+    float *q_norm, *k_norm;                 /* [head_dim], qwen3/gemma3, or NULL */
+    float *post_attn_norm, *post_ffn_norm;  /* gemma3, or NULL */
+    bool sliding;                           /* gemma3 local-attention layer */
+} layer_weights;
+
+typedef struct {
+    enum model_arch arch;
+    const char *arch_name;
+    int n_layers, dim, ffn_dim, n_head, n_head_kv, head_dim, n_vocab, n_ctx_train;
+    float rms_eps;
+    float rope_base, rope_base_local;       /* local: gemma3 sliding layers */
+    float rope_scale;                       /* linear position scaling (1 = none) */
+    int rope_dims;
+    enum rope_kind rope;
+    int sliding_window;                     /* 0 = none */
+    float attn_scale;                       /* multiplies q.k */
+    float embd_scale;                       /* gemma3: sqrt(dim), else 1 */
+    bool gelu;                              /* gemma3 uses GELU(tanh) gates */
+} model_hparams;
+
+typedef struct {
+    gguf_file *gguf;
+    model_hparams hp;
+    quant_matrix tok_embd;                  /* [n_vocab][dim] */
+    quant_matrix output;                    /* [n_vocab][dim]; tok_embd when tied */
+    float *output_norm;
+    layer_weights *layers;                  /* n_layers */
+    char *name;                             /* general.name or the file name */
+} model;
+
+/* Opens, validates and binds. NULL with rys_lasterr() = "<file>: <problem>". */
+model *model_load(const char *path);
+/* Bind a model to an already-open GGUF (takes ownership of g on success). */
+model *model_from_gguf(gguf_file *g);
+void model_free(model *m);
+
+/* Whether layer l of a file of architecture arch attends within a sliding
+ * window: gemma3 makes every sixth layer global. Decided by the layer's index
+ * in its file, as llama.cpp decides it (its gemma3 loader reads no per-layer
+ * list), so a relayered copy can keep each layer's kind only where the path
+ * puts it at a position of the same kind. */
+bool model_layer_sliding(const char *arch, int l);
+
+/* Dequantize one embedding row into out[dim] (scaled as the arch says). */
+void model_embed(const model *m, int32_t token, float *out);
+
+#endif

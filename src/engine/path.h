@@ -1,0 +1,43 @@
+/* path: the layer path grammar.
+ *
+ * A layer path is the ordered list of decoder layers a forward pass runs.
+ * Position p of the path executes the weights of layer path.layers[p] and owns
+ * KV-cache slot p: the *weight index* and the *KV slot* are different numbers,
+ * which is the whole point of RYS. Specs:
+ *   blocks "i,j[;i,j...]": (i,j) runs 0..j-1 then i..N-1; each further block's
+ *          layers i..j-1 are inserted after the last occurrence of layer j-1
+ *          ("0,0" alone is the baseline);
+ *   layers "0-51,45-79" or "0,1,2,1,2,3": explicit indices and ranges;
+ *   repeat  layer L traversed r times in a row.
+ * Canonical string: "layers:0,1,2,...". */
+#ifndef RYS_PATH_H
+#define RYS_PATH_H
+
+#include <stddef.h>
+
+typedef struct {
+    int *layers;        /* weight index per path position */
+    int n;              /* path length */
+    int n_model;        /* decoder layers in the model (N) */
+} layer_path;
+
+int path_baseline(int n_model, layer_path *out);
+/* Returns 0, or -1 with rys_lasterr() = "--blocks '...': <problem>". */
+int path_from_blocks(const char *spec, int n_model, layer_path *out);
+int path_from_layers(const char *spec, int n_model, layer_path *out);
+int path_from_repeat(int layer, int times, int n_model, layer_path *out);
+/* Either spec may be NULL; both NULL = baseline; both set = error. */
+int path_from_specs(const char *blocks, const char *layers, int n_model, layer_path *out);
+int path_copy(const layer_path *src, layer_path *out);
+
+/* "layers:0,1,2,..." (malloc'd). */
+char *path_canonical(const layer_path *p);
+/* Compact human form: "0-6,2-8" (malloc'd). */
+char *path_ranges(const layer_path *p);
+int path_extra_layers(const layer_path *p);
+/* Positions shared with the baseline: the largest k <= n_model with
+ * path[p] == p for all p < k (what a run may take from the baseline's states). */
+int path_shared_prefix(const layer_path *path);
+void path_free(layer_path *p);
+
+#endif

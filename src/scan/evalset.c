@@ -1,0 +1,173 @@
+/* evalset: see evalset.h. */
+#include "scan/evalset.h"
+#include "engine/chat.h"
+#include "engine/forward.h"
+#include "probes/eq.h"
+#include "probes/probe_file.h"
+#include "base/util.h"
+
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct evalset {
+    probe_set **sets;
+    int n_sets;
+    int n;                      /* prompts */
+    int32_t **prompts;
+    int *lens;
+    int *set_of, *item_of;
+    evalset_options opt;
+    char *math_system;
+    char *family;               /* chat template family */
+    bool *logit;                /* per set: read by logits ("FILE:logit") */
+    int n_logit;                /* logit-read items */
+    char **logit_text;          /* their rendered prompts */
+    eqlogit_item *logit_items;
+    int *logit_set_of, *logit_item_of;
+};
+
+#define LOGIT_SUFFIX ":logit"
+
+void evalset_free(evalset *e) {
+    if (!e) return;
+    for (int s = 0; s < e->n_sets; s++) probe_set_free(e->sets[s]);
+    for (int k = 0; k < e->n; k++) free(e->prompts[k]);
+    for (int k = 0; k < e->n_logit; k++) free(e->logit_text[k]);
+    free(e->logit); free(e->logit_text); free(e->logit_items); free(e->logit_set_of); free(e->logit_item_of);
+    free(e->sets); free(e->prompts); free(e->lens); free(e->set_of); free(e->item_of);
+    free(e->math_system); free(e->family);
+    free(e);
+}
+
+evalset *evalset_load(const char *const *files, int n_files, const model *m, const tokenizer *tok,
+                      const evalset_options *o) {
+    if (n_files < 1) { rys_seterr("no probe files given"); return NULL; }
+    chat_template *tpl = chat_template_from_gguf(m->gguf);
+    if (!tpl) {
+        rys_seterr("%s: probes need a chat model (%s)", m->gguf->path, rys_lasterr());
+        return NULL;
+    }
+    evalset *e = xcalloc(1, sizeof *e);
+    e->opt = *o;
+    e->math_system = o->math_system ? xstrdup(o->math_system) : NULL;
+    e->family = xstrdup(chat_template_family(tpl));
+    e->sets = xcalloc((size_t)n_files, sizeof *e->sets);
+    e->logit = xcalloc((size_t)n_files, sizeof *e->logit);
+    for (int f = 0; f < n_files; f++) {
+        size_t len = strlen(files[f]), sl = strlen(LOGIT_SUFFIX);
+        bool logit = len > sl && !strcmp(files[f] + len - sl, LOGIT_SUFFIX);
+        char *file = xstrdup(files[f]);
+        if (logit) file[len - sl] = 0;
+        probe_set *ps = probe_set_load(file);
+        free(file);
+        if (!ps) goto fail;
+        if (logit) {
+            if (ps->kind != PROBE_EQ) {
+                rys_seterr("%s: only EQ probe sets can be read by logits (this one is %s)", files[f], probe_kind_name(ps->kind));
+                probe_set_free(ps);
+                goto fail;
+            }
+            char *name = xmalloc(strlen(ps->name) + sl + 1);
+            sprintf(name, "%s%s", ps->name, LOGIT_SUFFIX);
+            free(ps->name);
+            ps->name = name;
+        }
+        for (int g = 0; g < e->n_sets; g++)
+            if (!strcmp(e->sets[g]->name, ps->name)) {
+                rys_seterr("%s: a probe set named %s is already loaded (from %s)", files[f], ps->name, e->sets[g]->path);
+                probe_set_free(ps);
+                goto fail;
+            }
+        e->logit[e->n_sets] = logit;
+        e->sets[e->n_sets++] = ps;
+        if (logit) e->n_logit += ps->n;
+        else e->n += ps->n;
+    }
+    e->prompts = xcalloc((size_t)e->n, sizeof *e->prompts);
+    e->lens = xcalloc((size_t)e->n, sizeof *e->lens);
+    e->set_of = xcalloc((size_t)e->n, sizeof *e->set_of);
+    e->item_of = xcalloc((size_t)e->n, sizeof *e->item_of);
+    e->logit_text = xcalloc((size_t)e->n_logit, sizeof *e->logit_text);
+    e->logit_items = xcalloc((size_t)e->n_logit, sizeof *e->logit_items);
+    e->logit_set_of = xcalloc((size_t)e->n_logit, sizeof *e->logit_set_of);
+    e->logit_item_of = xcalloc((size_t)e->n_logit, sizeof *e->logit_item_of);
+    int k = 0, kl = 0;
+    for (int s = 0; s < e->n_sets; s++) {
+        const probe_set *ps = e->sets[s];
+        const char *system = probe_system_text(ps, e->math_system);
+        for (int i = 0; i < ps->n; i++) {
+            char *user = probe_user_text(ps, i, o->no_think);
+            chat_message msgs[2];
+            size_t nm = 0;
+            if (system) msgs[nm++] = (chat_message){"system", system};
+            msgs[nm++] = (chat_message){"user", user};
+            char *text = chat_format(tpl, msgs, nm, true);
+            free(user);
+            if (!text) goto fail;
+            if (e->logit[s]) {
+                e->logit_text[kl] = text;
+                e->logit_items[kl].prompt = text;
+                for (int em = 0; em < 4; em++) e->logit_items[kl].emotion[em] = ps->items[i].emotion[em];
+                e->logit_set_of[kl] = s;
+                e->logit_item_of[kl++] = i;
+                continue;
+            }
+            size_t n;
+            int rc = tokenizer_encode(tok, text, strlen(text), true, true, &e->prompts[k], &n);
+            free(text);
+            if (rc) goto fail;
+            e->lens[k] = (int)n;
+            e->set_of[k] = s;
+            e->item_of[k++] = i;
+        }
+    }
+    chat_template_free(tpl);
+    return e;
+fail:
+    chat_template_free(tpl);
+    evalset_free(e);
+    return NULL;
+}
+
+int evalset_n_sets(const evalset *e) { return e->n_sets; }
+const char *evalset_set_name(const evalset *e, int s) { return e->sets[s]->name; }
+const char *evalset_set_path(const evalset *e, int s) { return e->sets[s]->path; }
+const char *evalset_set_sha256(const evalset *e, int s) { return e->sets[s]->sha256; }
+const char *evalset_set_kind(const evalset *e, int s) { return e->logit[s] ? "eq_logit" : probe_kind_name(e->sets[s]->kind); }
+int evalset_set_items(const evalset *e, int s) { return e->sets[s]->n; }
+int evalset_n_prompts(const evalset *e) { return e->n; }
+const int32_t *const *evalset_prompts(const evalset *e) { return (const int32_t *const *)e->prompts; }
+const int *evalset_lens(const evalset *e) { return e->lens; }
+int evalset_prompt_set(const evalset *e, int k) { return e->set_of[k]; }
+const char *evalset_prompt_key(const evalset *e, int k) { return e->sets[e->set_of[k]]->items[e->item_of[k]].key; }
+int evalset_n_predict(const evalset *e) { return e->opt.n_predict; }
+
+double evalset_score(const evalset *e, int k, const char *text, char **parsed_json) {
+    return probe_score_text(e->sets[e->set_of[k]], e->item_of[k], text, parsed_json);
+}
+
+int evalset_n_logit(const evalset *e) { return e->n_logit; }
+const eqlogit_item *evalset_logit_items(const evalset *e) { return e->logit_items; }
+int evalset_logit_set(const evalset *e, int k) { return e->logit_set_of[k]; }
+const char *evalset_logit_key(const evalset *e, int k) { return e->sets[e->logit_set_of[k]]->items[e->logit_item_of[k]].key; }
+
+double evalset_logit_score(const evalset *e, int k, const eqlogit_result *r, char **parsed_json) {
+    double expected[4];
+    double sc = eq_logit_score(r->probs, e->sets[e->logit_set_of[k]]->items[e->logit_item_of[k]].ref, expected);
+    if (sc < 0) return -1;
+    if (parsed_json) *parsed_json = eqlogit_result_json(r, expected, sc);
+    return sc;
+}
+
+char *evalset_settings_json(const evalset *e) {
+    const char *sys = e->math_system ? e->math_system : PROBE_MATH_SYSTEM_PROMPT;
+    json_t *o = json_pack("{s:i, s:s, s:b, s:s, s:s, s:i}", "n_predict", e->opt.n_predict, "math_system", sys, "no_think",
+                          e->opt.no_think, "sampling", "greedy", "chat_template", e->family, "numerics", RYS_NUMERICS);
+    /* how logit-read sets are read (eqlogit.h); absent without such sets,
+     * so stores of scans without them keep their identity */
+    if (e->n_logit) json_object_set_new(o, "eq_logit", json_string("terminated scores 0..10, argmax fed back"));
+    char *s = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
+    json_decref(o);
+    return s;
+}

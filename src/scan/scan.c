@@ -1,0 +1,252 @@
+/* scan: see scan.h. */
+#include "scan/scan.h"
+#include "probes/probe_text.h"
+#include "scan/reuse.h"
+#include "base/util.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void scan_free_configs(scan_config *c, int n) {
+    for (int k = 0; k < n; k++) path_free(&c[k].path);
+    free(c);
+}
+
+int scan_parse_only(const char *s, scan_sweep *sw) {
+    int a, b, c, d, n = 0;
+    if (sscanf(s, "%d-%d,%d-%d%n", &a, &b, &c, &d, &n) != 4 || s[n] || a < 0 || b < a || c < 0 || d < c) {
+        rys_seterr("--only '%s': expected \"i0-i1,j0-j1\" with i0 <= i1 and j0 <= j1", s);
+        return -1;
+    }
+    sw->i_lo = a; sw->i_hi = b; sw->j_lo = c; sw->j_hi = d;
+    return 0;
+}
+
+/* Coarse-to-fine rank: the largest power of two dividing both i and j (N
+ * counts as divisible), so the first configurations already span the map. */
+static int coarseness(int i, int j, int n) {
+    int g = 1;
+    while (g < n && i % (2 * g) == 0 && (j % (2 * g) == 0 || j == n)) g *= 2;
+    return g;
+}
+
+typedef struct { scan_config c; int key1, key2, key3; } keyed;
+
+static int by_keys(const void *a, const void *b) {
+    const keyed *x = a, *y = b;
+    if (x->key1 != y->key1) return x->key1 - y->key1;
+    if (x->key2 != y->key2) return x->key2 - y->key2;
+    return x->key3 - y->key3;
+}
+
+int scan_build_configs(int n_layers, const scan_sweep *sw, scan_config **out, int *n_out) {
+    int N = n_layers, cap = N * (N + 1) / 2 + N * (sw->max_repeat > 0 ? sw->max_repeat : 1) + 1, n = 0;
+    keyed *ks = xcalloc((size_t)cap, sizeof *ks);
+    if (sw->repeat) {
+        if (sw->max_repeat < 2) { free(ks); rys_seterr("--max-repeat must be at least 2"); return -1; }
+        for (int r = 2; r <= sw->max_repeat; r++)
+            for (int l = 0; l < N; l++) {
+                keyed *k = &ks[n++];
+                snprintf(k->c.spec, sizeof k->c.spec, "repeat:%d,%d", l, r);
+                k->c.i = k->c.j = -1;
+                path_from_repeat(l, r, N, &k->c.path);
+                k->key1 = r; k->key2 = l;
+            }
+    } else {
+        int stride = sw->stride > 0 ? sw->stride : 1;
+        for (int i = 0; i < N; i++)
+            for (int j = i + 1; j <= N; j++) {
+                if (sw->max_extra > 0 && j - i > sw->max_extra) continue;
+                if (i % stride || (j % stride && j != N)) continue;
+                if (sw->i_hi > 0 || sw->j_hi > 0)
+                    if (i < sw->i_lo || i > sw->i_hi || j < sw->j_lo || j > sw->j_hi) continue;
+                keyed *k = &ks[n++];
+                snprintf(k->c.spec, sizeof k->c.spec, "blocks:%d,%d", i, j);
+                k->c.i = i;
+                k->c.j = j;
+                char spec[32];
+                snprintf(spec, sizeof spec, "%d,%d", i, j);
+                path_from_blocks(spec, N, &k->c.path);
+                k->key1 = sw->order == ORDER_COARSE ? -coarseness(i, j, N) : 0;
+                k->key2 = i;
+                k->key3 = j;
+            }
+    }
+    qsort(ks, (size_t)n, sizeof *ks, by_keys);
+    scan_config *c = xcalloc((size_t)n + 1, sizeof *c);
+    snprintf(c[0].spec, sizeof c[0].spec, "baseline");
+    c[0].i = c[0].j = -1;
+    path_baseline(N, &c[0].path);
+    for (int k = 0; k < n; k++) c[k + 1] = ks[k].c;
+    free(ks);
+    *out = c;
+    *n_out = n + 1;
+    return 0;
+}
+
+int scan_generate_naive(const model *m, const tokenizer *tok, const evalset *es, pool *pool, const layer_path *path,
+                        gen_output *outs, reuse_stats *rs) {
+    int n = evalset_n_prompts(es), n_predict = evalset_n_predict(es), max_len = 0;
+    const int *lens = evalset_lens(es);
+    long long tokens = 0;
+    if (n == 0) { rs->layer_tokens_done = rs->layer_tokens_naive = 0; return 0; }   /* only logit-read sets */
+    for (int k = 0; k < n; k++) {
+        if (lens[k] > max_len) max_len = lens[k];
+        tokens += lens[k];
+    }
+    forward_ctx *f = forward_new(m, path, n, max_len + n_predict, pool);
+    if (!f) return -1;
+    sample_params sp = {0.0f, 1.0f, 0, n_predict};
+    int rc = generate(f, tok, evalset_prompts(es), lens, n, &sp, outs, NULL, NULL);
+    forward_free(f);
+    if (rc) return -1;
+    for (int k = 0; k < n; k++)   /* the last token is not fed back when the budget ran out */
+        tokens += outs[k].n - (outs[k].hit_eog ? 0 : outs[k].n > 0);
+    rs->layer_tokens_done = rs->layer_tokens_naive = tokens * path->n;
+    return 0;
+}
+
+char *scan_output_text(const tokenizer *tok, const gen_output *o) {
+    /* the reference sees a Python str: invalid UTF-8 (a byte token cut short
+     * by the token budget, say) becomes U+FFFD before parsing and storing */
+    char *raw = tokenizer_decode(tok, o->tokens, (size_t)o->n), *text = probe_utf8_sanitize(raw);
+    free(raw);
+    return text;
+}
+
+int scan_logit_naive(const model *m, const tokenizer *tok, const evalset *es, pool *pool, const layer_path *path,
+                     eqlogit_result *out, reuse_stats *rs) {
+    int n = evalset_n_logit(es);
+    rs->layer_tokens_done = rs->layer_tokens_naive = 0;
+    if (n == 0) return 0;
+    if (eqlogit_run(m, tok, path, pool, evalset_logit_items(es), n, out)) return -1;
+    for (int k = 0; k < n; k++) rs->layer_tokens_done += out[k].tokens_run * path->n;
+    rs->layer_tokens_naive = rs->layer_tokens_done;
+    return 0;
+}
+
+/* Score one configuration's outputs (generated, then logit-read items) and
+ * commit them in one transaction. */
+static int save_outputs(store *st, const tokenizer *tok, const evalset *es, const scan_config *c, const gen_output *outs,
+                        const eqlogit_result *lres, double seconds, const reuse_stats *rs) {
+    int n_gen = evalset_n_prompts(es), n = n_gen + evalset_n_logit(es), n_sets = evalset_n_sets(es), rc = -1;
+    store_item *items = xcalloc((size_t)n, sizeof *items);
+    char **texts = xcalloc((size_t)n, sizeof *texts), **parsed = xcalloc((size_t)n, sizeof *parsed);
+    double *sums = xcalloc((size_t)n_sets, sizeof *sums);
+    const char **names = xcalloc((size_t)n_sets, sizeof *names);
+    long long gen_tokens = 0, prompt_tokens = 0;
+    for (int k = 0; k < n_gen; k++) {
+        texts[k] = scan_output_text(tok, &outs[k]);
+        double sc = evalset_score(es, k, texts[k], &parsed[k]);
+        int s = evalset_prompt_set(es, k);
+        sums[s] += sc;
+        items[k] = (store_item){evalset_set_name(es, s), evalset_prompt_key(es, k), texts[k], parsed[k], sc};
+        gen_tokens += outs[k].n;
+        prompt_tokens += evalset_lens(es)[k];
+    }
+    for (int k = n_gen; k < n; k++) {
+        const eqlogit_result *r = &lres[k - n_gen];
+        double sc = evalset_logit_score(es, k - n_gen, r, &parsed[k]);
+        if (sc < 0) goto done;
+        texts[k] = xstrdup(r->answer);
+        int s = evalset_logit_set(es, k - n_gen);
+        sums[s] += sc;
+        items[k] = (store_item){evalset_set_name(es, s), evalset_logit_key(es, k - n_gen), texts[k], parsed[k], sc};
+        prompt_tokens += r->tokens_run;   /* teacher-forced: every token is read, none generated */
+    }
+    for (int s = 0; s < n_sets; s++) {
+        names[s] = evalset_set_name(es, s);
+        sums[s] /= evalset_set_items(es, s);
+    }
+    char *canon = path_canonical(&c->path);
+    store_result r = {canon, seconds, prompt_tokens, gen_tokens, rs->layer_tokens_done, rs->layer_tokens_naive,
+                      names, sums, n_sets, items, n};
+    rc = store_save_result(st, &r);
+    free(canon);
+done:
+    for (int k = 0; k < n; k++) { free(texts[k]); free(parsed[k]); }
+    free(items); free(texts); free(parsed); free(sums); free(names);
+    return rc;
+}
+
+static bool is_baseline(const layer_path *p) {
+    return p->n == p->n_model && path_shared_prefix(p) == p->n_model;
+}
+
+int scan_run(store *st, const model *m, const tokenizer *tok, const evalset *es, pool *pool,
+             const scan_config *cfgs, int n_cfgs, const scan_run_opts *o, scan_summary *sum) {
+    memset(sum, 0, sizeof *sum);
+    sum->total = n_cfgs;
+    int *todo = xmalloc((size_t)n_cfgs * sizeof *todo), n_todo = 0;
+    for (int k = 0; k < n_cfgs; k++) {
+        char *canon = path_canonical(&cfgs[k].path);
+        int d = store_is_done(st, canon);
+        free(canon);
+        if (d < 0) { free(todo); return -1; }
+        if (d) sum->done_before++;
+        else todo[n_todo++] = k;
+    }
+    if (o->limit > 0 && n_todo > o->limit) n_todo = o->limit;
+    if (n_todo == 0) { free(todo); return 0; }
+
+    int n = evalset_n_prompts(es);
+    double t_start = rys_now();
+    baseline_run *base = NULL;
+    if (!o->naive && n > 0) {
+        base = baseline_run_new(m, tok, evalset_prompts(es), evalset_lens(es), n, evalset_n_predict(es), pool);
+        if (!base) { free(todo); return -1; }
+        /* The baseline's own pass is real work: it is charged to the baseline's
+         * row below, or here when that row was finished by an earlier run. */
+        if (!is_baseline(&cfgs[todo[0]].path)) {
+            sum->layer_tokens_done += baseline_stats(base).layer_tokens_done;
+            sum->layer_tokens_naive += baseline_stats(base).layer_tokens_naive;
+        }
+    }
+    progress pg;
+    progress_start(&pg, "scan", n_todo);
+    int rc = 0;
+    for (int t = 0; t < n_todo; t++) {
+        const scan_config *c = &cfgs[todo[t]];
+        char *canon = path_canonical(&c->path);
+        rc = store_mark_running(st, canon);
+        free(canon);
+        if (rc) break;
+        double t0 = rys_now();
+        gen_output *outs = xcalloc((size_t)n, sizeof *outs);
+        int n_logit = evalset_n_logit(es);
+        eqlogit_result *lres = xcalloc((size_t)n_logit, sizeof *lres);
+        reuse_stats rs, lrs;
+        if (base) {
+            rc = baseline_run_config(base, &c->path, outs, &rs);
+            if (is_baseline(&c->path)) rs = baseline_stats(base);
+        } else {
+            rc = scan_generate_naive(m, tok, es, pool, &c->path, outs, &rs);
+        }
+        if (rc) { free(outs); free(lres); break; }
+        rc = scan_logit_naive(m, tok, es, pool, &c->path, lres, &lrs);
+        if (rc) { gen_output_free(outs, n); free(outs); free(lres); break; }
+        rs.layer_tokens_done += lrs.layer_tokens_done;
+        rs.layer_tokens_naive += lrs.layer_tokens_naive;
+        double dt = rys_now() - t0;
+        rc = save_outputs(st, tok, es, c, outs, lres, dt, &rs);
+        gen_output_free(outs, n);
+        free(outs);
+        eqlogit_result_free(lres, n_logit);
+        free(lres);
+        if (rc) break;
+        sum->done_now++;
+        sum->layer_tokens_done += rs.layer_tokens_done;
+        sum->layer_tokens_naive += rs.layer_tokens_naive;
+        char extra[96];
+        double el = rys_now() - t_start;
+        snprintf(extra, sizeof extra, "%s  %.1f cfg/min", c->spec, el > 0 ? 60.0 * (t + 1) / el : 0);
+        progress_update(&pg, t + 1, extra);
+    }
+    progress_finish(&pg);
+    sum->seconds = rys_now() - t_start;
+    baseline_run_free(base);
+    free(todo);
+    return rc;
+}

@@ -1,0 +1,69 @@
+/* scan: the brain scanner. Builds the list of layer configurations of a sweep
+ * (single blocks (i,j) or single-layer repeats), orders it, and scores every
+ * configuration not yet in the store, reusing the baseline's prefix states. */
+#ifndef RYS_SCAN_H
+#define RYS_SCAN_H
+
+#include <stdbool.h>
+
+#include "scan/evalset.h"
+#include "engine/path.h"
+#include "base/pool.h"
+#include "scan/reuse.h"
+#include "scan/store.h"
+
+typedef struct {
+    char spec[48];          /* "baseline", "blocks:i,j", "repeat:L,r" */
+    int i, j;               /* block bounds, -1 for others */
+    layer_path path;
+} scan_config;
+
+enum scan_order { ORDER_ROWS, ORDER_COARSE };
+
+typedef struct {
+    int max_extra;          /* block length cap, 0 = none */
+    int stride;             /* keep i, j multiples of stride (j = N always kept) */
+    int i_lo, i_hi, j_lo, j_hi;  /* --only ranges, inclusive */
+    enum scan_order order;
+    bool repeat;            /* single-layer repeat sweep instead of blocks */
+    int max_repeat;         /* repeat: traversals 2..max_repeat */
+} scan_sweep;
+
+/* The baseline first, then the sweep's configurations in order. */
+int scan_build_configs(int n_layers, const scan_sweep *sw, scan_config **out, int *n_out);
+void scan_free_configs(scan_config *c, int n);
+/* Parses "i0-i1,j0-j1" for --only. */
+int scan_parse_only(const char *s, scan_sweep *sw);
+
+typedef struct {
+    bool progress;
+    bool naive;             /* no reuse: every configuration from scratch (for bench/scan) */
+    int limit;              /* stop after this many configurations (0 = all) */
+} scan_run_opts;
+
+typedef struct {
+    int done_before, done_now, total;
+    double seconds;
+    long long layer_tokens_done, layer_tokens_naive;
+} scan_summary;
+
+/* Greedy outputs of every prompt of es along path, from scratch (no reuse):
+ * what `rys eval` runs, and the reference the reuse path must equal. */
+int scan_generate_naive(const model *m, const tokenizer *tok, const evalset *es, pool *pool, const layer_path *path,
+                        gen_output *outs, reuse_stats *rs);
+
+/* The logit-read items of es (eqlogit.h) along path, from scratch: the
+ * scanner does not reuse the baseline's prefix for them. out has
+ * evalset_n_logit(es) entries (free with eqlogit_result_free). */
+int scan_logit_naive(const model *m, const tokenizer *tok, const evalset *es, pool *pool, const layer_path *path,
+                     eqlogit_result *out, reuse_stats *rs);
+
+/* A generation's text as probes see and the store keeps it: decoded, with
+ * invalid UTF-8 replaced by U+FFFD (malloc'd). */
+char *scan_output_text(const tokenizer *tok, const gen_output *o);
+
+/* Scores every configuration of cfgs that the store lacks. */
+int scan_run(store *st, const model *m, const tokenizer *tok, const evalset *es, pool *pool,
+             const scan_config *cfgs, int n_cfgs, const scan_run_opts *o, scan_summary *sum);
+
+#endif

@@ -1,0 +1,304 @@
+/* store: see store.h. Durability: WAL journal with synchronous=FULL, and one
+ * transaction per configuration result, so SIGKILL at any instruction leaves
+ * the file consistent and loses at most the configuration in flight. */
+#include "scan/store.h"
+#include "base/db.h"
+#include "base/util.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+struct store {
+    sqlite3 *db;
+    char *path;
+};
+
+/* Schema version 1 (documented in the README). */
+static const char schema_sql[] =
+    "-- rys results store, schema version 1. One database = one scan identity.\n"
+    "PRAGMA foreign_keys = ON;\n"
+    "CREATE TABLE IF NOT EXISTS meta (\n"
+    "    key   TEXT PRIMARY KEY,\n"
+    "    value TEXT NOT NULL\n"
+    ");\n"
+    "-- The scan identity: what every score in this file depends on.\n"
+    "CREATE TABLE IF NOT EXISTS scan_run (\n"
+    "    id            INTEGER PRIMARY KEY CHECK (id = 1),\n"
+    "    created_at    TEXT NOT NULL,\n"
+    "    rys_version   TEXT NOT NULL,\n"
+    "    model_path    TEXT NOT NULL,\n"
+    "    model_sha256  TEXT NOT NULL,\n"
+    "    arch          TEXT NOT NULL,\n"
+    "    n_layers      INTEGER NOT NULL,\n"
+    "    settings      TEXT NOT NULL          -- JSON: generation settings\n"
+    ");\n"
+    "CREATE TABLE IF NOT EXISTS probe_set (\n"
+    "    name     TEXT PRIMARY KEY,           -- e.g. math_16\n"
+    "    path     TEXT NOT NULL,\n"
+    "    sha256   TEXT NOT NULL,\n"
+    "    kind     TEXT NOT NULL,              -- math | eq | eq_logit\n"
+    "    n_items  INTEGER NOT NULL,\n"
+    "    position INTEGER NOT NULL\n"
+    ");\n"
+    "-- One row per layer configuration, keyed by its canonical path.\n"
+    "CREATE TABLE IF NOT EXISTS config (\n"
+    "    id                 INTEGER PRIMARY KEY,\n"
+    "    path               TEXT NOT NULL UNIQUE,   -- \"layers:0,1,2,...\"\n"
+    "    spec               TEXT NOT NULL,          -- \"baseline\", \"blocks:i,j\", \"repeat:L,r\"\n"
+    "    i                  INTEGER,                -- block start, NULL if not a single block\n"
+    "    j                  INTEGER,                -- block end\n"
+    "    extra_layers       INTEGER NOT NULL,\n"
+    "    sweep_order        INTEGER NOT NULL,\n"
+    "    status             TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'running', 'done')),\n"
+    "    started_at         TEXT,\n"
+    "    finished_at        TEXT,\n"
+    "    seconds            REAL,\n"
+    "    prompt_tokens      INTEGER,\n"
+    "    generated_tokens   INTEGER,\n"
+    "    layer_tokens_done  INTEGER,                -- layer x token evaluations run\n"
+    "    layer_tokens_naive INTEGER                 -- the same for a from-scratch run\n"
+    ");\n"
+    "CREATE TABLE IF NOT EXISTS score (\n"
+    "    config_id INTEGER NOT NULL REFERENCES config(id) ON DELETE CASCADE,\n"
+    "    probe     TEXT NOT NULL REFERENCES probe_set(name),\n"
+    "    score     REAL NOT NULL,\n"
+    "    PRIMARY KEY (config_id, probe)\n"
+    ");\n"
+    "-- Every item of every probe, so each number can be audited.\n"
+    "CREATE TABLE IF NOT EXISTS item (\n"
+    "    config_id INTEGER NOT NULL REFERENCES config(id) ON DELETE CASCADE,\n"
+    "    probe     TEXT NOT NULL REFERENCES probe_set(name),\n"
+    "    item_key  TEXT NOT NULL,\n"
+    "    generated TEXT NOT NULL,\n"
+    "    parsed    TEXT NOT NULL,                 -- JSON: candidates / parsed emotion scores\n"
+    "    score     REAL NOT NULL,\n"
+    "    PRIMARY KEY (config_id, probe, item_key)\n"
+    ");\n"
+    "CREATE INDEX IF NOT EXISTS config_status ON config(status);\n";
+
+static int fail(store *st, const char *what) { return db_fail(st->db, st->path, what); }
+
+static int exec(store *st, const char *sql) { return db_exec(st->db, st->path, sql); }
+
+store *store_open(const char *path) {
+    store *st = xcalloc(1, sizeof *st);
+    st->path = xstrdup(path);
+    if (!(st->db = db_open(path, schema_sql))) {
+        store_close(st);
+        return NULL;
+    }
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(st->db, "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1')", -1, &q, NULL) != SQLITE_OK ||
+        sqlite3_step(q) != SQLITE_DONE) {
+        sqlite3_finalize(q);
+        fail(st, "cannot write metadata");
+        store_close(st);
+        return NULL;
+    }
+    sqlite3_finalize(q);
+    return st;
+}
+
+void store_close(store *st) {
+    if (!st) return;
+    sqlite3_close(st->db);
+    free(st->path);
+    free(st);
+}
+
+struct sqlite3 *store_db(store *st) { return st->db; }
+
+int store_set_identity(store *st, const store_identity *id) {
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(st->db, "SELECT model_sha256, settings, model_path FROM scan_run WHERE id = 1", -1, &q, NULL) != SQLITE_OK)
+        return fail(st, "reading the scan identity");
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        int bad = 0;
+        if (strcmp(db_col_text(q, 0), id->model_sha256)) {
+            rys_seterr("%s: holds a scan of another model (%s, sha256 %.12s...); use another --db", st->path,
+                       db_col_text(q, 2), db_col_text(q, 0));
+            bad = 1;
+        } else if (strcmp(db_col_text(q, 1), id->settings_json)) {
+            rys_seterr("%s: holds a scan with other settings (%s); use another --db", st->path, db_col_text(q, 1));
+            bad = 1;
+        }
+        sqlite3_finalize(q);
+        if (bad) return -1;
+        for (int p = 0; p < id->n_probes; p++) {
+            if (sqlite3_prepare_v2(st->db, "SELECT sha256 FROM probe_set WHERE name = ?", -1, &q, NULL) != SQLITE_OK)
+                return fail(st, "reading probe sets");
+            sqlite3_bind_text(q, 1, id->probes[p].name, -1, SQLITE_STATIC);
+            rc = sqlite3_step(q);
+            if (rc != SQLITE_ROW || strcmp(db_col_text(q, 0), id->probes[p].sha256)) {
+                rys_seterr(rc == SQLITE_ROW ? "%s: probe set %s differs from the one this scan used (sha256 %.12s...); use another --db"
+                                            : "%s: this scan did not use probe set %s%s; use another --db",
+                           st->path, id->probes[p].name, rc == SQLITE_ROW ? db_col_text(q, 0) : "");
+                sqlite3_finalize(q);
+                return -1;
+            }
+            sqlite3_finalize(q);
+        }
+        if (sqlite3_prepare_v2(st->db, "SELECT count(*) FROM probe_set", -1, &q, NULL) != SQLITE_OK) return fail(st, "reading probe sets");
+        sqlite3_step(q);
+        int n = sqlite3_column_int(q, 0);
+        sqlite3_finalize(q);
+        if (n != id->n_probes) {
+            rys_seterr("%s: this scan used %d probe sets, not %d; use another --db", st->path, n, id->n_probes);
+            return -1;
+        }
+        return 0;
+    }
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE) return fail(st, "reading the scan identity");
+    char ts[32];
+    db_now_iso(ts, sizeof ts);
+    if (exec(st, "BEGIN IMMEDIATE")) return -1;
+    if (sqlite3_prepare_v2(st->db, "INSERT INTO scan_run(id, created_at, rys_version, model_path, model_sha256, arch, n_layers, settings) "
+                                   "VALUES (1, ?, ?, ?, ?, ?, ?, ?)", -1, &q, NULL) != SQLITE_OK) goto err;
+    sqlite3_bind_text(q, 1, ts, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 2, RYS_VERSION, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 3, id->model_path, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 4, id->model_sha256, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 5, id->arch, -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 6, id->n_layers);
+    sqlite3_bind_text(q, 7, id->settings_json, -1, SQLITE_STATIC);
+    if (sqlite3_step(q) != SQLITE_DONE) { sqlite3_finalize(q); goto err; }
+    sqlite3_finalize(q);
+    for (int p = 0; p < id->n_probes; p++) {
+        const store_probe *pr = &id->probes[p];
+        if (sqlite3_prepare_v2(st->db, "INSERT INTO probe_set(name, path, sha256, kind, n_items, position) VALUES (?,?,?,?,?,?)",
+                               -1, &q, NULL) != SQLITE_OK) goto err;
+        sqlite3_bind_text(q, 1, pr->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 2, pr->path, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 3, pr->sha256, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 4, pr->kind, -1, SQLITE_STATIC);
+        sqlite3_bind_int(q, 5, pr->n_items);
+        sqlite3_bind_int(q, 6, p);
+        if (sqlite3_step(q) != SQLITE_DONE) { sqlite3_finalize(q); goto err; }
+        sqlite3_finalize(q);
+    }
+    return exec(st, "COMMIT");
+err:
+    fail(st, "recording the scan identity");
+    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    return -1;
+}
+
+int store_add_configs(store *st, const store_config *cfgs, int n) {
+    if (exec(st, "BEGIN IMMEDIATE")) return -1;
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(st->db, "INSERT OR IGNORE INTO config(path, spec, i, j, extra_layers, sweep_order) VALUES (?,?,?,?,?,?)",
+                           -1, &q, NULL) != SQLITE_OK) goto err;
+    for (int k = 0; k < n; k++) {
+        const store_config *c = &cfgs[k];
+        sqlite3_reset(q);
+        sqlite3_bind_text(q, 1, c->path, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 2, c->spec, -1, SQLITE_STATIC);
+        if (c->i >= 0) sqlite3_bind_int(q, 3, c->i); else sqlite3_bind_null(q, 3);
+        if (c->j >= 0) sqlite3_bind_int(q, 4, c->j); else sqlite3_bind_null(q, 4);
+        sqlite3_bind_int(q, 5, c->extra_layers);
+        sqlite3_bind_int(q, 6, c->order);
+        if (sqlite3_step(q) != SQLITE_DONE) { sqlite3_finalize(q); goto err; }
+    }
+    sqlite3_finalize(q);
+    return exec(st, "COMMIT");
+err:
+    fail(st, "adding configurations");
+    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    return -1;
+}
+
+int store_is_done(store *st, const char *path) {
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(st->db, "SELECT status FROM config WHERE path = ?", -1, &q, NULL) != SQLITE_OK)
+        return fail(st, "reading configurations");
+    sqlite3_bind_text(q, 1, path, -1, SQLITE_STATIC);
+    int done = sqlite3_step(q) == SQLITE_ROW && !strcmp(db_col_text(q, 0), "done");
+    sqlite3_finalize(q);
+    return done;
+}
+
+int store_mark_running(store *st, const char *path) {
+    char ts[32];
+    db_now_iso(ts, sizeof ts);
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(st->db, "UPDATE config SET status = 'running', started_at = ? WHERE path = ? AND status != 'done'",
+                           -1, &q, NULL) != SQLITE_OK) return fail(st, "updating a configuration");
+    sqlite3_bind_text(q, 1, ts, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(q, 2, path, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : fail(st, "updating a configuration");
+    sqlite3_finalize(q);
+    return rc;
+}
+
+int store_save_result(store *st, const store_result *r) {
+    char ts[32];
+    db_now_iso(ts, sizeof ts);
+    sqlite3_stmt *q = NULL;
+    if (exec(st, "BEGIN IMMEDIATE")) return -1;
+    if (sqlite3_prepare_v2(st->db, "SELECT id FROM config WHERE path = ?", -1, &q, NULL) != SQLITE_OK) goto err;
+    sqlite3_bind_text(q, 1, r->path, -1, SQLITE_STATIC);
+    if (sqlite3_step(q) != SQLITE_ROW) { sqlite3_finalize(q); rys_seterr("%s: unknown configuration %s", st->path, r->path); goto rollback; }
+    sqlite3_int64 id = sqlite3_column_int64(q, 0);
+    sqlite3_finalize(q);
+    /* a configuration redone after a kill replaces whatever the old attempt left */
+    char del[128];
+    snprintf(del, sizeof del, "DELETE FROM score WHERE config_id = %lld; DELETE FROM item WHERE config_id = %lld;", (long long)id, (long long)id);
+    if (exec(st, del)) goto rollback;
+    if (sqlite3_prepare_v2(st->db, "INSERT INTO score(config_id, probe, score) VALUES (?,?,?)", -1, &q, NULL) != SQLITE_OK) goto err;
+    for (int p = 0; p < r->n_probes; p++) {
+        sqlite3_reset(q);
+        sqlite3_bind_int64(q, 1, id);
+        sqlite3_bind_text(q, 2, r->probe_names[p], -1, SQLITE_STATIC);
+        sqlite3_bind_double(q, 3, r->probe_scores[p]);
+        if (sqlite3_step(q) != SQLITE_DONE) { sqlite3_finalize(q); goto err; }
+    }
+    sqlite3_finalize(q);
+    if (sqlite3_prepare_v2(st->db, "INSERT INTO item(config_id, probe, item_key, generated, parsed, score) VALUES (?,?,?,?,?,?)",
+                           -1, &q, NULL) != SQLITE_OK) goto err;
+    for (int k = 0; k < r->n_items; k++) {
+        const store_item *it = &r->items[k];
+        sqlite3_reset(q);
+        sqlite3_bind_int64(q, 1, id);
+        sqlite3_bind_text(q, 2, it->probe, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 3, it->key, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 4, it->generated, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 5, it->parsed_json, -1, SQLITE_STATIC);
+        sqlite3_bind_double(q, 6, it->score);
+        if (sqlite3_step(q) != SQLITE_DONE) { sqlite3_finalize(q); goto err; }
+    }
+    sqlite3_finalize(q);
+    if (sqlite3_prepare_v2(st->db, "UPDATE config SET status = 'done', finished_at = ?, seconds = ?, prompt_tokens = ?, "
+                                   "generated_tokens = ?, layer_tokens_done = ?, layer_tokens_naive = ? WHERE id = ?",
+                           -1, &q, NULL) != SQLITE_OK) goto err;
+    sqlite3_bind_text(q, 1, ts, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_double(q, 2, r->seconds);
+    sqlite3_bind_int64(q, 3, r->prompt_tokens);
+    sqlite3_bind_int64(q, 4, r->generated_tokens);
+    sqlite3_bind_int64(q, 5, r->layer_tokens_done);
+    sqlite3_bind_int64(q, 6, r->layer_tokens_naive);
+    sqlite3_bind_int64(q, 7, id);
+    if (sqlite3_step(q) != SQLITE_DONE) { sqlite3_finalize(q); goto err; }
+    sqlite3_finalize(q);
+    return exec(st, "COMMIT");
+err:
+    fail(st, "saving a result");
+rollback:
+    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    return -1;
+}
+
+int store_counts(store *st, int *total, int *done) {
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(st->db, "SELECT count(*), coalesce(sum(status = 'done'), 0) FROM config", -1, &q, NULL) != SQLITE_OK)
+        return fail(st, "counting configurations");
+    sqlite3_step(q);
+    *total = sqlite3_column_int(q, 0);
+    *done = sqlite3_column_int(q, 1);
+    sqlite3_finalize(q);
+    return 0;
+}

@@ -65,6 +65,7 @@ run_ref_check() {
 }
 
 step deps 3600 ./scripts/deps.sh
+step "layers (includes and the engine library)" 60 ./scripts/check_layers.sh
 
 if step build 1800 make -j"$JOBS"; then
     for t in build/tests/test_*; do

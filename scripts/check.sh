@@ -64,7 +64,7 @@ run_ref_check() {
     esac
 }
 
-step deps 3600 ./scripts/deps.sh
+step deps 3600 ./scripts/deps.sh --reference
 step "layers (includes and the engine library)" 60 ./scripts/check_layers.sh
 
 if step build 1800 make -j"$JOBS"; then

@@ -17,9 +17,27 @@ MODEL=${RYS_DEMO_MODEL:-smollm2-135m}
 BLOCKS=${RYS_DEMO_BLOCKS:-10,16}
 PROMPT=${RYS_DEMO_PROMPT:-"A farmer has 17 sheep and buys 26 more. How many sheep does he have now? Answer in one sentence."}
 
+# quiet: run a set-up step with its output in a log, shown (the tail) only if it fails
+quiet() {
+    local what=$1 log
+    shift
+    log=$(mktemp -t rys-demo.XXXXXX)
+    if ! "$@" >"$log" 2>&1; then
+        tail -n 30 "$log" >&2
+        echo "demo: $what failed (whole log: $log)" >&2
+        exit 1
+    fi
+    rm -f "$log"
+}
+
+t0=$SECONDS
+echo "== set-up: system libraries (scripts/deps.sh: apt, only what is missing)"
 ./scripts/deps.sh
-make -j"${RYS_JOBS:-2}" build/rys
+echo "== set-up: building build/rys (make, about a minute on 2 cores)"
+quiet "make build/rys" make -j"${RYS_JOBS:-2}" build/rys
+echo "== set-up: pulling $MODEL"
 build/rys pull "$MODEL"
+echo "== set-up done in $((SECONDS - t0)) s"
 
 echo
 echo "== baseline: $MODEL, its own layer order"

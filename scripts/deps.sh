@@ -1,21 +1,35 @@
 #!/usr/bin/env bash
-# deps: install what building and checking rys needs, and nothing twice.
-# System libraries come from apt (only the missing ones, one `apt-get update`
-# first); the Python side (numpy, gguf, tokenizers, jinja2, llama-cpp-python)
-# lives in a venv at $RYS_VENV (default ~/.cache/rys/venv) and serves only as
-# the independent reference for tests. llama-cpp-python is compiled here with
+# deps: install what rys needs, and nothing twice.
+#   deps.sh              the system libraries building and running rys needs
+#                        (apt, only the missing ones, one `apt-get update` first)
+#   deps.sh --reference  also what the tests need: cmocka, clang for fuzzing, and
+#                        the Python reference venv (what scripts/check.sh runs)
+#   deps.sh --bench      --reference plus the peers bench/ compares against
+# The Python side (numpy, gguf, tokenizers, jinja2, llama-cpp-python) lives in a
+# venv at $RYS_VENV (default ~/.cache/rys/venv) and serves only as the
+# independent reference for tests. llama-cpp-python is compiled here with
 # AMX off: its default -march=native build crashes in ggml_backend_amx_mul_mat
 # on the AMX Xeons these machines have (see /work/shared/MODELS.md).
 # A stamp in the venv makes a second run take about a second.
-# --bench adds the peers bench/ compares against (PyTorch, transformers,
-# accelerate; several GB): not needed for building or testing.
+# The bench peers (PyTorch, transformers, accelerate) are several GB: not
+# needed for building or testing.
+# apt's output goes to a log, shown (its tail) only when the install fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BENCH=0
-[ "${1:-}" = --bench ] && BENCH=1
+REFERENCE=0 BENCH=0
+case "${1:-}" in
+    "") ;;
+    --reference) REFERENCE=1 ;;
+    --bench) REFERENCE=1 BENCH=1 ;;
+    *) echo "deps: unknown option '$1' (use --reference or --bench)" >&2; exit 2 ;;
+esac
 
-APT_PKGS=(build-essential libpcre2-dev libsqlite3-dev libjansson-dev libcmocka-dev libcairo2-dev libgmp-dev
-          libbz2-dev zlib1g-dev pkg-config clang libclang-rt-14-dev bzip2 unzip python3 python3-venv python3-pip cmake)
+# building and running (rys pull fetches packages with pip)
+APT_PKGS=(build-essential libpcre2-dev libsqlite3-dev libjansson-dev libcairo2-dev libgmp-dev
+          libbz2-dev zlib1g-dev pkg-config python3 python3-pip)
+# the tests: cmocka, libFuzzer, the reference venv and llama-cpp-python's build
+REF_APT_PKGS=(libcmocka-dev clang libclang-rt-14-dev bzip2 unzip python3-venv cmake)
+[ "$REFERENCE" = 1 ] && APT_PKGS+=("${REF_APT_PKGS[@]}")
 PY_PKGS=(numpy==2.4.6 gguf==0.19.0 tokenizers==0.23.3 jinja2==3.1.6 safetensors==0.8.0 pyarrow==26.0.1)
 LLAMA_PKG=llama-cpp-python==0.3.36
 BENCH_PKGS=(torch==2.15.0 transformers==5.24.0 accelerate==1.15.0)
@@ -48,11 +62,18 @@ done
 if ((${#missing[@]})); then
     sudo=()
     [ "$(id -u)" -ne 0 ] && sudo=(sudo -n)
-    say "installing ${missing[*]}"
+    say "installing ${missing[*]} (apt)"
     export DEBIAN_FRONTEND=noninteractive
-    "${sudo[@]}" apt-get update -qq
-    "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" </dev/null
+    log=$(mktemp -t rys-apt.XXXXXX)
+    if ! { "${sudo[@]}" apt-get update -qq && "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}"; } \
+        </dev/null >"$log" 2>&1; then
+        tail -n 25 "$log" >&2
+        say "apt-get failed installing ${missing[*]} (whole log: $log)"
+        exit 1
+    fi
+    rm -f "$log"
 fi
+[ "$REFERENCE" = 1 ] || { say "ok (system libraries)"; exit 0; }
 
 # ---- Python reference venv -------------------------------------------------
 py_ok() {

@@ -1,4 +1,9 @@
-/* forward: the forward pass, read top to bottom in forward_layers().
+/* forward: the forward pass. The per-layer work reads top to bottom in
+ * run_layers(); forward_batch() (embedding, layers, logits) and
+ * forward_layers() cut the batch into micro-batches and call it for each.
+ * It walks path positions, not layers: position p runs with the weights of
+ * layer path.layers[p] and keeps its K/V in KV slot p, so a layer that
+ * appears twice on the path has a cache for each visit.
  * Activations are f32; matrix products go through quant_matmul, which
  * quantizes activations to the weight's partner format (as llama.cpp does).
  * Where llama.cpp rounds on purpose (fp16 KV cache, queries and attention

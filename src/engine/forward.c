@@ -265,7 +265,8 @@ static void softmax_f16(float *sc, size_t stride, int n_rows, int n) {
 /* Work items are (query block, run of query heads of one KV head): the
  * heads of a GQA group go together, so each K/V row is converted once for
  * all of them; with fewer blocks x KV heads than threads (decode of a small
- * model), single heads, so every thread has work. */
+ * model), single heads, so every thread has work. The items are numbered
+ * block by block, each block's head runs in turn (attn_item_at). */
 static int attn_heads_per_item(const forward_ctx *f, int n_blocks) {
     const model_hparams *hp = &f->m->hp;
     return (long)n_blocks * hp->n_head_kv >= pool_size(f->pool) ? hp->n_head / hp->n_head_kv : 1;
@@ -293,21 +294,43 @@ static double block_cost(const forward_ctx *f, const attn_job *J, int i) {
     return (double)(f->qblocks[i + 1] - f->qblocks[i]) * (k1 - k0 + 1);
 }
 
+/* One attention work item: a query block's tokens against a run of query
+ * heads that share one KV head. */
+typedef struct {
+    int block;                  /* query block */
+    int row_begin, row_end;     /* its micro-batch rows [row_begin, row_end) */
+    int head_first, n_heads;    /* query heads [head_first, head_first + n_heads) */
+} attn_item;
+
+/* Work item w when each query block is cut into runs_per_block runs of
+ * heads_per_item heads. */
+static attn_item attn_item_at(const forward_ctx *f, long w, int runs_per_block, int heads_per_item) {
+    int block = (int)(w / runs_per_block);
+    return (attn_item){
+        .block = block,
+        .row_begin = f->qblocks[block],
+        .row_end = f->qblocks[block + 1],
+        .head_first = (int)(w % runs_per_block) * heads_per_item,
+        .n_heads = heads_per_item,
+    };
+}
+
 /* Thread ith's run of work items, split by cost (queries x keys), not by
  * count: in a causal prompt a late block meets up to 16 times the keys of an
  * early one, and a scan's decode step mixes sequences of 100 and 800 tokens,
  * so equal counts left one thread most of the work while the other waited.
- * Item w (block w / runs) goes to the thread whose share holds the middle
- * of its cost; every thread computes the same cut, so each item runs once. */
-static void attn_items(const forward_ctx *f, const attn_job *J, int runs, int ith, int nth, long *lo, long *hi) {
+ * Item w goes to the thread whose share holds the middle of its cost; every
+ * thread computes the same cut, so each item runs once. */
+static void attn_items(const forward_ctx *f, const attn_job *J, int runs_per_block, int ith, int nth, long *lo,
+                       long *hi) {
     double total = 0;
-    for (int i = 0; i < J->n_blocks; i++) total += block_cost(f, J, i) * runs;
+    for (int i = 0; i < J->n_blocks; i++) total += block_cost(f, J, i) * runs_per_block;
     *lo = *hi = 0;
     double before = 0;
     long w = 0;
     for (int i = 0; i < J->n_blocks; i++) {
         double cost = block_cost(f, J, i);
-        for (int r = 0; r < runs; r++, w++, before += cost) {
+        for (int r = 0; r < runs_per_block; r++, w++, before += cost) {
             int owner = (int)((before + cost / 2) * nth / total);
             if (owner < ith) *lo = w + 1;
             if (owner <= ith) *hi = w + 1;
@@ -316,6 +339,10 @@ static void attn_items(const forward_ctx *f, const attn_job *J, int runs, int it
     if (*hi < *lo) *hi = *lo;
 }
 
+/* Thread ith's share of one layer's attention: for each of its work items,
+ * the scores of the item's queries against the keys its block spans (one
+ * row of n_ctx per query), each query's softmax over its own keys, and the
+ * weighted sum of V rows into att. */
 static void attn_worker(void *ctx, int ith, int nth) {
     attn_job *J = ctx;
     forward_ctx *f = J->f;
@@ -323,28 +350,33 @@ static void attn_worker(void *ctx, int ith, int nth) {
     const kv_cache *kv = &f->kv;
     const int *pos = J->b->pos + J->t0;
     int hd = hp->head_dim, q_dim = hp->n_head * hd, group = hp->n_head / hp->n_head_kv;
-    int hpi = attn_heads_per_item(f, J->n_blocks), runs = hp->n_head / hpi;
-    float *sc = f->scores + (size_t)ith * QBLOCK * group * kv->n_ctx;
-    const float **qrows = f->queries + (size_t)ith * QBLOCK * group;
+    int heads_per_item = attn_heads_per_item(f, J->n_blocks), runs_per_block = hp->n_head / heads_per_item;
+    float *scores = f->scores + (size_t)ith * QBLOCK * group * kv->n_ctx;
+    const float **queries = f->queries + (size_t)ith * QBLOCK * group;
     long lo, hi;
-    attn_items(f, J, runs, ith, nth, &lo, &hi);
+    attn_items(f, J, runs_per_block, ith, nth, &lo, &hi);
     for (long w = lo; w < hi; w++) {
-        int tb = f->qblocks[w / runs], te = f->qblocks[w / runs + 1], h0 = (int)(w % runs) * hpi, k0, k1;
-        block_keys(f, J, (int)(w / runs), &k0, &k1);
-        for (int t = tb; t < te; t++)
-            for (int h = 0; h < hpi; h++) qrows[(t - tb) * hpi + h] = f->q + (size_t)t * q_dim + (h0 + h) * hd;
-        size_t base = (size_t)J->b->seq[J->t0 + tb] * kv->n_ctx * kv->kv_dim + (size_t)(h0 / group) * hd;
+        attn_item it = attn_item_at(f, w, runs_per_block, heads_per_item);
+        int k0, k1;
+        block_keys(f, J, it.block, &k0, &k1);
+        /* score row (t - row_begin) * n_heads + h is token t's head head_first + h */
+        for (int t = it.row_begin; t < it.row_end; t++)
+            for (int h = 0; h < it.n_heads; h++)
+                queries[(t - it.row_begin) * it.n_heads + h] = f->q + (size_t)t * q_dim + (it.head_first + h) * hd;
+        size_t base = (size_t)J->b->seq[J->t0 + it.row_begin] * kv->n_ctx * kv->kv_dim +
+                      (size_t)(it.head_first / group) * hd;
         const uint16_t *K = kv->k[J->slot] + base, *V = kv->v[J->slot] + base;
-        quant_attn_scores_f16(sc, kv->n_ctx, qrows, (te - tb) * hpi, K + (size_t)k0 * kv->kv_dim, kv->kv_dim,
-                              k1 - k0 + 1, hd, hp->attn_scale);
+        quant_attn_scores_f16(scores, kv->n_ctx, queries, (it.row_end - it.row_begin) * it.n_heads,
+                              K + (size_t)k0 * kv->kv_dim, kv->kv_dim, k1 - k0 + 1, hd, hp->attn_scale);
         /* each token weighs only its own keys: scores of later positions are dropped */
-        for (int t = tb; t < te; t++) {
+        for (int t = it.row_begin; t < it.row_end; t++) {
             int first = first_key(hp, J->sliding, pos[t]), n_keys = pos[t] - first + 1;
-            float *p = sc + (size_t)(t - tb) * hpi * kv->n_ctx + (first - k0);
-            softmax_f16(p, kv->n_ctx, hpi, n_keys);
-            float *out = f->att + (size_t)t * q_dim + h0 * hd;
-            memset(out, 0, (size_t)hpi * hd * sizeof(float));
-            quant_attn_accum_f16(out, hd, p, kv->n_ctx, hpi, V + (size_t)first * kv->kv_dim, kv->kv_dim, n_keys, hd);
+            float *weights = scores + (size_t)(t - it.row_begin) * it.n_heads * kv->n_ctx + (first - k0);
+            softmax_f16(weights, kv->n_ctx, it.n_heads, n_keys);
+            float *out = f->att + (size_t)t * q_dim + it.head_first * hd;
+            memset(out, 0, (size_t)it.n_heads * hd * sizeof(float));
+            quant_attn_accum_f16(out, hd, weights, kv->n_ctx, it.n_heads, V + (size_t)first * kv->kv_dim,
+                                 kv->kv_dim, n_keys, hd);
         }
     }
 }

@@ -30,7 +30,11 @@ struct forward_ctx {
     layer_path path;
     kv_cache kv;
     pool *pool;
-    /* scratch for one micro-batch */
+    /* scratch for one micro-batch, a row per token: x the hidden states
+     * (forward_batch's; forward_layers works on the caller's), xn their norm,
+     * the next product's input; q, k, v the projections; att the heads'
+     * attention output, wo's input; o wo's or w_down's output before the
+     * residual add; gate and up the feed-forward's two products */
     float *x, *xn, *q, *k, *v, *att, *o, *gate, *up;
     float *scores;              /* [n_threads][QBLOCK x GQA group][n_ctx] attention scratch */
     const float **queries;      /* [n_threads][QBLOCK x GQA group] query rows of one work item */
@@ -489,27 +493,27 @@ static void ffn_residual_step(const token_map *m, int t) {
 static int keep_wanted_rows(forward_ctx *f, const fwd_batch *b, int t0, int n, float *x, fwd_batch *kept) {
     const model_hparams *hp = &f->m->hp;
     size_t dim = (size_t)hp->dim, q_dim = (size_t)hp->n_head * hp->head_dim;
-    int w = 0;
+    int n_kept = 0;
     for (int t = 0; t < n; t++) {
         if (!b->want_logits[t0 + t]) continue;
-        if (t != w) {
-            memcpy(x + w * dim, x + t * dim, dim * sizeof *x);
-            memcpy(f->q + w * q_dim, f->q + t * q_dim, q_dim * sizeof *f->q);
+        if (t != n_kept) {
+            memcpy(x + n_kept * dim, x + t * dim, dim * sizeof *x);
+            memcpy(f->q + n_kept * q_dim, f->q + t * q_dim, q_dim * sizeof *f->q);
         }
-        f->kept[w] = t;
-        f->kept_pos[w] = b->pos[t0 + t];
-        f->kept_seq[w] = b->seq[t0 + t];
-        w++;
+        f->kept[n_kept] = t;
+        f->kept_pos[n_kept] = b->pos[t0 + t];
+        f->kept_seq[n_kept] = b->seq[t0 + t];
+        n_kept++;
     }
-    *kept = (fwd_batch){.n = w, .pos = f->kept_pos, .seq = f->kept_seq};
-    return w;
+    *kept = (fwd_batch){.n = n_kept, .pos = f->kept_pos, .seq = f->kept_seq};
+    return n_kept;
 }
 
 /* Kept row k back to micro-batch row kept[k]: from the last down, so no row
  * is overwritten before it moves. */
-static void restore_kept_rows(const forward_ctx *f, int w, float *x) {
+static void restore_kept_rows(const forward_ctx *f, int n_kept, float *x) {
     size_t dim = (size_t)f->m->hp.dim;
-    for (int k = w - 1; k >= 0; k--)
+    for (int k = n_kept - 1; k >= 0; k--)
         if (f->kept[k] != k) memcpy(x + (size_t)f->kept[k] * dim, x + k * dim, dim * sizeof *x);
 }
 

@@ -1,4 +1,9 @@
-/* forward: the forward pass, read top to bottom in forward_layers().
+/* forward: the forward pass. The per-layer work reads top to bottom in
+ * run_layers(); forward_batch() (embedding, layers, logits) and
+ * forward_layers() cut the batch into micro-batches and call it for each.
+ * It walks path positions, not layers: position p runs with the weights of
+ * layer path.layers[p] and keeps its K/V in KV slot p, so a layer that
+ * appears twice on the path has a cache for each visit.
  * Activations are f32; matrix products go through quant_matmul, which
  * quantizes activations to the weight's partner format (as llama.cpp does).
  * Where llama.cpp rounds on purpose (fp16 KV cache, queries and attention
@@ -25,7 +30,11 @@ struct forward_ctx {
     layer_path path;
     kv_cache kv;
     pool *pool;
-    /* scratch for one micro-batch */
+    /* scratch for one micro-batch, a row per token: x the hidden states
+     * (forward_batch's; forward_layers works on the caller's), xn their norm,
+     * the next product's input; q, k, v the projections; att the heads'
+     * attention output, wo's input; o wo's or w_down's output before the
+     * residual add; gate and up the feed-forward's two products */
     float *x, *xn, *q, *k, *v, *att, *o, *gate, *up;
     float *scores;              /* [n_threads][QBLOCK x GQA group][n_ctx] attention scratch */
     const float **queries;      /* [n_threads][QBLOCK x GQA group] query rows of one work item */
@@ -260,7 +269,8 @@ static void softmax_f16(float *sc, size_t stride, int n_rows, int n) {
 /* Work items are (query block, run of query heads of one KV head): the
  * heads of a GQA group go together, so each K/V row is converted once for
  * all of them; with fewer blocks x KV heads than threads (decode of a small
- * model), single heads, so every thread has work. */
+ * model), single heads, so every thread has work. The items are numbered
+ * block by block, each block's head runs in turn (attn_item_at). */
 static int attn_heads_per_item(const forward_ctx *f, int n_blocks) {
     const model_hparams *hp = &f->m->hp;
     return (long)n_blocks * hp->n_head_kv >= pool_size(f->pool) ? hp->n_head / hp->n_head_kv : 1;
@@ -288,21 +298,43 @@ static double block_cost(const forward_ctx *f, const attn_job *J, int i) {
     return (double)(f->qblocks[i + 1] - f->qblocks[i]) * (k1 - k0 + 1);
 }
 
+/* One attention work item: a query block's tokens against a run of query
+ * heads that share one KV head. */
+typedef struct {
+    int block;                  /* query block */
+    int row_begin, row_end;     /* its micro-batch rows [row_begin, row_end) */
+    int head_first, n_heads;    /* query heads [head_first, head_first + n_heads) */
+} attn_item;
+
+/* Work item w when each query block is cut into runs_per_block runs of
+ * heads_per_item heads. */
+static attn_item attn_item_at(const forward_ctx *f, long w, int runs_per_block, int heads_per_item) {
+    int block = (int)(w / runs_per_block);
+    return (attn_item){
+        .block = block,
+        .row_begin = f->qblocks[block],
+        .row_end = f->qblocks[block + 1],
+        .head_first = (int)(w % runs_per_block) * heads_per_item,
+        .n_heads = heads_per_item,
+    };
+}
+
 /* Thread ith's run of work items, split by cost (queries x keys), not by
  * count: in a causal prompt a late block meets up to 16 times the keys of an
  * early one, and a scan's decode step mixes sequences of 100 and 800 tokens,
  * so equal counts left one thread most of the work while the other waited.
- * Item w (block w / runs) goes to the thread whose share holds the middle
- * of its cost; every thread computes the same cut, so each item runs once. */
-static void attn_items(const forward_ctx *f, const attn_job *J, int runs, int ith, int nth, long *lo, long *hi) {
+ * Item w goes to the thread whose share holds the middle of its cost; every
+ * thread computes the same cut, so each item runs once. */
+static void attn_items(const forward_ctx *f, const attn_job *J, int runs_per_block, int ith, int nth, long *lo,
+                       long *hi) {
     double total = 0;
-    for (int i = 0; i < J->n_blocks; i++) total += block_cost(f, J, i) * runs;
+    for (int i = 0; i < J->n_blocks; i++) total += block_cost(f, J, i) * runs_per_block;
     *lo = *hi = 0;
     double before = 0;
     long w = 0;
     for (int i = 0; i < J->n_blocks; i++) {
         double cost = block_cost(f, J, i);
-        for (int r = 0; r < runs; r++, w++, before += cost) {
+        for (int r = 0; r < runs_per_block; r++, w++, before += cost) {
             int owner = (int)((before + cost / 2) * nth / total);
             if (owner < ith) *lo = w + 1;
             if (owner <= ith) *hi = w + 1;
@@ -311,6 +343,10 @@ static void attn_items(const forward_ctx *f, const attn_job *J, int runs, int it
     if (*hi < *lo) *hi = *lo;
 }
 
+/* Thread ith's share of one layer's attention: for each of its work items,
+ * the scores of the item's queries against the keys its block spans (one
+ * row of n_ctx per query), each query's softmax over its own keys, and the
+ * weighted sum of V rows into att. */
 static void attn_worker(void *ctx, int ith, int nth) {
     attn_job *J = ctx;
     forward_ctx *f = J->f;
@@ -318,28 +354,33 @@ static void attn_worker(void *ctx, int ith, int nth) {
     const kv_cache *kv = &f->kv;
     const int *pos = J->b->pos + J->t0;
     int hd = hp->head_dim, q_dim = hp->n_head * hd, group = hp->n_head / hp->n_head_kv;
-    int hpi = attn_heads_per_item(f, J->n_blocks), runs = hp->n_head / hpi;
-    float *sc = f->scores + (size_t)ith * QBLOCK * group * kv->n_ctx;
-    const float **qrows = f->queries + (size_t)ith * QBLOCK * group;
+    int heads_per_item = attn_heads_per_item(f, J->n_blocks), runs_per_block = hp->n_head / heads_per_item;
+    float *scores = f->scores + (size_t)ith * QBLOCK * group * kv->n_ctx;
+    const float **queries = f->queries + (size_t)ith * QBLOCK * group;
     long lo, hi;
-    attn_items(f, J, runs, ith, nth, &lo, &hi);
+    attn_items(f, J, runs_per_block, ith, nth, &lo, &hi);
     for (long w = lo; w < hi; w++) {
-        int tb = f->qblocks[w / runs], te = f->qblocks[w / runs + 1], h0 = (int)(w % runs) * hpi, k0, k1;
-        block_keys(f, J, (int)(w / runs), &k0, &k1);
-        for (int t = tb; t < te; t++)
-            for (int h = 0; h < hpi; h++) qrows[(t - tb) * hpi + h] = f->q + (size_t)t * q_dim + (h0 + h) * hd;
-        size_t base = (size_t)J->b->seq[J->t0 + tb] * kv->n_ctx * kv->kv_dim + (size_t)(h0 / group) * hd;
+        attn_item it = attn_item_at(f, w, runs_per_block, heads_per_item);
+        int k0, k1;
+        block_keys(f, J, it.block, &k0, &k1);
+        /* score row (t - row_begin) * n_heads + h is token t's head head_first + h */
+        for (int t = it.row_begin; t < it.row_end; t++)
+            for (int h = 0; h < it.n_heads; h++)
+                queries[(t - it.row_begin) * it.n_heads + h] = f->q + (size_t)t * q_dim + (it.head_first + h) * hd;
+        size_t base = (size_t)J->b->seq[J->t0 + it.row_begin] * kv->n_ctx * kv->kv_dim +
+                      (size_t)(it.head_first / group) * hd;
         const uint16_t *K = kv->k[J->slot] + base, *V = kv->v[J->slot] + base;
-        quant_attn_scores_f16(sc, kv->n_ctx, qrows, (te - tb) * hpi, K + (size_t)k0 * kv->kv_dim, kv->kv_dim,
-                              k1 - k0 + 1, hd, hp->attn_scale);
+        quant_attn_scores_f16(scores, kv->n_ctx, queries, (it.row_end - it.row_begin) * it.n_heads,
+                              K + (size_t)k0 * kv->kv_dim, kv->kv_dim, k1 - k0 + 1, hd, hp->attn_scale);
         /* each token weighs only its own keys: scores of later positions are dropped */
-        for (int t = tb; t < te; t++) {
+        for (int t = it.row_begin; t < it.row_end; t++) {
             int first = first_key(hp, J->sliding, pos[t]), n_keys = pos[t] - first + 1;
-            float *p = sc + (size_t)(t - tb) * hpi * kv->n_ctx + (first - k0);
-            softmax_f16(p, kv->n_ctx, hpi, n_keys);
-            float *out = f->att + (size_t)t * q_dim + h0 * hd;
-            memset(out, 0, (size_t)hpi * hd * sizeof(float));
-            quant_attn_accum_f16(out, hd, p, kv->n_ctx, hpi, V + (size_t)first * kv->kv_dim, kv->kv_dim, n_keys, hd);
+            float *weights = scores + (size_t)(t - it.row_begin) * it.n_heads * kv->n_ctx + (first - k0);
+            softmax_f16(weights, kv->n_ctx, it.n_heads, n_keys);
+            float *out = f->att + (size_t)t * q_dim + it.head_first * hd;
+            memset(out, 0, (size_t)it.n_heads * hd * sizeof(float));
+            quant_attn_accum_f16(out, hd, weights, kv->n_ctx, it.n_heads, V + (size_t)first * kv->kv_dim,
+                                 kv->kv_dim, n_keys, hd);
         }
     }
 }
@@ -452,27 +493,27 @@ static void ffn_residual_step(const token_map *m, int t) {
 static int keep_wanted_rows(forward_ctx *f, const fwd_batch *b, int t0, int n, float *x, fwd_batch *kept) {
     const model_hparams *hp = &f->m->hp;
     size_t dim = (size_t)hp->dim, q_dim = (size_t)hp->n_head * hp->head_dim;
-    int w = 0;
+    int n_kept = 0;
     for (int t = 0; t < n; t++) {
         if (!b->want_logits[t0 + t]) continue;
-        if (t != w) {
-            memcpy(x + w * dim, x + t * dim, dim * sizeof *x);
-            memcpy(f->q + w * q_dim, f->q + t * q_dim, q_dim * sizeof *f->q);
+        if (t != n_kept) {
+            memcpy(x + n_kept * dim, x + t * dim, dim * sizeof *x);
+            memcpy(f->q + n_kept * q_dim, f->q + t * q_dim, q_dim * sizeof *f->q);
         }
-        f->kept[w] = t;
-        f->kept_pos[w] = b->pos[t0 + t];
-        f->kept_seq[w] = b->seq[t0 + t];
-        w++;
+        f->kept[n_kept] = t;
+        f->kept_pos[n_kept] = b->pos[t0 + t];
+        f->kept_seq[n_kept] = b->seq[t0 + t];
+        n_kept++;
     }
-    *kept = (fwd_batch){.n = w, .pos = f->kept_pos, .seq = f->kept_seq};
-    return w;
+    *kept = (fwd_batch){.n = n_kept, .pos = f->kept_pos, .seq = f->kept_seq};
+    return n_kept;
 }
 
 /* Kept row k back to micro-batch row kept[k]: from the last down, so no row
  * is overwritten before it moves. */
-static void restore_kept_rows(const forward_ctx *f, int w, float *x) {
+static void restore_kept_rows(const forward_ctx *f, int n_kept, float *x) {
     size_t dim = (size_t)f->m->hp.dim;
-    for (int k = w - 1; k >= 0; k--)
+    for (int k = n_kept - 1; k >= 0; k--)
         if (f->kept[k] != k) memcpy(x + (size_t)f->kept[k] * dim, x + k * dim, dim * sizeof *x);
 }
 

@@ -222,7 +222,7 @@ typedef struct {
     quant_gemv_fn gemv;          /* the one-row kernel on the interleaved blocks */
     const quant_interleaved *il;
     quant_packed_act a;          /* its act_sums' */
-    int sums;
+    int sums;                    /* which of the job's act_sums */
     int64_t g_first;             /* its first group among the job's */
     float *y;
 } packed_part;
@@ -319,13 +319,48 @@ static bool all_packed(const quant_kernels *k, const quant_matrix *const *m, int
     return true;
 }
 
+/* The index of the job's activation rows in the Q8_K (k_act) or Q8A
+ * format, added on first use. A job has at most ACT_FORMATS of them, so a
+ * scan is the whole lookup. */
+static int act_rows_index(packed_job *j, const quant_kernels *k, bool k_act) {
+    for (int a = 0; a < j->n_acts; a++)
+        if (j->act[a].k_act == k_act) return a;
+    act_rows *ar = &j->act[j->n_acts];
+    ar->k_act = k_act;
+    ar->quantize = act_quantizer(k, k_act ? QA_Q8K : QA_Q8A, j->n_in, &ar->row_bytes);
+    return j->n_acts++;
+}
+
+/* The index of the job's block sums of activation rows a in the layout
+ * shape's weights read (scale block, value offset), added on first use.
+ * A job has at most one per matrix, QUANT_MANY_MAX, so a scan is the whole
+ * lookup. */
+static int act_sums_index(packed_job *j, int a, const quant_block_shape *shape) {
+    for (int s = 0; s < j->n_sums; s++)
+        if (j->sums[s].act == a && j->sums[s].blk_len == shape->blk_len && j->sums[s].offset == shape->offset)
+            return s;
+    bool k_act = j->act[a].k_act;
+    j->sums[j->n_sums] = (act_sums){
+        .act = a,
+        .blk_len = shape->blk_len,
+        .offset = shape->offset,
+        .n_blk = shape->n_blk,
+        .a = {.row_bytes = j->act[a].row_bytes,
+              .sb_bytes = k_act ? sizeof(block_q8_K) : sizeof(block_q8a),
+              .sb_header = k_act ? offsetof(block_q8_K, qs) : offsetof(block_q8a, qs),
+              .blk_per_sb = (k_act ? QK_K : QK_LEGACY) / shape->blk_len},
+    };
+    return j->n_sums++;
+}
+
 /* Block-format products of one activation batch through the packed
  * kernels: the decode kernel on the interleaved blocks for one row where the
- * family has one, else gemm on the packed copy (each made on first use). */
+ * family has one, else gemm on the packed copy (each made on first use).
+ * Matrices that read the same activation format share its quantized rows,
+ * and those that also share a scale layout share its block sums. */
 static void matmul_packed(const quant_kernels *k, const quant_matrix *const *m, const quant_block_shape *shape,
                           int n, const float *x, int64_t n_batch, float *const *y, struct pool *pool) {
     packed_job j = {.gemm = k->gemm, .x = x, .n_in = shape[0].n_in, .n_batch = n_batch};
-    size_t bytes = 0;
     for (int i = 0; i < n; i++) {
         packed_part *p = &j.part[j.n_parts++];
         p->shape = shape[i];
@@ -336,42 +371,20 @@ static void matmul_packed(const quant_kernels *k, const quant_matrix *const *m, 
             p->gemv = k->gemv[m[i]->type];
         else
             p->w = quant_packed_get(m[i], k->gemm_max_bits, pool);
-        bool k_act = format_of(m[i]->type)->act == QA_Q8K;
-        int a = 0;
-        while (a < j.n_acts && j.act[a].k_act != k_act) a++;
-        if (a == j.n_acts) {
-            act_rows *ar = &j.act[j.n_acts++];
-            ar->k_act = k_act;
-            ar->quantize = act_quantizer(k, k_act ? QA_Q8K : QA_Q8A, j.n_in, &ar->row_bytes);
-            bytes += rows_bytes(ar, n_batch);
-        }
-        int su = 0;
-        while (su < j.n_sums && !(j.sums[su].act == a && j.sums[su].blk_len == shape[i].blk_len &&
-                                  j.sums[su].offset == shape[i].offset))
-            su++;
-        if (su == j.n_sums) {
-            act_sums *as = &j.sums[j.n_sums++];
-            *as = (act_sums){
-                .act = a,
-                .blk_len = shape[i].blk_len,
-                .offset = shape[i].offset,
-                .n_blk = shape[i].n_blk,
-                .a = {.row_bytes = j.act[a].row_bytes,
-                      .sb_bytes = k_act ? sizeof(block_q8_K) : sizeof(block_q8a),
-                      .sb_header = k_act ? offsetof(block_q8_K, qs) : offsetof(block_q8a, qs),
-                      .blk_per_sb = (k_act ? QK_K : QK_LEGACY) / shape[i].blk_len},
-            };
-            bytes += sums_bytes(as, n_batch);
-        }
-        p->sums = su;
+        int a = act_rows_index(&j, k, format_of(m[i]->type)->act == QA_Q8K);
+        p->sums = act_sums_index(&j, a, &shape[i]);
     }
-    uint8_t *mem = quant_scratch(QS_ACT, bytes), *at = mem;
+    /* one scratch region: every format's quantized rows, then every layout's sums */
+    size_t bytes = 0;
+    for (int a = 0; a < j.n_acts; a++) bytes += rows_bytes(&j.act[a], n_batch);
+    for (int s = 0; s < j.n_sums; s++) bytes += sums_bytes(&j.sums[s], n_batch);
+    uint8_t *at = quant_scratch(QS_ACT, bytes);
     for (int a = 0; a < j.n_acts; a++) {
         j.act[a].xq = at;
         at += rows_bytes(&j.act[a], n_batch);
     }
-    for (int su = 0; su < j.n_sums; su++) {
-        act_sums *as = &j.sums[su];
+    for (int s = 0; s < j.n_sums; s++) {
+        act_sums *as = &j.sums[s];
         as->dsc = (float *)at;
         at += sums_bytes(as, n_batch);
         as->a.x = j.act[as->act].xq;

@@ -1,12 +1,16 @@
 /* util: the peak-RSS figure `rys run --json` reports (the memory check of a
  * repeated path compares two of them) must be this program's own, not the
- * size of whatever process started it. */
+ * size of whatever process started it; and the clean-stop handlers: a first
+ * SIGINT or SIGTERM only asks, a second SIGINT ends the process at once. */
 #include "testutil.h"
 
 #include "base/util.h"
 
+#include <fcntl.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #define MIB (1024 * 1024)
 
@@ -52,12 +56,54 @@ static void test_peak_rss_not_inherited(void **state) {
     assert_true(rss < 128ull * MIB); /* the exec'd program's own size, not its parent's 256 MiB */
 }
 
+/* Runs `signals` (a string of 'I' for SIGINT, 'T' for SIGTERM) against a
+ * child that installed the stop handlers, then reports through its exit
+ * status: 10 + signal number if it stopped cleanly (the loop saw the
+ * request), or whatever the handler ended it with. */
+static int child_after_signals(const char *signals) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open("/dev/null", O_WRONLY);   /* the handler's message is not the test's output */
+        if (fd >= 0) dup2(fd, 2);
+        rys_stop_install();
+        if (rys_stop_requested()) _exit(2);
+        for (const char *c = signals; *c; c++) raise(*c == 'I' ? SIGINT : SIGTERM);
+        if (!rys_stop_requested()) _exit(3);
+        _exit(10 + rys_stop_signal());
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
+}
+
+static void test_stop_first_signal_asks(void **state) {
+    (void)state;
+    assert_int_equal(child_after_signals("I"), 10 + SIGINT);  /* not killed: the loop decides */
+    assert_int_equal(child_after_signals("T"), 10 + SIGTERM);
+    assert_int_equal(child_after_signals("TT"), 10 + SIGTERM); /* a second SIGTERM is no hurry */
+}
+
+static void test_stop_second_interrupt_exits(void **state) {
+    (void)state;
+    assert_int_equal(child_after_signals("II"), 130);
+    assert_int_equal(child_after_signals("TI"), 130);
+}
+
+static void test_stop_exit_code(void **state) {
+    (void)state;
+    assert_false(rys_stop_requested());   /* nothing installed or raised in this process */
+    assert_int_equal(rys_stop_exit_code(), 0);
+}
+
 int main(int argc, char **argv) {
     if (argc == 2 && !strcmp(argv[1], PRINT_FLAG)) {
         printf("%zu\n", rys_peak_rss());
         return 0;
     }
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_peak_rss_grows_with_use),
-                                       cmocka_unit_test(test_peak_rss_not_inherited)};
+                                       cmocka_unit_test(test_peak_rss_not_inherited),
+                                       cmocka_unit_test(test_stop_first_signal_asks),
+                                       cmocka_unit_test(test_stop_second_interrupt_exits),
+                                       cmocka_unit_test(test_stop_exit_code)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 #include <sys/resource.h>
@@ -161,3 +162,38 @@ char *read_file(const char *path, size_t *len) {
     if (len) *len = n;
     return buf;
 }
+
+/* ---- clean stops ------------------------------------------------------------ */
+
+static volatile sig_atomic_t stop_signal;
+
+/* First signal: remember it and say so (write(2) is async-signal-safe);
+ * a second SIGINT: the user means now. */
+static void on_stop_signal(int sig) {
+    if (stop_signal && sig == SIGINT) {
+        static const char now[] = "\nrys: second interrupt: stopping now\n";
+        ssize_t w = write(STDERR_FILENO, now, sizeof now - 1);
+        (void)w;
+        _exit(130);
+    }
+    if (!stop_signal) {
+        static const char later[] = "\nrys: stopping after the current step (Ctrl-C again to stop at once)\n";
+        ssize_t w = write(STDERR_FILENO, later, sizeof later - 1);
+        (void)w;
+    }
+    stop_signal = sig;
+}
+
+void rys_stop_install(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+}
+
+bool rys_stop_requested(void) { return stop_signal != 0; }
+int rys_stop_signal(void) { return stop_signal; }
+int rys_stop_exit_code(void) { return stop_signal ? 128 + stop_signal : 0; }

@@ -54,6 +54,19 @@ void progress_start(progress *p, const char *label, int64_t total);
 void progress_update(progress *p, int64_t done, const char *extra);
 void progress_finish(progress *p);
 
+/* Clean stops. A long command calls rys_stop_install() once: the first SIGINT
+ * or SIGTERM then only asks it to stop (rys_stop_requested() turns true, and
+ * a line on stderr says the current step finishes first), so a scan keeps its
+ * configuration in flight and a validation its chunk; a second SIGINT ends
+ * the process at once (exit 130). Loops test rys_stop_requested() at their
+ * safe points and return; the command says what was kept. */
+void rys_stop_install(void);
+bool rys_stop_requested(void);
+/* The signal that asked for the stop (SIGINT or SIGTERM), 0 if none. */
+int rys_stop_signal(void);
+/* Exit status for a command that stopped on a signal: 128 + its number. */
+int rys_stop_exit_code(void);
+
 /* Read a whole file; returns NULL and sets the error on failure. */
 char *read_file(const char *path, size_t *len);
 

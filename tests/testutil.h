@@ -9,6 +9,7 @@
 #include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 /* A temporary path under $TMPDIR (or /tmp), unique per process and tag. */
@@ -41,5 +42,29 @@ static inline void test_remove_dir(const char *dir) {
         if (e->d_name[0] != '.') { snprintf(p, sizeof p, "%s/%s", dir, e->d_name); unlink(p); }
     closedir(d);
     rmdir(dir);
+}
+
+/* A file of the checkout (rel: a path from the repository root, such as
+ * "probes/math_16.json"), found whether the test runs from the repository
+ * root (as scripts/check.sh runs it) or from anywhere else: the working
+ * directory first, then each directory above the test binary's own
+ * (build/tests/test_x -> the root), up to the checkout's root. NULL when
+ * found nowhere: the caller fails, a shipped file missing is a failure. */
+static inline const char *test_repo_file(const char *rel) {
+    static char buf[8][4096];
+    static int k;
+    char *b = buf[k++ % 8];
+    if (!access(rel, R_OK)) { snprintf(b, sizeof buf[0], "%s", rel); return b; }
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n <= 0) return NULL;
+    exe[n] = 0;
+    for (char *slash = strrchr(exe, '/'); slash; slash = strrchr(exe, '/')) {
+        *slash = 0;   /* exe is now the directory above */
+        if (snprintf(b, sizeof buf[0], "%s/%s", exe, rel) < (int)sizeof buf[0] && !access(b, R_OK)) return b;
+        /* not above the checkout's root (.git: a directory, or a worktree's file) */
+        if (snprintf(b, sizeof buf[0], "%s/.git", exe) < (int)sizeof buf[0] && !access(b, F_OK)) break;
+    }
+    return NULL;
 }
 #endif

@@ -17,7 +17,19 @@ symbols, 41 merges, <|endoftext|> <|im_start|> <|im_end|>) with pre-tokenizer
 matrices rotate through F16/BF16/Q8_0/Q4_0/Q4_1/Q5_0/Q5_1 (two small ones
 are F32), so each file exercises all of them. Each file stays under 300 KB.
 
-usage: make_tiny.py [OUT_DIR]   (default tests/data; writes tiny-<arch>.gguf)
+  gemma3 (make_tiny_gemma3) has its own shape, in Gemma 3's ratios: 8 layers
+         (0-4 and 6-7 sliding, 5 global: both kinds, and a path can repeat
+         either), dim 64, 4 query heads over 2 KV heads of head_dim 32 (so
+         head_dim != dim / n_head and n_head * head_dim = 2 dim), ffn 4 dim,
+         sliding window 7 (shorter than the golden sequences, and under the
+         engine's 16-query blocks), rope base 1e6 with linear scaling 8 on the
+         global layers (as the 4B-27B files have), tied embeddings, q/k norms,
+         post-attention and post-FFN norms, norm weights around 1 (GGUF holds
+         1 + w, see numpy_forward.py), the same BPE vocabulary with BOS
+         added. Under 560 KB.
+
+usage: make_tiny.py [OUT_DIR [ARCH...]]   (default tests/data and all four;
+       writes tiny-<arch>.gguf)
 """
 import os
 import sys
@@ -27,7 +39,7 @@ import gguf
 from gguf import GGMLQuantizationType as T
 from gguf.quants import quantize
 
-ARCHS = ("llama", "qwen2", "qwen3")
+ARCHS = ("llama", "qwen2", "qwen3", "gemma3")
 N_LAYERS, DIM, FFN, N_HEAD, N_HEAD_KV, CTX = 4, 64, 128, 4, 2, 256
 QWEN3_HEAD_DIM = 32
 MATRIX_TYPES = (T.F16, T.Q8_0, T.Q4_0, T.Q5_1, T.BF16, T.Q4_1, T.Q5_0, T.Q8_0)
@@ -164,13 +176,94 @@ def make_tiny(arch, out_path):
     return size
 
 
+GEMMA3_LAYERS, GEMMA3_HEAD_DIM, GEMMA3_FFN, GEMMA3_WINDOW = 8, 32, 192, 7
+
+
+def make_tiny_gemma3(out_path):
+    rng = np.random.default_rng(44)
+    head_dim = GEMMA3_HEAD_DIM
+    q_dim, kv_dim = N_HEAD * head_dim, N_HEAD_KV * head_dim
+    tokens, types = vocabulary()
+    n_vocab = len(tokens)
+
+    w = gguf.GGUFWriter(out_path, "gemma3")
+    w.add_name("rys tiny gemma3")
+    w.add_block_count(GEMMA3_LAYERS)
+    w.add_context_length(CTX)
+    w.add_embedding_length(DIM)
+    w.add_feed_forward_length(GEMMA3_FFN)
+    w.add_head_count(N_HEAD)
+    w.add_head_count_kv(N_HEAD_KV)
+    w.add_key_length(head_dim)
+    w.add_value_length(head_dim)
+    w.add_layer_norm_rms_eps(1e-6)
+    w.add_rope_freq_base(1000000.0)
+    w.add_rope_scaling_type(gguf.RopeScalingType.LINEAR)
+    w.add_rope_scaling_factor(8.0)
+    w.add_sliding_window(GEMMA3_WINDOW)
+    w.add_file_type(gguf.LlamaFileType.MOSTLY_F16)
+    w.add_tokenizer_model("gpt2")
+    w.add_tokenizer_pre("qwen2")
+    w.add_token_list(tokens)
+    w.add_token_types(types)
+    w.add_token_merges(MERGES)
+    w.add_bos_token_id(tokens.index("<|endoftext|>"))
+    w.add_eos_token_id(tokens.index("<|im_end|>"))
+    w.add_pad_token_id(tokens.index("<|endoftext|>"))
+    w.add_add_bos_token(True)
+    w.add_chat_template(CHATML)
+
+    def mat(rows, cols, scale=1.0):
+        return rng.standard_normal((rows, cols)) * (scale / np.sqrt(cols))
+
+    def norm(n):
+        return (1.0 + 0.2 * rng.standard_normal(n)).astype(np.float32)
+
+    rot = 2
+
+    def next_type():
+        nonlocal rot
+        rot += 1
+        return MATRIX_TYPES[rot % len(MATRIX_TYPES)]
+
+    # embeddings of rms ~0.4, x sqrt(64) = 8 on input; tied output
+    add_matrix(w, "token_embd.weight", rng.standard_normal((n_vocab, DIM)) * 0.4, T.Q8_0)
+    for L in range(GEMMA3_LAYERS):
+        p = f"blk.{L}."
+        w.add_tensor(p + "attn_norm.weight", norm(DIM))
+        add_matrix(w, p + "attn_q.weight", mat(q_dim, DIM), next_type())
+        add_matrix(w, p + "attn_k.weight", mat(kv_dim, DIM), next_type())
+        add_matrix(w, p + "attn_v.weight", mat(kv_dim, DIM), next_type())
+        w.add_tensor(p + "attn_q_norm.weight", norm(head_dim))
+        w.add_tensor(p + "attn_k_norm.weight", norm(head_dim))
+        add_matrix(w, p + "attn_output.weight", mat(DIM, q_dim), next_type())
+        w.add_tensor(p + "post_attention_norm.weight", norm(DIM))
+        w.add_tensor(p + "ffn_norm.weight", norm(DIM))
+        add_matrix(w, p + "ffn_gate.weight", mat(GEMMA3_FFN, DIM), next_type())
+        add_matrix(w, p + "ffn_up.weight", mat(GEMMA3_FFN, DIM), next_type())
+        add_matrix(w, p + "ffn_down.weight", mat(DIM, GEMMA3_FFN), next_type())
+        w.add_tensor(p + "post_ffw_norm.weight", norm(DIM))
+    w.add_tensor("output_norm.weight", norm(DIM))
+
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    size = os.path.getsize(out_path)
+    if size >= 600 * 1024:
+        raise SystemExit(f"{out_path}: {size} bytes, over the 600 KB budget")
+    return size
+
+
 def main():
     out_dir = sys.argv[1] if len(sys.argv) > 1 else os.path.join(
         os.path.dirname(os.path.abspath(__file__)), "..", "data")
+    archs = sys.argv[2:] or ARCHS
     os.makedirs(out_dir, exist_ok=True)
-    for arch in ARCHS:
+    for arch in archs:
         path = os.path.join(out_dir, f"tiny-{arch}.gguf")
-        print(f"{path}: {make_tiny(arch, path)} bytes")
+        size = make_tiny_gemma3(path) if arch == "gemma3" else make_tiny(arch, path)
+        print(f"{path}: {size} bytes")
 
 
 if __name__ == "__main__":

@@ -94,8 +94,6 @@ void validate_store_close(validate_store *st) {
     free(st);
 }
 
-struct sqlite3 *validate_store_db(validate_store *st) { return st->db.h; }
-
 int validate_store_identity(validate_store *st, const char *model_path, const char *model_sha256, const char *arch,
                             int n_layers) {
     sqlite3_stmt *q;
@@ -342,3 +340,126 @@ rollback:
     return -1;
 }
 
+validate_store *validate_store_open_readonly(const char *path) {
+    validate_store *st = xcalloc(1, sizeof *st);
+    if (db_open_readonly(&st->db, path)) {
+        free(st);
+        return NULL;
+    }
+    return st;
+}
+
+/* Every read below reports its failure as this, whatever it was reading. */
+static const char read_what[] = "reading validation results";
+
+int validate_store_get_run(validate_store *st, char **model_path, int *n_layers) {
+    sqlite3_stmt *q;
+    /* a scan database without validation results has no val_run table at all */
+    if (db_prepare(&st->db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'val_run'", read_what, &q)) return -1;
+    if (sqlite3_step(q) != SQLITE_ROW) {
+        sqlite3_finalize(q);
+        return db_fail(&st->db, read_what);
+    }
+    int present = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    if (!present) return 0;
+    if (db_prepare(&st->db, "SELECT model_path, n_layers FROM val_run WHERE id = 1", read_what, &q)) return -1;
+    int found = sqlite3_step(q) == SQLITE_ROW;
+    if (found) {
+        *model_path = db_col_dup(q, 0);
+        *n_layers = sqlite3_column_int(q, 1);
+    }
+    sqlite3_finalize(q);
+    return found;
+}
+
+int validate_store_list_tasks(validate_store *st, validate_store_task_info **out, int *n) {
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *q;
+    if (db_prepare(&st->db, "SELECT id, name, variant, primary_metric FROM val_task ORDER BY id", read_what, &q)) return -1;
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        *out = xrealloc(*out, (size_t)(*n + 1) * sizeof **out);
+        (*out)[(*n)++] = (validate_store_task_info){sqlite3_column_int64(q, 0), db_col_dup(q, 1), db_col_dup(q, 2), db_col_dup(q, 3)};
+    }
+    sqlite3_finalize(q);
+    if (rc == SQLITE_DONE) return 0;
+    validate_store_tasks_free(*out, *n);
+    *out = NULL;
+    *n = 0;
+    return db_fail(&st->db, read_what);
+}
+
+void validate_store_tasks_free(validate_store_task_info *tasks, int n) {
+    for (int k = 0; k < n; k++) {
+        free(tasks[k].name);
+        free(tasks[k].variant);
+        free(tasks[k].primary_metric);
+    }
+    free(tasks);
+}
+
+int validate_store_list_configs(validate_store *st, validate_store_config_info **out, int *n) {
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *q;
+    if (db_prepare(&st->db, "SELECT id, spec FROM val_config ORDER BY id", read_what, &q)) return -1;
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        *out = xrealloc(*out, (size_t)(*n + 1) * sizeof **out);
+        (*out)[(*n)++] = (validate_store_config_info){sqlite3_column_int64(q, 0), db_col_dup(q, 1)};
+    }
+    sqlite3_finalize(q);
+    if (rc == SQLITE_DONE) return 0;
+    validate_store_configs_free(*out, *n);
+    *out = NULL;
+    *n = 0;
+    return db_fail(&st->db, read_what);
+}
+
+void validate_store_configs_free(validate_store_config_info *cfgs, int n) {
+    for (int k = 0; k < n; k++) free(cfgs[k].spec);
+    free(cfgs);
+}
+
+int validate_store_paired(validate_store *st, long long a_id, long long b_id, long long task_id, const char *metric,
+                          uint8_t **a_correct, uint8_t **b_correct, int *n) {
+    *a_correct = *b_correct = NULL;
+    *n = 0;
+    /* the column name goes into the SQL text, so it must be one of the known metrics, never whatever the file says */
+    if (metric_from_name(metric) < 0) {
+        rys_seterr("%s: unknown metric '%s'", st->db.path, metric);
+        return -1;
+    }
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT b.correct_%s, c.correct_%s FROM val_doc b JOIN val_doc c ON c.task_id = b.task_id AND c.doc_id = b.doc_id "
+             "WHERE b.config_id = ? AND c.config_id = ? AND b.task_id = ? AND b.correct_%s IS NOT NULL AND c.correct_%s IS NOT NULL "
+             "ORDER BY b.doc_index, b.doc_id", metric, metric, metric, metric);
+    sqlite3_stmt *q;
+    if (db_prepare(&st->db, sql, read_what, &q)) return -1;
+    sqlite3_bind_int64(q, 1, a_id);
+    sqlite3_bind_int64(q, 2, b_id);
+    sqlite3_bind_int64(q, 3, task_id);
+    int cap = 256, rc;
+    *a_correct = xmalloc((size_t)cap);
+    *b_correct = xmalloc((size_t)cap);
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap *= 2;
+            *a_correct = xrealloc(*a_correct, (size_t)cap);
+            *b_correct = xrealloc(*b_correct, (size_t)cap);
+        }
+        (*a_correct)[*n] = sqlite3_column_int(q, 0) != 0;
+        (*b_correct)[*n] = sqlite3_column_int(q, 1) != 0;
+        (*n)++;
+    }
+    sqlite3_finalize(q);
+    if (rc == SQLITE_DONE) return 0;
+    free(*a_correct);
+    free(*b_correct);
+    *a_correct = *b_correct = NULL;
+    *n = 0;
+    return db_fail(&st->db, read_what);
+}

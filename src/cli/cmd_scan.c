@@ -161,11 +161,8 @@ int cmd_scan(int argc, char **argv) {
     int n_cfgs;
     if (scan_build_configs(cm.m->hp.n_layers, &sw, &cfgs, &n_cfgs)) rys_die("%s", rys_lasterr());
     store_config *sc = xcalloc((size_t)n_cfgs, sizeof *sc);
-    char **canon = xcalloc((size_t)n_cfgs, sizeof *canon);
-    for (int k = 0; k < n_cfgs; k++) {
-        canon[k] = path_canonical(&cfgs[k].path);
-        sc[k] = (store_config){cfgs[k].spec, canon[k], cfgs[k].i, cfgs[k].j, path_extra_layers(&cfgs[k].path), k};
-    }
+    for (int k = 0; k < n_cfgs; k++)
+        sc[k] = (store_config){cfgs[k].spec, cfgs[k].key, cfgs[k].i, cfgs[k].j, path_extra_layers(&cfgs[k].path), k};
     if (store_add_configs(st, sc, n_cfgs)) rys_die("%s", rys_lasterr());
     if (!json)
         fprintf(stderr, "rys: scanning %s (%d layers): %d configurations, %d prompts, %d new tokens each\n", cm.m->name,
@@ -189,8 +186,7 @@ int cmd_scan(int argc, char **argv) {
         printf("\n");
         if (top > 0) print_best(st, top, NULL);
     }
-    for (int k = 0; k < n_cfgs; k++) free(canon[k]);
-    free(canon); free(sc); free(sp); free(settings);
+    free(sc); free(sp); free(settings);
     scan_free_configs(cfgs, n_cfgs);
     store_close(st);
     evalset_free(es);

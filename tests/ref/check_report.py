@@ -3,7 +3,7 @@ combined score, the balanced ranking (z(math delta) + z(EQ delta), population
 std, ties by EQ then math delta), per-probe rankings, the Pareto front and
 the counts, recomputed here from the raw scores.
 
-The database holds only the tables and columns the report reads (src/store.c
+The database holds only the tables and columns the report reads (src/scan/store.c
 has the full schema). Scores are multiples of 1/32 so that ties, which the
 tie rules exist for, occur often. usage: check_report.py; RYS = the binary."""
 import json, os, random, shutil, sqlite3, subprocess, sys, tempfile

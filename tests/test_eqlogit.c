@@ -24,7 +24,6 @@
 #include "base/util.h"
 
 #include <math.h>
-#include <sqlite3.h>
 #include <string.h>
 
 #define IM_START 256
@@ -235,15 +234,20 @@ static void test_evalset_logit_sets(void **state) {
     unlink(math);
 }
 
-static double stored_score(store *st, const char *path, const char *probe) {
-    sqlite3_stmt *q;
-    assert_int_equal(sqlite3_prepare_v2(store_db(st), "SELECT s.score FROM score s JOIN config c ON c.id = s.config_id "
-                                                      "WHERE c.path = ? AND s.probe = ?", -1, &q, NULL), SQLITE_OK);
-    sqlite3_bind_text(q, 1, path, -1, SQLITE_STATIC);
-    sqlite3_bind_text(q, 2, probe, -1, SQLITE_STATIC);
-    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    double v = sqlite3_column_double(q, 0);
-    sqlite3_finalize(q);
+/* The score on probe set probe that the store holds for the done configuration spec. */
+static double stored_score(store *st, const char *spec, const char *probe) {
+    store_done *rows;
+    int n;
+    const char *probes[1] = {probe};
+    assert_int_equal(store_done_configs(st, probes, 1, &rows, &n), 0);
+    double v = NAN;
+    for (int k = 0; k < n; k++)
+        if (!strcmp(rows[k].spec, spec)) {
+            assert_true(rows[k].complete);
+            v = rows[k].scores[0];
+        }
+    store_done_free(rows, n);
+    if (isnan(v)) fail_msg("%s: not done in the store", spec);
     return v;
 }
 
@@ -288,7 +292,7 @@ static void test_scan_stores_logit_scores(void **state) {
         reuse_stats rs;
         assert_int_equal(scan_logit_naive(fx->m, fx->tok, es, fx->pool, &cfgs[k].path, r, &rs), 0);
         double want = (evalset_logit_score(es, 0, &r[0], NULL) + evalset_logit_score(es, 1, &r[1], NULL)) / 2;
-        double got = stored_score(st, canon[k], evalset_set_name(es, 0));
+        double got = stored_score(st, cfgs[k].spec, evalset_set_name(es, 0));
         if (got != want) fail_msg("%s: stored %.17g, read directly %.17g", cfgs[k].spec, got, want);
         eqlogit_result_free(r, 2);
     }

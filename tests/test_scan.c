@@ -171,6 +171,35 @@ static void test_sweep_lists(void **state) {
     assert_int_equal(scan_parse_only("5-2,3-9", &sw), -1);
 }
 
+/* A sweep's configuration carries the path its spec means, and that path's
+ * canonical string as its key: block paths equal path_from_blocks's
+ * reading of "i,j", repeat paths path_from_repeat's. */
+static void test_sweep_keys(void **state) {
+    (void)state;
+    for (int mode = 0; mode < 2; mode++) {
+        scan_sweep sw = {0};
+        sw.repeat = mode == 1;
+        sw.max_repeat = 3;
+        scan_config *c;
+        int n;
+        assert_int_equal(scan_build_configs(7, &sw, &c, &n), 0);
+        for (int k = 0; k < n; k++) {
+            layer_path want;
+            int l, r;
+            if (k == 0) assert_int_equal(path_baseline(7, &want), 0);
+            else if (sscanf(c[k].spec, "repeat:%d,%d", &l, &r) == 2) assert_int_equal(path_from_repeat(l, r, 7, &want), 0);
+            else assert_int_equal(path_from_blocks(c[k].spec + strlen("blocks:"), 7, &want), 0);
+            assert_int_equal(c[k].path.n, want.n);
+            assert_memory_equal(c[k].path.layers, want.layers, (size_t)want.n * sizeof *want.layers);
+            char *canon = path_canonical(&want);
+            assert_string_equal(c[k].key, canon);
+            free(canon);
+            path_free(&want);
+        }
+        scan_free_configs(c, n);
+    }
+}
+
 static void test_store_identity_and_resume(void **state) {
     (void)state;
     const char *db = test_tmp_path("store.sqlite");
@@ -225,7 +254,8 @@ static void test_store_rejects_garbage(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reuse_equals_scratch), cmocka_unit_test(test_thread_count_invariance),
-        cmocka_unit_test(test_sweep_lists), cmocka_unit_test(test_store_identity_and_resume),
+        cmocka_unit_test(test_sweep_lists), cmocka_unit_test(test_sweep_keys),
+        cmocka_unit_test(test_store_identity_and_resume),
         cmocka_unit_test(test_store_rejects_garbage),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

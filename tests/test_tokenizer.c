@@ -251,9 +251,12 @@ static void test_eog_and_lookups(void **s) {
     assert_int_equal(tokenizer_n_vocab(t), b.n);
     assert_int_equal(tokenizer_find(t, "nope"), -1);
     assert_int_equal(tokenizer_bos(t), 267);
-    char buf[4];
-    assert_int_equal(tokenizer_decode_token(t, tokenizer_find(t, "hello"), buf, sizeof buf), 4);  /* truncated */
-    assert_memory_equal(buf, "hell", 4);
+    size_t len;
+    const char *bytes = tokenizer_token_bytes(t, tokenizer_find(t, "hello"), &len);
+    assert_int_equal(len, 5);
+    assert_memory_equal(bytes, "hello", 5);
+    tokenizer_token_bytes(t, -1, &len);
+    assert_int_equal(len, 0);                           /* an id out of range stands for no bytes */
     tokenizer_free(t);
 }
 

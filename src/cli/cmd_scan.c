@@ -9,7 +9,6 @@
 #include "base/util.h"
 
 #include <jansson.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,30 +35,20 @@ static void usage(void) {
 
 /* Best configurations by summed delta over the probe sets. */
 static void print_best(store *st, int top, json_t *js) {
-    sqlite3 *db = store_db(st);
-    sqlite3_stmt *q;
-    const char *sql =
-        "WITH base AS (SELECT s.probe, s.score FROM score s JOIN config c ON c.id = s.config_id WHERE c.spec = 'baseline'), "
-        "d AS (SELECT c.spec, c.extra_layers, s.probe, s.score - b.score AS delta FROM score s JOIN config c ON c.id = s.config_id "
-        "      JOIN base b ON b.probe = s.probe WHERE c.spec != 'baseline' AND c.status = 'done') "
-        "SELECT spec, extra_layers, sum(delta), group_concat(probe || '=' || printf('%+.4f', delta), ' ') FROM d "
-        "GROUP BY spec ORDER BY sum(delta) DESC LIMIT ?";
-    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) return;
-    sqlite3_bind_int(q, 1, top);
+    store_best *best;
+    int n;
+    if (store_best_configs(st, top, &best, &n)) return;
     json_t *arr = json_array();
     if (!js) printf("best configurations (sum of deltas vs baseline):\n");
-    while (sqlite3_step(q) == SQLITE_ROW) {
-        const char *spec = (const char *)sqlite3_column_text(q, 0);
-        if (js) {
-            json_array_append_new(arr, json_pack("{s:s, s:i, s:f, s:s}", "spec", spec, "extra_layers", sqlite3_column_int(q, 1),
-                                                 "combined_delta", sqlite3_column_double(q, 2), "deltas",
-                                                 (const char *)sqlite3_column_text(q, 3)));
-        } else {
-            printf("  %-16s +%-3d layers  combined %+.4f  (%s)\n", spec, sqlite3_column_int(q, 1), sqlite3_column_double(q, 2),
-                   (const char *)sqlite3_column_text(q, 3));
-        }
+    for (int k = 0; k < n; k++) {
+        const store_best *b = &best[k];
+        if (js)
+            json_array_append_new(arr, json_pack("{s:s, s:i, s:f, s:s}", "spec", b->spec, "extra_layers", b->extra_layers,
+                                                 "combined_delta", b->combined, "deltas", b->deltas));
+        else
+            printf("  %-16s +%-3d layers  combined %+.4f  (%s)\n", b->spec, b->extra_layers, b->combined, b->deltas);
     }
-    sqlite3_finalize(q);
+    store_best_free(best, n);
     if (js) json_object_set_new(js, "best", arr);
     else json_decref(arr);
 }
@@ -68,26 +57,11 @@ static int show_status(const char *db_path, bool json) {
     if (access(db_path, R_OK)) rys_die("%s: no such scan database", db_path);
     store *st = store_open(db_path);
     if (!st) rys_die("%s", rys_lasterr());
-    int total, done;
-    if (store_counts(st, &total, &done)) rys_die("%s", rys_lasterr());
-    sqlite3 *db = store_db(st);
-    sqlite3_stmt *q;
-    double rate = 0;
-    const char *running = NULL;
-    char run_buf[64] = "";
-    if (sqlite3_prepare_v2(db, "SELECT count(*), (julianday(max(finished_at)) - julianday(min(started_at))) * 86400 FROM config "
-                               "WHERE status = 'done' AND spec != 'baseline'", -1, &q, NULL) == SQLITE_OK) {
-        if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_double(q, 1) > 0)
-            rate = sqlite3_column_int(q, 0) / sqlite3_column_double(q, 1) * 60.0;
-        sqlite3_finalize(q);
-    }
-    if (sqlite3_prepare_v2(db, "SELECT spec FROM config WHERE status = 'running' ORDER BY started_at DESC LIMIT 1", -1, &q, NULL) == SQLITE_OK) {
-        if (sqlite3_step(q) == SQLITE_ROW) {
-            snprintf(run_buf, sizeof run_buf, "%s", (const char *)sqlite3_column_text(q, 0));
-            running = run_buf;
-        }
-        sqlite3_finalize(q);
-    }
+    store_progress pr;
+    if (store_get_progress(st, &pr)) rys_die("%s", rys_lasterr());
+    int total = pr.total, done = pr.done;
+    double rate = pr.configs_per_minute;
+    const char *running = pr.running[0] ? pr.running : NULL;
     double eta = rate > 0 ? (total - done) / rate * 60.0 : -1;
     if (json) {
         json_t *o = json_pack("{s:i, s:i, s:f, s:f}", "total", total, "done", done, "configs_per_minute", rate, "eta_seconds", eta);
@@ -187,11 +161,8 @@ int cmd_scan(int argc, char **argv) {
     int n_cfgs;
     if (scan_build_configs(cm.m->hp.n_layers, &sw, &cfgs, &n_cfgs)) rys_die("%s", rys_lasterr());
     store_config *sc = xcalloc((size_t)n_cfgs, sizeof *sc);
-    char **canon = xcalloc((size_t)n_cfgs, sizeof *canon);
-    for (int k = 0; k < n_cfgs; k++) {
-        canon[k] = path_canonical(&cfgs[k].path);
-        sc[k] = (store_config){cfgs[k].spec, canon[k], cfgs[k].i, cfgs[k].j, path_extra_layers(&cfgs[k].path), k};
-    }
+    for (int k = 0; k < n_cfgs; k++)
+        sc[k] = (store_config){cfgs[k].spec, cfgs[k].key, cfgs[k].i, cfgs[k].j, path_extra_layers(&cfgs[k].path), k};
     if (store_add_configs(st, sc, n_cfgs)) rys_die("%s", rys_lasterr());
     if (!json)
         fprintf(stderr, "rys: scanning %s (%d layers): %d configurations, %d prompts, %d new tokens each\n", cm.m->name,
@@ -215,8 +186,7 @@ int cmd_scan(int argc, char **argv) {
         printf("\n");
         if (top > 0) print_best(st, top, NULL);
     }
-    for (int k = 0; k < n_cfgs; k++) free(canon[k]);
-    free(canon); free(sc); free(sp); free(settings);
+    free(sc); free(sp); free(settings);
     scan_free_configs(cfgs, n_cfgs);
     store_close(st);
     evalset_free(es);

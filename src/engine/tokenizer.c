@@ -455,14 +455,6 @@ const char *tokenizer_token_bytes(const tokenizer *t, int32_t id, size_t *len) {
     return t->bytes + t->bytes_off[id];
 }
 
-size_t tokenizer_decode_token(const tokenizer *t, int32_t id, char *buf, size_t cap) {
-    size_t len;
-    const char *b = tokenizer_token_bytes(t, id, &len);
-    if (len > cap) len = cap;
-    memcpy(buf, b, len);
-    return len;
-}
-
 char *tokenizer_decode_len(const tokenizer *t, const int32_t *ids, size_t n, size_t *len_out) {
     size_t total = 1;
     for (size_t i = 0; i < n; i++) {

@@ -67,9 +67,6 @@ int tokenizer_encode(const tokenizer *t, const char *text, size_t len, bool add_
 /* The bytes a token stands for (control tokens: their text). The bytes of
  * one token may be an incomplete UTF-8 sequence that the next token ends. */
 const char *tokenizer_token_bytes(const tokenizer *t, int32_t id, size_t *len);
-/* Copies at most cap bytes of the token's bytes into buf; returns the number
- * copied (0 for an id out of range). */
-size_t tokenizer_decode_token(const tokenizer *t, int32_t id, char *buf, size_t cap);
 /* All tokens' bytes, NUL-terminated, malloc'd. SentencePiece with a space
  * prefix: the space encode() added at the start and after control tokens is
  * removed again, so decode(encode(s)) == s. */

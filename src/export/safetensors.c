@@ -207,7 +207,6 @@ const st_tensor *st_find(const st_file *f, const char *name) {
 struct st_writer {
     st_tensor *t;
     size_t n, cap;
-    uint64_t data_bytes;
     json_t *metadata;
 };
 
@@ -234,10 +233,7 @@ void st_writer_add(st_writer *w, const char *name, const st_tensor *t) {
     w->t[w->n] = *t;
     w->t[w->n].name = xstrdup(name);
     w->n++;
-    w->data_bytes += t->nbytes;
 }
-
-uint64_t st_writer_data_bytes(const st_writer *w) { return w->data_bytes; }
 
 /* The JSON header, padded with spaces so the data section starts 8-aligned. */
 static char *build_header(const st_writer *w, size_t *len) {

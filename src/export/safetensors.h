@@ -50,8 +50,6 @@ void st_writer_free(st_writer *w);
 /* "__metadata__" for the header (string values only); a copy is kept. */
 void st_writer_set_metadata(st_writer *w, json_t *metadata);
 void st_writer_add(st_writer *w, const char *name, const st_tensor *t);
-/* Bytes of tensor data added so far. */
-uint64_t st_writer_data_bytes(const st_writer *w);
 /* Writes the file; on_bytes (may be NULL) gets each chunk's size as it is
  * written; hex_out (may be NULL) receives the file's hash. 0, or -1 with
  * the error set (the partial file is removed). */

@@ -1,11 +1,10 @@
-/* report data: see report.h. Reads the store read-only, so a report can be
- * made while the scan is still writing (WAL readers do not block it). */
+/* report data: see report.h. Reads the store read-only (store_open_readonly),
+ * so a report can be made while the scan is still writing. */
 #include "report/report.h"
-#include "base/db.h"
+#include "scan/store.h"
 #include "base/util.h"
 
 #include <math.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,74 +31,57 @@ static void parse_spec(report_config *c) {
 }
 
 report_data *report_load(const char *db_path) {
-    sqlite3 *db = NULL;
-    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        rys_seterr("%s: cannot open: %s", db_path, db ? sqlite3_errmsg(db) : "out of memory");
-        sqlite3_close(db);
-        return NULL;
-    }
-    sqlite3_busy_timeout(db, 10000);
+    store *st = store_open_readonly(db_path);
+    if (!st) return NULL;
     report_data *d = xcalloc(1, sizeof *d);
     d->math = d->eq = -1;
-    sqlite3_stmt *q = NULL, *sq = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT n_layers, model_path FROM scan_run WHERE id = 1", -1, &q, NULL) != SQLITE_OK ||
-        sqlite3_step(q) != SQLITE_ROW) {
+    store_probe_set *sets = NULL;
+    store_done *rows = NULL;
+    int n_sets = 0, n_rows = 0;
+    char *model = NULL;
+    if (!store_get_run(st, &model, &d->n_layers)) {
         /* a database of `rys validate` results alone still makes a report */
         int has = report_validation_load(db_path, &d->validation);
         if (has == 1) {
             d->n_layers = d->validation->n_layers;
             snprintf(d->model, sizeof d->model, "%s", d->validation->model);
-            sqlite3_finalize(q);
-            sqlite3_close(db);
+            store_close(st);
             return d;
         }
         if (has == 0) rys_seterr("%s: not a rys scan database (no scan_run row) and no validation results", db_path);
         goto fail;
     }
-    d->n_layers = sqlite3_column_int(q, 0);
-    snprintf(d->model, sizeof d->model, "%s", db_col_text(q, 1));
-    sqlite3_finalize(q);
-    q = NULL;
+    snprintf(d->model, sizeof d->model, "%s", model);
     if (d->n_layers < 1) { rys_seterr("%s: scan of %d layers", db_path, d->n_layers); goto fail; }
-    if (sqlite3_prepare_v2(db, "SELECT name, kind FROM probe_set ORDER BY position", -1, &q, NULL) != SQLITE_OK) goto sqlfail;
-    while (sqlite3_step(q) == SQLITE_ROW) {
+    if (store_probe_sets(st, &sets, &n_sets)) goto fail;
+    for (int p = 0; p < n_sets; p++) {
         if (d->n_probes == REPORT_MAX_PROBES) { rys_seterr("%s: more than %d probe sets", db_path, REPORT_MAX_PROBES); goto fail; }
-        snprintf(d->probe[d->n_probes], sizeof d->probe[0], "%s", db_col_text(q, 0));
-        snprintf(d->kind[d->n_probes], sizeof d->kind[0], "%s", db_col_text(q, 1));
+        snprintf(d->probe[d->n_probes], sizeof d->probe[0], "%s", sets[p].name);
+        snprintf(d->kind[d->n_probes], sizeof d->kind[0], "%s", sets[p].kind);
         if (d->math < 0 && !strcmp(d->kind[d->n_probes], "math")) d->math = d->n_probes;
         if (d->eq < 0 && !strncmp(d->kind[d->n_probes], "eq", 2)) d->eq = d->n_probes;
         d->n_probes++;
     }
-    sqlite3_finalize(q);
-    q = NULL;
     if (d->n_probes == 0) { rys_seterr("%s: the scan has no probe sets", db_path); goto fail; }
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM config WHERE status != 'done'", -1, &q, NULL) != SQLITE_OK) goto sqlfail;
-    if (sqlite3_step(q) == SQLITE_ROW) d->n_unfinished = sqlite3_column_int(q, 0);
-    sqlite3_finalize(q);
-    q = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT id, spec, coalesce(i, -1), coalesce(j, -1), extra_layers FROM config "
-                               "WHERE status = 'done' ORDER BY sweep_order, id", -1, &q, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(db, "SELECT score FROM score WHERE config_id = ? AND probe = ?", -1, &sq, NULL) != SQLITE_OK)
-        goto sqlfail;
+    int total, done;
+    if (store_counts(st, &total, &done)) goto fail;
+    d->n_unfinished = total - done;
+    const char *probes[REPORT_MAX_PROBES];
+    for (int p = 0; p < d->n_probes; p++) probes[p] = d->probe[p];
+    if (store_done_configs(st, probes, d->n_probes, &rows, &n_rows)) goto fail;
     int cap = 64;
     d->cfg = xcalloc((size_t)cap, sizeof *d->cfg);
     double base[REPORT_MAX_PROBES];
-    while (sqlite3_step(q) == SQLITE_ROW) {
-        report_config c = {0};
-        snprintf(c.spec, sizeof c.spec, "%s", db_col_text(q, 1));
-        c.i = sqlite3_column_int(q, 2);
-        c.j = sqlite3_column_int(q, 3);
-        c.extra = sqlite3_column_int(q, 4);
-        bool complete = true;
-        for (int p = 0; p < d->n_probes; p++) {
-            sqlite3_reset(sq);
-            sqlite3_bind_int64(sq, 1, sqlite3_column_int64(q, 0));
-            sqlite3_bind_text(sq, 2, d->probe[p], -1, SQLITE_STATIC);
-            if (sqlite3_step(sq) == SQLITE_ROW) c.delta[p] = sqlite3_column_double(sq, 0);
-            else complete = false;
-        }
+    for (int k = 0; k < n_rows; k++) {
+        const store_done *row = &rows[k];
         /* done without every score cannot come from store_save_result; count it as missing, never as 0 */
-        if (!complete) { d->n_unfinished++; continue; }
+        if (!row->complete) { d->n_unfinished++; continue; }
+        report_config c = {0};
+        snprintf(c.spec, sizeof c.spec, "%s", row->spec);
+        c.i = row->i;
+        c.j = row->j;
+        c.extra = row->extra_layers;
+        memcpy(c.delta, row->scores, (size_t)d->n_probes * sizeof *c.delta);
         if (!strcmp(c.spec, "baseline")) {
             memcpy(base, c.delta, sizeof base);
             d->has_baseline = true;
@@ -111,9 +93,10 @@ report_data *report_load(const char *db_path) {
         if (d->n_cfg == cap) { cap *= 2; d->cfg = xrealloc(d->cfg, (size_t)cap * sizeof *d->cfg); }
         d->cfg[d->n_cfg++] = c;
     }
-    sqlite3_finalize(sq);
-    sqlite3_finalize(q);
-    sqlite3_close(db);
+    store_done_free(rows, n_rows);
+    store_probe_sets_free(sets, n_sets);
+    free(model);
+    store_close(st);
     if (!d->has_baseline) {
         rys_seterr("%s: the baseline is not scored yet, and every delta needs it (resume the scan)", db_path);
         report_free(d);
@@ -132,12 +115,11 @@ report_data *report_load(const char *db_path) {
         return NULL;
     }
     return d;
-sqlfail:
-    rys_seterr("%s: %s", db_path, sqlite3_errmsg(db));
 fail:
-    sqlite3_finalize(sq);
-    sqlite3_finalize(q);
-    sqlite3_close(db);
+    store_done_free(rows, n_rows);
+    store_probe_sets_free(sets, n_sets);
+    free(model);
+    store_close(st);
     report_free(d);
     return NULL;
 }

@@ -1,14 +1,13 @@
-/* report validation: see report.h. Reads the val_* tables read-only and
- * recomputes every statistic from per-document correctness, so the report
- * needs nothing but the database (and agrees with what `rys validate`
- * printed for the same documents). */
+/* report validation: see report.h. Reads the val_* tables read-only through
+ * validate_store and recomputes every statistic from per-document
+ * correctness, so the report needs nothing but the database (and agrees with
+ * what `rys validate` printed for the same documents). */
 #include "report/report.h"
-#include "base/db.h"
 #include "tasks/metrics.h"
+#include "validate/validate_store.h"
 #include "base/util.h"
 
 #include <math.h>
-#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,49 +23,15 @@ typedef struct {
     char name[64], variant[64], metric[24];
 } val_task;
 
-/* Per-document correctness of the baseline and of config cfg_id on one task,
- * over the documents both answered, in document order. */
-static int paired(sqlite3 *db, long long base_id, long long cfg_id, const val_task *t, uint8_t **b, uint8_t **c, int *n) {
-    char sql[512];
-    /* the column name comes from the list of known metrics, never from the file */
-    snprintf(sql, sizeof sql,
-             "SELECT b.correct_%s, c.correct_%s FROM val_doc b JOIN val_doc c ON c.task_id = b.task_id AND c.doc_id = b.doc_id "
-             "WHERE b.config_id = ? AND c.config_id = ? AND b.task_id = ? AND b.correct_%s IS NOT NULL AND c.correct_%s IS NOT NULL "
-             "ORDER BY b.doc_index, b.doc_id", t->metric, t->metric, t->metric, t->metric);
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(db, sql, -1, &q, NULL) != SQLITE_OK) return -1;
-    sqlite3_bind_int64(q, 1, base_id);
-    sqlite3_bind_int64(q, 2, cfg_id);
-    sqlite3_bind_int64(q, 3, t->id);
-    int cap = 256, rc;
-    *n = 0;
-    *b = xmalloc((size_t)cap);
-    *c = xmalloc((size_t)cap);
-    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
-        if (*n == cap) {
-            cap *= 2;
-            *b = xrealloc(*b, (size_t)cap);
-            *c = xrealloc(*c, (size_t)cap);
-        }
-        (*b)[*n] = sqlite3_column_int(q, 0) != 0;
-        (*c)[*n] = sqlite3_column_int(q, 1) != 0;
-        (*n)++;
-    }
-    sqlite3_finalize(q);
-    if (rc == SQLITE_DONE) return 0;
-    free(*b);
-    free(*c);
-    return -1;
-}
-
 /* The rows of one path: tasks it answered, then the average. */
-static int config_rows(sqlite3 *db, long long base_id, long long cfg_id, const val_task *tasks, int n_tasks, report_val_config *out) {
+static int config_rows(validate_store *st, long long base_id, long long cfg_id, const val_task *tasks, int n_tasks,
+                       report_val_config *out) {
     uint8_t *b[REPORT_VAL_MAX_TASKS], *c[REPORT_VAL_MAX_TASKS];
     paired_task pt[REPORT_VAL_MAX_TASKS];
     int k = 0, rc = -1;
     for (int t = 0; t < n_tasks; t++) {
         int n;
-        if (paired(db, base_id, cfg_id, &tasks[t], &b[k], &c[k], &n)) goto out;
+        if (validate_store_paired(st, base_id, cfg_id, tasks[t].id, tasks[t].metric, &b[k], &c[k], &n)) goto out;
         if (n == 0) { free(b[k]); free(c[k]); continue; }
         report_val_row *r = &out->row[k];
         memset(r, 0, sizeof *r);
@@ -116,71 +81,53 @@ out:
 
 int report_validation_load(const char *db_path, report_validation **out) {
     *out = NULL;
-    sqlite3 *db = NULL;
-    if (sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
-        rys_seterr("%s: cannot open: %s", db_path, db ? sqlite3_errmsg(db) : "out of memory");
-        sqlite3_close(db);
-        return -1;
-    }
-    sqlite3_busy_timeout(db, 10000);
-    sqlite3_stmt *q = NULL;
-    report_validation *v = NULL;
+    validate_store *st = validate_store_open_readonly(db_path);
+    if (!st) return -1;
+    report_validation *v = xcalloc(1, sizeof *v);
+    validate_store_task_info *rows = NULL;
+    validate_store_config_info *cfgs = NULL;
     val_task tasks[REPORT_VAL_MAX_TASKS];
-    int n_tasks = 0, rc = -1;
+    int n_rows = 0, n_cfgs = 0, n_tasks = 0, rc = -1;
     long long base_id = -1;
-    if (sqlite3_prepare_v2(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'val_run'", -1, &q, NULL) != SQLITE_OK ||
-        sqlite3_step(q) != SQLITE_ROW)
-        goto sqlfail;
-    int present = sqlite3_column_int(q, 0);
-    sqlite3_finalize(q);
-    q = NULL;
-    if (!present) { rc = 0; goto done; }
-    v = xcalloc(1, sizeof *v);
-    if (sqlite3_prepare_v2(db, "SELECT model_path, n_layers FROM val_run WHERE id = 1", -1, &q, NULL) != SQLITE_OK) goto sqlfail;
-    if (sqlite3_step(q) != SQLITE_ROW) { rc = 0; goto done; }
-    snprintf(v->model, sizeof v->model, "%s", db_col_text(q, 0));
-    v->n_layers = sqlite3_column_int(q, 1);
-    sqlite3_finalize(q);
-    q = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT id, name, variant, primary_metric FROM val_task ORDER BY id", -1, &q, NULL) != SQLITE_OK)
-        goto sqlfail;
-    while (sqlite3_step(q) == SQLITE_ROW) {
+    char *model = NULL;
+    int has = validate_store_get_run(st, &model, &v->n_layers);
+    if (has <= 0) { rc = has; goto done; }
+    snprintf(v->model, sizeof v->model, "%s", model);
+    if (validate_store_list_tasks(st, &rows, &n_rows)) goto done;
+    for (int k = 0; k < n_rows; k++) {
         if (n_tasks == REPORT_VAL_MAX_TASKS) { rys_seterr("%s: more than %d validation tasks", db_path, REPORT_VAL_MAX_TASKS); goto done; }
         val_task *t = &tasks[n_tasks++];
-        t->id = sqlite3_column_int64(q, 0);
-        snprintf(t->name, sizeof t->name, "%s", db_col_text(q, 1));
-        snprintf(t->variant, sizeof t->variant, "%s", db_col_text(q, 2));
-        if (metric_from_name(db_col_text(q, 3)) < 0) { rys_seterr("%s: task %s has an unknown metric '%s'", db_path, t->name, db_col_text(q, 3)); goto done; }
-        snprintf(t->metric, sizeof t->metric, "%s", db_col_text(q, 3));
+        const char *metric = rows[k].primary_metric;
+        t->id = rows[k].id;
+        snprintf(t->name, sizeof t->name, "%s", rows[k].name);
+        snprintf(t->variant, sizeof t->variant, "%s", rows[k].variant);
+        if (metric_from_name(metric) < 0) { rys_seterr("%s: task %s has an unknown metric '%s'", db_path, t->name, metric); goto done; }
+        snprintf(t->metric, sizeof t->metric, "%s", metric);
     }
-    sqlite3_finalize(q);
-    q = NULL;
-    if (sqlite3_prepare_v2(db, "SELECT id FROM val_config WHERE spec = 'baseline'", -1, &q, NULL) != SQLITE_OK) goto sqlfail;
-    if (sqlite3_step(q) == SQLITE_ROW) base_id = sqlite3_column_int64(q, 0);
-    sqlite3_finalize(q);
-    q = NULL;
+    if (validate_store_list_configs(st, &cfgs, &n_cfgs)) goto done;
+    /* the first path recorded as the baseline is the one every delta is taken against */
+    for (int k = 0; k < n_cfgs && base_id < 0; k++)
+        if (!strcmp(cfgs[k].spec, "baseline")) base_id = cfgs[k].id;
     if (base_id < 0) { rc = 0; goto done; }
     snprintf(v->baseline.spec, sizeof v->baseline.spec, "baseline");
-    if (config_rows(db, base_id, base_id, tasks, n_tasks, &v->baseline)) goto sqlfail;
+    if (config_rows(st, base_id, base_id, tasks, n_tasks, &v->baseline)) goto done;
     if (v->baseline.n_rows == 0) { rc = 0; goto done; }
-    if (sqlite3_prepare_v2(db, "SELECT id, spec FROM val_config WHERE id != ? ORDER BY id", -1, &q, NULL) != SQLITE_OK) goto sqlfail;
-    sqlite3_bind_int64(q, 1, base_id);
-    while (sqlite3_step(q) == SQLITE_ROW) {
+    for (int k = 0; k < n_cfgs; k++) {
+        if (cfgs[k].id == base_id) continue;
         v->cfg = xrealloc(v->cfg, (size_t)(v->n_cfg + 1) * sizeof *v->cfg);
         report_val_config *c = &v->cfg[v->n_cfg];
-        snprintf(c->spec, sizeof c->spec, "%s", db_col_text(q, 1));
-        if (config_rows(db, base_id, sqlite3_column_int64(q, 0), tasks, n_tasks, c)) goto sqlfail;
+        snprintf(c->spec, sizeof c->spec, "%s", cfgs[k].spec);
+        if (config_rows(st, base_id, cfgs[k].id, tasks, n_tasks, c)) goto done;
         if (c->n_rows) v->n_cfg++;
     }
     *out = v;
     v = NULL;
     rc = 1;
-    goto done;
-sqlfail:
-    rys_seterr("%s: reading validation results: %s", db_path, sqlite3_errmsg(db));
 done:
-    sqlite3_finalize(q);
-    sqlite3_close(db);
+    validate_store_configs_free(cfgs, n_cfgs);
+    validate_store_tasks_free(rows, n_rows);
+    free(model);
+    validate_store_close(st);
     report_validation_free(v);
     return rc;
 }

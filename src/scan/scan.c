@@ -10,7 +10,10 @@
 #include <string.h>
 
 void scan_free_configs(scan_config *c, int n) {
-    for (int k = 0; k < n; k++) path_free(&c[k].path);
+    for (int k = 0; k < n; k++) {
+        path_free(&c[k].path);
+        free(c[k].key);
+    }
     free(c);
 }
 
@@ -30,6 +33,19 @@ static int coarseness(int i, int j, int n) {
     int g = 1;
     while (g < n && i % (2 * g) == 0 && (j % (2 * g) == 0 || j == n)) g *= 2;
     return g;
+}
+
+/* The path of the single block (i, j), 0 <= i < j <= n_layers: layers
+ * 0..j-1, then i..n_layers-1 again, as path_from_blocks reads "i,j" (a
+ * sweep's bounds are valid by construction, so no spec text is made and
+ * parsed back). */
+static void block_path(int i, int j, int n_layers, layer_path *out) {
+    out->n_model = n_layers;
+    out->n = n_layers + (j - i);
+    out->layers = xmalloc((size_t)out->n * sizeof *out->layers);
+    int p = 0;
+    for (int l = 0; l < j; l++) out->layers[p++] = l;
+    for (int l = i; l < n_layers; l++) out->layers[p++] = l;
 }
 
 typedef struct { scan_config c; int key1, key2, key3; } keyed;
@@ -66,9 +82,7 @@ int scan_build_configs(int n_layers, const scan_sweep *sw, scan_config **out, in
                 snprintf(k->c.spec, sizeof k->c.spec, "blocks:%d,%d", i, j);
                 k->c.i = i;
                 k->c.j = j;
-                char spec[32];
-                snprintf(spec, sizeof spec, "%d,%d", i, j);
-                path_from_blocks(spec, N, &k->c.path);
+                block_path(i, j, N, &k->c.path);
                 k->key1 = sw->order == ORDER_COARSE ? -coarseness(i, j, N) : 0;
                 k->key2 = i;
                 k->key3 = j;
@@ -81,6 +95,7 @@ int scan_build_configs(int n_layers, const scan_sweep *sw, scan_config **out, in
     path_baseline(N, &c[0].path);
     for (int k = 0; k < n; k++) c[k + 1] = ks[k].c;
     free(ks);
+    for (int k = 0; k <= n; k++) c[k].key = path_canonical(&c[k].path);
     *out = c;
     *n_out = n + 1;
     return 0;
@@ -160,11 +175,9 @@ static int save_outputs(store *st, const tokenizer *tok, const evalset *es, cons
         names[s] = evalset_set_name(es, s);
         sums[s] /= evalset_set_items(es, s);
     }
-    char *canon = path_canonical(&c->path);
-    store_result r = {canon, seconds, prompt_tokens, gen_tokens, rs->layer_tokens_done, rs->layer_tokens_naive,
+    store_result r = {c->key, seconds, prompt_tokens, gen_tokens, rs->layer_tokens_done, rs->layer_tokens_naive,
                       names, sums, n_sets, items, n};
     rc = store_save_result(st, &r);
-    free(canon);
 done:
     for (int k = 0; k < n; k++) { free(texts[k]); free(parsed[k]); }
     free(items); free(texts); free(parsed); free(sums); free(names);
@@ -181,9 +194,7 @@ int scan_run(store *st, const model *m, const tokenizer *tok, const evalset *es,
     sum->total = n_cfgs;
     int *todo = xmalloc((size_t)n_cfgs * sizeof *todo), n_todo = 0;
     for (int k = 0; k < n_cfgs; k++) {
-        char *canon = path_canonical(&cfgs[k].path);
-        int d = store_is_done(st, canon);
-        free(canon);
+        int d = store_is_done(st, cfgs[k].key);
         if (d < 0) { free(todo); return -1; }
         if (d) sum->done_before++;
         else todo[n_todo++] = k;
@@ -209,9 +220,7 @@ int scan_run(store *st, const model *m, const tokenizer *tok, const evalset *es,
     int rc = 0;
     for (int t = 0; t < n_todo; t++) {
         const scan_config *c = &cfgs[todo[t]];
-        char *canon = path_canonical(&c->path);
-        rc = store_mark_running(st, canon);
-        free(canon);
+        rc = store_mark_running(st, c->key);
         if (rc) break;
         double t0 = rys_now();
         gen_output *outs = xcalloc((size_t)n, sizeof *outs);

@@ -16,6 +16,7 @@ typedef struct {
     char spec[48];          /* "baseline", "blocks:i,j", "repeat:L,r" */
     int i, j;               /* block bounds, -1 for others */
     layer_path path;
+    char *key;              /* path_canonical(&path): the store's key, made once */
 } scan_config;
 
 enum scan_order { ORDER_ROWS, ORDER_COARSE };
@@ -29,7 +30,8 @@ typedef struct {
     int max_repeat;         /* repeat: traversals 2..max_repeat */
 } scan_sweep;
 
-/* The baseline first, then the sweep's configurations in order. */
+/* The baseline first, then the sweep's configurations in order, each with
+ * its path and key (free with scan_free_configs). */
 int scan_build_configs(int n_layers, const scan_sweep *sw, scan_config **out, int *n_out);
 void scan_free_configs(scan_config *c, int n);
 /* Parses "i0-i1,j0-j1" for --only. */

@@ -12,8 +12,7 @@
 #include <time.h>
 
 struct store {
-    sqlite3 *db;
-    char *path;
+    db_conn db;
 };
 
 /* Schema version 1 (documented in the README). */
@@ -79,22 +78,17 @@ static const char schema_sql[] =
     ");\n"
     "CREATE INDEX IF NOT EXISTS config_status ON config(status);\n";
 
-static int fail(store *st, const char *what) { return db_fail(st->db, st->path, what); }
-
-static int exec(store *st, const char *sql) { return db_exec(st->db, st->path, sql); }
-
 store *store_open(const char *path) {
     store *st = xcalloc(1, sizeof *st);
-    st->path = xstrdup(path);
-    if (!(st->db = db_open(path, schema_sql))) {
-        store_close(st);
+    if (db_open(&st->db, path, schema_sql)) {
+        free(st);
         return NULL;
     }
     sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(st->db, "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1')", -1, &q, NULL) != SQLITE_OK ||
+    if (sqlite3_prepare_v2(st->db.h, "INSERT OR IGNORE INTO meta(key, value) VALUES ('schema_version', '1')", -1, &q, NULL) != SQLITE_OK ||
         sqlite3_step(q) != SQLITE_DONE) {
         sqlite3_finalize(q);
-        fail(st, "cannot write metadata");
+        db_fail(&st->db, "cannot write metadata");
         store_close(st);
         return NULL;
     }
@@ -104,60 +98,56 @@ store *store_open(const char *path) {
 
 void store_close(store *st) {
     if (!st) return;
-    sqlite3_close(st->db);
-    free(st->path);
+    db_close(&st->db);
     free(st);
 }
 
-struct sqlite3 *store_db(store *st) { return st->db; }
-
 int store_set_identity(store *st, const store_identity *id) {
     sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(st->db, "SELECT model_sha256, settings, model_path FROM scan_run WHERE id = 1", -1, &q, NULL) != SQLITE_OK)
-        return fail(st, "reading the scan identity");
+    if (db_prepare(&st->db, "SELECT model_sha256, settings, model_path FROM scan_run WHERE id = 1", "reading the scan identity", &q))
+        return -1;
     int rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
         int bad = 0;
         if (strcmp(db_col_text(q, 0), id->model_sha256)) {
-            rys_seterr("%s: holds a scan of another model (%s, sha256 %.12s...); use another --db", st->path,
+            rys_seterr("%s: holds a scan of another model (%s, sha256 %.12s...); use another --db", st->db.path,
                        db_col_text(q, 2), db_col_text(q, 0));
             bad = 1;
         } else if (strcmp(db_col_text(q, 1), id->settings_json)) {
-            rys_seterr("%s: holds a scan with other settings (%s); use another --db", st->path, db_col_text(q, 1));
+            rys_seterr("%s: holds a scan with other settings (%s); use another --db", st->db.path, db_col_text(q, 1));
             bad = 1;
         }
         sqlite3_finalize(q);
         if (bad) return -1;
         for (int p = 0; p < id->n_probes; p++) {
-            if (sqlite3_prepare_v2(st->db, "SELECT sha256 FROM probe_set WHERE name = ?", -1, &q, NULL) != SQLITE_OK)
-                return fail(st, "reading probe sets");
+            if (db_prepare(&st->db, "SELECT sha256 FROM probe_set WHERE name = ?", "reading probe sets", &q)) return -1;
             sqlite3_bind_text(q, 1, id->probes[p].name, -1, SQLITE_STATIC);
             rc = sqlite3_step(q);
             if (rc != SQLITE_ROW || strcmp(db_col_text(q, 0), id->probes[p].sha256)) {
                 rys_seterr(rc == SQLITE_ROW ? "%s: probe set %s differs from the one this scan used (sha256 %.12s...); use another --db"
                                             : "%s: this scan did not use probe set %s%s; use another --db",
-                           st->path, id->probes[p].name, rc == SQLITE_ROW ? db_col_text(q, 0) : "");
+                           st->db.path, id->probes[p].name, rc == SQLITE_ROW ? db_col_text(q, 0) : "");
                 sqlite3_finalize(q);
                 return -1;
             }
             sqlite3_finalize(q);
         }
-        if (sqlite3_prepare_v2(st->db, "SELECT count(*) FROM probe_set", -1, &q, NULL) != SQLITE_OK) return fail(st, "reading probe sets");
+        if (db_prepare(&st->db, "SELECT count(*) FROM probe_set", "reading probe sets", &q)) return -1;
         sqlite3_step(q);
         int n = sqlite3_column_int(q, 0);
         sqlite3_finalize(q);
         if (n != id->n_probes) {
-            rys_seterr("%s: this scan used %d probe sets, not %d; use another --db", st->path, n, id->n_probes);
+            rys_seterr("%s: this scan used %d probe sets, not %d; use another --db", st->db.path, n, id->n_probes);
             return -1;
         }
         return 0;
     }
     sqlite3_finalize(q);
-    if (rc != SQLITE_DONE) return fail(st, "reading the scan identity");
+    if (rc != SQLITE_DONE) return db_fail(&st->db, "reading the scan identity");
     char ts[32];
     db_now_iso(ts, sizeof ts);
-    if (exec(st, "BEGIN IMMEDIATE")) return -1;
-    if (sqlite3_prepare_v2(st->db, "INSERT INTO scan_run(id, created_at, rys_version, model_path, model_sha256, arch, n_layers, settings) "
+    if (db_begin(&st->db)) return -1;
+    if (sqlite3_prepare_v2(st->db.h, "INSERT INTO scan_run(id, created_at, rys_version, model_path, model_sha256, arch, n_layers, settings) "
                                    "VALUES (1, ?, ?, ?, ?, ?, ?, ?)", -1, &q, NULL) != SQLITE_OK) goto err;
     sqlite3_bind_text(q, 1, ts, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(q, 2, RYS_VERSION, -1, SQLITE_STATIC);
@@ -170,7 +160,7 @@ int store_set_identity(store *st, const store_identity *id) {
     sqlite3_finalize(q);
     for (int p = 0; p < id->n_probes; p++) {
         const store_probe *pr = &id->probes[p];
-        if (sqlite3_prepare_v2(st->db, "INSERT INTO probe_set(name, path, sha256, kind, n_items, position) VALUES (?,?,?,?,?,?)",
+        if (sqlite3_prepare_v2(st->db.h, "INSERT INTO probe_set(name, path, sha256, kind, n_items, position) VALUES (?,?,?,?,?,?)",
                                -1, &q, NULL) != SQLITE_OK) goto err;
         sqlite3_bind_text(q, 1, pr->name, -1, SQLITE_STATIC);
         sqlite3_bind_text(q, 2, pr->path, -1, SQLITE_STATIC);
@@ -181,17 +171,17 @@ int store_set_identity(store *st, const store_identity *id) {
         if (sqlite3_step(q) != SQLITE_DONE) { sqlite3_finalize(q); goto err; }
         sqlite3_finalize(q);
     }
-    return exec(st, "COMMIT");
+    return db_commit(&st->db);
 err:
-    fail(st, "recording the scan identity");
-    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    db_fail(&st->db, "recording the scan identity");
+    db_rollback(&st->db);
     return -1;
 }
 
 int store_add_configs(store *st, const store_config *cfgs, int n) {
-    if (exec(st, "BEGIN IMMEDIATE")) return -1;
+    if (db_begin(&st->db)) return -1;
     sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(st->db, "INSERT OR IGNORE INTO config(path, spec, i, j, extra_layers, sweep_order) VALUES (?,?,?,?,?,?)",
+    if (sqlite3_prepare_v2(st->db.h, "INSERT OR IGNORE INTO config(path, spec, i, j, extra_layers, sweep_order) VALUES (?,?,?,?,?,?)",
                            -1, &q, NULL) != SQLITE_OK) goto err;
     for (int k = 0; k < n; k++) {
         const store_config *c = &cfgs[k];
@@ -205,17 +195,16 @@ int store_add_configs(store *st, const store_config *cfgs, int n) {
         if (sqlite3_step(q) != SQLITE_DONE) { sqlite3_finalize(q); goto err; }
     }
     sqlite3_finalize(q);
-    return exec(st, "COMMIT");
+    return db_commit(&st->db);
 err:
-    fail(st, "adding configurations");
-    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    db_fail(&st->db, "adding configurations");
+    db_rollback(&st->db);
     return -1;
 }
 
 int store_is_done(store *st, const char *path) {
     sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(st->db, "SELECT status FROM config WHERE path = ?", -1, &q, NULL) != SQLITE_OK)
-        return fail(st, "reading configurations");
+    if (db_prepare(&st->db, "SELECT status FROM config WHERE path = ?", "reading configurations", &q)) return -1;
     sqlite3_bind_text(q, 1, path, -1, SQLITE_STATIC);
     int done = sqlite3_step(q) == SQLITE_ROW && !strcmp(db_col_text(q, 0), "done");
     sqlite3_finalize(q);
@@ -226,11 +215,12 @@ int store_mark_running(store *st, const char *path) {
     char ts[32];
     db_now_iso(ts, sizeof ts);
     sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(st->db, "UPDATE config SET status = 'running', started_at = ? WHERE path = ? AND status != 'done'",
-                           -1, &q, NULL) != SQLITE_OK) return fail(st, "updating a configuration");
+    if (db_prepare(&st->db, "UPDATE config SET status = 'running', started_at = ? WHERE path = ? AND status != 'done'",
+                   "updating a configuration", &q))
+        return -1;
     sqlite3_bind_text(q, 1, ts, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(q, 2, path, -1, SQLITE_STATIC);
-    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : fail(st, "updating a configuration");
+    int rc = sqlite3_step(q) == SQLITE_DONE ? 0 : db_fail(&st->db, "updating a configuration");
     sqlite3_finalize(q);
     return rc;
 }
@@ -239,17 +229,17 @@ int store_save_result(store *st, const store_result *r) {
     char ts[32];
     db_now_iso(ts, sizeof ts);
     sqlite3_stmt *q = NULL;
-    if (exec(st, "BEGIN IMMEDIATE")) return -1;
-    if (sqlite3_prepare_v2(st->db, "SELECT id FROM config WHERE path = ?", -1, &q, NULL) != SQLITE_OK) goto err;
+    if (db_begin(&st->db)) return -1;
+    if (sqlite3_prepare_v2(st->db.h, "SELECT id FROM config WHERE path = ?", -1, &q, NULL) != SQLITE_OK) goto err;
     sqlite3_bind_text(q, 1, r->path, -1, SQLITE_STATIC);
-    if (sqlite3_step(q) != SQLITE_ROW) { sqlite3_finalize(q); rys_seterr("%s: unknown configuration %s", st->path, r->path); goto rollback; }
+    if (sqlite3_step(q) != SQLITE_ROW) { sqlite3_finalize(q); rys_seterr("%s: unknown configuration %s", st->db.path, r->path); goto rollback; }
     sqlite3_int64 id = sqlite3_column_int64(q, 0);
     sqlite3_finalize(q);
     /* a configuration redone after a kill replaces whatever the old attempt left */
     char del[128];
     snprintf(del, sizeof del, "DELETE FROM score WHERE config_id = %lld; DELETE FROM item WHERE config_id = %lld;", (long long)id, (long long)id);
-    if (exec(st, del)) goto rollback;
-    if (sqlite3_prepare_v2(st->db, "INSERT INTO score(config_id, probe, score) VALUES (?,?,?)", -1, &q, NULL) != SQLITE_OK) goto err;
+    if (db_exec(&st->db, del)) goto rollback;
+    if (sqlite3_prepare_v2(st->db.h, "INSERT INTO score(config_id, probe, score) VALUES (?,?,?)", -1, &q, NULL) != SQLITE_OK) goto err;
     for (int p = 0; p < r->n_probes; p++) {
         sqlite3_reset(q);
         sqlite3_bind_int64(q, 1, id);
@@ -258,7 +248,7 @@ int store_save_result(store *st, const store_result *r) {
         if (sqlite3_step(q) != SQLITE_DONE) { sqlite3_finalize(q); goto err; }
     }
     sqlite3_finalize(q);
-    if (sqlite3_prepare_v2(st->db, "INSERT INTO item(config_id, probe, item_key, generated, parsed, score) VALUES (?,?,?,?,?,?)",
+    if (sqlite3_prepare_v2(st->db.h, "INSERT INTO item(config_id, probe, item_key, generated, parsed, score) VALUES (?,?,?,?,?,?)",
                            -1, &q, NULL) != SQLITE_OK) goto err;
     for (int k = 0; k < r->n_items; k++) {
         const store_item *it = &r->items[k];
@@ -272,7 +262,7 @@ int store_save_result(store *st, const store_result *r) {
         if (sqlite3_step(q) != SQLITE_DONE) { sqlite3_finalize(q); goto err; }
     }
     sqlite3_finalize(q);
-    if (sqlite3_prepare_v2(st->db, "UPDATE config SET status = 'done', finished_at = ?, seconds = ?, prompt_tokens = ?, "
+    if (sqlite3_prepare_v2(st->db.h, "UPDATE config SET status = 'done', finished_at = ?, seconds = ?, prompt_tokens = ?, "
                                    "generated_tokens = ?, layer_tokens_done = ?, layer_tokens_naive = ? WHERE id = ?",
                            -1, &q, NULL) != SQLITE_OK) goto err;
     sqlite3_bind_text(q, 1, ts, -1, SQLITE_TRANSIENT);
@@ -284,21 +274,169 @@ int store_save_result(store *st, const store_result *r) {
     sqlite3_bind_int64(q, 7, id);
     if (sqlite3_step(q) != SQLITE_DONE) { sqlite3_finalize(q); goto err; }
     sqlite3_finalize(q);
-    return exec(st, "COMMIT");
+    return db_commit(&st->db);
 err:
-    fail(st, "saving a result");
+    db_fail(&st->db, "saving a result");
 rollback:
-    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    db_rollback(&st->db);
     return -1;
 }
 
 int store_counts(store *st, int *total, int *done) {
     sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(st->db, "SELECT count(*), coalesce(sum(status = 'done'), 0) FROM config", -1, &q, NULL) != SQLITE_OK)
-        return fail(st, "counting configurations");
+    if (db_prepare(&st->db, "SELECT count(*), coalesce(sum(status = 'done'), 0) FROM config", "counting configurations", &q))
+        return -1;
     sqlite3_step(q);
     *total = sqlite3_column_int(q, 0);
     *done = sqlite3_column_int(q, 1);
     sqlite3_finalize(q);
+    return 0;
+}
+
+store *store_open_readonly(const char *path) {
+    store *st = xcalloc(1, sizeof *st);
+    if (db_open_readonly(&st->db, path)) {
+        free(st);
+        return NULL;
+    }
+    return st;
+}
+
+int store_get_run(store *st, char **model_path, int *n_layers) {
+    sqlite3_stmt *q;
+    /* a failing query means no scan tables: the file may hold `rys validate` results alone */
+    if (sqlite3_prepare_v2(st->db.h, "SELECT n_layers, model_path FROM scan_run WHERE id = 1", -1, &q, NULL) != SQLITE_OK) return 0;
+    int found = sqlite3_step(q) == SQLITE_ROW;
+    if (found) {
+        *n_layers = sqlite3_column_int(q, 0);
+        *model_path = db_col_dup(q, 1);
+    }
+    sqlite3_finalize(q);
+    return found;
+}
+
+int store_probe_sets(store *st, store_probe_set **out, int *n) {
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *q;
+    if (db_prepare(&st->db, "SELECT name, kind FROM probe_set ORDER BY position", "reading probe sets", &q)) return -1;
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        *out = xrealloc(*out, (size_t)(*n + 1) * sizeof **out);
+        (*out)[(*n)++] = (store_probe_set){db_col_dup(q, 0), db_col_dup(q, 1)};
+    }
+    sqlite3_finalize(q);
+    if (rc == SQLITE_DONE) return 0;
+    store_probe_sets_free(*out, *n);
+    *out = NULL;
+    *n = 0;
+    return db_fail(&st->db, "reading probe sets");
+}
+
+void store_probe_sets_free(store_probe_set *sets, int n) {
+    for (int k = 0; k < n; k++) {
+        free(sets[k].name);
+        free(sets[k].kind);
+    }
+    free(sets);
+}
+
+int store_done_configs(store *st, const char *const *probes, int n_probes, store_done **out, int *n) {
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *q = NULL, *sq = NULL;
+    int cap = 0, rc = -1;
+    if (db_prepare(&st->db, "SELECT id, spec, coalesce(i, -1), coalesce(j, -1), extra_layers FROM config "
+                            "WHERE status = 'done' ORDER BY sweep_order, id", "reading configurations", &q) ||
+        db_prepare(&st->db, "SELECT score FROM score WHERE config_id = ? AND probe = ?", "reading scores", &sq))
+        goto out;
+    int step;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 64;
+            *out = xrealloc(*out, (size_t)cap * sizeof **out);
+        }
+        store_done *c = &(*out)[(*n)++];
+        *c = (store_done){db_col_dup(q, 1), sqlite3_column_int(q, 2), sqlite3_column_int(q, 3), sqlite3_column_int(q, 4),
+                          xcalloc((size_t)(n_probes ? n_probes : 1), sizeof *c->scores), true};
+        for (int p = 0; p < n_probes; p++) {
+            sqlite3_reset(sq);
+            sqlite3_bind_int64(sq, 1, sqlite3_column_int64(q, 0));
+            sqlite3_bind_text(sq, 2, probes[p], -1, SQLITE_STATIC);
+            if (sqlite3_step(sq) == SQLITE_ROW) c->scores[p] = sqlite3_column_double(sq, 0);
+            else c->complete = false;
+        }
+    }
+    if (step != SQLITE_DONE) { db_fail(&st->db, "reading configurations"); goto out; }
+    rc = 0;
+out:
+    sqlite3_finalize(sq);
+    sqlite3_finalize(q);
+    if (rc) {
+        store_done_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+void store_done_free(store_done *rows, int n) {
+    for (int k = 0; k < n; k++) {
+        free(rows[k].spec);
+        free(rows[k].scores);
+    }
+    free(rows);
+}
+
+int store_best_configs(store *st, int top, store_best **out, int *n) {
+    *out = NULL;
+    *n = 0;
+    /* per configuration, the sum of its deltas and each delta as text; printf
+     * in SQL so that the text is the same wherever it is shown */
+    static const char sql[] =
+        "WITH base AS (SELECT s.probe, s.score FROM score s JOIN config c ON c.id = s.config_id WHERE c.spec = 'baseline'), "
+        "d AS (SELECT c.spec, c.extra_layers, s.probe, s.score - b.score AS delta FROM score s JOIN config c ON c.id = s.config_id "
+        "      JOIN base b ON b.probe = s.probe WHERE c.spec != 'baseline' AND c.status = 'done') "
+        "SELECT spec, extra_layers, sum(delta), group_concat(probe || '=' || printf('%+.4f', delta), ' ') FROM d "
+        "GROUP BY spec ORDER BY sum(delta) DESC LIMIT ?";
+    sqlite3_stmt *q;
+    if (db_prepare(&st->db, sql, "ranking configurations", &q)) return -1;
+    sqlite3_bind_int(q, 1, top);
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        *out = xrealloc(*out, (size_t)(*n + 1) * sizeof **out);
+        (*out)[(*n)++] = (store_best){db_col_dup(q, 0), sqlite3_column_int(q, 1), sqlite3_column_double(q, 2), db_col_dup(q, 3)};
+    }
+    sqlite3_finalize(q);
+    if (rc == SQLITE_DONE) return 0;
+    store_best_free(*out, *n);
+    *out = NULL;
+    *n = 0;
+    return db_fail(&st->db, "ranking configurations");
+}
+
+void store_best_free(store_best *rows, int n) {
+    for (int k = 0; k < n; k++) {
+        free(rows[k].spec);
+        free(rows[k].deltas);
+    }
+    free(rows);
+}
+
+int store_get_progress(store *st, store_progress *p) {
+    memset(p, 0, sizeof *p);
+    if (store_counts(st, &p->total, &p->done)) return -1;
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(st->db.h, "SELECT count(*), (julianday(max(finished_at)) - julianday(min(started_at))) * 86400 FROM config "
+                                     "WHERE status = 'done' AND spec != 'baseline'", -1, &q, NULL) == SQLITE_OK) {
+        if (sqlite3_step(q) == SQLITE_ROW && sqlite3_column_double(q, 1) > 0)
+            p->configs_per_minute = sqlite3_column_int(q, 0) / sqlite3_column_double(q, 1) * 60.0;
+        sqlite3_finalize(q);
+    }
+    if (sqlite3_prepare_v2(st->db.h, "SELECT spec FROM config WHERE status = 'running' ORDER BY started_at DESC LIMIT 1", -1, &q,
+                           NULL) == SQLITE_OK) {
+        if (sqlite3_step(q) == SQLITE_ROW) snprintf(p->running, sizeof p->running, "%s", db_col_text(q, 0));
+        sqlite3_finalize(q);
+    }
     return 0;
 }

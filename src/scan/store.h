@@ -12,8 +12,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct sqlite3;
-
 typedef struct store store;
 
 typedef struct {
@@ -74,6 +72,59 @@ int store_save_result(store *st, const store_result *r);
 int store_counts(store *st, int *total, int *done);
 /* Marks a configuration as being worked on (for --status). */
 int store_mark_running(store *st, const char *path);
-/* The underlying connection, for read-only queries (report, status). */
-struct sqlite3 *store_db(store *st);
+
+/* ---- reading (report, --status, searches) ------------------------------------ */
+
+/* Opens an existing store read-only, creating and changing nothing, so a
+ * report can be made while a scan is still writing. NULL + error. */
+store *store_open_readonly(const char *path);
+/* 1 with the scanned model's path (malloc'd) and layer count when the file
+ * holds a scan identity; 0 when it holds none (a database of `rys validate`
+ * results alone has no scan tables) or cannot be read as a scan. */
+int store_get_run(store *st, char **model_path, int *n_layers);
+
+typedef struct {
+    char *name, *kind;
+} store_probe_set;
+
+/* The probe sets in the order the scan scores them. 0, or -1 + error. */
+int store_probe_sets(store *st, store_probe_set **out, int *n);
+void store_probe_sets_free(store_probe_set *sets, int n);
+
+typedef struct {
+    char *spec;
+    int i, j;               /* block bounds, or -1 */
+    int extra_layers;
+    double *scores;         /* one per probe set asked for, in that order */
+    bool complete;          /* every probe set asked for has a score */
+} store_done;
+
+/* The done configurations in sweep order with their scores on the named
+ * probe sets. 0, or -1 + error. */
+int store_done_configs(store *st, const char *const *probes, int n_probes, store_done **out, int *n);
+void store_done_free(store_done *rows, int n);
+
+typedef struct {
+    char *spec;
+    int extra_layers;
+    double combined;        /* sum over probe sets of score - baseline score */
+    char *deltas;           /* "math_16=+0.0625 eq_16=-0.0100" */
+} store_best;
+
+/* At most top done configurations by combined delta, best first (none
+ * without a scored baseline). 0, or -1 + error. */
+int store_best_configs(store *st, int top, store_best **out, int *n);
+void store_best_free(store_best *rows, int n);
+
+typedef struct {
+    int total, done;
+    /* done non-baseline configurations per minute between the first start
+     * and the last finish; 0 when that span is unknown */
+    double configs_per_minute;
+    char running[64];       /* spec of the configuration started last and not done, "" if none (truncated) */
+} store_progress;
+
+/* Progress of the scan for --status. 0, or -1 + error when even the counts
+ * cannot be read (the rate and the running one are best effort). */
+int store_get_progress(store *st, store_progress *p);
 #endif

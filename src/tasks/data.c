@@ -45,12 +45,8 @@ static const data_package registry[] = {
      RULES(kheops_rules)},
 };
 
-int data_packages_count(void) { return (int)(sizeof registry / sizeof registry[0]); }
-
-const data_package *data_package_get(int i) { return i >= 0 && i < data_packages_count() ? &registry[i] : NULL; }
-
 const data_package *data_package_find(const char *name) {
-    for (int i = 0; i < data_packages_count(); i++)
+    for (size_t i = 0; i < sizeof registry / sizeof registry[0]; i++)
         if (!strcmp(registry[i].name, name)) return &registry[i];
     return NULL;
 }

@@ -30,8 +30,6 @@ typedef struct {
     const data_member_rule *rules;
 } data_package;
 
-int data_packages_count(void);
-const data_package *data_package_get(int i);
 /* NULL when name is not a known data package (no error set). */
 const data_package *data_package_find(const char *name);
 

@@ -12,8 +12,7 @@
 #include <time.h>
 
 struct validate_store {
-    sqlite3 *db;
-    char *path;
+    db_conn db;
 };
 
 static const char schema_sql[] =
@@ -80,15 +79,10 @@ static const char schema_sql[] =
     "    PRIMARY KEY (config_id, task_id, doc_id, choice, uncond)\n"
     ");\n";
 
-static int fail(validate_store *st, const char *what) { return db_fail(st->db, st->path, what); }
-
-static int exec(validate_store *st, const char *sql) { return db_exec(st->db, st->path, sql); }
-
 validate_store *validate_store_open(const char *path) {
     validate_store *st = xcalloc(1, sizeof *st);
-    st->path = xstrdup(path);
-    if (!(st->db = db_open(path, schema_sql))) {
-        validate_store_close(st);
+    if (db_open(&st->db, path, schema_sql)) {
+        free(st);
         return NULL;
     }
     return st;
@@ -96,49 +90,44 @@ validate_store *validate_store_open(const char *path) {
 
 void validate_store_close(validate_store *st) {
     if (!st) return;
-    sqlite3_close(st->db);
-    free(st->path);
+    db_close(&st->db);
     free(st);
 }
-
-struct sqlite3 *validate_store_db(validate_store *st) { return st->db; }
 
 int validate_store_identity(validate_store *st, const char *model_path, const char *model_sha256, const char *arch,
                             int n_layers) {
     sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(st->db, "SELECT model_sha256, model_path FROM val_run WHERE id = 1", -1, &q, NULL) != SQLITE_OK)
-        return fail(st, "reading the model");
+    if (db_prepare(&st->db, "SELECT model_sha256, model_path FROM val_run WHERE id = 1", "reading the model", &q)) return -1;
     int rc = sqlite3_step(q);
     if (rc == SQLITE_ROW) {
         bool same = !strcmp(db_col_text(q, 0), model_sha256);
         if (!same)
-            rys_seterr("%s: holds validation results of another model (%s, sha256 %.12s...); use another --db", st->path,
+            rys_seterr("%s: holds validation results of another model (%s, sha256 %.12s...); use another --db", st->db.path,
                        db_col_text(q, 1), db_col_text(q, 0));
         sqlite3_finalize(q);
         return same ? 0 : -1;
     }
     sqlite3_finalize(q);
-    if (rc != SQLITE_DONE) return fail(st, "reading the model");
+    if (rc != SQLITE_DONE) return db_fail(&st->db, "reading the model");
     char ts[32];
     db_now_iso(ts, sizeof ts);
-    if (sqlite3_prepare_v2(st->db, "INSERT INTO val_run(id, created_at, rys_version, model_path, model_sha256, arch, n_layers) "
-                                   "VALUES (1, ?, ?, ?, ?, ?, ?)", -1, &q, NULL) != SQLITE_OK)
-        return fail(st, "recording the model");
+    if (db_prepare(&st->db, "INSERT INTO val_run(id, created_at, rys_version, model_path, model_sha256, arch, n_layers) "
+                            "VALUES (1, ?, ?, ?, ?, ?, ?)", "recording the model", &q))
+        return -1;
     sqlite3_bind_text(q, 1, ts, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(q, 2, RYS_VERSION, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 3, model_path, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 4, model_sha256, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 5, arch, -1, SQLITE_STATIC);
     sqlite3_bind_int(q, 6, n_layers);
-    rc = sqlite3_step(q) == SQLITE_DONE ? 0 : fail(st, "recording the model");
+    rc = sqlite3_step(q) == SQLITE_DONE ? 0 : db_fail(&st->db, "recording the model");
     sqlite3_finalize(q);
     return rc;
 }
 
 int validate_store_task(validate_store *st, const task_set *ts, long long *task_id) {
     sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(st->db, "SELECT id, sha256 FROM val_task WHERE name = ? AND variant = ?", -1, &q, NULL) != SQLITE_OK)
-        return fail(st, "reading tasks");
+    if (db_prepare(&st->db, "SELECT id, sha256 FROM val_task WHERE name = ? AND variant = ?", "reading tasks", &q)) return -1;
     sqlite3_bind_text(q, 1, ts->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, ts->variant, -1, SQLITE_STATIC);
     int rc = sqlite3_step(q);
@@ -147,23 +136,23 @@ int validate_store_task(validate_store *st, const task_set *ts, long long *task_
         bool same = !strcmp(db_col_text(q, 1), ts->sha256);
         if (!same)
             rys_seterr("%s: task %s:%s was scored from another data file (sha256 %.12s..., now %.12s... in %s); use another --db",
-                       st->path, ts->name, ts->variant, db_col_text(q, 1), ts->sha256, ts->file);
+                       st->db.path, ts->name, ts->variant, db_col_text(q, 1), ts->sha256, ts->file);
         sqlite3_finalize(q);
         return same ? 0 : -1;
     }
     sqlite3_finalize(q);
-    if (rc != SQLITE_DONE) return fail(st, "reading tasks");
-    if (sqlite3_prepare_v2(st->db, "INSERT INTO val_task(name, variant, file, sha256, primary_metric) VALUES (?,?,?,?,?)", -1, &q,
-                           NULL) != SQLITE_OK)
-        return fail(st, "recording a task");
+    if (rc != SQLITE_DONE) return db_fail(&st->db, "reading tasks");
+    if (db_prepare(&st->db, "INSERT INTO val_task(name, variant, file, sha256, primary_metric) VALUES (?,?,?,?,?)",
+                   "recording a task", &q))
+        return -1;
     sqlite3_bind_text(q, 1, ts->name, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, ts->variant, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 3, ts->file, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 4, ts->sha256, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 5, ts->primary_metric, -1, SQLITE_STATIC);
-    rc = sqlite3_step(q) == SQLITE_DONE ? 0 : fail(st, "recording a task");
+    rc = sqlite3_step(q) == SQLITE_DONE ? 0 : db_fail(&st->db, "recording a task");
     sqlite3_finalize(q);
-    *task_id = sqlite3_last_insert_rowid(st->db);
+    *task_id = sqlite3_last_insert_rowid(st->db.h);
     return rc;
 }
 
@@ -171,25 +160,19 @@ int validate_store_config(validate_store *st, const validate_config *c, long lon
     char *canon = path_canonical(&c->path);
     sqlite3_stmt *q;
     int rc = -1;
-    if (sqlite3_prepare_v2(st->db, "INSERT OR IGNORE INTO val_config(path, spec) VALUES (?, ?)", -1, &q, NULL) != SQLITE_OK) {
-        fail(st, "recording a configuration");
-        goto out;
-    }
+    if (db_prepare(&st->db, "INSERT OR IGNORE INTO val_config(path, spec) VALUES (?, ?)", "recording a configuration", &q)) goto out;
     sqlite3_bind_text(q, 1, canon, -1, SQLITE_STATIC);
     sqlite3_bind_text(q, 2, c->spec, -1, SQLITE_STATIC);
     int step = sqlite3_step(q);
     sqlite3_finalize(q);
-    if (step != SQLITE_DONE) { fail(st, "recording a configuration"); goto out; }
-    if (sqlite3_prepare_v2(st->db, "SELECT id FROM val_config WHERE path = ?", -1, &q, NULL) != SQLITE_OK) {
-        fail(st, "reading configurations");
-        goto out;
-    }
+    if (step != SQLITE_DONE) { db_fail(&st->db, "recording a configuration"); goto out; }
+    if (db_prepare(&st->db, "SELECT id FROM val_config WHERE path = ?", "reading configurations", &q)) goto out;
     sqlite3_bind_text(q, 1, canon, -1, SQLITE_STATIC);
     if (sqlite3_step(q) == SQLITE_ROW) {
         *config_id = sqlite3_column_int64(q, 0);
         rc = 0;
     } else {
-        fail(st, "reading configurations");
+        db_fail(&st->db, "reading configurations");
     }
     sqlite3_finalize(q);
 out:
@@ -221,11 +204,8 @@ int validate_store_load(validate_store *st, long long config_id, long long task_
             return -1;
         }
     sqlite3_stmt *q = NULL;
-    if (sqlite3_prepare_v2(st->db, "SELECT doc_id, n_choices FROM val_doc WHERE config_id = ? AND task_id = ?", -1, &q, NULL) !=
-        SQLITE_OK) {
-        fail(st, "reading documents");
+    if (db_prepare(&st->db, "SELECT doc_id, n_choices FROM val_doc WHERE config_id = ? AND task_id = ?", "reading documents", &q))
         goto out;
-    }
     sqlite3_bind_int64(q, 1, config_id);
     sqlite3_bind_int64(q, 2, task_id);
     int loaded = 0, rc;
@@ -233,28 +213,25 @@ int validate_store_load(validate_store *st, long long config_id, long long task_
         int d = find_doc(keys, ts->n_docs, db_col_text(q, 0));
         if (d < 0) continue;    /* scored in a run with another --limit */
         if (sqlite3_column_int(q, 1) != docs[d].n_choices) {
-            rys_seterr("%s: document %s has %d choices recorded, %d in %s", st->path, ts->docs[d].doc_id, sqlite3_column_int(q, 1),
+            rys_seterr("%s: document %s has %d choices recorded, %d in %s", st->db.path, ts->docs[d].doc_id, sqlite3_column_int(q, 1),
                        docs[d].n_choices, ts->file);
             goto out;
         }
         done[d] = true;
         loaded++;
     }
-    if (rc != SQLITE_DONE) { fail(st, "reading documents"); goto out; }
+    if (rc != SQLITE_DONE) { db_fail(&st->db, "reading documents"); goto out; }
     sqlite3_finalize(q);
-    if (sqlite3_prepare_v2(st->db, "SELECT doc_id, choice, uncond, logprob, n_tokens, n_chars, greedy FROM val_request "
-                                   "WHERE config_id = ? AND task_id = ?", -1, &q, NULL) != SQLITE_OK) {
-        q = NULL;
-        fail(st, "reading requests");
+    if (db_prepare(&st->db, "SELECT doc_id, choice, uncond, logprob, n_tokens, n_chars, greedy FROM val_request "
+                            "WHERE config_id = ? AND task_id = ?", "reading requests", &q))
         goto out;
-    }
     sqlite3_bind_int64(q, 1, config_id);
     sqlite3_bind_int64(q, 2, task_id);
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         int d = find_doc(keys, ts->n_docs, db_col_text(q, 0)), c = sqlite3_column_int(q, 1);
         if (d < 0 || !done[d]) continue;
         if (c < 0 || c >= docs[d].n_choices) {
-            rys_seterr("%s: document %s: request for choice %d of %d", st->path, ts->docs[d].doc_id, c, docs[d].n_choices);
+            rys_seterr("%s: document %s: request for choice %d of %d", st->db.path, ts->docs[d].doc_id, c, docs[d].n_choices);
             goto out;
         }
         choice_score *s = &docs[d].choices[c];
@@ -269,7 +246,7 @@ int validate_store_load(validate_store *st, long long config_id, long long task_
             s->greedy = sqlite3_column_int(q, 6) != 0;
         }
     }
-    if (rc != SQLITE_DONE) { fail(st, "reading requests"); goto out; }
+    if (rc != SQLITE_DONE) { db_fail(&st->db, "reading requests"); goto out; }
     n = loaded;
 out:
     sqlite3_finalize(q);
@@ -299,7 +276,7 @@ static int save_doc(validate_store *st, sqlite3_stmt *qd, sqlite3_stmt *qr, long
             sqlite3_bind_int(qd, 8 + METRIC_COUNT + k, p == D->label);
         }
     }
-    if (sqlite3_step(qd) != SQLITE_DONE) return fail(st, "saving a document");
+    if (sqlite3_step(qd) != SQLITE_DONE) return db_fail(&st->db, "saving a document");
     for (int c = 0; c < doc->n_choices; c++) {
         const choice_score *s = &doc->choices[c];
         for (int u = 0; u < (isnan(s->uncond_logprob) ? 1 : 2); u++) {
@@ -313,7 +290,7 @@ static int save_doc(validate_store *st, sqlite3_stmt *qd, sqlite3_stmt *qr, long
             sqlite3_bind_int(qr, 7, u ? s->uncond_n_tokens : s->n_tokens);
             sqlite3_bind_int(qr, 8, s->n_chars);
             sqlite3_bind_int(qr, 9, u ? s->uncond_greedy : s->greedy);
-            if (sqlite3_step(qr) != SQLITE_DONE) return fail(st, "saving a request");
+            if (sqlite3_step(qr) != SQLITE_DONE) return db_fail(&st->db, "saving a request");
         }
     }
     return 0;
@@ -321,16 +298,16 @@ static int save_doc(validate_store *st, sqlite3_stmt *qd, sqlite3_stmt *qr, long
 
 int validate_store_save(validate_store *st, long long config_id, long long task_id, const task_set *ts, int d0, int d1,
                         const validate_doc *docs, const validate_chunk_stats *stats) {
-    if (d0 < 0 || d1 > ts->n_docs || d0 >= d1) { rys_seterr("%s: empty chunk %d..%d", st->path, d0, d1); return -1; }
+    if (d0 < 0 || d1 > ts->n_docs || d0 >= d1) { rys_seterr("%s: empty chunk %d..%d", st->db.path, d0, d1); return -1; }
     sqlite3_stmt *del_d = NULL, *del_r = NULL, *qd = NULL, *qr = NULL, *qc = NULL;
-    if (exec(st, "BEGIN IMMEDIATE")) return -1;
-    if (sqlite3_prepare_v2(st->db, "DELETE FROM val_doc WHERE config_id = ? AND task_id = ? AND doc_id = ?", -1, &del_d, NULL) ||
-        sqlite3_prepare_v2(st->db, "DELETE FROM val_request WHERE config_id = ? AND task_id = ? AND doc_id = ?", -1, &del_r, NULL) ||
-        sqlite3_prepare_v2(st->db, "INSERT INTO val_doc VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &qd, NULL) ||
-        sqlite3_prepare_v2(st->db, "INSERT INTO val_request VALUES (?,?,?,?,?,?,?,?,?)", -1, &qr, NULL) ||
-        sqlite3_prepare_v2(st->db, "INSERT INTO val_chunk(config_id, task_id, first_doc, n_docs, seconds, layer_tokens_done, "
+    if (db_begin(&st->db)) return -1;
+    if (sqlite3_prepare_v2(st->db.h, "DELETE FROM val_doc WHERE config_id = ? AND task_id = ? AND doc_id = ?", -1, &del_d, NULL) ||
+        sqlite3_prepare_v2(st->db.h, "DELETE FROM val_request WHERE config_id = ? AND task_id = ? AND doc_id = ?", -1, &del_r, NULL) ||
+        sqlite3_prepare_v2(st->db.h, "INSERT INTO val_doc VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &qd, NULL) ||
+        sqlite3_prepare_v2(st->db.h, "INSERT INTO val_request VALUES (?,?,?,?,?,?,?,?,?)", -1, &qr, NULL) ||
+        sqlite3_prepare_v2(st->db.h, "INSERT INTO val_chunk(config_id, task_id, first_doc, n_docs, seconds, layer_tokens_done, "
                                    "layer_tokens_naive, finished_at) VALUES (?,?,?,?,?,?,?,?)", -1, &qc, NULL)) {
-        fail(st, "saving results");
+        db_fail(&st->db, "saving results");
         goto rollback;
     }
     for (int d = d0; d < d1; d++) {
@@ -340,7 +317,7 @@ int validate_store_save(validate_store *st, long long config_id, long long task_
             sqlite3_bind_int64(dels[k], 1, config_id);
             sqlite3_bind_int64(dels[k], 2, task_id);
             sqlite3_bind_text(dels[k], 3, ts->docs[d].doc_id, -1, SQLITE_STATIC);
-            if (sqlite3_step(dels[k]) != SQLITE_DONE) { fail(st, "replacing results"); goto rollback; }
+            if (sqlite3_step(dels[k]) != SQLITE_DONE) { db_fail(&st->db, "replacing results"); goto rollback; }
         }
         if (save_doc(st, qd, qr, config_id, task_id, ts, d, &docs[d])) goto rollback;
     }
@@ -354,11 +331,135 @@ int validate_store_save(validate_store *st, long long config_id, long long task_
     sqlite3_bind_int64(qc, 6, stats->layer_tokens_done);
     sqlite3_bind_int64(qc, 7, stats->layer_tokens_naive);
     sqlite3_bind_text(qc, 8, ts_now, -1, SQLITE_TRANSIENT);
-    if (sqlite3_step(qc) != SQLITE_DONE) { fail(st, "saving chunk statistics"); goto rollback; }
+    if (sqlite3_step(qc) != SQLITE_DONE) { db_fail(&st->db, "saving chunk statistics"); goto rollback; }
     sqlite3_finalize(del_d); sqlite3_finalize(del_r); sqlite3_finalize(qd); sqlite3_finalize(qr); sqlite3_finalize(qc);
-    return exec(st, "COMMIT");
+    return db_commit(&st->db);
 rollback:
     sqlite3_finalize(del_d); sqlite3_finalize(del_r); sqlite3_finalize(qd); sqlite3_finalize(qr); sqlite3_finalize(qc);
-    sqlite3_exec(st->db, "ROLLBACK", NULL, NULL, NULL);
+    db_rollback(&st->db);
     return -1;
+}
+
+validate_store *validate_store_open_readonly(const char *path) {
+    validate_store *st = xcalloc(1, sizeof *st);
+    if (db_open_readonly(&st->db, path)) {
+        free(st);
+        return NULL;
+    }
+    return st;
+}
+
+/* Every read below reports its failure as this, whatever it was reading. */
+static const char read_what[] = "reading validation results";
+
+int validate_store_get_run(validate_store *st, char **model_path, int *n_layers) {
+    sqlite3_stmt *q;
+    /* a scan database without validation results has no val_run table at all */
+    if (db_prepare(&st->db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'val_run'", read_what, &q)) return -1;
+    if (sqlite3_step(q) != SQLITE_ROW) {
+        sqlite3_finalize(q);
+        return db_fail(&st->db, read_what);
+    }
+    int present = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    if (!present) return 0;
+    if (db_prepare(&st->db, "SELECT model_path, n_layers FROM val_run WHERE id = 1", read_what, &q)) return -1;
+    int found = sqlite3_step(q) == SQLITE_ROW;
+    if (found) {
+        *model_path = db_col_dup(q, 0);
+        *n_layers = sqlite3_column_int(q, 1);
+    }
+    sqlite3_finalize(q);
+    return found;
+}
+
+int validate_store_list_tasks(validate_store *st, validate_store_task_info **out, int *n) {
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *q;
+    if (db_prepare(&st->db, "SELECT id, name, variant, primary_metric FROM val_task ORDER BY id", read_what, &q)) return -1;
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        *out = xrealloc(*out, (size_t)(*n + 1) * sizeof **out);
+        (*out)[(*n)++] = (validate_store_task_info){sqlite3_column_int64(q, 0), db_col_dup(q, 1), db_col_dup(q, 2), db_col_dup(q, 3)};
+    }
+    sqlite3_finalize(q);
+    if (rc == SQLITE_DONE) return 0;
+    validate_store_tasks_free(*out, *n);
+    *out = NULL;
+    *n = 0;
+    return db_fail(&st->db, read_what);
+}
+
+void validate_store_tasks_free(validate_store_task_info *tasks, int n) {
+    for (int k = 0; k < n; k++) {
+        free(tasks[k].name);
+        free(tasks[k].variant);
+        free(tasks[k].primary_metric);
+    }
+    free(tasks);
+}
+
+int validate_store_list_configs(validate_store *st, validate_store_config_info **out, int *n) {
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *q;
+    if (db_prepare(&st->db, "SELECT id, spec FROM val_config ORDER BY id", read_what, &q)) return -1;
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        *out = xrealloc(*out, (size_t)(*n + 1) * sizeof **out);
+        (*out)[(*n)++] = (validate_store_config_info){sqlite3_column_int64(q, 0), db_col_dup(q, 1)};
+    }
+    sqlite3_finalize(q);
+    if (rc == SQLITE_DONE) return 0;
+    validate_store_configs_free(*out, *n);
+    *out = NULL;
+    *n = 0;
+    return db_fail(&st->db, read_what);
+}
+
+void validate_store_configs_free(validate_store_config_info *cfgs, int n) {
+    for (int k = 0; k < n; k++) free(cfgs[k].spec);
+    free(cfgs);
+}
+
+int validate_store_paired(validate_store *st, long long a_id, long long b_id, long long task_id, const char *metric,
+                          uint8_t **a_correct, uint8_t **b_correct, int *n) {
+    *a_correct = *b_correct = NULL;
+    *n = 0;
+    /* the column name goes into the SQL text, so it must be one of the known metrics, never whatever the file says */
+    if (metric_from_name(metric) < 0) {
+        rys_seterr("%s: unknown metric '%s'", st->db.path, metric);
+        return -1;
+    }
+    char sql[512];
+    snprintf(sql, sizeof sql,
+             "SELECT b.correct_%s, c.correct_%s FROM val_doc b JOIN val_doc c ON c.task_id = b.task_id AND c.doc_id = b.doc_id "
+             "WHERE b.config_id = ? AND c.config_id = ? AND b.task_id = ? AND b.correct_%s IS NOT NULL AND c.correct_%s IS NOT NULL "
+             "ORDER BY b.doc_index, b.doc_id", metric, metric, metric, metric);
+    sqlite3_stmt *q;
+    if (db_prepare(&st->db, sql, read_what, &q)) return -1;
+    sqlite3_bind_int64(q, 1, a_id);
+    sqlite3_bind_int64(q, 2, b_id);
+    sqlite3_bind_int64(q, 3, task_id);
+    int cap = 256, rc;
+    *a_correct = xmalloc((size_t)cap);
+    *b_correct = xmalloc((size_t)cap);
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap *= 2;
+            *a_correct = xrealloc(*a_correct, (size_t)cap);
+            *b_correct = xrealloc(*b_correct, (size_t)cap);
+        }
+        (*a_correct)[*n] = sqlite3_column_int(q, 0) != 0;
+        (*b_correct)[*n] = sqlite3_column_int(q, 1) != 0;
+        (*n)++;
+    }
+    sqlite3_finalize(q);
+    if (rc == SQLITE_DONE) return 0;
+    free(*a_correct);
+    free(*b_correct);
+    *a_correct = *b_correct = NULL;
+    *n = 0;
+    return db_fail(&st->db, read_what);
 }

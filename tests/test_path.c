@@ -68,6 +68,31 @@ static void test_repeat(void **s) {
     path_free(&p);
 }
 
+/* path_from_block (the scanner's) and the --blocks grammar mean the same path
+ * for every single block of a 7-layer model, and refuse the same blocks. */
+static void test_block_equals_spec(void **s) {
+    (void)s;
+    const int n = 7;
+    for (int i = 0; i < n; i++)
+        for (int j = i + 1; j <= n; j++) {
+            char spec[32];
+            snprintf(spec, sizeof spec, "%d,%d", i, j);
+            layer_path a, b;
+            assert_int_equal(path_from_block(i, j, n, &a), 0);
+            assert_int_equal(path_from_blocks(spec, n, &b), 0);
+            assert_int_equal(a.n, b.n);
+            assert_int_equal(a.n_model, n);
+            assert_memory_equal(a.layers, b.layers, (size_t)a.n * sizeof *a.layers);
+            path_free(&a);
+            path_free(&b);
+        }
+    layer_path bad;
+    assert_int_equal(path_from_block(3, 3, n, &bad), -1);
+    assert_int_equal(path_from_block(2, 8, n, &bad), -1);
+    assert_int_equal(path_from_block(-1, 2, n, &bad), -1);
+    assert_non_null(strstr(rys_lasterr(), "block (-1,2)"));
+}
+
 static void test_bad_specs(void **s) {
     (void)s;
     expect_error("5,3", NULL, 9, "i < j");
@@ -91,6 +116,7 @@ int main(void) {
         cmocka_unit_test(test_single_block), cmocka_unit_test(test_multi_block),
         cmocka_unit_test(test_whole_stack_and_baseline), cmocka_unit_test(test_skipped_block),
         cmocka_unit_test(test_layers_spec), cmocka_unit_test(test_repeat), cmocka_unit_test(test_bad_specs),
+        cmocka_unit_test(test_block_equals_spec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

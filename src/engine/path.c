@@ -54,6 +54,20 @@ int path_baseline(int n_model, layer_path *out) {
     return finish(&a, n_model, out);
 }
 
+int path_from_block(int i, int j, int n_model, layer_path *out) {
+    if (i < 0 || i >= j || j > n_model) {
+        rys_seterr("block (%d,%d): needs 0 <= i < j <= %d", i, j, n_model);
+        return -1;
+    }
+    out->n_model = n_model;
+    out->n = n_model + (j - i);
+    out->layers = xmalloc((size_t)out->n * sizeof *out->layers);
+    int p = 0;
+    for (int l = 0; l < j; l++) out->layers[p++] = l;
+    for (int l = i; l < n_model; l++) out->layers[p++] = l;
+    return 0;
+}
+
 int path_from_blocks(const char *spec, int n_model, layer_path *out) {
     ivec a = {0};
     const char *s = spec;

@@ -24,6 +24,9 @@ typedef struct {
 int path_baseline(int n_model, layer_path *out);
 /* Returns 0, or -1 with rys_lasterr() = "--blocks '...': <problem>". */
 int path_from_blocks(const char *spec, int n_model, layer_path *out);
+/* The single block (i, j), 0 <= i < j <= n_model: layers 0..j-1 then i..n_model-1,
+ * without a spec string to parse (the scanner builds thousands). 0, or -1 with the error set. */
+int path_from_block(int i, int j, int n_model, layer_path *out);
 int path_from_layers(const char *spec, int n_model, layer_path *out);
 int path_from_repeat(int layer, int times, int n_model, layer_path *out);
 /* Either spec may be NULL; both NULL = baseline; both set = error. */

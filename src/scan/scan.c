@@ -39,15 +39,6 @@ static int coarseness(int i, int j, int n) {
  * 0..j-1, then i..n_layers-1 again, as path_from_blocks reads "i,j" (a
  * sweep's bounds are valid by construction, so no spec text is made and
  * parsed back). */
-static void block_path(int i, int j, int n_layers, layer_path *out) {
-    out->n_model = n_layers;
-    out->n = n_layers + (j - i);
-    out->layers = xmalloc((size_t)out->n * sizeof *out->layers);
-    int p = 0;
-    for (int l = 0; l < j; l++) out->layers[p++] = l;
-    for (int l = i; l < n_layers; l++) out->layers[p++] = l;
-}
-
 typedef struct { scan_config c; int key1, key2, key3; } keyed;
 
 static int by_keys(const void *a, const void *b) {
@@ -82,7 +73,7 @@ int scan_build_configs(int n_layers, const scan_sweep *sw, scan_config **out, in
                 snprintf(k->c.spec, sizeof k->c.spec, "blocks:%d,%d", i, j);
                 k->c.i = i;
                 k->c.j = j;
-                block_path(i, j, N, &k->c.path);
+                path_from_block(i, j, N, &k->c.path);
                 k->key1 = sw->order == ORDER_COARSE ? -coarseness(i, j, N) : 0;
                 k->key2 = i;
                 k->key3 = j;

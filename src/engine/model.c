@@ -173,6 +173,10 @@ static int read_hparams(const gguf_file *g, model_hparams *hp) {
         hp->embd_scale = sqrtf((float)hp->dim);
         hp->gelu = true;
         hp->sliding_window = get_int(g, a, "attention.sliding_window", &v) ? (int)v : 512;
+        /* Gemma 3 27B (62 layers) was trained with query_pre_attn_scalar =
+         * dim / n_head (168), not head_dim (128); llama.cpp keys it on the
+         * layer count the same way, as the GGUF carries no such field. */
+        if (hp->n_layers == 62) hp->attn_scale = 1.0f / sqrtf((float)(hp->dim / hp->n_head));
     }
     return 0;
 }

@@ -4,7 +4,13 @@
 #ifndef RYS_CLI_H
 #define RYS_CLI_H
 
+#include "base/pool.h"
+#include "engine/model.h"
+#include "engine/path.h"
+#include "engine/tokenizer.h"
+
 #include <stdbool.h>
+#include <stdint.h>
 
 typedef struct {
     const char *name;
@@ -41,13 +47,7 @@ const char *cli_python(void);
  * error set, naming `what`. */
 int cli_run_program(char *const argv[], const char *what);
 
-#endif
-
 /* ---- loading a model for a subcommand -------------------------------------- */
-#include "engine/model.h"
-#include "engine/tokenizer.h"
-#include "engine/path.h"
-#include "base/pool.h"
 
 typedef struct {
     model *m;
@@ -66,3 +66,5 @@ int cli_default_threads(void);
 void cli_path(const cli_model *cm, const char *blocks, const char *layers, layer_path *out);
 /* Tokenize text (BOS as the model's metadata says, special tokens parsed). */
 int32_t *cli_tokenize(const cli_model *cm, const char *text, bool add_bos, int *n_out);
+
+#endif

@@ -33,13 +33,13 @@ static int parse_line(const char *line) {
         CLI_STR_REQUIRED("-p", "--prompt", &v.prompt, "S", "the prompt"),
         CLI_BLOCKS(&v.blocks),
         CLI_JSON(&v.json, "one JSON object"),
-        CLI_NOFLAG_OPT(NULL, "--no-bos", &v.bos, "no BOS"),
+        CLI_NOFLAG_OPT("--no-bos", NULL, &v.bos, "no BOS"),
         CLI_THREADS(&v.threads),
         CLI_INT_OPT("-n", NULL, &v.n, 0, 1 << 20, "N", "new tokens"),
-        CLI_CHOICE_OPT(NULL, "--order", &v.order, orders, "rows|coarse", "sweep order"),
-        CLI_U64_OPT(NULL, "--seed", &v.seed, "S", "seed"),
-        CLI_FLOAT_OPT(NULL, "--temp", &v.temp, 0, 100, "T", "temperature"),
-        CLI_DOUBLE_OPT(NULL, "--clip", &v.clip, 1e-9, 1e9, "X", "clip"),
+        CLI_CHOICE_OPT("--order", NULL, &v.order, orders, "rows|coarse", "sweep order"),
+        CLI_U64_OPT("--seed", NULL, &v.seed, "S", "seed"),
+        CLI_FLOAT_OPT("--temp", NULL, &v.temp, 0, 100, "T", "temperature"),
+        CLI_DOUBLE_OPT("--clip", NULL, &v.clip, 1e-9, 1e9, "X", "clip"),
         CLI_END,
     };
     const cli_arg args[] = {{"MODEL", &v.model, true, "a model"}, {NULL, NULL, false, NULL}};
@@ -106,7 +106,7 @@ static void test_errors(void **state) {
         {"run m -p x --order diagonal", "run: --order: 'diagonal' is not one of rows, coarse"},
         {"run m n -p x", "run: unexpected argument 'n' (MODEL is 'm')"},
         {"run -p x", "run: missing MODEL (try rys run --help)"},
-        {"run m", "run: missing --prompt S (try rys run --help)"},
+        {"run m", "run: missing -p S (try rys run --help)"},
         {"run", "run: missing MODEL (try rys run --help)"},
     };
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
@@ -122,7 +122,7 @@ static void test_rest(void **state) {
     (void)state;
     const char *dir = NULL, **rest = NULL;
     int n_rest = 0;
-    const cli_opt opts[] = {CLI_STR_OPT(NULL, "--data-dir", &dir, "DIR", "data root"), CLI_END};
+    const cli_opt opts[] = {CLI_STR_OPT("--data-dir", NULL, &dir, "DIR", "data root"), CLI_END};
     const cli_spec spec = {"data", "SUBCOMMAND ...", opts, NULL, &rest, &n_rest, true, NULL};
     char *argv[] = {"data", "show", "--data-dir", "/d", "t:v", "--limit", "5", NULL};
     assert_int_equal(cli_parse(&spec, 7, argv), 0);

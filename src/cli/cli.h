@@ -36,8 +36,8 @@ typedef enum {
 } cli_kind;
 
 typedef struct {
-    const char *short_name;     /* "-t", or NULL */
-    const char *long_name;      /* "--threads", or NULL */
+    const char *name;           /* "-t": the spelling a "missing" error names */
+    const char *alias;          /* another spelling ("--threads"), or NULL */
     cli_kind kind;
     void *dest;                 /* bool, int, uint64_t, float, double, const char * or int, by kind */
     double lo, hi;              /* accepted range of the numeric kinds (ints fit a double exactly) */
@@ -47,23 +47,23 @@ typedef struct {
     const char *help;           /* '\n' starts a continuation line */
 } cli_opt;
 
-/* Table entries. A table ends with CLI_END. */
-#define CLI_FLAG_OPT(s, l, dest, help) {(s), (l), CLI_FLAG, (bool *){dest}, 0, 0, NULL, false, NULL, (help)}
-#define CLI_NOFLAG_OPT(s, l, dest, help) {(s), (l), CLI_NOFLAG, (bool *){dest}, 0, 0, NULL, false, NULL, (help)}
-#define CLI_INT_OPT(s, l, dest, lo, hi, meta, help) {(s), (l), CLI_INT, (int *){dest}, (lo), (hi), NULL, false, (meta), (help)}
-#define CLI_U64_OPT(s, l, dest, meta, help) {(s), (l), CLI_U64, (uint64_t *){dest}, 0, 0, NULL, false, (meta), (help)}
-#define CLI_FLOAT_OPT(s, l, dest, lo, hi, meta, help) {(s), (l), CLI_FLOAT, (float *){dest}, (lo), (hi), NULL, false, (meta), (help)}
-#define CLI_DOUBLE_OPT(s, l, dest, lo, hi, meta, help) {(s), (l), CLI_DOUBLE, (double *){dest}, (lo), (hi), NULL, false, (meta), (help)}
-#define CLI_STR_OPT(s, l, dest, meta, help) {(s), (l), CLI_STR, (const char **){dest}, 0, 0, NULL, false, (meta), (help)}
-#define CLI_STR_REQUIRED(s, l, dest, meta, help) {(s), (l), CLI_STR, (const char **){dest}, 0, 0, NULL, true, (meta), (help)}
-#define CLI_CHOICE_OPT(s, l, dest, choices, meta, help) {(s), (l), CLI_CHOICE, (int *){dest}, 0, 0, (choices), false, (meta), (help)}
+/* Table entries: (name, alias, destination, ...). A table ends with CLI_END. */
+#define CLI_FLAG_OPT(n, a, dest, help) {(n), (a), CLI_FLAG, (bool *){dest}, 0, 0, NULL, false, NULL, (help)}
+#define CLI_NOFLAG_OPT(n, a, dest, help) {(n), (a), CLI_NOFLAG, (bool *){dest}, 0, 0, NULL, false, NULL, (help)}
+#define CLI_INT_OPT(n, a, dest, lo, hi, meta, help) {(n), (a), CLI_INT, (int *){dest}, (lo), (hi), NULL, false, (meta), (help)}
+#define CLI_U64_OPT(n, a, dest, meta, help) {(n), (a), CLI_U64, (uint64_t *){dest}, 0, 0, NULL, false, (meta), (help)}
+#define CLI_FLOAT_OPT(n, a, dest, lo, hi, meta, help) {(n), (a), CLI_FLOAT, (float *){dest}, (lo), (hi), NULL, false, (meta), (help)}
+#define CLI_DOUBLE_OPT(n, a, dest, lo, hi, meta, help) {(n), (a), CLI_DOUBLE, (double *){dest}, (lo), (hi), NULL, false, (meta), (help)}
+#define CLI_STR_OPT(n, a, dest, meta, help) {(n), (a), CLI_STR, (const char **){dest}, 0, 0, NULL, false, (meta), (help)}
+#define CLI_STR_REQUIRED(n, a, dest, meta, help) {(n), (a), CLI_STR, (const char **){dest}, 0, 0, NULL, true, (meta), (help)}
+#define CLI_CHOICE_OPT(n, a, dest, choices, meta, help) {(n), (a), CLI_CHOICE, (int *){dest}, 0, 0, (choices), false, (meta), (help)}
 #define CLI_END {NULL, NULL, CLI_FLAG, NULL, 0, 0, NULL, false, NULL, NULL}
 
 /* The options several commands share, spelled, ranged and explained once. */
 #define CLI_THREADS(dest) CLI_INT_OPT("-t", "--threads", dest, 1, 1024, "N", "threads (default: $RYS_THREADS or all cores)")
-#define CLI_BLOCKS(dest) CLI_STR_OPT(NULL, "--blocks", dest, "SPEC", "RYS blocks \"i,j[;i,j...]\": run 0..j-1 then i..N-1")
-#define CLI_LAYERS(dest) CLI_STR_OPT(NULL, "--layers", dest, "SPEC", "explicit layer path \"0-11,6-23\"")
-#define CLI_JSON(dest, help) CLI_FLAG_OPT(NULL, "--json", dest, help)
+#define CLI_BLOCKS(dest) CLI_STR_OPT("--blocks", NULL, dest, "SPEC", "RYS blocks \"i,j[;i,j...]\": run 0..j-1 then i..N-1")
+#define CLI_LAYERS(dest) CLI_STR_OPT("--layers", NULL, dest, "SPEC", "explicit layer path \"0-11,6-23\"")
+#define CLI_JSON(dest, help) CLI_FLAG_OPT("--json", NULL, dest, help)
 
 /* A positional argument. */
 typedef struct {
@@ -73,12 +73,16 @@ typedef struct {
     const char *help;
 } cli_arg;
 
+/* The model argument of the commands that load one; a list of arguments ends with CLI_ARG_END. */
+#define CLI_MODEL_ARG(dest) {"MODEL", (dest), true, "a GGUF file or a known model name (rys models)"}
+#define CLI_ARG_END {NULL, NULL, false, NULL}
+
 /* A command line's grammar: options, positional arguments and help text. */
 typedef struct {
     const char *cmd;            /* "run", "data show": names the command in errors and help */
     const char *synopsis;       /* what follows "usage: rys CMD " */
     const cli_opt *opts;        /* ends with CLI_END */
-    const cli_arg *args;        /* positional arguments in order, ending with {NULL}; or NULL */
+    const cli_arg *args;        /* positional arguments in order, ending with CLI_ARG_END; or NULL */
     const char ***rest;         /* set: further positionals collect here (argv pointers, xmalloc'd array) */
     int *n_rest;
     bool pass_unknown;          /* unknown options join rest too (a command that dispatches on rest) */

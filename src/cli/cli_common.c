@@ -12,8 +12,8 @@
 
 /* The table entry spelled `arg`, or NULL. */
 static const cli_opt *find_opt(const cli_opt *opts, const char *arg) {
-    for (const cli_opt *o = opts; o->short_name || o->long_name; o++)
-        if ((o->short_name && !strcmp(o->short_name, arg)) || (o->long_name && !strcmp(o->long_name, arg))) return o;
+    for (const cli_opt *o = opts; o->name; o++)
+        if (!strcmp(o->name, arg) || (o->alias && !strcmp(o->alias, arg))) return o;
     return NULL;
 }
 
@@ -21,8 +21,8 @@ static bool takes_value(const cli_opt *o) { return o->kind != CLI_FLAG && o->kin
 
 /* How the help names o: "-t, --threads N". */
 static void opt_label(const cli_opt *o, char *buf, size_t cap) {
-    snprintf(buf, cap, "%s%s%s%s%s", o->short_name ? o->short_name : "", o->short_name && o->long_name ? ", " : "",
-             o->long_name ? o->long_name : "", o->metavar ? " " : "", o->metavar ? o->metavar : "");
+    snprintf(buf, cap, "%s%s%s%s%s", o->name, o->alias ? ", " : "", o->alias ? o->alias : "", o->metavar ? " " : "",
+             o->metavar ? o->metavar : "");
 }
 
 /* Stores val into o's destination; -1 with the error set when val is not what
@@ -83,7 +83,7 @@ static int set_value(const cli_spec *spec, const cli_opt *o, const char *as, con
 
 int cli_parse(const cli_spec *spec, int argc, char **argv) {
     int n_opts = 0, n_args = 0, n_pos = 0;
-    while (spec->opts[n_opts].short_name || spec->opts[n_opts].long_name) n_opts++;
+    while (spec->opts[n_opts].name) n_opts++;
     while (spec->args && spec->args[n_args].name) n_args++;
     bool *seen = xcalloc((size_t)n_opts + 1, sizeof *seen);
     if (spec->rest) {
@@ -139,7 +139,7 @@ int cli_parse(const cli_spec *spec, int argc, char **argv) {
     for (int k = 0; !rc && k < n_opts; k++)
         if (spec->opts[k].required && !seen[k]) {
             const cli_opt *o = &spec->opts[k];
-            rys_seterr("%s: missing %s%s%s (try rys %s --help)", spec->cmd, o->long_name ? o->long_name : o->short_name,
+            rys_seterr("%s: missing %s%s%s (try rys %s --help)", spec->cmd, o->name,
                        o->metavar ? " " : "", o->metavar ? o->metavar : "", spec->cmd);
             rc = -1;
         }
@@ -182,14 +182,14 @@ void cli_print_help(const cli_spec *spec, FILE *out) {
     char label[128];
     for (const cli_arg *a = spec->args; a && a->name; a++)
         if ((int)strlen(a->name) > width) width = (int)strlen(a->name);
-    for (const cli_opt *o = spec->opts; o->short_name || o->long_name; o++) {
+    for (const cli_opt *o = spec->opts; o->name; o++) {
         opt_label(o, label, sizeof label);
         if ((int)strlen(label) > width) width = (int)strlen(label);
     }
     if (width > MAX_WIDTH) width = MAX_WIDTH;
     fprintf(out, "usage: rys %s %s\n", spec->cmd, spec->synopsis);
     for (const cli_arg *a = spec->args; a && a->name; a++) help_row(out, a->name, width, a->help);
-    for (const cli_opt *o = spec->opts; o->short_name || o->long_name; o++) {
+    for (const cli_opt *o = spec->opts; o->name; o++) {
         opt_label(o, label, sizeof label);
         help_row(out, label, width, o->help);
     }

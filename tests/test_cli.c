@@ -120,7 +120,8 @@ static void test_errors(void **state) {
 /* A command with subcommands collects what it does not know. */
 static void test_rest(void **state) {
     (void)state;
-    const char *dir = NULL, **rest = NULL;
+    const char *dir = NULL;
+    char **rest = NULL;
     int n_rest = 0;
     const cli_opt opts[] = {CLI_STR_OPT("--data-dir", NULL, &dir, "DIR", "data root"), CLI_END};
     const cli_spec spec = {"data", "SUBCOMMAND ...", opts, NULL, &rest, &n_rest, true, NULL};

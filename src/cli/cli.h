@@ -74,7 +74,8 @@ typedef struct {
 } cli_arg;
 
 /* The model argument of the commands that load one; a list of arguments ends with CLI_ARG_END. */
-#define CLI_MODEL_ARG(dest) {"MODEL", (dest), true, "a GGUF file or a known model name (rys models)"}
+#define CLI_MODEL_HELP "a GGUF file or a known model name (rys models)"
+#define CLI_MODEL_ARG(dest) {"MODEL", (dest), true, CLI_MODEL_HELP}
 #define CLI_ARG_END {NULL, NULL, false, NULL}
 
 /* A command line's grammar: options, positional arguments and help text. */
@@ -83,7 +84,7 @@ typedef struct {
     const char *synopsis;       /* what follows "usage: rys CMD " */
     const cli_opt *opts;        /* ends with CLI_END */
     const cli_arg *args;        /* positional arguments in order, ending with CLI_ARG_END; or NULL */
-    const char ***rest;         /* set: further positionals collect here (argv pointers, xmalloc'd array) */
+    char ***rest;               /* set: further positionals collect here (argv pointers, xmalloc'd array) */
     int *n_rest;
     bool pass_unknown;          /* unknown options join rest too (a command that dispatches on rest) */
     const char *notes;          /* text printed after the lists, or NULL */
@@ -109,7 +110,8 @@ double cli_parse_double(const char *opt, const char *val, double lo, double hi);
 const char *cli_value(int argc, char **argv, int *i);
 
 /* s split at each sep into xmalloc'd strings, empty items skipped ("a,,b" is
- * a and b); *n of them, then a NULL. Free with cli_free_split. */
+ * a and b): *n of them in an xmalloc'd array, then a NULL. cli_free_split
+ * frees each string and the array. */
 char **cli_split(const char *s, char sep, int *n);
 void cli_free_split(char **items);
 

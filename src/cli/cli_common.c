@@ -121,7 +121,7 @@ int cli_parse(const cli_spec *spec, int argc, char **argv) {
         } else if (!is_opt && n_pos < n_args) {
             *spec->args[n_pos++].dest = a;
         } else if (spec->rest) {
-            (*spec->rest)[(*spec->n_rest)++] = a;
+            (*spec->rest)[(*spec->n_rest)++] = argv[i];
         } else if (n_args) {
             rys_seterr("%s: unexpected argument '%s' (%s is '%s')", spec->cmd, a, spec->args[n_args - 1].name,
                        *spec->args[n_args - 1].dest);
@@ -227,6 +227,7 @@ void cli_free_split(char **items) {
     for (char **p = items; p && *p; p++) free(*p);
     free(items);
 }
+
 
 /* ---- the per-command ladders' helpers, until every command has a table ---- */
 

@@ -105,10 +105,6 @@ void cli_print_help(const cli_spec *spec, FILE *out);
  * cannot say (one of two options, not both). */
 _Noreturn void cli_fail(const cli_spec *spec, const char *fmt, ...) RYS_PRINTF(2, 3);
 
-long cli_parse_long(const char *opt, const char *val, long lo, long hi);
-double cli_parse_double(const char *opt, const char *val, double lo, double hi);
-const char *cli_value(int argc, char **argv, int *i);
-
 /* s split at each sep into xmalloc'd strings, empty items skipped ("a,,b" is
  * a and b): *n of them in an xmalloc'd array, then a NULL. cli_free_split
  * frees each string and the array. */

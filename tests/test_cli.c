@@ -157,9 +157,10 @@ static void test_help_text(void **state) {
         CLI_STR_REQUIRED("-o", "--output", &out, "OUT", "output file\nor directory"),
         CLI_THREADS(&threads),
         CLI_JSON(&json, "machine-readable"),
+        CLI_STR_OPT("--dump-requests", NULL, &out, "FILE[,FILE...]", "a label past the column"),
         CLI_END,
     };
-    const cli_arg args[] = {{"MODEL", &model, true, "a model"}, {NULL, NULL, false, NULL}};
+    const cli_arg args[] = {CLI_MODEL_ARG(&model), CLI_ARG_END};
     const cli_spec spec = {"export", "MODEL -o OUT", opts, args, NULL, NULL, false, "A note."};
     char *text = NULL;
     size_t len = 0;
@@ -167,13 +168,28 @@ static void test_help_text(void **state) {
     cli_print_help(&spec, f);
     fclose(f);
     assert_string_equal(text, "usage: rys export MODEL -o OUT\n"
-                              "  MODEL             a model\n"
+                              "  MODEL             a GGUF file or a known model name (rys models)\n"
                               "  -o, --output OUT  output file\n"
                               "                    or directory\n"
                               "  -t, --threads N   threads (default: $RYS_THREADS or all cores)\n"
                               "  --json            machine-readable\n"
+                              "  --dump-requests FILE[,FILE...]\n"
+                              "                    a label past the column\n"
                               "A note.\n");
     free(text);
+}
+
+/* A command without positional arguments refuses one. */
+static void test_no_args(void **state) {
+    (void)state;
+    bool json = false;
+    const cli_opt opts[] = {CLI_JSON(&json, "JSON"), CLI_END};
+    const cli_spec spec = {"models", "[--json]", opts, NULL, NULL, NULL, false, NULL};
+    char *argv[] = {"models", "--json", "x", NULL};
+    assert_int_equal(cli_parse(&spec, 2, argv), 0);
+    assert_true(json);
+    assert_int_equal(cli_parse(&spec, 3, argv), -1);
+    assert_string_equal(rys_lasterr(), "models: unexpected argument 'x'");
 }
 
 static void test_split(void **state) {
@@ -199,7 +215,8 @@ static void test_split(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_good_values), cmocka_unit_test(test_help),  cmocka_unit_test(test_errors),
-        cmocka_unit_test(test_rest),        cmocka_unit_test(test_help_text), cmocka_unit_test(test_split),
+        cmocka_unit_test(test_rest),        cmocka_unit_test(test_help_text), cmocka_unit_test(test_no_args),
+        cmocka_unit_test(test_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,15 +1,15 @@
 /* cli: one file per subcommand; each takes (argc, argv) with argv[0] = the
  * subcommand name and returns the process exit code (0 ok, 1 user error,
- * 2 internal error). Options are parsed from one table per command by cli_parse (cli_common.c). */
+ * 2 internal error). Each declares its options as a table that cli_parse
+ * (cli_common.c) walks argv with. */
 #ifndef RYS_CLI_H
 #define RYS_CLI_H
 
 #include "base/pool.h"
+#include "base/util.h"
 #include "engine/model.h"
 #include "engine/path.h"
 #include "engine/tokenizer.h"
-
-#include "base/util.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -47,7 +47,9 @@ typedef struct {
     const char *help;           /* '\n' starts a continuation line */
 } cli_opt;
 
-/* Table entries: (name, alias, destination, ...). A table ends with CLI_END. */
+/* Table entries: (name, alias, destination, ...). A table ends with CLI_END.
+ * The compound literal (int *){dest} makes the compiler check that the
+ * destination has the type the kind writes. */
 #define CLI_FLAG_OPT(n, a, dest, help) {(n), (a), CLI_FLAG, (bool *){dest}, 0, 0, NULL, false, NULL, (help)}
 #define CLI_NOFLAG_OPT(n, a, dest, help) {(n), (a), CLI_NOFLAG, (bool *){dest}, 0, 0, NULL, false, NULL, (help)}
 #define CLI_INT_OPT(n, a, dest, lo, hi, meta, help) {(n), (a), CLI_INT, (int *){dest}, (lo), (hi), NULL, false, (meta), (help)}

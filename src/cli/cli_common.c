@@ -180,13 +180,14 @@ void cli_print_help(const cli_spec *spec, FILE *out) {
     enum { MAX_WIDTH = 22 };
     int width = 0;
     char label[128];
+    /* the column fits the labels up to MAX_WIDTH; longer ones wrap instead of
+     * pushing every row's text to the right */
     for (const cli_arg *a = spec->args; a && a->name; a++)
-        if ((int)strlen(a->name) > width) width = (int)strlen(a->name);
+        if ((int)strlen(a->name) > width && (int)strlen(a->name) <= MAX_WIDTH) width = (int)strlen(a->name);
     for (const cli_opt *o = spec->opts; o->name; o++) {
         opt_label(o, label, sizeof label);
-        if ((int)strlen(label) > width) width = (int)strlen(label);
+        if ((int)strlen(label) > width && (int)strlen(label) <= MAX_WIDTH) width = (int)strlen(label);
     }
-    if (width > MAX_WIDTH) width = MAX_WIDTH;
     fprintf(out, "usage: rys %s %s\n", spec->cmd, spec->synopsis);
     for (const cli_arg *a = spec->args; a && a->name; a++) help_row(out, a->name, width, a->help);
     for (const cli_opt *o = spec->opts; o->name; o++) {

@@ -6,7 +6,6 @@
 #include "probes/probe_file.h"
 #include "base/util.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,10 +1,19 @@
 /* cli: one file per subcommand; each takes (argc, argv) with argv[0] = the
  * subcommand name and returns the process exit code (0 ok, 1 user error,
- * 2 internal error). Shared option helpers live in cli_common.c. */
+ * 2 internal error). Each declares its options as a table that cli_parse
+ * (cli_common.c) walks argv with. */
 #ifndef RYS_CLI_H
 #define RYS_CLI_H
 
+#include "base/pool.h"
+#include "base/util.h"
+#include "engine/model.h"
+#include "engine/path.h"
+#include "engine/tokenizer.h"
+
 #include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
 
 typedef struct {
     const char *name;
@@ -12,11 +21,97 @@ typedef struct {
     const char *summary;
 } cli_command;
 
-/* Parse a decimal integer option value or die with a clear message. */
-long cli_parse_long(const char *opt, const char *val, long lo, long hi);
-double cli_parse_double(const char *opt, const char *val, double lo, double hi);
-/* Value of an option that takes an argument: advances *i, dies if missing. */
-const char *cli_value(int argc, char **argv, int *i);
+/* ---- options: each command declares a table, one parser walks argv -------- */
+
+/* What an option's value is and where it goes. */
+typedef enum {
+    CLI_FLAG,       /* no value: sets a bool to true */
+    CLI_NOFLAG,     /* no value: sets a bool to false (--no-bos) */
+    CLI_INT,        /* an int in [lo, hi] */
+    CLI_U64,        /* a uint64_t, any value (seeds) */
+    CLI_FLOAT,      /* a float in [lo, hi] */
+    CLI_DOUBLE,     /* a double in [lo, hi] */
+    CLI_STR,        /* the argument as given: a const char * */
+    CLI_CHOICE,     /* an int: the index of the value in choices */
+} cli_kind;
+
+typedef struct {
+    const char *name;           /* "-t": the spelling a "missing" error names */
+    const char *alias;          /* another spelling ("--threads"), or NULL */
+    cli_kind kind;
+    void *dest;                 /* bool, int, uint64_t, float, double, const char * or int, by kind */
+    double lo, hi;              /* accepted range of the numeric kinds (ints fit a double exactly) */
+    const char *const *choices; /* CLI_CHOICE: the accepted values, NULL-terminated */
+    bool required;
+    const char *metavar;        /* the value's name in the help: "N", "SPEC" */
+    const char *help;           /* '\n' starts a continuation line */
+} cli_opt;
+
+/* Table entries: (name, alias, destination, ...). A table ends with CLI_END.
+ * The compound literal (int *){dest} makes the compiler check that the
+ * destination has the type the kind writes. */
+#define CLI_FLAG_OPT(n, a, dest, help) {(n), (a), CLI_FLAG, (bool *){dest}, 0, 0, NULL, false, NULL, (help)}
+#define CLI_NOFLAG_OPT(n, a, dest, help) {(n), (a), CLI_NOFLAG, (bool *){dest}, 0, 0, NULL, false, NULL, (help)}
+#define CLI_INT_OPT(n, a, dest, lo, hi, meta, help) {(n), (a), CLI_INT, (int *){dest}, (lo), (hi), NULL, false, (meta), (help)}
+#define CLI_U64_OPT(n, a, dest, meta, help) {(n), (a), CLI_U64, (uint64_t *){dest}, 0, 0, NULL, false, (meta), (help)}
+#define CLI_FLOAT_OPT(n, a, dest, lo, hi, meta, help) {(n), (a), CLI_FLOAT, (float *){dest}, (lo), (hi), NULL, false, (meta), (help)}
+#define CLI_DOUBLE_OPT(n, a, dest, lo, hi, meta, help) {(n), (a), CLI_DOUBLE, (double *){dest}, (lo), (hi), NULL, false, (meta), (help)}
+#define CLI_STR_OPT(n, a, dest, meta, help) {(n), (a), CLI_STR, (const char **){dest}, 0, 0, NULL, false, (meta), (help)}
+#define CLI_STR_REQUIRED(n, a, dest, meta, help) {(n), (a), CLI_STR, (const char **){dest}, 0, 0, NULL, true, (meta), (help)}
+#define CLI_CHOICE_OPT(n, a, dest, choices, meta, help) {(n), (a), CLI_CHOICE, (int *){dest}, 0, 0, (choices), false, (meta), (help)}
+#define CLI_END {NULL, NULL, CLI_FLAG, NULL, 0, 0, NULL, false, NULL, NULL}
+
+/* The options several commands share, spelled, ranged and explained once. */
+#define CLI_THREADS(dest) CLI_INT_OPT("-t", "--threads", dest, 1, 1024, "N", "threads (default: $RYS_THREADS or all cores)")
+#define CLI_BLOCKS(dest) CLI_STR_OPT("--blocks", NULL, dest, "SPEC", "RYS blocks \"i,j[;i,j...]\": run 0..j-1 then i..N-1")
+#define CLI_LAYERS(dest) CLI_STR_OPT("--layers", NULL, dest, "SPEC", "explicit layer path \"0-11,6-23\"")
+#define CLI_JSON(dest, help) CLI_FLAG_OPT("--json", NULL, dest, help)
+
+/* A positional argument. */
+typedef struct {
+    const char *name;           /* "MODEL": in the help and in "missing MODEL" */
+    const char **dest;
+    bool required;
+    const char *help;
+} cli_arg;
+
+/* The model argument of the commands that load one; a list of arguments ends with CLI_ARG_END. */
+#define CLI_MODEL_HELP "a GGUF file or a known model name (rys models)"
+#define CLI_MODEL_ARG(dest) {"MODEL", (dest), true, CLI_MODEL_HELP}
+#define CLI_ARG_END {NULL, NULL, false, NULL}
+
+/* A command line's grammar: options, positional arguments and help text. */
+typedef struct {
+    const char *cmd;            /* "run", "data show": names the command in errors and help */
+    const char *synopsis;       /* what follows "usage: rys CMD " */
+    const cli_opt *opts;        /* ends with CLI_END */
+    const cli_arg *args;        /* positional arguments in order, ending with CLI_ARG_END; or NULL */
+    char ***rest;               /* set: further positionals collect here (argv pointers, xmalloc'd array) */
+    int *n_rest;
+    bool pass_unknown;          /* unknown options join rest too (a command that dispatches on rest) */
+    const char *notes;          /* text printed after the lists, or NULL */
+} cli_spec;
+
+/* Walks argv (argv[0] is the command's name) against spec, storing each value
+ * where its table entry says: 0 when the line is good, 1 when it asks for
+ * --help (nothing printed), -1 with a one-line error set ("run: -t: 'x' is not
+ * an integer in 1..1024") for an unknown option, a missing or bad value, an
+ * unexpected or missing argument. */
+int cli_parse(const cli_spec *spec, int argc, char **argv);
+/* cli_parse for a command: prints the help and exits 0 on --help, dies with
+ * "rys: " and the error on a bad line. */
+void cli_parse_or_exit(const cli_spec *spec, int argc, char **argv);
+/* The help generated from spec: usage line, arguments, options, notes. */
+void cli_print_help(const cli_spec *spec, FILE *out);
+/* Dies with "rys: CMD: message (try rys CMD --help)", for the rules a table
+ * cannot say (one of two options, not both). */
+_Noreturn void cli_fail(const cli_spec *spec, const char *fmt, ...) RYS_PRINTF(2, 3);
+
+/* s split at each sep into xmalloc'd strings, empty items skipped ("a,,b" is
+ * a and b): *n of them in an xmalloc'd array, then a NULL. cli_free_split
+ * frees each string and the array. */
+char **cli_split(const char *s, char sep, int *n);
+void cli_free_split(char **items);
 
 int cmd_info(int argc, char **argv);
 int cmd_run(int argc, char **argv);
@@ -41,13 +136,7 @@ const char *cli_python(void);
  * error set, naming `what`. */
 int cli_run_program(char *const argv[], const char *what);
 
-#endif
-
 /* ---- loading a model for a subcommand -------------------------------------- */
-#include "engine/model.h"
-#include "engine/tokenizer.h"
-#include "engine/path.h"
-#include "base/pool.h"
 
 typedef struct {
     model *m;
@@ -66,3 +155,5 @@ int cli_default_threads(void);
 void cli_path(const cli_model *cm, const char *blocks, const char *layers, layer_path *out);
 /* Tokenize text (BOS as the model's metadata says, special tokens parsed). */
 int32_t *cli_tokenize(const cli_model *cm, const char *text, bool add_bos, int *n_out);
+
+#endif

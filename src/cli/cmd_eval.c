@@ -9,50 +9,35 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(void) {
-    puts("usage: rys eval MODEL --probe FILE[,FILE...] [--blocks SPEC | --layers SPEC] [options]\n"
-         "  FILE.json:logit  an EQ set read by logits, nothing generated (kind eq_logit,\n"
-         "                  scored as \"<stem>:logit\", apart from the published EQ score)\n"
-         "  -n N            new tokens per item (default 64)\n"
-         "  --system TEXT   system prompt for math items (default: the reference's)\n"
-         "  --no-think      prefix user turns with \"/no_think \" (thinking models)\n"
-         "  -t N            threads\n"
-         "  --json          every item's prompt token ids, generated text, parsed values and score");
-}
-
 int cmd_eval(int argc, char **argv) {
     const char *model_spec = NULL, *probes = NULL, *blocks = NULL, *layers = NULL;
     bool json = false;
     int threads = 0;
     evalset_options eo = {64, NULL, false};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
-        else if (!strcmp(a, "--probe") || !strcmp(a, "--probes")) probes = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--blocks")) blocks = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--layers")) layers = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "-n")) eo.n_predict = (int)cli_parse_long(a, cli_value(argc, argv, &i), 1, 4096);
-        else if (!strcmp(a, "--system")) eo.math_system = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--no-think")) eo.no_think = true;
-        else if (!strcmp(a, "-t")) threads = (int)cli_parse_long(a, cli_value(argc, argv, &i), 1, 1024);
-        else if (!strcmp(a, "--json")) json = true;
-        else if (a[0] == '-') rys_die("eval: unknown option %s", a);
-        else if (!model_spec) model_spec = a;
-        else rys_die("eval: unexpected argument %s", a);
-    }
-    if (!model_spec || !probes) { usage(); return 1; }
+    const cli_opt opts[] = {
+        CLI_STR_REQUIRED("--probe", "--probes", &probes, "FILE[,FILE...]",
+                         "probe sets; FILE.json:logit reads an EQ set by logits, nothing generated\n"
+                         "(kind eq_logit, scored as \"<stem>:logit\", apart from the published EQ score)"),
+        CLI_BLOCKS(&blocks),
+        CLI_LAYERS(&layers),
+        CLI_INT_OPT("-n", NULL, &eo.n_predict, 1, 4096, "N", "new tokens per item (default 64)"),
+        CLI_STR_OPT("--system", NULL, &eo.math_system, "TEXT", "system prompt for math items (default: the reference's)"),
+        CLI_FLAG_OPT("--no-think", NULL, &eo.no_think, "prefix user turns with \"/no_think \" (thinking models)"),
+        CLI_THREADS(&threads),
+        CLI_JSON(&json, "every item's prompt token ids, generated text, parsed values and score"),
+        CLI_END,
+    };
+    const cli_arg args[] = {CLI_MODEL_ARG(&model_spec), CLI_ARG_END};
+    const cli_spec spec = {"eval", "MODEL --probe FILE[,FILE...] [--blocks SPEC | --layers SPEC] [options]", opts, args, NULL,
+                           NULL, false, NULL};
+    cli_parse_or_exit(&spec, argc, argv);
     cli_model cm;
     cli_open_model(model_spec, threads, &cm);
     layer_path path;
     cli_path(&cm, blocks, layers, &path);
-    int n_files = 0;
-    char *dup = xstrdup(probes), *save = NULL;
-    const char *files[64];
-    for (char *t = strtok_r(dup, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
-        if (n_files == 64) rys_die("--probe: at most 64 files");
-        files[n_files++] = t;
-    }
-    evalset *es = evalset_load(files, n_files, cm.m, cm.tok, &eo);
+    int n_files;
+    char **files = cli_split(probes, ',', &n_files);
+    evalset *es = evalset_load((const char *const *)files, n_files, cm.m, cm.tok, &eo);
     if (!es) rys_die("%s", rys_lasterr());
     int n = evalset_n_prompts(es), n_logit = evalset_n_logit(es), n_sets = evalset_n_sets(es);
     gen_output *outs = xcalloc((size_t)n, sizeof *outs);
@@ -125,7 +110,7 @@ int cmd_eval(int argc, char **argv) {
     eqlogit_result_free(lres, n_logit);
     free(lres);
     evalset_free(es);
-    free(dup);
+    cli_free_split(files);
     path_free(&path);
     cli_close_model(&cm);
     return 0;

@@ -8,12 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(void) {
-    puts("usage: rys hellaswag MODEL -f FILE [--tasks N] [--blocks SPEC | --layers SPEC] [-t N] [--json]\n"
-         "  -f FILE     tasks, 6 lines each (context, gold index, four endings); .bz2 accepted\n"
-         "  --tasks N   the first N tasks (default: all)");
-}
-
 typedef struct { progress *pg; } prog_ctx;
 
 static void on_progress(void *user, int done) { progress_update(((prog_ctx *)user)->pg, done, NULL); }
@@ -22,20 +16,19 @@ int cmd_hellaswag(int argc, char **argv) {
     const char *model_spec = NULL, *file = NULL, *blocks = NULL, *layers = NULL;
     int n_tasks = 0, threads = 0;
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
-        else if (!strcmp(a, "-f")) file = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--tasks")) n_tasks = (int)cli_parse_long(a, cli_value(argc, argv, &i), 1, 1 << 30);
-        else if (!strcmp(a, "--blocks")) blocks = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--layers")) layers = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "-t")) threads = (int)cli_parse_long(a, cli_value(argc, argv, &i), 1, 1024);
-        else if (!strcmp(a, "--json")) json = true;
-        else if (a[0] == '-') rys_die("hellaswag: unknown option %s", a);
-        else if (!model_spec) model_spec = a;
-        else rys_die("hellaswag: unexpected argument %s", a);
-    }
-    if (!model_spec || !file) { usage(); return 1; }
+    const cli_opt opts[] = {
+        CLI_STR_REQUIRED("-f", NULL, &file, "FILE", "tasks, 6 lines each (context, gold index, four endings); .bz2 accepted"),
+        CLI_INT_OPT("--tasks", NULL, &n_tasks, 1, 1 << 30, "N", "the first N tasks (default: all)"),
+        CLI_BLOCKS(&blocks),
+        CLI_LAYERS(&layers),
+        CLI_THREADS(&threads),
+        CLI_JSON(&json, "every task's scores and the accuracy as JSON"),
+        CLI_END,
+    };
+    const cli_arg args[] = {CLI_MODEL_ARG(&model_spec), CLI_ARG_END};
+    const cli_spec spec = {"hellaswag", "MODEL -f FILE [--tasks N] [--blocks SPEC | --layers SPEC] [-t N] [--json]", opts,
+                           args, NULL, NULL, false, NULL};
+    cli_parse_or_exit(&spec, argc, argv);
     int n;
     hellaswag_task *tasks = hellaswag_load(file, n_tasks, &n);
     if (!tasks) rys_die("%s", rys_lasterr());

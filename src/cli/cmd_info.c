@@ -21,15 +21,6 @@
 #define INFO_JSON_MAX_ARRAY 64
 #define INFO_TEXT_MAX_STRING 80
 
-static void usage(FILE *out) {
-    fputs("usage: rys info MODEL [--blocks SPEC | --layers SPEC] [--json] [--tensors]\n"
-         "  MODEL      a GGUF file or a known model name\n"
-         "  --blocks   show the layer path of RYS blocks \"i,j[;i,j...]\" (0..j-1 then i..N-1)\n"
-         "  --layers   show an explicit layer path \"0-11,6-23\"\n"
-         "  --tensors  also list every tensor (name, type, shape, offset, bytes)\n"
-         "  --json     print everything (metadata, tensors) as one JSON object\n", out);
-}
-
 /* ---- text ------------------------------------------------------------------ */
 
 /* A string from the file on one line: quoted, escaped, shortened to about
@@ -318,17 +309,17 @@ static void info_model(gguf_file **gp, const char *blocks, const char *layers, F
 int cmd_info(int argc, char **argv) {
     const char *spec = NULL, *blocks = NULL, *layers = NULL;
     bool json = false, tensors = false;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--json")) json = true;
-        else if (!strcmp(argv[i], "--tensors")) tensors = true;
-        else if (!strcmp(argv[i], "--blocks") && i + 1 < argc) blocks = argv[++i];
-        else if (!strcmp(argv[i], "--layers") && i + 1 < argc) layers = argv[++i];
-        else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) { usage(stdout); return 0; }
-        else if (argv[i][0] == '-' && argv[i][1]) rys_die("info: unknown option '%s' (try rys info --help)", argv[i]);
-        else if (spec) rys_die("info: more than one model given ('%s' and '%s')", spec, argv[i]);
-        else spec = argv[i];
-    }
-    if (!spec) { usage(stderr); return 1; }
+    const cli_opt opts[] = {
+        CLI_BLOCKS(&blocks),
+        CLI_LAYERS(&layers),
+        CLI_FLAG_OPT("--tensors", NULL, &tensors, "also list every tensor (name, type, shape, offset, bytes)"),
+        CLI_JSON(&json, "print everything (metadata, tensors) as one JSON object"),
+        CLI_END,
+    };
+    const cli_arg args[] = {CLI_MODEL_ARG(&spec), CLI_ARG_END};
+    const cli_spec cs = {"info", "MODEL [--blocks SPEC | --layers SPEC] [--json] [--tensors]", opts, args, NULL, NULL, false,
+                         "--blocks and --layers show the layer path a run would take."};
+    cli_parse_or_exit(&cs, argc, argv);
 
     char path[4096];
     if (!models_resolve(spec, path, sizeof path)) rys_die("%s", rys_lasterr());

@@ -10,30 +10,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(void) {
-    puts("usage: rys logits MODEL (--tokens 1,2,3 | -p TEXT) [--blocks SPEC | --layers SPEC] [--all] --npy OUT\n"
-         "  --tokens IDS   comma-separated token ids (used as given, no BOS added)\n"
-         "  -p TEXT        text, tokenized with the model's BOS rule and special tokens\n"
-         "  --all          logits of every position (default: the last only)\n"
-         "  --npy OUT      write float32 [positions, vocab] to OUT\n"
-         "  -t N           threads");
-}
-
-static int32_t *parse_ids(const char *s, int *n_out) {
-    int cap = 64, n = 0;
-    int32_t *ids = xmalloc((size_t)cap * sizeof *ids);
-    const char *p = s;
-    while (*p) {
+/* The ids of a --tokens list "1,2,3", as given (no BOS added). */
+static int32_t *parse_ids(const cli_spec *spec, const char *list, int *n_out) {
+    int n;
+    char **items = cli_split(list, ',', &n);
+    if (!n) cli_fail(spec, "--tokens: no token ids in '%s'", list);
+    int32_t *ids = xmalloc((size_t)n * sizeof *ids);
+    for (int i = 0; i < n; i++) {
         char *end;
-        long v = strtol(p, &end, 10);
-        if (end == p || v < 0 || v > 0x7fffffff) rys_die("--tokens: expected comma-separated ids, got '%s'", s);
-        if (n == cap) { cap *= 2; ids = xrealloc(ids, (size_t)cap * sizeof *ids); }
-        ids[n++] = (int32_t)v;
-        p = end;
-        if (*p == ',') p++;
-        else if (*p) rys_die("--tokens: expected comma-separated ids, got '%s'", s);
+        long v = strtol(items[i], &end, 10);
+        if (end == items[i] || *end || v < 0 || v > 0x7fffffff)
+            cli_fail(spec, "--tokens: '%s' is not a token id", items[i]);
+        ids[i] = (int32_t)v;
     }
-    if (!n) rys_die("--tokens: empty");
+    cli_free_split(items);
     *n_out = n;
     return ids;
 }
@@ -42,27 +32,27 @@ int cmd_logits(int argc, char **argv) {
     const char *model_spec = NULL, *tokens = NULL, *text = NULL, *blocks = NULL, *layers = NULL, *npy = NULL;
     bool all = false;
     int threads = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
-        else if (!strcmp(a, "--tokens")) tokens = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "-p")) text = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--blocks")) blocks = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--layers")) layers = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--npy")) npy = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--all")) all = true;
-        else if (!strcmp(a, "-t")) threads = (int)cli_parse_long(a, cli_value(argc, argv, &i), 1, 1024);
-        else if (a[0] == '-') rys_die("logits: unknown option %s", a);
-        else if (!model_spec) model_spec = a;
-        else rys_die("logits: unexpected argument %s", a);
-    }
-    if (!model_spec || !npy || (!tokens == !text)) { usage(); return 1; }
+    const cli_opt opts[] = {
+        CLI_STR_OPT("--tokens", NULL, &tokens, "IDS", "comma-separated token ids (used as given, no BOS added)"),
+        CLI_STR_OPT("-p", "--prompt", &text, "TEXT", "text, tokenized with the model's BOS rule and special tokens"),
+        CLI_BLOCKS(&blocks),
+        CLI_LAYERS(&layers),
+        CLI_FLAG_OPT("--all", NULL, &all, "logits of every position (default: the last only)"),
+        CLI_STR_REQUIRED("--npy", NULL, &npy, "OUT", "write float32 [positions, vocab] to OUT"),
+        CLI_THREADS(&threads),
+        CLI_END,
+    };
+    const cli_arg args[] = {CLI_MODEL_ARG(&model_spec), CLI_ARG_END};
+    const cli_spec spec = {"logits", "MODEL (--tokens 1,2,3 | -p TEXT) [--blocks SPEC | --layers SPEC] [--all] --npy OUT",
+                           opts, args, NULL, NULL, false, NULL};
+    cli_parse_or_exit(&spec, argc, argv);
+    if (!tokens == !text) cli_fail(&spec, "give one of --tokens and -p");
     cli_model cm;
     cli_open_model(model_spec, threads, &cm);
     layer_path path;
     cli_path(&cm, blocks, layers, &path);
     int n;
-    int32_t *ids = tokens ? parse_ids(tokens, &n) : cli_tokenize(&cm, text, true, &n);
+    int32_t *ids = tokens ? parse_ids(&spec, tokens, &n) : cli_tokenize(&cm, text, true, &n);
     forward_ctx *f = forward_new(cm.m, &path, 1, n, cm.pool);
     if (!f) rys_die("%s", rys_lasterr());
     int32_t *pos = xmalloc((size_t)n * sizeof *pos), *seq = xcalloc((size_t)n, sizeof *seq);

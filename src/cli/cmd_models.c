@@ -11,25 +11,13 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(FILE *f) {
-    fprintf(f, "usage: rys models [--json]\n\n"
-               "List the known models: name, whether it is cached, size, path and what the file holds.\n"
-               "The cache is $RYS_CACHE_DIR/models (default ~/.cache/rys/models); fetch one with rys pull NAME.\n");
-}
-
 int cmd_models(int argc, char **argv) {
     bool as_json = false;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--json")) {
-            as_json = true;
-        } else {
-            usage(stderr);
-            rys_die("models: unexpected argument '%s'", argv[i]);
-        }
-    }
+    const cli_opt opts[] = {CLI_JSON(&as_json, "one JSON array, for scripts"), CLI_END};
+    const cli_spec spec = {"models", "[--json]", opts, NULL, NULL, NULL, false,
+                           "Lists the known models: name, whether it is cached, size, path and what the file holds.\n"
+                           "The cache is $RYS_CACHE_DIR/models (default ~/.cache/rys/models); fetch one with rys pull NAME."};
+    cli_parse_or_exit(&spec, argc, argv);
     json_t *list = as_json ? json_array() : NULL;
     if (!as_json) printf("%-20s %-7s %9s  %s\n", "NAME", "CACHED", "SIZE_MB", "PATH / DESCRIPTION");
     for (int i = 0; i < models_count(); i++) {

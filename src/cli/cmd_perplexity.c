@@ -12,12 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(void) {
-    puts("usage: rys perplexity MODEL -f FILE [-c CTX] [--chunks N] [--blocks SPEC | --layers SPEC] [-t N] [--json]\n"
-         "  -c CTX       chunk length in tokens (default 512)\n"
-         "  --chunks N   score at most N chunks (default: all)");
-}
-
 /* log-softmax probability of `target` given logits. */
 static double log_prob(const float *logits, int n, int target) {
     float mx = logits[0];
@@ -31,21 +25,20 @@ int cmd_perplexity(int argc, char **argv) {
     const char *model_spec = NULL, *file = NULL, *blocks = NULL, *layers = NULL;
     int n_ctx = 512, max_chunks = -1, threads = 0;
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
-        else if (!strcmp(a, "-f")) file = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "-c")) n_ctx = (int)cli_parse_long(a, cli_value(argc, argv, &i), 8, 1 << 20);
-        else if (!strcmp(a, "--chunks")) max_chunks = (int)cli_parse_long(a, cli_value(argc, argv, &i), 1, 1 << 30);
-        else if (!strcmp(a, "--blocks")) blocks = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--layers")) layers = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "-t")) threads = (int)cli_parse_long(a, cli_value(argc, argv, &i), 1, 1024);
-        else if (!strcmp(a, "--json")) json = true;
-        else if (a[0] == '-') rys_die("perplexity: unknown option %s", a);
-        else if (!model_spec) model_spec = a;
-        else rys_die("perplexity: unexpected argument %s", a);
-    }
-    if (!model_spec || !file) { usage(); return 1; }
+    const cli_opt opts[] = {
+        CLI_STR_REQUIRED("-f", NULL, &file, "FILE", "the text to score"),
+        CLI_INT_OPT("-c", NULL, &n_ctx, 8, 1 << 20, "CTX", "chunk length in tokens (default 512)"),
+        CLI_INT_OPT("--chunks", NULL, &max_chunks, 1, 1 << 30, "N", "score at most N chunks (default: all)"),
+        CLI_BLOCKS(&blocks),
+        CLI_LAYERS(&layers),
+        CLI_THREADS(&threads),
+        CLI_JSON(&json, "one JSON object"),
+        CLI_END,
+    };
+    const cli_arg args[] = {CLI_MODEL_ARG(&model_spec), CLI_ARG_END};
+    const cli_spec spec = {"perplexity", "MODEL -f FILE [-c CTX] [--chunks N] [--blocks SPEC | --layers SPEC] [-t N] [--json]",
+                           opts, args, NULL, NULL, false, NULL};
+    cli_parse_or_exit(&spec, argc, argv);
     size_t len;
     char *text = read_file(file, &len);
     if (!text) rys_die("%s", rys_lasterr());

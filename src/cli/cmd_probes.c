@@ -6,52 +6,40 @@
 #include "probes/probe_file.h"
 #include "base/util.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(void) {
-    puts("usage: rys probes math [--n N] [--seed S] [--mix SPEC] [--round nearest|floor] [-o FILE]\n"
-         "       rys probes info FILE...\n"
-         "       rys probes score FILE --item KEY (--text TEXT | --text-file PATH)\n"
-         "  math      write a generated math probe set (JSON, exact integer answers)\n"
-         "    --n N        items (default 120; with --mix, the counts' sum, which must agree)\n"
-         "    --seed S     PRNG seed (default 0); the same seed gives the same file\n"
-         "    --mix SPEC   NAME:COUNT[:LO-HI],... NAME: sqrt (17-18 digits), cbrt (16-19), mul14,\n"
-         "                 mul7 (6-7 digit factors), sqrtdiv (10-12 digits / 16..28),\n"
-         "                 cbrtmul (12-13 digits * 31..43); LO-HI overrides the digits\n"
-         "                 (default: math_120's: sqrt:N/2:9-10,mul7:N/4,cbrt:rest:12-13)\n"
-         "    --round R    nearest (default, like math_120) or floor (like math_16)\n"
-         "    -o FILE      output (default stdout)\n"
-         "  info      kind, item count and sha256 of each probe file\n"
-         "  score     score a generated text against one item; prints the score and its details (JSON)");
+static void usage(FILE *out) {
+    fputs("usage: rys probes math [options]     write a generated math probe set (JSON, exact integer answers)\n"
+          "       rys probes info FILE...        kind, item count and sha256 of each probe file\n"
+          "       rys probes score FILE --item KEY (--text TEXT | --text-file PATH)\n"
+          "                                      score a generated text against one item (the score, then its details as JSON)\n"
+          "rys probes SUBCOMMAND --help lists a subcommand's options.\n",
+          out);
 }
 
 static int probes_math(int argc, char **argv) {
-    long n = -1;
+    int n = -1, round = 0;
     uint64_t seed = 0;
     const char *mix = NULL, *out_path = NULL;
-    mathgen_rounding rounding = MATHGEN_NEAREST;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
-        else if (!strcmp(a, "--n")) n = cli_parse_long(a, cli_value(argc, argv, &i), 1, 1000000);
-        else if (!strcmp(a, "--seed")) {
-            const char *v = cli_value(argc, argv, &i);
-            char *end;
-            errno = 0;
-            seed = strtoull(v, &end, 10);
-            if (errno || !*v || *end || *v == '-') rys_die("--seed: expected an integer in [0, 2^64), got '%s'", v);
-        } else if (!strcmp(a, "--mix")) mix = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--round")) {
-            const char *v = cli_value(argc, argv, &i);
-            if (!strcmp(v, "nearest")) rounding = MATHGEN_NEAREST;
-            else if (!strcmp(v, "floor")) rounding = MATHGEN_FLOOR;
-            else rys_die("--round: expected nearest or floor, got '%s'", v);
-        } else if (!strcmp(a, "-o")) out_path = cli_value(argc, argv, &i);
-        else rys_die("probes math: unexpected argument %s", a);
-    }
+    static const char *const roundings[] = {"nearest", "floor", NULL};
+    const cli_opt opts[] = {
+        CLI_INT_OPT("--n", NULL, &n, 1, 1000000, "N", "items (default 120; with --mix, the counts' sum, which must agree)"),
+        CLI_U64_OPT("--seed", NULL, &seed, "S", "PRNG seed (default 0); the same seed gives the same file"),
+        CLI_STR_OPT("--mix", NULL, &mix, "SPEC",
+                    "NAME:COUNT[:LO-HI],... NAME: sqrt (17-18 digits), cbrt (16-19), mul14,\n"
+                    "mul7 (6-7 digit factors), sqrtdiv (10-12 digits / 16..28),\n"
+                    "cbrtmul (12-13 digits * 31..43); LO-HI overrides the digits\n"
+                    "(default: math_120's: sqrt:N/2:9-10,mul7:N/4,cbrt:rest:12-13)"),
+        CLI_CHOICE_OPT("--round", NULL, &round, roundings, "R", "nearest (default, like math_120) or floor (like math_16)"),
+        CLI_STR_OPT("-o", NULL, &out_path, "FILE", "output (default stdout)"),
+        CLI_END,
+    };
+    const cli_spec spec = {"probes math", "[--n N] [--seed S] [--mix SPEC] [--round nearest|floor] [-o FILE]", opts, NULL,
+                           NULL, NULL, false, "Writes a generated math probe set (JSON, exact integer answers)."};
+    cli_parse_or_exit(&spec, argc, argv);
+    mathgen_rounding rounding = round ? MATHGEN_FLOOR : MATHGEN_NEAREST;
     int n_parts;
     mathgen_part *parts;
     if (mix) {
@@ -59,9 +47,9 @@ static int probes_math(int argc, char **argv) {
         if (!parts) rys_die("%s", rys_lasterr());
         long total = 0;
         for (int p = 0; p < n_parts; p++) total += parts[p].count;
-        if (n >= 0 && n != total) rys_die("--n %ld but --mix asks for %ld items", n, total);
+        if (n >= 0 && n != total) cli_fail(&spec, "--n %d but --mix asks for %ld items", n, total);
     } else {
-        parts = mathgen_default_mix(n >= 0 ? (int)n : 120, &n_parts);
+        parts = mathgen_default_mix(n >= 0 ? n : 120, &n_parts);
     }
     char *json = mathgen_json(parts, n_parts, seed, rounding);
     free(parts);
@@ -76,28 +64,37 @@ static int probes_math(int argc, char **argv) {
 }
 
 static int probes_info(int argc, char **argv) {
-    if (argc < 2) { usage(); return 1; }
-    for (int i = 1; i < argc; i++) {
-        probe_set *s = probe_set_load(argv[i]);
+    char **files;
+    int n_files;
+    const cli_opt opts[] = {CLI_END};
+    const cli_spec spec = {"probes info", "FILE...", opts, NULL, &files, &n_files, false,
+                           "Prints the kind, item count and sha256 of each probe file."};
+    cli_parse_or_exit(&spec, argc, argv);
+    if (!n_files) cli_fail(&spec, "missing FILE");
+    for (int i = 0; i < n_files; i++) {
+        probe_set *s = probe_set_load(files[i]);
         if (!s) rys_die("%s", rys_lasterr());
         printf("%s\t%s\t%d items\tsha256 %s\n", s->path, probe_kind_name(s->kind), s->n, s->sha256);
         probe_set_free(s);
     }
+    free(files);
     return 0;
 }
 
 static int probes_score(int argc, char **argv) {
     const char *file = NULL, *key = NULL, *text = NULL, *text_file = NULL;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--item")) key = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--text")) text = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--text-file")) text_file = cli_value(argc, argv, &i);
-        else if (a[0] == '-') rys_die("probes score: unknown option %s", a);
-        else if (!file) file = a;
-        else rys_die("probes score: unexpected argument %s", a);
-    }
-    if (!file || !key || !text == !text_file) { usage(); return 1; }
+    const cli_opt opts[] = {
+        CLI_STR_REQUIRED("--item", NULL, &key, "KEY", "the item's key in FILE"),
+        CLI_STR_OPT("--text", NULL, &text, "TEXT", "the generated text"),
+        CLI_STR_OPT("--text-file", NULL, &text_file, "PATH", "the generated text, from a file"),
+        CLI_END,
+    };
+    const cli_arg args[] = {{"FILE", &file, true, "a probe file"}, CLI_ARG_END};
+    const cli_spec spec = {"probes score", "FILE --item KEY (--text TEXT | --text-file PATH)", opts, args, NULL, NULL, false,
+                           "Scores a generated text against one item the way a scan would; prints the score,\n"
+                           "a tab and its details (JSON)."};
+    cli_parse_or_exit(&spec, argc, argv);
+    if (!text == !text_file) cli_fail(&spec, "give one of --text and --text-file");
     char *owned = NULL;
     if (text_file) {
         size_t len;
@@ -121,7 +118,14 @@ static int probes_score(int argc, char **argv) {
 }
 
 int cmd_probes(int argc, char **argv) {
-    if (argc < 2 || !strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) { usage(); return argc < 2; }
+    if (argc < 2) {
+        usage(stderr);
+        return 1;
+    }
+    if (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help")) {
+        usage(stdout);
+        return 0;
+    }
     if (!strcmp(argv[1], "math")) return probes_math(argc - 1, argv + 1);
     if (!strcmp(argv[1], "info")) return probes_info(argc - 1, argv + 1);
     if (!strcmp(argv[1], "score")) return probes_score(argc - 1, argv + 1);

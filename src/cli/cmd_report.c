@@ -10,16 +10,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static void usage(void) {
-    puts("usage: rys report scan.sqlite [--out DIR] [--clip X] [--top K] [--json]\n"
-         "  --out DIR   write heatmaps, skylines, repeat maps, Pareto front (PNG + SVG) and DIR/index.html\n"
-         "  --clip X    colour clip of every map (default: per map, the 98th percentile of |delta|)\n"
-         "  --top K     rows per ranking (default 15)\n"
-         "  --json      print rankings, Pareto front, baseline scores and counts as JSON\n"
-         "Deltas are configuration score - baseline score; combined = math delta + EQ delta\n"
-         "(the sum over all probe sets when the scan lacks one of the two kinds).");
-}
-
 static json_t *config_json(const report_data *d, const report_config *c) {
     json_t *o = json_pack("{s:s, s:i, s:f, s:f, s:f}", "spec", c->spec, "extra_layers", c->extra, "size_increase_pct",
                           100.0 * c->extra / d->n_layers, "combined_delta", c->combined, "balanced_z", c->balanced);
@@ -91,18 +81,19 @@ int cmd_report(int argc, char **argv) {
     double clip = 0;
     int top = 15;
     bool json = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
-        else if (!strcmp(a, "--out")) out = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--clip")) clip = cli_parse_double(a, cli_value(argc, argv, &i), 1e-9, 1e9);
-        else if (!strcmp(a, "--top")) top = (int)cli_parse_long(a, cli_value(argc, argv, &i), 1, 1 << 20);
-        else if (!strcmp(a, "--json")) json = true;
-        else if (a[0] == '-') rys_die("report: unknown option %s", a);
-        else if (!db) db = a;
-        else rys_die("report: unexpected argument %s", a);
-    }
-    if (!db || (!out && !json)) { usage(); return 1; }
+    const cli_opt opts[] = {
+        CLI_STR_OPT("--out", NULL, &out, "DIR", "write heatmaps, skylines, repeat maps, Pareto front (PNG + SVG) and DIR/index.html"),
+        CLI_DOUBLE_OPT("--clip", NULL, &clip, 1e-9, 1e9, "X", "colour clip of every map (default: per map, the 98th percentile of |delta|)"),
+        CLI_INT_OPT("--top", NULL, &top, 1, 1 << 20, "K", "rows per ranking (default 15)"),
+        CLI_JSON(&json, "print rankings, Pareto front, baseline scores and counts as JSON"),
+        CLI_END,
+    };
+    const cli_arg args[] = {{"DB", &db, true, "the scan's SQLite store (rys scan --db)"}, CLI_ARG_END};
+    const cli_spec spec = {"report", "DB [--out DIR] [--clip X] [--top K] [--json]", opts, args, NULL, NULL, false,
+                           "Deltas are configuration score - baseline score; combined = math delta + EQ delta\n"
+                           "(the sum over all probe sets when the scan lacks one of the two kinds)."};
+    cli_parse_or_exit(&spec, argc, argv);
+    if (!out && !json) cli_fail(&spec, "give --out DIR, --json or both");
     if (access(db, R_OK)) rys_die("%s: no such scan database", db);
     report_data *d = report_load(db);
     if (!d) rys_die("%s", rys_lasterr());

@@ -10,23 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(void) {
-    puts("usage: rys run MODEL -p PROMPT [options]\n"
-         "  MODEL            a .gguf path or a known name (rys models)\n"
-         "  -p, --prompt S   the prompt text\n"
-         "  --chat           format the prompt with the model's chat template (user turn)\n"
-         "  --system S       system message for --chat\n"
-         "  --blocks SPEC    RYS blocks \"i,j[;i,j...]\": run 0..j-1 then i..N-1\n"
-         "  --layers SPEC    explicit layer path \"0-11,6-23\"\n"
-         "  -n N             new tokens (default 128)\n"
-         "  -c N             context size (default: prompt + n)\n"
-         "  -t N             threads (default: all cores)\n"
-         "  --temp T         temperature (default 0 = greedy)\n"
-         "  --top-p P        nucleus sampling (default 1)\n"
-         "  --seed S         sampling seed (default 42)\n"
-         "  --json           print one JSON object instead of streaming text");
-}
-
 typedef struct { const cli_model *cm; bool stream; tokenizer_stream ts; } stream_ctx;
 
 /* Streams text as it is generated, never splitting a UTF-8 character. */
@@ -48,26 +31,24 @@ int cmd_run(int argc, char **argv) {
     bool chat = false, json = false;
     int threads = 0, n_ctx = 0;
     sample_params sp = {0.0f, 1.0f, 42, 128};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
-        else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) prompt = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--system")) system = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--chat")) chat = true;
-        else if (!strcmp(a, "--json")) json = true;
-        else if (!strcmp(a, "--blocks")) blocks = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--layers")) layers = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "-n")) sp.n_predict = (int)cli_parse_long(a, cli_value(argc, argv, &i), 0, 1 << 20);
-        else if (!strcmp(a, "-c")) n_ctx = (int)cli_parse_long(a, cli_value(argc, argv, &i), 1, 1 << 20);
-        else if (!strcmp(a, "-t")) threads = (int)cli_parse_long(a, cli_value(argc, argv, &i), 1, 1024);
-        else if (!strcmp(a, "--temp")) sp.temperature = (float)cli_parse_double(a, cli_value(argc, argv, &i), 0, 100);
-        else if (!strcmp(a, "--top-p")) sp.top_p = (float)cli_parse_double(a, cli_value(argc, argv, &i), 0, 1);
-        else if (!strcmp(a, "--seed")) sp.seed = (uint64_t)cli_parse_long(a, cli_value(argc, argv, &i), 0, __LONG_MAX__);
-        else if (a[0] == '-') rys_die("run: unknown option %s", a);
-        else if (!model_spec) model_spec = a;
-        else rys_die("run: unexpected argument %s", a);
-    }
-    if (!model_spec || !prompt) { usage(); return 1; }
+    const cli_opt opts[] = {
+        CLI_STR_REQUIRED("-p", "--prompt", &prompt, "S", "the prompt text"),
+        CLI_FLAG_OPT("--chat", NULL, &chat, "format the prompt with the model's chat template (user turn)"),
+        CLI_STR_OPT("--system", NULL, &system, "S", "system message for --chat"),
+        CLI_BLOCKS(&blocks),
+        CLI_LAYERS(&layers),
+        CLI_INT_OPT("-n", NULL, &sp.n_predict, 0, 1 << 20, "N", "new tokens (default 128)"),
+        CLI_INT_OPT("-c", NULL, &n_ctx, 1, 1 << 20, "N", "context size (default: prompt + n)"),
+        CLI_THREADS(&threads),
+        CLI_FLOAT_OPT("--temp", NULL, &sp.temperature, 0, 100, "T", "temperature (default 0 = greedy)"),
+        CLI_FLOAT_OPT("--top-p", NULL, &sp.top_p, 0, 1, "P", "nucleus sampling (default 1)"),
+        CLI_U64_OPT("--seed", NULL, &sp.seed, "S", "sampling seed (default 42)"),
+        CLI_JSON(&json, "print one JSON object instead of streaming text"),
+        CLI_END,
+    };
+    const cli_arg args[] = {CLI_MODEL_ARG(&model_spec), CLI_ARG_END};
+    const cli_spec spec = {"run", "MODEL -p PROMPT [options]", opts, args, NULL, NULL, false, NULL};
+    cli_parse_or_exit(&spec, argc, argv);
 
     cli_model cm;
     cli_open_model(model_spec, threads, &cm);

@@ -14,25 +14,6 @@
 #include <string.h>
 #include <unistd.h>
 
-static void usage(void) {
-    puts("usage: rys scan MODEL --probes A.json[,B.json] --db scan.sqlite [options]\n"
-         "       rys scan --status --db scan.sqlite [--json]\n"
-         "  --probes EQ.json:logit  read an EQ set by logits (kind eq_logit, named\n"
-         "                    \"<stem>:logit\"; run per path, without prefix reuse)\n"
-         "  --max-extra K     only blocks of at most K repeated layers\n"
-         "  --stride S        only i, j that are multiples of S (j = N always kept)\n"
-         "  --only I0-I1,J0-J1  only blocks with i in [I0,I1] and j in [J0,J1]\n"
-         "  --order rows|coarse  sweep order (coarse: a coarse grid first, then finer)\n"
-         "  --mode blocks|repeat  single blocks (default) or single-layer repeats\n"
-         "  --max-repeat R    repeat mode: traverse each layer 2..R times (default 4)\n"
-         "  -n N              new tokens per item (default 64)\n"
-         "  --limit K         stop after K configurations (resume later)\n"
-         "  --naive           no prefix reuse (for benchmarks)\n"
-         "  --top K           best configurations to print at the end (default 5)\n"
-         "  -t N              threads\n"
-         "  --json            machine-readable summary");
-}
-
 /* Best configurations by summed delta over the probe sets. */
 static void print_best(store *st, int top, json_t *js) {
     store_best *best;
@@ -82,65 +63,51 @@ static int show_status(const char *db_path, bool json) {
     return 0;
 }
 
-static char **split_commas(const char *s, int *n) {
-    char *dup = xstrdup(s), *save = NULL;
-    char **v = NULL;
-    *n = 0;
-    for (char *tok = strtok_r(dup, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
-        v = xrealloc(v, (size_t)(*n + 1) * sizeof *v);
-        v[(*n)++] = xstrdup(tok);
-    }
-    free(dup);
-    return v;
-}
-
 int cmd_scan(int argc, char **argv) {
-    const char *model_spec = NULL, *probes = NULL, *db_path = NULL;
+    const char *model_spec = NULL, *probes = NULL, *db_path = NULL, *only = NULL;
     bool status = false, json = false;
-    int threads = 0, top = 5;
+    int threads = 0, top = 5, order = 0, mode = 0;
     scan_sweep sw = {0};
     sw.max_repeat = 4;
     scan_run_opts ro = {true, false, 0};
     evalset_options eo = {64, NULL, false};
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
-        else if (!strcmp(a, "--probes")) probes = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--db")) db_path = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--status")) status = true;
-        else if (!strcmp(a, "--json")) json = true;
-        else if (!strcmp(a, "--max-extra")) sw.max_extra = (int)cli_parse_long(a, cli_value(argc, argv, &i), 1, 100000);
-        else if (!strcmp(a, "--stride")) sw.stride = (int)cli_parse_long(a, cli_value(argc, argv, &i), 1, 100000);
-        else if (!strcmp(a, "--only")) { if (scan_parse_only(cli_value(argc, argv, &i), &sw)) rys_die("%s", rys_lasterr()); }
-        else if (!strcmp(a, "--order")) {
-            const char *v = cli_value(argc, argv, &i);
-            if (!strcmp(v, "rows")) sw.order = ORDER_ROWS;
-            else if (!strcmp(v, "coarse")) sw.order = ORDER_COARSE;
-            else rys_die("--order: expected rows or coarse, got '%s'", v);
-        } else if (!strcmp(a, "--mode")) {
-            const char *v = cli_value(argc, argv, &i);
-            if (!strcmp(v, "blocks")) sw.repeat = false;
-            else if (!strcmp(v, "repeat")) sw.repeat = true;
-            else rys_die("--mode: expected blocks or repeat, got '%s'", v);
-        }
-        else if (!strcmp(a, "--max-repeat")) sw.max_repeat = (int)cli_parse_long(a, cli_value(argc, argv, &i), 2, 64);
-        else if (!strcmp(a, "-n")) eo.n_predict = (int)cli_parse_long(a, cli_value(argc, argv, &i), 1, 4096);
-        else if (!strcmp(a, "--limit")) ro.limit = (int)cli_parse_long(a, cli_value(argc, argv, &i), 1, 1 << 30);
-        else if (!strcmp(a, "--naive")) ro.naive = true;
-        else if (!strcmp(a, "--top")) top = (int)cli_parse_long(a, cli_value(argc, argv, &i), 0, 1 << 20);
-        else if (!strcmp(a, "-t")) threads = (int)cli_parse_long(a, cli_value(argc, argv, &i), 1, 1024);
-        else if (a[0] == '-') rys_die("scan: unknown option %s", a);
-        else if (!model_spec) model_spec = a;
-        else rys_die("scan: unexpected argument %s", a);
-    }
-    if (!db_path) { usage(); return 1; }
+    static const char *const orders[] = {"rows", "coarse", NULL}, *const modes[] = {"blocks", "repeat", NULL};
+    const cli_opt opts[] = {
+        CLI_STR_OPT("--probes", NULL, &probes, "A.json[,B.json]",
+                    "probe sets; EQ.json:logit reads an EQ set by logits (kind eq_logit, named\n"
+                    "\"<stem>:logit\"; run per path, without prefix reuse)"),
+        CLI_STR_OPT("--db", NULL, &db_path, "FILE", "the SQLite store; re-running the same command resumes"),
+        CLI_FLAG_OPT("--status", NULL, &status, "report the progress of the scan in --db"),
+        CLI_INT_OPT("--max-extra", NULL, &sw.max_extra, 1, 100000, "K", "only blocks of at most K repeated layers"),
+        CLI_INT_OPT("--stride", NULL, &sw.stride, 1, 100000, "S", "only i, j that are multiples of S (j = N always kept)"),
+        CLI_STR_OPT("--only", NULL, &only, "I0-I1,J0-J1", "only blocks with i in [I0,I1] and j in [J0,J1]"),
+        CLI_CHOICE_OPT("--order", NULL, &order, orders, "rows|coarse", "sweep order (coarse: a coarse grid first, then finer)"),
+        CLI_CHOICE_OPT("--mode", NULL, &mode, modes, "blocks|repeat", "single blocks (default) or single-layer repeats"),
+        CLI_INT_OPT("--max-repeat", NULL, &sw.max_repeat, 2, 64, "R", "repeat mode: traverse each layer 2..R times (default 4)"),
+        CLI_INT_OPT("-n", NULL, &eo.n_predict, 1, 4096, "N", "new tokens per item (default 64)"),
+        CLI_INT_OPT("--limit", NULL, &ro.limit, 1, 1 << 30, "K", "stop after K configurations (resume later)"),
+        CLI_FLAG_OPT("--naive", NULL, &ro.naive, "no prefix reuse (for benchmarks)"),
+        CLI_INT_OPT("--top", NULL, &top, 0, 1 << 20, "K", "best configurations to print at the end (default 5)"),
+        CLI_THREADS(&threads),
+        CLI_JSON(&json, "machine-readable summary"),
+        CLI_END,
+    };
+    const cli_arg args[] = {{"MODEL", &model_spec, false, CLI_MODEL_HELP}, CLI_ARG_END};
+    const cli_spec spec = {"scan", "MODEL --probes A.json[,B.json] --db scan.sqlite [options]\n"
+                                   "       rys scan --status --db scan.sqlite [--json]",
+                           opts, args, NULL, NULL, false, NULL};
+    cli_parse_or_exit(&spec, argc, argv);
+    sw.order = order ? ORDER_COARSE : ORDER_ROWS;
+    sw.repeat = mode == 1;
+    if (only && scan_parse_only(only, &sw)) cli_fail(&spec, "%s", rys_lasterr());
+    if (!db_path) cli_fail(&spec, "missing --db FILE");
     if (status) return show_status(db_path, json);
-    if (!model_spec || !probes) { usage(); return 1; }
+    if (!model_spec || !probes) cli_fail(&spec, "missing %s", model_spec ? "--probes" : "MODEL");
 
     cli_model cm;
     cli_open_model(model_spec, threads, &cm);
     int n_files;
-    char **files = split_commas(probes, &n_files);
+    char **files = cli_split(probes, ',', &n_files);
     evalset *es = evalset_load((const char *const *)files, n_files, cm.m, cm.tok, &eo);
     if (!es) rys_die("%s", rys_lasterr());
     char model_sha[65];

@@ -11,19 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(void) {
-    puts("usage: rys tokenize MODEL (-p TEXT | -f FILE | --json-strings FILE | --decode-json FILE)\n"
-         "                    [--no-bos] [--no-special] [--json]\n"
-         "  -p TEXT              tokenize TEXT\n"
-         "  -f FILE              tokenize the contents of FILE\n"
-         "  --json-strings FILE  FILE holds a JSON array of strings; print a JSON array of id arrays\n"
-         "  --decode-json FILE   FILE holds a JSON array of id arrays; print a JSON array of their texts\n"
-         "                       (null where the bytes are not valid UTF-8)\n"
-         "  --no-bos             never add BOS (default: add it where the model's metadata says so)\n"
-         "  --no-special         treat text like <|im_start|> as plain text\n"
-         "  --json               print {\"ids\": [...], \"pieces\": [...]} instead of one token per line");
-}
-
 /* A token's bytes, readable on a terminal: printable UTF-8 as is, the rest escaped. */
 static void print_escaped(const char *s, size_t n) {
     for (size_t i = 0; i < n; i++) {
@@ -132,21 +119,26 @@ static void print_ids(const tokenizer *tok, const int32_t *ids, size_t n, bool j
 int cmd_tokenize(int argc, char **argv) {
     const char *model = NULL, *prompt = NULL, *file = NULL, *strings = NULL, *decode = NULL;
     bool add_bos = true, special = true, json = false;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
-        else if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) prompt = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "-f")) file = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--json-strings")) strings = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--decode-json")) decode = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--no-bos")) add_bos = false;
-        else if (!strcmp(a, "--no-special")) special = false;
-        else if (!strcmp(a, "--json")) json = true;
-        else if (a[0] == '-') rys_die("tokenize: unknown option %s", a);
-        else if (!model) model = a;
-        else rys_die("tokenize: unexpected argument %s", a);
-    }
-    if (!model || (!!prompt + !!file + !!strings + !!decode) != 1) { usage(); return 1; }
+    const cli_opt opts[] = {
+        CLI_STR_OPT("-p", "--prompt", &prompt, "TEXT", "tokenize TEXT"),
+        CLI_STR_OPT("-f", NULL, &file, "FILE", "tokenize the contents of FILE"),
+        CLI_STR_OPT("--json-strings", NULL, &strings, "FILE",
+                    "FILE holds a JSON array of strings; print a JSON array of id arrays"),
+        CLI_STR_OPT("--decode-json", NULL, &decode, "FILE",
+                    "FILE holds a JSON array of id arrays; print a JSON array of their texts\n"
+                    "(null where the bytes are not valid UTF-8)"),
+        CLI_NOFLAG_OPT("--no-bos", NULL, &add_bos, "never add BOS (default: add it where the model's metadata says so)"),
+        CLI_NOFLAG_OPT("--no-special", NULL, &special, "treat text like <|im_start|> as plain text"),
+        CLI_JSON(&json, "print {\"ids\": [...], \"pieces\": [...]} instead of one token per line"),
+        CLI_END,
+    };
+    const cli_arg args[] = {CLI_MODEL_ARG(&model), CLI_ARG_END};
+    const cli_spec spec = {"tokenize", "MODEL (-p TEXT | -f FILE | --json-strings FILE | --decode-json FILE)\n"
+                                       "                    [--no-bos] [--no-special] [--json]",
+                           opts, args, NULL, NULL, false, NULL};
+    cli_parse_or_exit(&spec, argc, argv);
+    if (!!prompt + !!file + !!strings + !!decode != 1)
+        cli_fail(&spec, "give exactly one of -p, -f, --json-strings, --decode-json");
 
     char path[4096];
     if (!models_resolve(model, path, sizeof path)) rys_die("%s", rys_lasterr());

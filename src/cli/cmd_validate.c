@@ -13,37 +13,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(void) {
-    puts("usage: rys validate MODEL --tasks TASK:VARIANT[,...] [options]\n"
-         "  --tasks LIST        e.g. arc_challenge:test_rc_5shot,hellaswag:val_rc_5shot,winogrande:rc_5shot,mmlu:5shot\n"
-         "  --limit N           the first N documents of each task (MMLU: of each subject)\n"
-         "  --blocks SPEC | --layers SPEC   one configuration (see rys info)\n"
-         "  --configs \"i,j;i,j\"  several single-block configurations\n"
-         "  --db FILE           keep per-document results; re-running resumes\n"
-         "  --data-dir DIR      data root (default $RYS_CACHE_DIR/data or ~/.cache/rys/data)\n"
-         "  --dump-requests F   every request's token ids and log-likelihood, as JSON lines\n"
-         "  --no-reuse          every path from its first layer (for benchmarks)\n"
-         "  -t N                threads\n"
-         "  --json              machine-readable results");
-}
-
-static char **split(const char *s, const char *sep, int *n) {
-    char *dup = xstrdup(s), *save = NULL;
-    char **v = NULL;
-    *n = 0;
-    for (char *tok = strtok_r(dup, sep, &save); tok; tok = strtok_r(NULL, sep, &save)) {
-        v = xrealloc(v, (size_t)(*n + 1) * sizeof *v);
-        v[(*n)++] = xstrdup(tok);
-    }
-    free(dup);
-    return v;
-}
-
-static void free_strings(char **v, int n) {
-    for (int i = 0; i < n; i++) free(v[i]);
-    free(v);
-}
-
 static void add_config(validate_config **cfgs, int *n, const char *kind, const char *spec, const layer_path *p) {
     *cfgs = xrealloc(*cfgs, (size_t)(*n + 1) * sizeof **cfgs);
     validate_config *c = &(*cfgs)[(*n)++];
@@ -116,29 +85,29 @@ int cmd_validate(int argc, char **argv) {
                *data_dir = NULL, *dump_path = NULL;
     int limit = 0, threads = 0;
     bool json = false, reuse = true;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "-h") || !strcmp(a, "--help")) { usage(); return 0; }
-        else if (!strcmp(a, "--tasks")) task_list = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--limit")) limit = (int)cli_parse_long(a, cli_value(argc, argv, &i), 1, 1 << 30);
-        else if (!strcmp(a, "--blocks")) blocks = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--layers")) layers = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--configs")) configs = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--db")) db_path = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--data-dir")) data_dir = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--dump-requests")) dump_path = cli_value(argc, argv, &i);
-        else if (!strcmp(a, "--no-reuse")) reuse = false;
-        else if (!strcmp(a, "-t")) threads = (int)cli_parse_long(a, cli_value(argc, argv, &i), 1, 1024);
-        else if (!strcmp(a, "--json")) json = true;
-        else if (a[0] == '-') rys_die("validate: unknown option %s", a);
-        else if (!model_spec) model_spec = a;
-        else rys_die("validate: unexpected argument %s", a);
-    }
-    if (!model_spec || !task_list) { usage(); return 1; }
+    const cli_opt opts[] = {
+        CLI_STR_REQUIRED("--tasks", NULL, &task_list, "LIST",
+                         "e.g. arc_challenge:test_rc_5shot,hellaswag:val_rc_5shot,winogrande:rc_5shot,mmlu:5shot"),
+        CLI_INT_OPT("--limit", NULL, &limit, 1, 1 << 30, "N", "the first N documents of each task (MMLU: of each subject)"),
+        CLI_BLOCKS(&blocks),
+        CLI_LAYERS(&layers),
+        CLI_STR_OPT("--configs", NULL, &configs, "\"i,j;i,j\"", "several single-block configurations"),
+        CLI_STR_OPT("--db", NULL, &db_path, "FILE", "keep per-document results; re-running resumes"),
+        CLI_STR_OPT("--data-dir", NULL, &data_dir, "DIR", "data root (default $RYS_CACHE_DIR/data or ~/.cache/rys/data)"),
+        CLI_STR_OPT("--dump-requests", NULL, &dump_path, "F", "every request's token ids and log-likelihood, as JSON lines"),
+        CLI_NOFLAG_OPT("--no-reuse", NULL, &reuse, "every path from its first layer (for benchmarks)"),
+        CLI_THREADS(&threads),
+        CLI_JSON(&json, "machine-readable results"),
+        CLI_END,
+    };
+    const cli_arg args[] = {CLI_MODEL_ARG(&model_spec), CLI_ARG_END};
+    const cli_spec spec = {"validate", "MODEL --tasks TASK:VARIANT[,...] [options]", opts, args, NULL, NULL, false,
+                           "--blocks or --layers adds one configuration (see rys info) to the baseline; --configs more."};
+    cli_parse_or_exit(&spec, argc, argv);
 
     int n_tasks;
-    char **specs = split(task_list, ",", &n_tasks);
-    if (n_tasks == 0) rys_die("--tasks: no task given");
+    char **specs = cli_split(task_list, ',', &n_tasks);
+    if (n_tasks == 0) cli_fail(&spec, "--tasks: no task given");
     task_set *tasks = xcalloc((size_t)n_tasks, sizeof *tasks);
     for (int k = 0; k < n_tasks; k++)
         if (task_load(data_dir, specs[k], limit, &tasks[k])) rys_die("%s", rys_lasterr());
@@ -158,13 +127,13 @@ int cmd_validate(int argc, char **argv) {
     }
     if (configs) {
         int n;
-        char **v = split(configs, ";", &n);
+        char **v = cli_split(configs, ';', &n);
         for (int i = 0; i < n; i++) {
             if (path_from_blocks(v[i], N, &p)) rys_die("--configs: %s", rys_lasterr());
             add_config(&cfgs, &n_cfgs, "blocks", v[i], &p);
             path_free(&p);
         }
-        free_strings(v, n);
+        cli_free_split(v);
     }
 
     validate_opts o = {NULL, NULL, reuse, true};
@@ -248,7 +217,7 @@ int cmd_validate(int argc, char **argv) {
     free(cfgs);
     for (int k = 0; k < n_tasks; k++) task_set_free(&tasks[k]);
     free(tasks);
-    free_strings(specs, n_tasks);
+    cli_free_split(specs);
     cli_close_model(&cm);
     return 0;
 }

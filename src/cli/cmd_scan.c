@@ -9,6 +9,7 @@
 #include "base/util.h"
 
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,13 +136,18 @@ int cmd_scan(int argc, char **argv) {
         fprintf(stderr, "rys: scanning %s (%d layers): %d configurations, %d prompts, %d new tokens each\n", cm.m->name,
                 cm.m->hp.n_layers, n_cfgs, evalset_n_prompts(es), evalset_n_predict(es));
     scan_summary sum;
+    rys_stop_install();
     if (scan_run(st, cm.m, cm.tok, es, cm.pool, cfgs, n_cfgs, &ro, &sum)) rys_die("%s", rys_lasterr());
     double ratio = sum.layer_tokens_naive ? (double)sum.layer_tokens_done / sum.layer_tokens_naive : 1.0;
+    if (sum.stopped)
+        fprintf(stderr, "rys: scan stopped on %s: %d configurations kept in %s (%d of %d done); the same command continues it\n",
+                rys_stop_signal() == SIGTERM ? "SIGTERM" : "SIGINT", sum.done_now, db_path, sum.done_before + sum.done_now,
+                sum.total);
     if (json) {
-        json_t *o = json_pack("{s:s, s:i, s:i, s:i, s:f, s:I, s:I, s:f}", "db", db_path, "total", sum.total, "done_before",
+        json_t *o = json_pack("{s:s, s:i, s:i, s:i, s:f, s:I, s:I, s:f, s:b}", "db", db_path, "total", sum.total, "done_before",
                               sum.done_before, "done_now", sum.done_now, "seconds", sum.seconds, "layer_tokens_done",
                               (json_int_t)sum.layer_tokens_done, "layer_tokens_naive", (json_int_t)sum.layer_tokens_naive,
-                              "reuse_ratio", ratio);
+                              "reuse_ratio", ratio, "stopped", sum.stopped);
         print_best(st, top, o);
         char *s = json_dumps(o, JSON_INDENT(1));
         puts(s);
@@ -160,5 +166,5 @@ int cmd_scan(int argc, char **argv) {
     for (int k = 0; k < n_files; k++) free(files[k]);
     free(files);
     cli_close_model(&cm);
-    return 0;
+    return sum.stopped ? rys_stop_exit_code() : 0;
 }

@@ -47,6 +47,7 @@ typedef struct {
     int done_before, done_now, total;
     double seconds;
     long long layer_tokens_done, layer_tokens_naive;
+    bool stopped;           /* a stop was asked for (rys_stop_requested): configurations were left undone */
 } scan_summary;
 
 /* Greedy outputs of every prompt of es along path, from scratch (no reuse):
@@ -64,7 +65,9 @@ int scan_logit_naive(const model *m, const tokenizer *tok, const evalset *es, po
  * invalid UTF-8 replaced by U+FFFD (malloc'd). */
 char *scan_output_text(const tokenizer *tok, const gen_output *o);
 
-/* Scores every configuration of cfgs that the store lacks. */
+/* Scores every configuration of cfgs that the store lacks, each committed as
+ * it finishes; when a stop is asked for (base/util.h) it returns 0 after the
+ * configuration in flight with sum->stopped set. */
 int scan_run(store *st, const model *m, const tokenizer *tok, const evalset *es, pool *pool,
              const scan_config *cfgs, int n_cfgs, const scan_run_opts *o, scan_summary *sum);
 

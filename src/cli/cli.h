@@ -11,6 +11,7 @@
 #include "engine/path.h"
 #include "engine/tokenizer.h"
 
+#include <jansson.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -155,5 +156,19 @@ int cli_default_threads(void);
 void cli_path(const cli_model *cm, const char *blocks, const char *layers, layer_path *out);
 /* Tokenize text (BOS as the model's metadata says, special tokens parsed). */
 int32_t *cli_tokenize(const cli_model *cm, const char *text, bool add_bos, int *n_out);
+
+/* ---- warnings ---------------------------------------------------------------- */
+
+/* Prints "rys: warning: <message>" on stderr, once per distinct message, and
+ * keeps it for the command's --json output. */
+void cli_warn(const char *fmt, ...) RYS_PRINTF(1, 2);
+/* Sets o["warnings"] to the warnings given so far (an array, empty if none). */
+void cli_json_warnings(json_t *o);
+/* The warnings so far as a JSON array text (malloc'd), for commands that print
+ * their JSON by hand. */
+char *cli_warnings_json_text(void);
+/* Warns when a run of n_tokens positions passes the model's trained context:
+ * `what` names them ("the prompt and 64 new tokens", "-c 16384"). */
+void cli_check_context(const cli_model *cm, long n_tokens, const char *what);
 
 #endif

@@ -229,3 +229,43 @@ void cli_free_split(char **items) {
     free(items);
 }
 
+
+/* ---- warnings ---------------------------------------------------------------- */
+
+static char **warnings;
+static int n_warnings;
+
+void cli_warn(const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    for (int i = 0; i < n_warnings; i++)
+        if (!strcmp(warnings[i], msg)) return;
+    warnings = xrealloc(warnings, (size_t)(n_warnings + 1) * sizeof *warnings);
+    warnings[n_warnings++] = xstrdup(msg);
+    fprintf(stderr, "rys: warning: %s\n", msg);
+}
+
+void cli_json_warnings(json_t *o) {
+    json_t *a = json_array();
+    for (int i = 0; i < n_warnings; i++) json_array_append_new(a, json_string(warnings[i]));
+    json_object_set_new(o, "warnings", a);
+}
+
+char *cli_warnings_json_text(void) {
+    json_t *o = json_object();
+    cli_json_warnings(o);
+    char *s = json_dumps(json_object_get(o, "warnings"), JSON_COMPACT | JSON_ENSURE_ASCII);
+    json_decref(o);
+    return s;
+}
+
+void cli_check_context(const cli_model *cm, long n_tokens, const char *what) {
+    int trained = cm->m->hp.n_ctx_train;
+    if (trained > 0 && n_tokens > trained)
+        cli_warn("%s: %ld positions, past the %d this model was trained on; positions beyond it were never seen in "
+                 "training and the output usually degrades",
+                 what, n_tokens, trained);
+}

@@ -13,6 +13,7 @@
 #include "quant/quant.h"
 #include "base/util.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -148,7 +149,15 @@ int cmd_bench(int argc, char **argv) {
      * interleaved (for one row), buffers grown. */
     run_batch(f, m, 1, 0, n_prompt > 0 ? n_prompt : 1, logits, 0);
     if (n_gen > 0) run_batch(f, m, 1, 0, 1, logits, 0);
+    /* A stop ends the repetitions after the one in flight: the figures then
+     * summarize the rounds done. */
+    rys_stop_install();
+    int reps_asked = reps;
     for (int r = 0; r < reps; r++) {
+        if (rys_stop_requested()) {
+            reps = r;
+            break;
+        }
         if (n_prompt > 0) pp[r] = n_prompt / run_batch(f, m, 1, 0, n_prompt, logits, r);
         if (n_gen > 0) {
             double t = 0;
@@ -162,6 +171,10 @@ int cmd_bench(int argc, char **argv) {
             bg[r] = (double)n_batch * B_GEN / t;
         }
     }
+    if (reps == 0) rys_die("bench: stopped before the first repetition finished");
+    if (reps < reps_asked)
+        fprintf(stderr, "rys: bench stopped on %s after %d of %d repetitions: the figures summarize those\n",
+                rys_stop_signal() == SIGTERM ? "SIGTERM" : "SIGINT", reps, reps_asked);
     stats s_pp = summarize(pp, reps), s_tg = summarize(tg, reps), s_bg = summarize(bg, reps);
     double bw = memory_bandwidth(cm.pool);
     const char *kernel = quant_path_name(quant_cpu_path());
@@ -189,7 +202,9 @@ int cmd_bench(int argc, char **argv) {
                "\"median\": %.2f, \"max\": %.2f}, \"gmac_s\": %.1f, \"fraction_of_compute\": %.3f},\n",
                n_batch, B_PROMPT, B_GEN, s_bg.min, s_bg.median, s_bg.max, bg_gmacs,
                peak_gmacs > 0 ? bg_gmacs / peak_gmacs : 0);
-        printf(" \"memory_gb_s\": %.2f, \"compute_limit_gmac_s\": %.1f}\n", bw * 1e-9, peak_gmacs);
+        char *warn = cli_warnings_json_text();
+        printf(" \"memory_gb_s\": %.2f, \"compute_limit_gmac_s\": %.1f, \"warnings\": %s}\n", bw * 1e-9, peak_gmacs, warn);
+        free(warn);
     } else {
         printf("model %s, kernel path %s, %d threads, %d repetitions (min / median / max tok/s)\n", model_spec, kernel,
                nt, reps);
@@ -207,5 +222,5 @@ int cmd_bench(int argc, char **argv) {
     forward_free(f);
     path_free(&path);
     cli_close_model(&cm);
-    return 0;
+    return reps < reps_asked ? rys_stop_exit_code() : 0;
 }

@@ -53,6 +53,7 @@ int cmd_logits(int argc, char **argv) {
     cli_path(&cm, blocks, layers, &path);
     int n;
     int32_t *ids = tokens ? parse_ids(&spec, tokens, &n) : cli_tokenize(&cm, text, true, &n);
+    cli_check_context(&cm, n, "the tokens");
     forward_ctx *f = forward_new(cm.m, &path, 1, n, cm.pool);
     if (!f) rys_die("%s", rys_lasterr());
     int32_t *pos = xmalloc((size_t)n * sizeof *pos), *seq = xcalloc((size_t)n, sizeof *seq);
@@ -65,7 +66,9 @@ int cmd_logits(int argc, char **argv) {
     if (npy_write_f32(npy, logits, (size_t)rows, (size_t)n_vocab)) rys_die("%s", rys_lasterr());
     printf("{\"tokens\": [");
     for (int i = 0; i < n; i++) printf(i ? ",%d" : "%d", ids[i]);
-    printf("], \"rows\": %d, \"n_vocab\": %d, \"path_length\": %d}\n", rows, n_vocab, path.n);
+    char *warn = cli_warnings_json_text();
+    printf("], \"rows\": %d, \"n_vocab\": %d, \"path_length\": %d, \"warnings\": %s}\n", rows, n_vocab, path.n, warn);
+    free(warn);
     free(logits); free(pos); free(seq); free(want); free(ids);
     forward_free(f);
     path_free(&path);

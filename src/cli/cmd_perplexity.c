@@ -8,6 +8,7 @@
 #include "base/util.h"
 
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +55,7 @@ int cmd_perplexity(int argc, char **argv) {
     int32_t bos = tokenizer_bos(cm.tok);
     bool add_bos = bos >= 0 && toks[0] == bos;
 
+    cli_check_context(&cm, n_ctx, "-c");
     forward_ctx *f = forward_new(cm.m, &path, 1, n_ctx, cm.pool);
     if (!f) rys_die("%s", rys_lasterr());
     int n_vocab = cm.m->hp.n_vocab, first = n_ctx / 2;
@@ -67,7 +69,9 @@ int cmd_perplexity(int argc, char **argv) {
     progress pg;
     progress_start(&pg, "perplexity", n_chunks);
     double t0 = rys_now();
-    for (int c = 0; c < n_chunks; c++) {
+    rys_stop_install();
+    int n_done = 0;
+    for (int c = 0; c < n_chunks && !rys_stop_requested(); c++, n_done++) {
         memcpy(chunk, toks + (size_t)c * n_ctx, (size_t)n_ctx * sizeof *chunk);
         if (add_bos) chunk[0] = bos;
         fwd_batch b = {n_ctx, chunk, pos, seq, want};
@@ -81,15 +85,24 @@ int cmd_perplexity(int argc, char **argv) {
         progress_update(&pg, c + 1, extra);
     }
     progress_finish(&pg);
+    bool stopped = n_done < n_chunks;
+    if (stopped)
+        fprintf(stderr, "rys: perplexity stopped on %s after %d of %d chunks: the figure covers those\n",
+                rys_stop_signal() == SIGTERM ? "SIGTERM" : "SIGINT", n_done, n_chunks);
+    if (n_done == 0) rys_die("perplexity: stopped before the first chunk finished");
     double ppl = exp(nll / count), dt = rys_now() - t0;
-    if (json)
-        printf("{\"ppl\": %.6f, \"chunks\": %d, \"ctx\": %d, \"tokens\": %d, \"scored\": %ld, \"seconds\": %.3f}\n",
-               ppl, n_chunks, n_ctx, n_tok, count, dt);
-    else
-        printf("perplexity %.4f over %d chunks of %d tokens (%ld scored), %.1f s\n", ppl, n_chunks, n_ctx, count, dt);
+    if (json) {
+        char *warn = cli_warnings_json_text();
+        printf("{\"ppl\": %.6f, \"chunks\": %d, \"ctx\": %d, \"tokens\": %d, \"scored\": %ld, \"seconds\": %.3f, "
+               "\"stopped\": %s, \"warnings\": %s}\n",
+               ppl, n_done, n_ctx, n_tok, count, dt, stopped ? "true" : "false", warn);
+        free(warn);
+    } else {
+        printf("perplexity %.4f over %d chunks of %d tokens (%ld scored), %.1f s\n", ppl, n_done, n_ctx, count, dt);
+    }
     free(logits); free(chunk); free(pos); free(seq); free(want); free(toks); free(text);
     forward_free(f);
     path_free(&path);
     cli_close_model(&cm);
-    return 0;
+    return stopped ? rys_stop_exit_code() : 0;
 }

@@ -71,7 +71,14 @@ int cmd_run(int argc, char **argv) {
     }
     int n_prompt;
     int32_t *ids = cli_tokenize(&cm, text, true, &n_prompt);
-    if (n_ctx == 0) n_ctx = n_prompt + sp.n_predict;
+    char what[96];
+    if (n_ctx == 0) {
+        n_ctx = n_prompt + sp.n_predict;
+        snprintf(what, sizeof what, "the prompt (%d tokens) and %d new tokens", n_prompt, sp.n_predict);
+    } else {
+        snprintf(what, sizeof what, "-c");
+    }
+    cli_check_context(&cm, n_ctx, what);
     forward_ctx *f = forward_new(cm.m, &path, 1, n_ctx, cm.pool);
     if (!f) rys_die("%s", rys_lasterr());
 
@@ -96,6 +103,7 @@ int cmd_run(int argc, char **argv) {
         json_object_set_new(o, "seconds", json_real(dt));
         json_object_set_new(o, "kv_bytes", json_integer((json_int_t)forward_kv_bytes(f)));
         json_object_set_new(o, "peak_rss", json_integer((json_int_t)rys_peak_rss()));
+        cli_json_warnings(o);
         char *s = json_dumps(o, JSON_INDENT(1) | JSON_ENSURE_ASCII);
         puts(s);
         free(s);
@@ -105,6 +113,7 @@ int cmd_run(int argc, char **argv) {
         char tail[8];
         fwrite(tail, 1, tokenizer_stream_flush(&sc.ts, tail, sizeof tail), stdout);
         putchar('\n');
+        fflush(stdout); /* the text and its newline before the statistics, also when stdout is a pipe */
         fprintf(stderr, "rys: %d prompt + %d generated tokens in %.2f s, path of %d layers (%+d), peak RSS %.1f MiB\n",
                 n_prompt, out.n, dt, path.n, path_extra_layers(&path), rys_peak_rss() / 1048576.0);
     }

@@ -149,6 +149,7 @@ int cmd_scan(int argc, char **argv) {
                               (json_int_t)sum.layer_tokens_done, "layer_tokens_naive", (json_int_t)sum.layer_tokens_naive,
                               "reuse_ratio", ratio, "stopped", sum.stopped);
         print_best(st, top, o);
+        cli_json_warnings(o);
         char *s = json_dumps(o, JSON_INDENT(1));
         puts(s);
         free(s);

@@ -284,8 +284,8 @@ static void info_model(gguf_file **gp, const char *blocks, const char *layers, F
     char *canon = path_canonical(&path), *ranges = path_ranges(&path);
     size_t kv_per_token = (size_t)2 * path.n * hp->n_head_kv * hp->head_dim * sizeof(float);
     if (root) {
-        json_object_set_new(root, "model", json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f}", "arch", hp->arch_name,
-                                                     "n_layers", hp->n_layers, "dim", hp->dim, "ffn_dim", hp->ffn_dim, "n_head",
+        json_object_set_new(root, "model", json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f}", "arch", hp->arch_name,
+                                                     "n_layers", hp->n_layers, "n_ctx_train", hp->n_ctx_train, "dim", hp->dim, "ffn_dim", hp->ffn_dim, "n_head",
                                                      hp->n_head, "n_head_kv", hp->n_head_kv, "head_dim", hp->head_dim, "n_vocab",
                                                      hp->n_vocab, "rope_base", hp->rope_base, "rms_eps", hp->rms_eps));
         json_object_set_new(root, "path", json_pack("{s:s, s:s, s:s, s:i, s:i, s:I}", "source", source, "canonical", canon,

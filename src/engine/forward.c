@@ -116,6 +116,39 @@ void forward_free(forward_ctx *f) {
 const layer_path *forward_path(const forward_ctx *f) { return &f->path; }
 const kv_cache *forward_kv(const forward_ctx *f) { return &f->kv; }
 
+kv_shape forward_kv_shape(const forward_ctx *f) {
+    return (kv_shape){f->kv.n_slots, f->kv.n_seq, f->kv.n_ctx, f->kv.kv_dim};
+}
+
+/* The offset of (seq, pos) in a slot's buffers, or -1 with an error when
+ * positions [pos, pos + n_pos) of seq in slot lie outside the cache. */
+static long long kv_offset(const kv_cache *kv, int slot, int seq, int pos, int n_pos) {
+    if (slot < 0 || slot >= kv->n_slots || seq < 0 || seq >= kv->n_seq || pos < 0 || n_pos < 0 || pos > kv->n_ctx - n_pos) {
+        rys_seterr("forward: positions %d..%d of sequence %d in KV slot %d lie outside the cache", pos, pos + n_pos - 1,
+                   seq, slot);
+        return -1;
+    }
+    return ((long long)seq * kv->n_ctx + pos) * kv->kv_dim;
+}
+
+int forward_kv_read(const forward_ctx *f, int slot, int seq, int pos, int n_pos, uint16_t *k, uint16_t *v) {
+    long long at = kv_offset(&f->kv, slot, seq, pos, n_pos);
+    if (at < 0) return -1;
+    size_t bytes = (size_t)n_pos * f->kv.kv_dim * sizeof(uint16_t);
+    memcpy(k, f->kv.k[slot] + at, bytes);
+    memcpy(v, f->kv.v[slot] + at, bytes);
+    return 0;
+}
+
+int forward_kv_write(forward_ctx *f, int slot, int seq, int pos, int n_pos, const uint16_t *k, const uint16_t *v) {
+    long long at = kv_offset(&f->kv, slot, seq, pos, n_pos);
+    if (at < 0) return -1;
+    size_t bytes = (size_t)n_pos * f->kv.kv_dim * sizeof(uint16_t);
+    memcpy(f->kv.k[slot] + at, k, bytes);
+    memcpy(f->kv.v[slot] + at, v, bytes);
+    return 0;
+}
+
 int forward_copy_seq_slots(forward_ctx *f, int slot_begin, int slot_end, int src, int dst, int n_pos) {
     kv_cache *kv = &f->kv;
     if (src < 0 || dst < 0 || src >= kv->n_seq || dst >= kv->n_seq || n_pos < 0 || n_pos > kv->n_ctx ||

@@ -31,6 +31,12 @@ typedef struct {
     bool *owned;
 } kv_cache;
 
+/* The KV cache's geometry: n_slots slots of n_seq sequences of n_ctx
+ * positions, kv_dim values each. */
+typedef struct {
+    int n_slots, n_seq, n_ctx, kv_dim;
+} kv_shape;
+
 typedef struct {
     int n;                      /* tokens in the batch */
     const int32_t *tokens;      /* [n] */
@@ -49,7 +55,14 @@ const layer_path *forward_path(const forward_ctx *f);
  * n_seq, n_ctx and model): f then reads and writes src's cache there. */
 int forward_share_slot(forward_ctx *f, int slot, const forward_ctx *src, int src_slot);
 const kv_cache *forward_kv(const forward_ctx *f);
+kv_shape forward_kv_shape(const forward_ctx *f);
 size_t forward_kv_bytes(const forward_ctx *f);
+/* Copies K and V of positions [pos, pos + n_pos) of sequence seq in KV slot
+ * slot into k and v ([n_pos][kv_dim] fp16 values each). 0 or -1 with an
+ * error when the range lies outside the cache. */
+int forward_kv_read(const forward_ctx *f, int slot, int seq, int pos, int n_pos, uint16_t *k, uint16_t *v);
+/* The reverse: writes k and v there (a borrowed slot's owner sees it). */
+int forward_kv_write(forward_ctx *f, int slot, int seq, int pos, int n_pos, const uint16_t *k, const uint16_t *v);
 /* Copy positions [0, n_pos) of sequence src to sequence dst in every KV slot:
  * several continuations of one context then share its computation. */
 int forward_copy_seq(forward_ctx *f, int src, int dst, int n_pos);

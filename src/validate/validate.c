@@ -296,9 +296,6 @@ static int group_tokens(const vtask *t, const vgroup *G) {
     return n + G->n_shared;
 }
 
-/* Plans the batch starting at group g0, not beyond group g_end: fills the
- * evaluator's pre and tail stages (the root stage is filled when a path
- * needs it). */
 /* Tokens two groups' shared parts have in common (each keeping one of its own). */
 static int group_lcp(const vtask *t, const vgroup *a, const vgroup *b) {
     const int32_t *x = t->req[a->first].ids, *y = t->req[b->first].ids;
@@ -307,19 +304,23 @@ static int group_lcp(const vtask *t, const vgroup *a, const vgroup *b) {
     return i;
 }
 
+/* Plans the batch starting at group g0, not beyond group g_end: fills the
+ * evaluator's pre and tail stages (the root stage is filled when a path
+ * needs it). */
 static void plan_batch(evaluator *ev, const vtask *t, int g0, int g_end, batch *b) {
     int g1 = g0, seqs = 1, tokens = 0, rows = 0;
     const vgroup *ref = NULL;   /* the first group with a long shared part: what the root will likely be */
     while (g1 < g_end) {
-        const vgroup *G = &t->grp[g1];
-        int gt = group_tokens(t, G), gr = group_rows(t, G);
+        const vgroup *grp = &t->grp[g1];
+        int grp_tokens = group_tokens(t, grp), grp_rows = group_rows(t, grp);
         /* the budget counts what the batch runs: a likely root once */
-        if (!ref && G->n_shared > MIN_ROOT) ref = G;
-        else if (ref && group_lcp(t, ref, G) >= MIN_ROOT) gt -= group_lcp(t, ref, G);
-        if (g1 > g0 && (seqs + G->n_req > MAX_SEQ || tokens + gt > MAX_TOKENS || rows + gr > ev->rows_cap)) break;
-        seqs += G->n_req;
-        tokens += gt;
-        rows += gr;
+        if (!ref && grp->n_shared > MIN_ROOT) ref = grp;
+        else if (ref && group_lcp(t, ref, grp) >= MIN_ROOT) grp_tokens -= group_lcp(t, ref, grp);
+        if (g1 > g0 && (seqs + grp->n_req > MAX_SEQ || tokens + grp_tokens > MAX_TOKENS || rows + grp_rows > ev->rows_cap))
+            break;
+        seqs += grp->n_req;
+        tokens += grp_tokens;
+        rows += grp_rows;
         g1++;
     }
     b->g0 = g0;
@@ -332,13 +333,12 @@ static void plan_batch(evaluator *ev, const vtask *t, int g0, int g_end, batch *
     for (int g = g0 + 1; g < g1; g++)
         if (t->grp[g].n_shared > t->grp[root_ref].n_shared) root_ref = g;
     const int32_t *ids0 = t->req[t->grp[root_ref].first].ids;
-    int R = t->grp[root_ref].n_shared - 1;
+    int root_len = t->grp[root_ref].n_shared - 1;
     for (int g = g0; g < g1; g++) {
-        const vgroup *G = &t->grp[g];
-        int i = group_lcp(t, &t->grp[root_ref], G);
-        if (i > R) i = R;
-        b->uses_root[g - g0] = i >= MIN_ROOT;
-        if (i >= MIN_ROOT) R = i;
+        int common = group_lcp(t, &t->grp[root_ref], &t->grp[g]);
+        if (common > root_len) common = root_len;
+        b->uses_root[g - g0] = common >= MIN_ROOT;
+        if (common >= MIN_ROOT) root_len = common;
     }
     /* no longer than what the neighbouring groups share with it too: a batch
      * of one long document (MMLU's 5-shot history passages) then roots at
@@ -346,26 +346,27 @@ static void plan_batch(evaluator *ev, const vtask *t, int g0, int g_end, batch *
      * its whole context, which no other batch can use */
     for (int g = g0 - 1; g <= g1; g += g1 - g0 + 1) {
         if (g < 0 || g >= t->n_grp) continue;
-        int i = group_lcp(t, &t->grp[root_ref], &t->grp[g]);
-        if (i >= MIN_ROOT && i < R) R = i;
+        int common = group_lcp(t, &t->grp[root_ref], &t->grp[g]);
+        if (common >= MIN_ROOT && common < root_len) root_len = common;
     }
-    if (R < MIN_ROOT) R = 0;
-    for (int g = g0; g < g1; g++) b->uses_root[g - g0] = b->uses_root[g - g0] && R > 0;
+    if (root_len < MIN_ROOT) root_len = 0;
+    for (int g = g0; g < g1; g++) b->uses_root[g - g0] = b->uses_root[g - g0] && root_len > 0;
     b->root = ids0;
-    b->n_root = R;
+    b->n_root = root_len;
     ev->pre.n = ev->tail.n = 0;
     int seq = 1;
     for (int g = g0; g < g1; g++) {
-        const vgroup *G = &t->grp[g];
+        const vgroup *grp = &t->grp[g];
         b->base[g - g0] = seq;
-        const int32_t *ids = t->req[G->first].ids;
-        for (int i = b->uses_root[g - g0] ? R : 0; i < G->n_shared; i++) stage_push(&ev->pre, ids[i], i, seq, i == G->n_shared - 1);
-        for (int r = 0; r < G->n_req; r++) {
-            const vreq *q = &t->req[G->first + r];
-            for (int i = G->n_shared; i < q->n - 1; i++)
+        const int32_t *ids = t->req[grp->first].ids;
+        for (int i = b->uses_root[g - g0] ? root_len : 0; i < grp->n_shared; i++)
+            stage_push(&ev->pre, ids[i], i, seq, i == grp->n_shared - 1);
+        for (int r = 0; r < grp->n_req; r++) {
+            const vreq *q = &t->req[grp->first + r];
+            for (int i = grp->n_shared; i < q->n - 1; i++)
                 stage_push(&ev->tail, q->ids[i], i, seq + r, i >= q->n - q->n_cont - 1);
         }
-        seq += G->n_req;
+        seq += grp->n_req;
     }
 }
 

@@ -25,6 +25,16 @@
 #define UBATCH 256
 #define QBLOCK 16   /* tokens of one sequence whose attention scores are computed together */
 
+/* KV cache: one slot per path position, each [n_seq][n_ctx][kv_dim] for K and
+ * V, in fp16 like llama.cpp's default cache (half the memory of f32, and its
+ * rounding is part of the numbers we match). A slot's buffers may be borrowed
+ * from another cache (owned[p] false, see forward_share_slot). */
+typedef struct {
+    int n_slots, n_seq, n_ctx, kv_dim;
+    uint16_t **k, **v;
+    bool *owned;
+} kv_cache;
+
 struct forward_ctx {
     const model *m;
     layer_path path;
@@ -114,8 +124,6 @@ void forward_free(forward_ctx *f) {
 }
 
 const layer_path *forward_path(const forward_ctx *f) { return &f->path; }
-const kv_cache *forward_kv(const forward_ctx *f) { return &f->kv; }
-
 kv_shape forward_kv_shape(const forward_ctx *f) {
     return (kv_shape){f->kv.n_slots, f->kv.n_seq, f->kv.n_ctx, f->kv.kv_dim};
 }
@@ -169,7 +177,7 @@ int forward_copy_seq(forward_ctx *f, int src, int dst, int n_pos) {
     return forward_copy_seq_slots(f, 0, f->kv.n_slots, src, dst, n_pos);
 }
 
-int forward_share_slot(forward_ctx *f, int slot, const forward_ctx *src, int src_slot) {
+int forward_share_slot(forward_ctx *f, int slot, forward_ctx *src, int src_slot) {
     kv_cache *kv = &f->kv;
     const kv_cache *o = &src->kv;
     if (f->m != src->m || kv->n_seq != o->n_seq || kv->n_ctx != o->n_ctx || slot < 0 || slot >= kv->n_slots ||

@@ -3,10 +3,18 @@
  * reproducibility and its limits (top_p -> greedy, one dominant logit), and
  * its distribution: many draws against the tempered softmax, top-p
  * renormalised over the smallest prefix whose mass reaches top_p, by a
- * chi-square test. */
+ * chi-square test.
+ * The decode loop on the tiny model: the loop as it was before runners (kept
+ * here as the reference) gives the same tokens, sampled ones included; each
+ * sequence's own limit gives what a run of it alone with that limit gives;
+ * and a runner that orders its rows its own way changes nothing. */
+#define TINY_FIXTURE_LAYERS 4
 #include "testutil.h"
+#include "tiny_loaded.h"
 
+#include "engine/forward.h"
 #include "engine/generate.h"
+#include "engine/path.h"
 
 #include <math.h>
 #include <string.h>
@@ -209,8 +217,228 @@ static void test_sampler_distribution(void **state) {
         check_distribution(x, 10, cases[k].temperature, cases[k].top_p, 1000 + k);
 }
 
+/* ---- the decode loop -------------------------------------------------------- */
+
+#define N_SEQ 5
+#define N_CTX 64
+
+static const char *const texts[N_SEQ] = {"hello world", "a", "The quick brown fox jumps over the lazy dog.",
+                                         "<|im_start|>user\nhi<|im_end|>\n", "12345"};
+
+typedef struct {
+    int32_t *ids[N_SEQ];
+    int lens[N_SEQ];
+} prompts;
+
+static void encode_all(const tokenizer *tok, prompts *p) {
+    for (int s = 0; s < N_SEQ; s++) {
+        size_t n;
+        assert_int_equal(tokenizer_encode(tok, texts[s], strlen(texts[s]), true, true, &p->ids[s], &n), 0);
+        p->lens[s] = (int)n;
+    }
+}
+
+static void free_all(prompts *p) {
+    for (int s = 0; s < N_SEQ; s++) free(p->ids[s]);
+}
+
+static void assert_same_outputs(const gen_output *a, const gen_output *b, int n) {
+    for (int s = 0; s < n; s++) {
+        assert_int_equal(a[s].n, b[s].n);
+        assert_int_equal(a[s].hit_eog, b[s].hit_eog);
+        assert_memory_equal(a[s].tokens, b[s].tokens, (size_t)a[s].n * sizeof(int32_t));
+    }
+}
+
+/* The generation loop as generate() ran it before the loop took runners:
+ * one prefill batch, then one forward_batch per step over the going
+ * sequences in id order. */
+static int reference_generate(forward_ctx *f, const tokenizer *tok, const int32_t *const *ps, const int *lens, int n,
+                              const sample_params *sp, gen_output *out) {
+    int n_vocab = tokenizer_n_vocab(tok), total = 0;
+    for (int s = 0; s < n; s++) total += lens[s];
+    int cap = total > n ? total : n;
+    int32_t *tokens = xmalloc((size_t)cap * sizeof *tokens), *pos = xmalloc((size_t)cap * sizeof *pos),
+            *seq = xmalloc((size_t)cap * sizeof *seq);
+    bool *want = xmalloc((size_t)cap * sizeof *want), *active = xmalloc((size_t)n * sizeof *active);
+    float *logits = xmalloc((size_t)n * n_vocab * sizeof(float));
+    int *cur_len = xmalloc((size_t)n * sizeof *cur_len), *row_of = xmalloc((size_t)n * sizeof *row_of);
+    rng_state rng;
+    rng_seed(&rng, sp->seed);
+    int rc = -1, k = 0;
+    for (int s = 0; s < n; s++) {
+        out[s] = (gen_output){xmalloc((size_t)(sp->n_predict > 0 ? sp->n_predict : 1) * sizeof(int32_t)), 0, false};
+        for (int i = 0; i < lens[s]; i++, k++) {
+            tokens[k] = ps[s][i];
+            pos[k] = i;
+            seq[k] = s;
+            want[k] = i == lens[s] - 1;
+        }
+        cur_len[s] = lens[s];
+        active[s] = sp->n_predict > 0;
+        row_of[s] = s;
+    }
+    fwd_batch b = {k, tokens, pos, seq, want};
+    if (forward_batch(f, &b, logits) < 0) goto done;
+    for (int step = 0; step < sp->n_predict; step++) {
+        k = 0;
+        for (int s = 0; s < n; s++) {
+            if (!active[s]) continue;
+            int32_t t = sample_token(logits + (size_t)row_of[s] * n_vocab, n_vocab, sp, &rng);
+            if (tokenizer_is_eog(tok, t)) { active[s] = false; out[s].hit_eog = true; continue; }
+            out[s].tokens[out[s].n++] = t;
+            if (out[s].n >= sp->n_predict) { active[s] = false; continue; }
+            tokens[k] = t;
+            pos[k] = cur_len[s]++;
+            seq[k] = s;
+            want[k] = true;
+            row_of[s] = k++;
+        }
+        if (k == 0) break;
+        fwd_batch d = {k, tokens, pos, seq, want};
+        if (forward_batch(f, &d, logits) < 0) goto done;
+    }
+    rc = 0;
+done:
+    free(tokens); free(pos); free(seq); free(want); free(active); free(logits); free(cur_len); free(row_of);
+    return rc;
+}
+
+static forward_ctx *fresh(const fixture *fx, int n_seq) {
+    layer_path p;
+    path_baseline(fx->m->hp.n_layers, &p);
+    forward_ctx *f = forward_new(fx->m, &p, n_seq, N_CTX, fx->pool);
+    assert_non_null(f);
+    path_free(&p);
+    return f;
+}
+
+static void test_loop_as_before(void **state) {
+    fixture *fx = *state;
+    prompts p;
+    encode_all(fx->tok, &p);
+    const sample_params params[] = {{0.0f, 1.0f, 0, 10}, {0.9f, 0.95f, 7, 10}, {1.5f, 1.0f, 3, 6}, {0.0f, 1.0f, 0, 0}};
+    for (size_t i = 0; i < sizeof params / sizeof *params; i++) {
+        gen_output want[N_SEQ], got[N_SEQ];
+        forward_ctx *f = fresh(fx, N_SEQ);
+        assert_int_equal(reference_generate(f, fx->tok, (const int32_t *const *)p.ids, p.lens, N_SEQ, &params[i], want), 0);
+        forward_free(f);
+        f = fresh(fx, N_SEQ);
+        assert_int_equal(generate(f, fx->tok, (const int32_t *const *)p.ids, p.lens, N_SEQ, &params[i], got, NULL, NULL), 0);
+        forward_free(f);
+        assert_same_outputs(got, want, N_SEQ);
+        gen_output_free(want, N_SEQ);
+        gen_output_free(got, N_SEQ);
+    }
+    free_all(&p);
+}
+
+static void test_per_sequence_limits(void **state) {
+    fixture *fx = *state;
+    prompts p;
+    encode_all(fx->tok, &p);
+    const int limits[N_SEQ] = {3, 0, 11, 1, 7};
+    gen_request rq = {N_SEQ, (const int32_t *const *)p.ids, p.lens, limits};
+    sample_params sp = {0.0f, 1.0f, 0, 999};   /* n_predict is each sequence's own here */
+    gen_output got[N_SEQ];
+    forward_ctx *f = fresh(fx, N_SEQ);
+    assert_int_equal(generate_seqs(f, fx->tok, &rq, &sp, got, NULL, NULL), 0);
+    forward_free(f);
+    for (int s = 0; s < N_SEQ; s++) {
+        gen_output alone;
+        sample_params one = {0.0f, 1.0f, 0, limits[s]};
+        const int32_t *ids[1] = {p.ids[s]};
+        f = fresh(fx, 1);
+        assert_int_equal(generate(f, fx->tok, ids, &p.lens[s], 1, &one, &alone, NULL, NULL), 0);
+        forward_free(f);
+        assert_true(got[s].n <= limits[s]);
+        assert_same_outputs(&got[s], &alone, 1);
+        gen_output_free(&alone, 1);
+    }
+    gen_output_free(got, N_SEQ);
+    /* a limit beyond the context is refused */
+    int too_many[N_SEQ] = {3, 0, N_CTX, 1, 7};
+    rq.n_predict = too_many;
+    f = fresh(fx, N_SEQ);
+    assert_int_equal(generate_seqs(f, fx->tok, &rq, &sp, got, NULL, NULL), -1);
+    forward_free(f);
+    free_all(&p);
+}
+
+/* A runner that runs each batch's rows in reverse order (the prompts one by
+ * one, the last first), reporting where each row's logits went. */
+typedef struct {
+    forward_ctx *f;
+    int n_vocab, steps;
+} reversed_runner;
+
+static int reversed_prefill(void *self, const gen_request *rq, float *logits, int *logit_row) {
+    reversed_runner *r = self;
+    for (int s = rq->n - 1, row = 0; s >= 0; s--, row++) {
+        int len = rq->prompt_len[s];
+        int32_t *pos = xmalloc((size_t)len * sizeof *pos), *seq = xmalloc((size_t)len * sizeof *seq);
+        bool *want = xmalloc((size_t)len * sizeof *want);
+        for (int i = 0; i < len; i++) {
+            pos[i] = i;
+            seq[i] = s;
+            want[i] = i == len - 1;
+        }
+        fwd_batch b = {len, rq->prompts[s], pos, seq, want};
+        int rows = forward_batch(r->f, &b, logits + (size_t)row * r->n_vocab);
+        free(pos); free(seq); free(want);
+        if (rows != 1) return -1;
+        logit_row[s] = row;
+    }
+    return 0;
+}
+
+static int reversed_step(void *self, const fwd_batch *rows, float *logits, int *logit_row) {
+    reversed_runner *r = self;
+    int n = rows->n;
+    int32_t *tok = xmalloc((size_t)n * sizeof *tok), *pos = xmalloc((size_t)n * sizeof *pos),
+            *seq = xmalloc((size_t)n * sizeof *seq);
+    for (int i = 0; i < n; i++) {
+        /* the loop's rows: one per sequence, in sequence order, all wanting logits */
+        if (i > 0) assert_true(rows->seq[i] > rows->seq[i - 1]);
+        assert_true(rows->want_logits == NULL || rows->want_logits[i]);
+        tok[n - 1 - i] = rows->tokens[i];
+        pos[n - 1 - i] = rows->pos[i];
+        seq[n - 1 - i] = rows->seq[i];
+        logit_row[i] = n - 1 - i;
+    }
+    fwd_batch b = {n, tok, pos, seq, NULL};
+    int got = forward_batch(r->f, &b, logits);
+    free(tok); free(pos); free(seq);
+    r->steps++;
+    return got == n ? 0 : -1;
+}
+
+static void test_runner_orders_rows(void **state) {
+    fixture *fx = *state;
+    prompts p;
+    encode_all(fx->tok, &p);
+    const int limits[N_SEQ] = {8, 2, 12, 0, 5};
+    gen_request rq = {N_SEQ, (const int32_t *const *)p.ids, p.lens, limits};
+    sample_params sp = {0.7f, 0.9f, 99, 0};
+    gen_output want[N_SEQ], got[N_SEQ];
+    forward_ctx *f = fresh(fx, N_SEQ);
+    assert_int_equal(generate_seqs(f, fx->tok, &rq, &sp, want, NULL, NULL), 0);
+    forward_free(f);
+    reversed_runner r = {fresh(fx, N_SEQ), fx->m->hp.n_vocab, 0};
+    gen_runner gr = {&r, fx->m->hp.n_vocab, reversed_prefill, reversed_step};
+    assert_int_equal(generate_loop(&gr, fx->tok, &rq, &sp, got, NULL, NULL), 0);
+    forward_free(r.f);
+    assert_same_outputs(got, want, N_SEQ);
+    assert_true(r.steps > 0 && r.steps < 12);   /* the longest limit's last token is not fed back */
+    gen_output_free(want, N_SEQ);
+    gen_output_free(got, N_SEQ);
+    free_all(&p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_argmax_matches_definition), cmocka_unit_test(test_sampler),
-                                       cmocka_unit_test(test_gamma_q), cmocka_unit_test(test_sampler_distribution)};
-    return cmocka_run_group_tests(tests, NULL, NULL);
+                                       cmocka_unit_test(test_gamma_q), cmocka_unit_test(test_sampler_distribution),
+                                       cmocka_unit_test(test_loop_as_before), cmocka_unit_test(test_per_sequence_limits),
+                                       cmocka_unit_test(test_runner_orders_rows)};
+    return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -25,6 +25,16 @@
 #define UBATCH 256
 #define QBLOCK 16   /* tokens of one sequence whose attention scores are computed together */
 
+/* KV cache: one slot per path position, each [n_seq][n_ctx][kv_dim] for K and
+ * V, in fp16 like llama.cpp's default cache (half the memory of f32, and its
+ * rounding is part of the numbers we match). A slot's buffers may be borrowed
+ * from another cache (owned[p] false, see forward_share_slot). */
+typedef struct {
+    int n_slots, n_seq, n_ctx, kv_dim;
+    uint16_t **k, **v;
+    bool *owned;
+} kv_cache;
+
 struct forward_ctx {
     const model *m;
     layer_path path;
@@ -114,7 +124,38 @@ void forward_free(forward_ctx *f) {
 }
 
 const layer_path *forward_path(const forward_ctx *f) { return &f->path; }
-const kv_cache *forward_kv(const forward_ctx *f) { return &f->kv; }
+kv_shape forward_kv_shape(const forward_ctx *f) {
+    return (kv_shape){f->kv.n_slots, f->kv.n_seq, f->kv.n_ctx, f->kv.kv_dim};
+}
+
+/* The offset of (seq, pos) in a slot's buffers, or -1 with an error when
+ * positions [pos, pos + n_pos) of seq in slot lie outside the cache. */
+static long long kv_offset(const kv_cache *kv, int slot, int seq, int pos, int n_pos) {
+    if (slot < 0 || slot >= kv->n_slots || seq < 0 || seq >= kv->n_seq || pos < 0 || n_pos < 0 || pos > kv->n_ctx - n_pos) {
+        rys_seterr("forward: positions %d..%d of sequence %d in KV slot %d lie outside the cache", pos, pos + n_pos - 1,
+                   seq, slot);
+        return -1;
+    }
+    return ((long long)seq * kv->n_ctx + pos) * kv->kv_dim;
+}
+
+int forward_kv_read(const forward_ctx *f, int slot, int seq, int pos, int n_pos, uint16_t *k, uint16_t *v) {
+    long long at = kv_offset(&f->kv, slot, seq, pos, n_pos);
+    if (at < 0) return -1;
+    size_t bytes = (size_t)n_pos * f->kv.kv_dim * sizeof(uint16_t);
+    memcpy(k, f->kv.k[slot] + at, bytes);
+    memcpy(v, f->kv.v[slot] + at, bytes);
+    return 0;
+}
+
+int forward_kv_write(forward_ctx *f, int slot, int seq, int pos, int n_pos, const uint16_t *k, const uint16_t *v) {
+    long long at = kv_offset(&f->kv, slot, seq, pos, n_pos);
+    if (at < 0) return -1;
+    size_t bytes = (size_t)n_pos * f->kv.kv_dim * sizeof(uint16_t);
+    memcpy(f->kv.k[slot] + at, k, bytes);
+    memcpy(f->kv.v[slot] + at, v, bytes);
+    return 0;
+}
 
 int forward_copy_seq_slots(forward_ctx *f, int slot_begin, int slot_end, int src, int dst, int n_pos) {
     kv_cache *kv = &f->kv;
@@ -136,7 +177,7 @@ int forward_copy_seq(forward_ctx *f, int src, int dst, int n_pos) {
     return forward_copy_seq_slots(f, 0, f->kv.n_slots, src, dst, n_pos);
 }
 
-int forward_share_slot(forward_ctx *f, int slot, const forward_ctx *src, int src_slot) {
+int forward_share_slot(forward_ctx *f, int slot, forward_ctx *src, int src_slot) {
     kv_cache *kv = &f->kv;
     const kv_cache *o = &src->kv;
     if (f->m != src->m || kv->n_seq != o->n_seq || kv->n_ctx != o->n_ctx || slot < 0 || slot >= kv->n_slots ||

@@ -20,16 +20,13 @@
  * under other rules must not be resumed, its scores would not compare. */
 #define RYS_NUMERICS 2
 
-/* KV cache: one slot per path position, each [n_seq][n_ctx][kv_dim] for K and
- * V, in fp16 like llama.cpp's default cache (half the memory of f32, and its
- * rounding is part of the numbers we match). A slot's buffers may be borrowed
- * from another cache (owned[p] false): the scanner lets a configuration share
- * the baseline's prefix slots. */
+/* The KV cache's geometry: one slot per path position, each holding K and V
+ * of n_seq sequences of n_ctx positions, kv_dim values each. The buffers
+ * stay inside forward.c: everything else reads and writes them through
+ * forward_kv_read / forward_kv_write. */
 typedef struct {
     int n_slots, n_seq, n_ctx, kv_dim;
-    uint16_t **k, **v;
-    bool *owned;
-} kv_cache;
+} kv_shape;
 
 typedef struct {
     int n;                      /* tokens in the batch */
@@ -46,10 +43,17 @@ forward_ctx *forward_new(const model *m, const layer_path *path, int n_seq, int 
 void forward_free(forward_ctx *f);
 const layer_path *forward_path(const forward_ctx *f);
 /* Make KV slot `slot` of f use the buffers of slot `src_slot` of src (same
- * n_seq, n_ctx and model): f then reads and writes src's cache there. */
-int forward_share_slot(forward_ctx *f, int slot, const forward_ctx *src, int src_slot);
-const kv_cache *forward_kv(const forward_ctx *f);
+ * n_seq, n_ctx and model): f then reads and writes src's cache there (the
+ * scanner lets a configuration borrow the baseline's prefix slots). */
+int forward_share_slot(forward_ctx *f, int slot, forward_ctx *src, int src_slot);
+kv_shape forward_kv_shape(const forward_ctx *f);
 size_t forward_kv_bytes(const forward_ctx *f);
+/* Copies K and V of positions [pos, pos + n_pos) of sequence seq in KV slot
+ * slot into k and v ([n_pos][kv_dim] fp16 values each). 0 or -1 with an
+ * error when the range lies outside the cache. */
+int forward_kv_read(const forward_ctx *f, int slot, int seq, int pos, int n_pos, uint16_t *k, uint16_t *v);
+/* The reverse: writes k and v there (a borrowed slot's owner sees it). */
+int forward_kv_write(forward_ctx *f, int slot, int seq, int pos, int n_pos, const uint16_t *k, const uint16_t *v);
 /* Copy positions [0, n_pos) of sequence src to sequence dst in every KV slot:
  * several continuations of one context then share its computation. */
 int forward_copy_seq(forward_ctx *f, int src, int dst, int n_pos);

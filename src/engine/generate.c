@@ -91,73 +91,121 @@ void gen_output_free(gen_output *o, int n) {
     for (int i = 0; i < n; i++) free(o[i].tokens);
 }
 
-int generate(forward_ctx *f, const tokenizer *tok, const int32_t *const *prompts, const int *prompt_lens,
-             int n_prompts, const sample_params *sp, gen_output *out, gen_callback on_token, void *user) {
-    const kv_cache *kv = forward_kv(f);
-    int n_vocab = tokenizer_n_vocab(tok);
-    if (n_prompts > kv->n_seq) { rys_seterr("generate: %d prompts but only %d sequences", n_prompts, kv->n_seq); return -1; }
-    int total = 0;
-    for (int s = 0; s < n_prompts; s++) {
-        if (prompt_lens[s] < 1) { rys_seterr("generate: prompt %d is empty", s); return -1; }
-        if (prompt_lens[s] + sp->n_predict > kv->n_ctx) {
-            rys_seterr("generate: prompt %d has %d tokens; with %d new ones it exceeds the context of %d",
-                       s, prompt_lens[s], sp->n_predict, kv->n_ctx);
-            return -1;
-        }
-        total += prompt_lens[s];
-    }
-    int cap = total > n_prompts ? total : n_prompts;
-    int32_t *tokens = xmalloc((size_t)cap * sizeof *tokens), *pos = xmalloc((size_t)cap * sizeof *pos),
-            *seq = xmalloc((size_t)cap * sizeof *seq);
-    bool *want = xmalloc((size_t)cap * sizeof *want);
-    float *logits = xmalloc((size_t)n_prompts * n_vocab * sizeof(float));
-    int *cur_len = xmalloc((size_t)n_prompts * sizeof *cur_len), *row_of = xmalloc((size_t)n_prompts * sizeof *row_of);
-    bool *active = xmalloc((size_t)n_prompts * sizeof *active);
+/* Where one sequence stands in the decode loop. */
+typedef struct {
+    bool going;         /* will sample another token */
+    int next_pos;       /* position its next token takes */
+    int logit_row;      /* its row among the last batch's logits */
+} seq_state;
+
+int generate_loop(const gen_runner *r, const tokenizer *tok, const gen_request *rq, const sample_params *sp,
+                  gen_output *out, gen_callback on_token, void *user) {
+    int n = rq->n, n_vocab = r->n_vocab;
+    seq_state *seqs = xmalloc((size_t)n * sizeof *seqs);
+    /* a step's rows: at most one per sequence */
+    int32_t *tokens = xmalloc((size_t)n * sizeof *tokens), *pos = xmalloc((size_t)n * sizeof *pos),
+            *seq = xmalloc((size_t)n * sizeof *seq);
+    bool *want = xmalloc((size_t)n * sizeof *want);
+    int *logit_row = xmalloc((size_t)n * sizeof *logit_row);
+    float *logits = xmalloc((size_t)n * n_vocab * sizeof(float));
     rng_state rng;
     rng_seed(&rng, sp->seed);
-    int rc = -1, n = 0;
+    int rc = -1;
 
-    for (int s = 0; s < n_prompts; s++) {
-        out[s].tokens = xmalloc((size_t)(sp->n_predict > 0 ? sp->n_predict : 1) * sizeof(int32_t));
-        out[s].n = 0;
-        out[s].hit_eog = false;
-        for (int i = 0; i < prompt_lens[s]; i++) {
-            tokens[n] = prompts[s][i];
-            pos[n] = i;
-            seq[n] = s;
-            want[n] = i == prompt_lens[s] - 1;
-            n++;
-        }
-        cur_len[s] = prompt_lens[s];
-        active[s] = sp->n_predict > 0;
-        row_of[s] = s;
+    for (int s = 0; s < n; s++) {
+        int limit = rq->n_predict[s];
+        out[s] = (gen_output){xmalloc((size_t)(limit > 0 ? limit : 1) * sizeof(int32_t)), 0, false};
+        seqs[s] = (seq_state){limit > 0, rq->prompt_len[s], 0};
     }
-    fwd_batch b = {n, tokens, pos, seq, want};
-    if (forward_batch(f, &b, logits) < 0) goto done;
-
-    for (int step = 0; step < sp->n_predict; step++) {
-        n = 0;
-        for (int s = 0; s < n_prompts; s++) {
-            if (!active[s]) continue;
-            int32_t t = sample_token(logits + (size_t)row_of[s] * n_vocab, n_vocab, sp, &rng);
-            if (tokenizer_is_eog(tok, t)) { active[s] = false; out[s].hit_eog = true; continue; }
+    if (r->prefill(r->self, rq, logits, logit_row)) goto done;
+    for (int s = 0; s < n; s++) seqs[s].logit_row = logit_row[s];
+    for (;;) {
+        int n_rows = 0;
+        /* sequences in id order: a sampled generation draws from one rng in that order */
+        for (int s = 0; s < n; s++) {
+            seq_state *q = &seqs[s];
+            if (!q->going) continue;
+            int32_t t = sample_token(logits + (size_t)q->logit_row * n_vocab, n_vocab, sp, &rng);
+            if (tokenizer_is_eog(tok, t)) { q->going = false; out[s].hit_eog = true; continue; }
             out[s].tokens[out[s].n++] = t;
             if (on_token) on_token(user, s, t);
-            if (out[s].n >= sp->n_predict) { active[s] = false; continue; }
-            tokens[n] = t;
-            pos[n] = cur_len[s]++;
-            seq[n] = s;
-            want[n] = true;
-            row_of[s] = n;
-            n++;
+            /* the last token allowed is not fed back: nothing would read its logits */
+            if (out[s].n >= rq->n_predict[s]) { q->going = false; continue; }
+            tokens[n_rows] = t;
+            pos[n_rows] = q->next_pos++;
+            seq[n_rows] = s;
+            want[n_rows] = true;
+            n_rows++;
         }
-        if (n == 0) break;
-        fwd_batch d = {n, tokens, pos, seq, want};
-        if (forward_batch(f, &d, logits) < 0) goto done;
+        if (n_rows == 0) break;
+        fwd_batch rows = {n_rows, tokens, pos, seq, want};
+        if (r->step(r->self, &rows, logits, logit_row)) goto done;
+        for (int i = 0; i < n_rows; i++) seqs[seq[i]].logit_row = logit_row[i];
     }
     rc = 0;
 done:
-    free(tokens); free(pos); free(seq); free(want); free(logits);
-    free(cur_len); free(row_of); free(active);
+    if (rc)
+        for (int s = 0; s < n; s++) {
+            free(out[s].tokens);
+            out[s] = (gen_output){NULL, 0, false};
+        }
+    free(seqs); free(tokens); free(pos); free(seq); free(want); free(logit_row); free(logits);
+    return rc;
+}
+
+/* The default runner: every batch through forward_batch on one context. */
+static int batch_prefill(void *self, const gen_request *rq, float *logits, int *logit_row) {
+    forward_ctx *f = self;
+    int total = 0;
+    for (int s = 0; s < rq->n; s++) total += rq->prompt_len[s];
+    int32_t *tokens = xmalloc((size_t)total * sizeof *tokens), *pos = xmalloc((size_t)total * sizeof *pos),
+            *seq = xmalloc((size_t)total * sizeof *seq);
+    bool *want = xmalloc((size_t)total * sizeof *want);
+    int n = 0;
+    for (int s = 0; s < rq->n; s++) {
+        for (int i = 0; i < rq->prompt_len[s]; i++) {
+            tokens[n] = rq->prompts[s][i];
+            pos[n] = i;
+            seq[n] = s;
+            want[n] = i == rq->prompt_len[s] - 1;
+            n++;
+        }
+        logit_row[s] = s;   /* one wanted row per sequence, in sequence order */
+    }
+    fwd_batch b = {n, tokens, pos, seq, want};
+    int rc = forward_batch(f, &b, logits) < 0 ? -1 : 0;
+    free(tokens); free(pos); free(seq); free(want);
+    return rc;
+}
+
+static int batch_step(void *self, const fwd_batch *rows, float *logits, int *logit_row) {
+    if (forward_batch(self, rows, logits) < 0) return -1;
+    for (int i = 0; i < rows->n; i++) logit_row[i] = i;
+    return 0;
+}
+
+int generate_seqs(forward_ctx *f, const tokenizer *tok, const gen_request *rq, const sample_params *sp, gen_output *out,
+                  gen_callback on_token, void *user) {
+    kv_shape kv = forward_kv_shape(f);
+    if (rq->n > kv.n_seq) { rys_seterr("generate: %d prompts but only %d sequences", rq->n, kv.n_seq); return -1; }
+    for (int s = 0; s < rq->n; s++) {
+        if (rq->prompt_len[s] < 1) { rys_seterr("generate: prompt %d is empty", s); return -1; }
+        if (rq->prompt_len[s] + rq->n_predict[s] > kv.n_ctx) {
+            rys_seterr("generate: prompt %d has %d tokens; with %d new ones it exceeds the context of %d",
+                       s, rq->prompt_len[s], rq->n_predict[s], kv.n_ctx);
+            return -1;
+        }
+    }
+    gen_runner r = {f, tokenizer_n_vocab(tok), batch_prefill, batch_step};
+    return generate_loop(&r, tok, rq, sp, out, on_token, user);
+}
+
+int generate(forward_ctx *f, const tokenizer *tok, const int32_t *const *prompts, const int *prompt_lens,
+             int n_prompts, const sample_params *sp, gen_output *out, gen_callback on_token, void *user) {
+    int *n_predict = xmalloc((size_t)n_prompts * sizeof *n_predict);
+    for (int s = 0; s < n_prompts; s++) n_predict[s] = sp->n_predict;
+    gen_request rq = {n_prompts, prompts, prompt_lens, n_predict};
+    int rc = generate_seqs(f, tok, &rq, sp, out, on_token, user);
+    free(n_predict);
     return rc;
 }

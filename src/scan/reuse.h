@@ -5,9 +5,11 @@
  * baseline computed. So the baseline is run once with the residual state at
  * every layer boundary kept for every prompt token (and for every token the
  * baseline itself generated); a configuration starts at path position k from
- * those states and borrows the baseline's KV slots 0..k-1 by pointer. While a
- * configuration's greedy output agrees with the baseline's, its new tokens
- * reuse the stored states too; once it diverges, its tokens run the whole path.
+ * those states and borrows the baseline's KV slots 0..k-1 by pointer (the
+ * engine's prefix mechanism, engine/prefix.h). While a configuration's greedy
+ * output agrees with the baseline's, its new tokens reuse the stored states
+ * too; once it diverges, its tokens run the whole path. Both runs are the
+ * engine's decode loop (generate_loop) with runners of this file.
  * Prompts that begin with the same tokens compute that beginning once (in the
  * baseline and in every configuration): the later ones copy its KV rows.
  * Results are bit-identical to a from-scratch run because every kernel
@@ -34,8 +36,6 @@ void baseline_run_free(baseline_run *b);
 /* The baseline's own greedy outputs (n entries) and its cost. */
 const gen_output *baseline_outputs(const baseline_run *b);
 reuse_stats baseline_stats(const baseline_run *b);
-/* Bytes held for states and KV. */
-size_t baseline_bytes(const baseline_run *b);
 
 /* Greedy generation along path for the same prompts, reusing the baseline's
  * prefix. out has n entries (free with gen_output_free). */

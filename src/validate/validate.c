@@ -14,6 +14,7 @@
  * one come from the pre stage when the group's shared part ends there. */
 #include "validate/validate.h"
 #include "engine/forward.h"
+#include "engine/prefix.h"
 #include "base/util.h"
 #include "validate/validate_store.h"
 
@@ -137,11 +138,11 @@ static int vtask_build(vtask *t, const task_set *ts, const tokenizer *tok, int n
 /* ---- stages and paths ------------------------------------------------------ */
 
 typedef struct {
-    int n, cap, dim, n_keep;
+    int n, cap, dim;
     int32_t *tok, *pos, *seq;
     bool *want;
     float *x;                   /* [n][dim] */
-    float *states;              /* [n_keep][n][dim]: the baseline's output at each kept boundary */
+    state_store *states;        /* row t: the baseline's output at each kept boundary */
 } stage;
 
 static void stage_reserve(stage *s, int n) {
@@ -152,7 +153,7 @@ static void stage_reserve(stage *s, int n) {
     s->seq = xrealloc(s->seq, (size_t)n * sizeof *s->seq);
     s->want = xrealloc(s->want, (size_t)n * sizeof *s->want);
     s->x = xrealloc(s->x, (size_t)n * s->dim * sizeof *s->x);
-    s->states = xrealloc(s->states, (size_t)(s->n_keep ? s->n_keep : 1) * n * s->dim * sizeof *s->states);
+    if (s->states) state_store_reserve(s->states, n);
 }
 
 static void stage_push(stage *s, int32_t tok, int pos, int seq, bool want) {
@@ -164,12 +165,14 @@ static void stage_push(stage *s, int32_t tok, int pos, int seq, bool want) {
     s->n++;
 }
 
-static void stage_free(stage *s) { free(s->tok); free(s->pos); free(s->seq); free(s->want); free(s->x); free(s->states); }
+static void stage_free(stage *s) {
+    free(s->tok); free(s->pos); free(s->seq); free(s->want); free(s->x);
+    state_store_free(s->states);
+}
 
 typedef struct {
     forward_ctx *f;
     int k;                      /* first path position run; earlier ones come from the baseline's states */
-    int keep_index;             /* which kept boundary is k (-1: k = 0) */
     int32_t *root;              /* tokens held in sequence 0 */
     int n_root;
     long long layer_tokens;
@@ -184,26 +187,20 @@ typedef struct {
     int rows_cap;
 } evaluator;
 
-/* Runs a stage's tokens along the path. The baseline (keep set) runs layer
- * ranges between kept boundaries and stores its states there; a
- * configuration starts from the states at its k. */
+/* Runs a stage's tokens along the path. The baseline (keep set) keeps its
+ * states at the kept boundaries; a configuration starts from the states at
+ * its k. */
 static int run_stage(const evaluator *ev, path_eval *pe, stage *s, bool keep) {
     if (s->n == 0) return 0;
-    const model *m = ev->m;
-    int dim = m->hp.dim, P = forward_path(pe->f)->n;
+    int P = forward_path(pe->f)->n;
     fwd_batch fb = {s->n, s->tok, s->pos, s->seq, s->want};
-    size_t plane = (size_t)s->n * dim;
-    if (pe->k == 0)
-        for (int t = 0; t < s->n; t++) model_embed(m, s->tok[t], s->x + (size_t)t * dim);
-    else
-        memcpy(s->x, s->states + (size_t)pe->keep_index * plane, plane * sizeof *s->x);
+    if (prefix_start(ev->m, &fb, pe->k, s->states, NULL, s->x)) return -1;
     int p = pe->k;
-    if (keep)
-        for (int j = 0; j < ev->n_keep; j++) {
-            if (forward_layers(pe->f, &fb, s->x, p, ev->keep[j])) return -1;
-            p = ev->keep[j];
-            memcpy(s->states + (size_t)j * plane, s->x, plane * sizeof *s->x);
-        }
+    if (keep) {
+        int last_kept = ev->keep[ev->n_keep - 1];
+        if (prefix_run_keep(pe->f, &fb, s->x, p, last_kept, s->states, NULL)) return -1;
+        p = last_kept;
+    }
     if (forward_layers_for_output(pe->f, &fb, s->x, p)) return -1; /* no states kept past here */
     pe->layer_tokens += (long long)(P - pe->k) * s->n;
     return forward_output(pe->f, &fb, s->x, ev->logits) < 0 ? -1 : 0;
@@ -299,9 +296,6 @@ static int group_tokens(const vtask *t, const vgroup *G) {
     return n + G->n_shared;
 }
 
-/* Plans the batch starting at group g0, not beyond group g_end: fills the
- * evaluator's pre and tail stages (the root stage is filled when a path
- * needs it). */
 /* Tokens two groups' shared parts have in common (each keeping one of its own). */
 static int group_lcp(const vtask *t, const vgroup *a, const vgroup *b) {
     const int32_t *x = t->req[a->first].ids, *y = t->req[b->first].ids;
@@ -310,19 +304,23 @@ static int group_lcp(const vtask *t, const vgroup *a, const vgroup *b) {
     return i;
 }
 
+/* Plans the batch starting at group g0, not beyond group g_end: fills the
+ * evaluator's pre and tail stages (the root stage is filled when a path
+ * needs it). */
 static void plan_batch(evaluator *ev, const vtask *t, int g0, int g_end, batch *b) {
     int g1 = g0, seqs = 1, tokens = 0, rows = 0;
     const vgroup *ref = NULL;   /* the first group with a long shared part: what the root will likely be */
     while (g1 < g_end) {
-        const vgroup *G = &t->grp[g1];
-        int gt = group_tokens(t, G), gr = group_rows(t, G);
+        const vgroup *grp = &t->grp[g1];
+        int grp_tokens = group_tokens(t, grp), grp_rows = group_rows(t, grp);
         /* the budget counts what the batch runs: a likely root once */
-        if (!ref && G->n_shared > MIN_ROOT) ref = G;
-        else if (ref && group_lcp(t, ref, G) >= MIN_ROOT) gt -= group_lcp(t, ref, G);
-        if (g1 > g0 && (seqs + G->n_req > MAX_SEQ || tokens + gt > MAX_TOKENS || rows + gr > ev->rows_cap)) break;
-        seqs += G->n_req;
-        tokens += gt;
-        rows += gr;
+        if (!ref && grp->n_shared > MIN_ROOT) ref = grp;
+        else if (ref && group_lcp(t, ref, grp) >= MIN_ROOT) grp_tokens -= group_lcp(t, ref, grp);
+        if (g1 > g0 && (seqs + grp->n_req > MAX_SEQ || tokens + grp_tokens > MAX_TOKENS || rows + grp_rows > ev->rows_cap))
+            break;
+        seqs += grp->n_req;
+        tokens += grp_tokens;
+        rows += grp_rows;
         g1++;
     }
     b->g0 = g0;
@@ -335,13 +333,12 @@ static void plan_batch(evaluator *ev, const vtask *t, int g0, int g_end, batch *
     for (int g = g0 + 1; g < g1; g++)
         if (t->grp[g].n_shared > t->grp[root_ref].n_shared) root_ref = g;
     const int32_t *ids0 = t->req[t->grp[root_ref].first].ids;
-    int R = t->grp[root_ref].n_shared - 1;
+    int root_len = t->grp[root_ref].n_shared - 1;
     for (int g = g0; g < g1; g++) {
-        const vgroup *G = &t->grp[g];
-        int i = group_lcp(t, &t->grp[root_ref], G);
-        if (i > R) i = R;
-        b->uses_root[g - g0] = i >= MIN_ROOT;
-        if (i >= MIN_ROOT) R = i;
+        int common = group_lcp(t, &t->grp[root_ref], &t->grp[g]);
+        if (common > root_len) common = root_len;
+        b->uses_root[g - g0] = common >= MIN_ROOT;
+        if (common >= MIN_ROOT) root_len = common;
     }
     /* no longer than what the neighbouring groups share with it too: a batch
      * of one long document (MMLU's 5-shot history passages) then roots at
@@ -349,26 +346,27 @@ static void plan_batch(evaluator *ev, const vtask *t, int g0, int g_end, batch *
      * its whole context, which no other batch can use */
     for (int g = g0 - 1; g <= g1; g += g1 - g0 + 1) {
         if (g < 0 || g >= t->n_grp) continue;
-        int i = group_lcp(t, &t->grp[root_ref], &t->grp[g]);
-        if (i >= MIN_ROOT && i < R) R = i;
+        int common = group_lcp(t, &t->grp[root_ref], &t->grp[g]);
+        if (common >= MIN_ROOT && common < root_len) root_len = common;
     }
-    if (R < MIN_ROOT) R = 0;
-    for (int g = g0; g < g1; g++) b->uses_root[g - g0] = b->uses_root[g - g0] && R > 0;
+    if (root_len < MIN_ROOT) root_len = 0;
+    for (int g = g0; g < g1; g++) b->uses_root[g - g0] = b->uses_root[g - g0] && root_len > 0;
     b->root = ids0;
-    b->n_root = R;
+    b->n_root = root_len;
     ev->pre.n = ev->tail.n = 0;
     int seq = 1;
     for (int g = g0; g < g1; g++) {
-        const vgroup *G = &t->grp[g];
+        const vgroup *grp = &t->grp[g];
         b->base[g - g0] = seq;
-        const int32_t *ids = t->req[G->first].ids;
-        for (int i = b->uses_root[g - g0] ? R : 0; i < G->n_shared; i++) stage_push(&ev->pre, ids[i], i, seq, i == G->n_shared - 1);
-        for (int r = 0; r < G->n_req; r++) {
-            const vreq *q = &t->req[G->first + r];
-            for (int i = G->n_shared; i < q->n - 1; i++)
+        const int32_t *ids = t->req[grp->first].ids;
+        for (int i = b->uses_root[g - g0] ? root_len : 0; i < grp->n_shared; i++)
+            stage_push(&ev->pre, ids[i], i, seq, i == grp->n_shared - 1);
+        for (int r = 0; r < grp->n_req; r++) {
+            const vreq *q = &t->req[grp->first + r];
+            for (int i = grp->n_shared; i < q->n - 1; i++)
                 stage_push(&ev->tail, q->ids[i], i, seq + r, i >= q->n - q->n_cont - 1);
         }
-        seq += G->n_req;
+        seq += grp->n_req;
     }
 }
 
@@ -483,21 +481,18 @@ static void task_run_init(task_run *tr, const model *m, const vtask *t, const va
         ev->keep[j] = k;
         ev->n_keep++;
     }
-    for (int c = 0; c < n_cfgs; c++) {
-        path_eval *pe = &tr->pe[c];
-        pe->k = c > 0 && reuse ? path_shared_prefix(&cfgs[c].path) : 0;
-        pe->keep_index = -1;
-        for (int j = 0; j < ev->n_keep; j++)
-            if (ev->keep[j] == pe->k) pe->keep_index = j;
-    }
+    for (int c = 0; c < n_cfgs; c++) tr->pe[c].k = c > 0 && reuse ? path_shared_prefix(&cfgs[c].path) : 0;
     ev->rows_cap = MAX_ROWS;
     for (int g = 0; g < t->n_grp; g++)
         if (group_rows(t, &t->grp[g]) > ev->rows_cap) ev->rows_cap = group_rows(t, &t->grp[g]);
     /* rows: the tail's, or one per group from the pre stage */
     size_t rows = ev->rows_cap > MAX_SEQ ? (size_t)ev->rows_cap : MAX_SEQ;
     ev->logits = xmalloc(rows * m->hp.n_vocab * sizeof(float));
-    ev->root.dim = ev->pre.dim = ev->tail.dim = m->hp.dim;
-    ev->root.n_keep = ev->pre.n_keep = ev->tail.n_keep = ev->n_keep;
+    stage *stages[] = {&ev->root, &ev->pre, &ev->tail};
+    for (int i = 0; i < 3; i++) {
+        stages[i]->dim = m->hp.dim;
+        if (ev->n_keep) stages[i]->states = state_store_new(m->hp.dim, ev->keep, ev->n_keep, 0);
+    }
     tr->b.base = xmalloc(MAX_SEQ * sizeof *tr->b.base);
     tr->b.uses_root = xmalloc(MAX_SEQ * sizeof *tr->b.uses_root);
     tr->b.lp = xmalloc(MAX_SEQ * sizeof *tr->b.lp);

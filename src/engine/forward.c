@@ -123,6 +123,7 @@ void forward_free(forward_ctx *f) {
     free(f);
 }
 
+const model *forward_model(const forward_ctx *f) { return f->m; }
 const layer_path *forward_path(const forward_ctx *f) { return &f->path; }
 kv_shape forward_kv_shape(const forward_ctx *f) {
     return (kv_shape){f->kv.n_slots, f->kv.n_seq, f->kv.n_ctx, f->kv.kv_dim};

@@ -42,6 +42,8 @@ typedef struct forward_ctx forward_ctx;
 forward_ctx *forward_new(const model *m, const layer_path *path, int n_seq, int n_ctx, pool *pool);
 void forward_free(forward_ctx *f);
 const layer_path *forward_path(const forward_ctx *f);
+/* The model f runs (its n_vocab is the width of every logits row f writes). */
+const model *forward_model(const forward_ctx *f);
 /* Make KV slot `slot` of f use the buffers of slot `src_slot` of src (same
  * n_seq, n_ctx and model): f then reads and writes src's cache there (the
  * scanner lets a configuration borrow the baseline's prefix slots). */

@@ -196,7 +196,8 @@ int generate_seqs(forward_ctx *f, const tokenizer *tok, const gen_request *rq, c
             return -1;
         }
     }
-    gen_runner r = {f, tokenizer_n_vocab(tok), batch_prefill, batch_step};
+    /* rows are as wide as the model's output, which may pad the tokenizer's vocabulary */
+    gen_runner r = {f, forward_model(f)->hp.n_vocab, batch_prefill, batch_step};
     return generate_loop(&r, tok, rq, sp, out, on_token, user);
 }
 

@@ -312,7 +312,7 @@ static void test_summary(void **state) {
     make_set(&ts, "sum_tiny", "acc_raw", 10);
     const char *conts[2] = {" yes", " no"};
     for (int i = 0; i < 10; i++) make_doc(&ts.docs[i], i, "Q", NULL, conts, 2, 0, NULL);
-    validate_results r = {2, 1, xcalloc(2, sizeof *r.r)};
+    validate_results r = {.n_cfgs = 2, .n_tasks = 1, .r = xcalloc(2, sizeof *r.r)};
     for (int c = 0; c < 2; c++) {
         r.r[c].n_docs = 10;
         r.r[c].docs = xcalloc(10, sizeof *r.r[c].docs);

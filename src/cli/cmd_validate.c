@@ -8,6 +8,7 @@
 #include "validate/validate_store.h"
 
 #include <jansson.h>
+#include <signal.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -152,8 +153,29 @@ int cmd_validate(int argc, char **argv) {
     }
     double t0 = rys_now();
     validate_results res;
+    rys_stop_install();
     if (validate_run(cm.m, cm.tok, cm.pool, tasks, n_tasks, cfgs, n_cfgs, &o, &res)) rys_die("%s", rys_lasterr());
     double seconds = rys_now() - t0;
+    if (res.stopped) {
+        /* an incomplete table would read as a result: say what was kept instead */
+        fprintf(stderr, "rys: validate stopped on %s: %lld of %lld document results %s; %s\n",
+                rys_stop_signal() == SIGTERM ? "SIGTERM" : "SIGINT", res.docs_done, res.docs_total,
+                db_path ? "kept in the store" : "computed (no --db: nothing kept)",
+                db_path ? "the same command continues it" : "give --db FILE to keep a run's results");
+        if (json) {
+            json_t *jo = json_pack("{s:b, s:I, s:I}", "stopped", 1, "docs_done", (json_int_t)res.docs_done, "docs_total",
+                                  (json_int_t)res.docs_total);
+            cli_json_warnings(jo);
+            char *s = json_dumps(jo, JSON_INDENT(1));
+            puts(s);
+            free(s);
+            json_decref(jo);
+        }
+        if (o.dump) fclose(o.dump);
+        if (o.store) validate_store_close(o.store);
+        validate_results_free(&res);
+        return rys_stop_exit_code();
+    }
     if (o.dump && fclose(o.dump)) rys_die("%s: write error", dump_path);
 
     validate_row *rows = xcalloc((size_t)n_tasks + 1, sizeof *rows);
@@ -203,6 +225,7 @@ int cmd_validate(int argc, char **argv) {
                                                 tasks[k].primary_metric, "n", tasks[k].n_docs));
         json_object_set_new(js, "tasks", jt);
         json_object_set_new(js, "configs", jcfgs);
+        cli_json_warnings(js);
         char *s = json_dumps(js, JSON_INDENT(1) | JSON_REAL_PRECISION(10));
         puts(s);
         free(s);

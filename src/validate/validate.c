@@ -420,6 +420,7 @@ typedef struct {
     progress pg;
     long long done, computed;
     double t0;
+    bool stopped;               /* a stop was asked for: the run ends after the chunk in flight */
 } run_progress;
 
 static void progress_add(run_progress *rp, const validate_opts *o, int docs, bool computed) {
@@ -568,6 +569,11 @@ static int run_task(const model *m, pool *pool, const task_set *ts, const vtask 
         }
     }
     for (int d0 = 0; d0 < ts->n_docs; d0 += VALIDATE_CHUNK) {
+        if (rys_stop_requested()) {     /* the safe point: every earlier chunk is committed */
+            rp->stopped = true;
+            rc = 0;
+            goto out;
+        }
         int d1 = d0 + VALIDATE_CHUNK < ts->n_docs ? d0 + VALIDATE_CHUNK : ts->n_docs;
         if (run_chunk(&tr, m, pool, ts, t, cfgs, n_cfgs, o, res, rp, d0, d1)) goto out;
     }
@@ -602,7 +608,7 @@ int validate_run(const model *m, const tokenizer *tok, pool *pool, const task_se
     rp.t0 = rys_now();
     validate_task_result *per = xcalloc((size_t)n_cfgs, sizeof *per);
     int rc = 0;
-    for (int k = 0; k < n_tasks && !rc; k++) {
+    for (int k = 0; k < n_tasks && !rc && !rp.stopped; k++) {
         vtask t;
         if (vtask_build(&t, &tasks[k], tok, m->hp.n_ctx_train > 0 ? m->hp.n_ctx_train : 1 << 30)) { rc = -1; break; }
         for (int c = 0; c < n_cfgs; c++) per[c] = out->r[c * n_tasks + k];
@@ -612,6 +618,9 @@ int validate_run(const model *m, const tokenizer *tok, pool *pool, const task_se
     }
     free(per);
     if (o->progress) progress_finish(&rp.pg);
+    out->stopped = rp.stopped;
+    out->docs_done = rp.done;
+    out->docs_total = total;
     if (rc) validate_results_free(out);
     return rc;
 }

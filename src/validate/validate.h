@@ -55,6 +55,8 @@ typedef struct {
 typedef struct {
     int n_cfgs, n_tasks;
     validate_task_result *r;    /* [cfg * n_tasks + task]; cfg 0 is the baseline */
+    bool stopped;               /* a stop was asked for (base/util.h): documents were left undone */
+    long long docs_done, docs_total; /* document x path results held (stored earlier or computed), and asked for */
 } validate_results;
 
 typedef struct validate_store validate_store;
@@ -67,7 +69,9 @@ typedef struct {
 } validate_opts;
 
 /* Scores every task along every path (cfgs[0] must be the baseline path).
- * Returns 0, or -1 with an error naming the task file and line. */
+ * Returns 0, or -1 with an error naming the task file and line. When a stop
+ * is asked for it returns 0 after the chunk in flight (committed to the
+ * store) with out->stopped set: the results are then incomplete. */
 int validate_run(const model *m, const tokenizer *tok, pool *pool, const task_set *tasks, int n_tasks,
                  const validate_config *cfgs, int n_cfgs, const validate_opts *o, validate_results *out);
 void validate_results_free(validate_results *r);

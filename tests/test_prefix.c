@@ -3,6 +3,9 @@
  * kept at layer boundaries are the bits a plain run has there, and a path
  * that starts from them gives a from-scratch run's logits. */
 #include "testutil.h"
+#define N_LAYERS 5
+#define TINY_FIXTURE_LAYERS N_LAYERS
+#define TINY_FIXTURE_SEED 5
 #include "tiny_loaded.h"
 
 #include "engine/forward.h"
@@ -13,28 +16,7 @@
 
 #include <string.h>
 
-#define N_LAYERS 5
 #define N_TOK 12
-
-typedef struct {
-    model *m;
-    tokenizer *tok;
-    pool *pool;
-} fixture;
-
-static int setup(void **state) {
-    fixture *fx = xcalloc(1, sizeof *fx);
-    tiny_load("tiny-prefix.gguf", N_LAYERS, 5, &fx->m, &fx->tok, &fx->pool);
-    *state = fx;
-    return 0;
-}
-
-static int teardown(void **state) {
-    fixture *fx = *state;
-    tiny_unload(fx->m, fx->tok, fx->pool);
-    free(fx);
-    return 0;
-}
 
 /* N_TOK tokens, alternating between sequences 0 and 1, from `salt`. */
 static void make_batch(const model *m, unsigned salt, int32_t *tok, int32_t *pos, int32_t *seq) {

@@ -31,8 +31,11 @@ static inline void tiny_unload(model *m, tokenizer *tok, pool *pool) {
 }
 
 /* The group fixture of tests that need nothing but the loaded tiny model:
- * TINY_FIXTURE_LAYERS layers, seed 11. */
+ * TINY_FIXTURE_LAYERS layers, weights from TINY_FIXTURE_SEED (default 11). */
 #ifdef TINY_FIXTURE_LAYERS
+#ifndef TINY_FIXTURE_SEED
+#define TINY_FIXTURE_SEED 11
+#endif
 typedef struct {
     model *m;
     tokenizer *tok;
@@ -41,7 +44,7 @@ typedef struct {
 
 static int setup(void **state) {
     fixture *fx = xcalloc(1, sizeof *fx);
-    tiny_load("tiny-fixture.gguf", TINY_FIXTURE_LAYERS, 11, &fx->m, &fx->tok, &fx->pool);
+    tiny_load("tiny-fixture.gguf", TINY_FIXTURE_LAYERS, TINY_FIXTURE_SEED, &fx->m, &fx->tok, &fx->pool);
     *state = fx;
     return 0;
 }

@@ -11,7 +11,7 @@
 #define MAX_TOKENS 4096         /* tokens per batch */
 #define MAX_ROWS 256            /* logit rows per batch (a row is n_vocab floats) */
 
-static double log_softmax_at(const float *lg, int n, int target, bool *is_max) {
+double loglik_token(const float *lg, int n, int target, bool *is_max) {
     float mx = lg[0];
     int arg = 0;
     for (int i = 1; i < n; i++) if (lg[i] > mx) { mx = lg[i]; arg = i; }
@@ -104,11 +104,11 @@ int loglik_score(const model *m, const layer_path *path, pool *pool, const logli
                 loglik_result *r = &results[d][c];
                 const int32_t *ct = docs[d].cont[c];
                 bool g;
-                r->logprob = log_softmax_at(first + (size_t)(d - d0) * n_vocab, n_vocab, ct[0], &g);
+                r->logprob = loglik_token(first + (size_t)(d - d0) * n_vocab, n_vocab, ct[0], &g);
                 r->greedy = g;
                 r->n_tokens = docs[d].n_cont[c];
                 for (int i = 1; i < docs[d].n_cont[c]; i++) {
-                    r->logprob += log_softmax_at(logits + (size_t)row++ * n_vocab, n_vocab, ct[i], &g);
+                    r->logprob += loglik_token(logits + (size_t)row++ * n_vocab, n_vocab, ct[i], &g);
                     r->greedy = r->greedy && g;
                 }
             }

@@ -29,6 +29,11 @@ typedef struct {
 /* Progress callback: documents finished so far. */
 typedef void (*loglik_progress)(void *user, int docs_done);
 
+/* log p(target) under the softmax of one logits row lg[n], in double; is_max
+ * tells whether target is the row's first maximum (greedy would pick it).
+ * Every log-likelihood rys reports (HellaSwag, validate) goes through it. */
+double loglik_token(const float *lg, int n, int target, bool *is_max);
+
 /* results[d] must hold docs[d].n_choices entries. Returns 0 or -1. */
 int loglik_score(const model *m, const layer_path *path, pool *pool, const loglik_doc *docs, int n_docs,
                  loglik_result **results, loglik_progress cb, void *user);

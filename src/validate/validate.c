@@ -14,6 +14,7 @@
  * one come from the pre stage when the group's shared part ends there. */
 #include "validate/validate.h"
 #include "engine/forward.h"
+#include "engine/loglik.h"
 #include "engine/prefix.h"
 #include "base/util.h"
 #include "validate/validate_store.h"
@@ -206,17 +207,6 @@ static int run_stage(const evaluator *ev, path_eval *pe, stage *s, bool keep) {
     return forward_output(pe->f, &fb, s->x, ev->logits) < 0 ? -1 : 0;
 }
 
-static double log_softmax_at(const float *lg, int n, int target, bool *is_max) {
-    float mx = lg[0];
-    int arg = 0;
-    for (int i = 1; i < n; i++)
-        if (lg[i] > mx) { mx = lg[i]; arg = i; }
-    double sum = 0;
-    for (int i = 0; i < n; i++) sum += exp((double)lg[i] - mx);
-    *is_max = arg == target;
-    return (double)lg[target] - mx - log(sum);
-}
-
 /* One batch: groups [g0, g1) of the task, their sequences and stages. */
 typedef struct {
     int g0, g1;
@@ -253,7 +243,7 @@ static int eval_batch(evaluator *ev, path_eval *pe, const vtask *t, batch *b, bo
             b->greedy[k] = true;
             if (q->n - q->n_cont == G->n_shared) {
                 bool g1;
-                b->lp[k] = log_softmax_at(ev->logits + (size_t)pre_row * n_vocab, n_vocab, q->ids[G->n_shared], &g1);
+                b->lp[k] = loglik_token(ev->logits + (size_t)pre_row * n_vocab, n_vocab, q->ids[G->n_shared], &g1);
                 b->greedy[k] = g1;
             }
             /* a request with tokens of its own after the shared part runs them in its own sequence */
@@ -271,7 +261,7 @@ static int eval_batch(evaluator *ev, path_eval *pe, const vtask *t, batch *b, bo
             for (int i = G->n_shared; i < q->n - 1; i++) {
                 if (i < q->n - q->n_cont - 1) continue;
                 bool gi;
-                b->lp[k] += log_softmax_at(ev->logits + (size_t)row++ * n_vocab, n_vocab, q->ids[i + 1], &gi);
+                b->lp[k] += loglik_token(ev->logits + (size_t)row++ * n_vocab, n_vocab, q->ids[i + 1], &gi);
                 b->greedy[k] = b->greedy[k] && gi;
             }
         }

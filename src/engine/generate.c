@@ -184,6 +184,11 @@ static int batch_step(void *self, const fwd_batch *rows, float *logits, int *log
     return 0;
 }
 
+gen_runner gen_runner_forward(forward_ctx *f) {
+    /* rows are as wide as the model's output, which may pad the tokenizer's vocabulary */
+    return (gen_runner){f, forward_model(f)->hp.n_vocab, batch_prefill, batch_step};
+}
+
 int generate_seqs(forward_ctx *f, const tokenizer *tok, const gen_request *rq, const sample_params *sp, gen_output *out,
                   gen_callback on_token, void *user) {
     kv_shape kv = forward_kv_shape(f);
@@ -196,8 +201,7 @@ int generate_seqs(forward_ctx *f, const tokenizer *tok, const gen_request *rq, c
             return -1;
         }
     }
-    /* rows are as wide as the model's output, which may pad the tokenizer's vocabulary */
-    gen_runner r = {f, forward_model(f)->hp.n_vocab, batch_prefill, batch_step};
+    gen_runner r = gen_runner_forward(f);
     return generate_loop(&r, tok, rq, sp, out, on_token, user);
 }
 

@@ -68,6 +68,11 @@ typedef struct {
 int generate_loop(const gen_runner *r, const tokenizer *tok, const gen_request *rq, const sample_params *sp,
                   gen_output *out, gen_callback on_token, void *user);
 
+/* The default runner: every batch through forward_batch on f, rows as wide
+ * as f's model's output (a caller wraps it to see the logits, e.g. for
+ * log-probabilities). */
+gen_runner gen_runner_forward(forward_ctx *f);
+
 /* generate_loop on forward context f (sequence ids 0..rq->n - 1 of f, which
  * must have n_seq >= rq->n and room in n_ctx for each prompt and its
  * n_predict); sp->n_predict is not read. Returns 0 or -1. */

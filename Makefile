@@ -9,7 +9,7 @@
 CC      ?= cc
 SAN     ?= 0
 BUILD   ?= $(if $(filter 1,$(SAN)),build-san,build)
-PKGS    := libpcre2-8 sqlite3 jansson cairo zlib
+PKGS    := libpcre2-8 sqlite3 jansson cairo zlib libmicrohttpd
 CFLAGS_BASE := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -g -O2 -pthread -Isrc \
                $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 ifeq ($(SAN),1)
@@ -28,7 +28,7 @@ AMX_FLAGS    := $(AVX512_FLAGS) -mamx-tile -mamx-int8 -mamx-bf16
 # own: the tests that use only engine headers link against it alone, which
 # proves it needs no symbol of the layers above.
 ENGINE_DIRS := base quant kernels engine
-APP_DIRS    := probes tasks scan validate export report
+APP_DIRS    := probes tasks scan validate export serve report
 ENGINE_SRC := $(sort $(foreach d,$(ENGINE_DIRS),$(wildcard src/$(d)/*.c)))
 APP_SRC    := $(sort $(foreach d,$(APP_DIRS),$(wildcard src/$(d)/*.c)))
 LIB_SRC  := $(ENGINE_SRC) $(APP_SRC)

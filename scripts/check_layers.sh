@@ -19,8 +19,9 @@ declare -A may=(
     [scan]="probes engine quant base"
     [validate]="tasks engine quant base"
     [export]="engine quant base"
+    [serve]="engine quant base"
     [report]="scan validate probes tasks engine quant base"
-    [cli]="report export validate scan tasks probes engine kernels quant base"
+    [cli]="report serve export validate scan tasks probes engine kernels quant base"
 )
 engine_layers=" base quant kernels engine "
 

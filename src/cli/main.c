@@ -21,6 +21,7 @@ static const cli_command commands[] = {
     {"export", cmd_export, "write a relayered model as GGUF or a Hugging Face directory"},
     {"probes", cmd_probes, "generate math probe sets, check probe files, score a text"},
     {"bench", cmd_bench, "prompt, decode and batched-decode speed, kernel path, limits reached"},
+    {"serve", cmd_serve, "an OpenAI-compatible HTTP server over a model's layer paths"},
     {"validate", cmd_validate, "standard benchmarks (ARC, HellaSwag, MMLU, ...) along the baseline and relayered paths"},
 };
 

@@ -1,0 +1,231 @@
+"""rys serve against the CLI it serves: start `rys serve MODEL` on a free
+loopback port, then with the `openai` client check that greedy completions
+and chat (plain and streamed) give exactly `rys run`'s text, along the
+baseline and along blocks:10,24 (model id MODEL@blocks:10,24); that echo +
+logprobs gives the prompt's log-probabilities of `rys logits` (numpy
+log-softmax) to 1e-4; that every class of bad input gets its status and
+OpenAI's error object (raw requests through http.client); and that SIGINT
+lets the request in flight finish and exits 0.
+
+usage: check_serve.py [MODEL] (default smollm2-135m); RYS = the binary.
+Loopback only, about a minute."""
+import http.client, json, os, signal, socket, subprocess, sys, tempfile, threading, time
+
+import numpy as np
+import openai
+
+RYS = os.environ.get("RYS", "build/rys")
+MODEL = sys.argv[1] if len(sys.argv) > 1 else "smollm2-135m"
+CTX = 256
+fails = 0
+
+
+def check(ok, what):
+    global fails
+    print(("ok   " if ok else "FAIL ") + what, flush=True)
+    fails += not ok
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(port, *extra):
+    proc = subprocess.Popen([RYS, "serve", MODEL, "--port", str(port), "--paths", "baseline;blocks:10,24",
+                             "--ctx", str(CTX), "-t", "2", *extra], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"rys serve exited {proc.returncode}: {proc.stderr.read()}")
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            c.request("GET", "/health")
+            if c.getresponse().status == 200:
+                return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    sys.exit("rys serve did not answer /health within 60 s")
+
+
+def raw(port, method, path, body=None, headers=None):
+    """status and parsed JSON of one raw request (body: bytes or a JSON-able value)."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    if body is not None and not isinstance(body, bytes):
+        body = json.dumps(body).encode()
+    c.request(method, path, body=body, headers=headers or {"Content-Type": "application/json"})
+    r = c.getresponse()
+    data = r.read()
+    try:
+        return r.status, json.loads(data)
+    except ValueError:
+        return r.status, data
+
+
+def run_text(prompt, n, chat, blocks=None):
+    args = [RYS, "run", MODEL, "-p", prompt, "-n", str(n), "-t", "2", "--json"] + (["--chat"] if chat else [])
+    if blocks:
+        args += ["--blocks", blocks]
+    r = subprocess.run(args, capture_output=True, text=True, check=True)
+    return json.loads(r.stdout)["text"]
+
+
+def check_generation(client):
+    for model, blocks in ((MODEL, None), (MODEL + "@blocks:10,24", "10,24")):
+        prompt, n = "The capital of France is", 12
+        want = run_text(prompt, n, False, blocks)
+        got = client.completions.create(model=model, prompt=prompt, max_tokens=n, temperature=0)
+        check(got.choices[0].text == want, f"{model}: greedy completion == rys run ({got.choices[0].text!r} vs {want!r})")
+        question, n = "What is the tallest mountain?", 16
+        want = run_text(question, n, True, blocks)
+        msgs = [{"role": "user", "content": question}]
+        got = client.chat.completions.create(model=model, messages=msgs, max_tokens=n, temperature=0)
+        check(got.choices[0].message.content == want,
+              f"{model}: greedy chat == rys run --chat ({got.choices[0].message.content!r} vs {want!r})")
+        pieces, finish = [], None
+        for chunk in client.chat.completions.create(model=model, messages=msgs, max_tokens=n, temperature=0,
+                                                    stream=True):
+            delta = chunk.choices[0].delta
+            pieces.append(delta.content or "")
+            finish = chunk.choices[0].finish_reason or finish
+        check("".join(pieces) == want and finish in ("stop", "length"),
+              f"{model}: streamed chat == rys run --chat ({len(pieces)} chunks, finish {finish})")
+    # a list of prompts and token-id prompts: each its own greedy answer
+    prompts = ["The capital of France is", "One, two, three,"]
+    got = client.completions.create(model=MODEL, prompt=prompts, max_tokens=6, temperature=0)
+    want = [run_text(p, 6, False) for p in prompts]
+    check([c.text for c in sorted(got.choices, key=lambda c: c.index)] == want, "a list of prompts: each == rys run")
+    status, tok = raw(PORT, "POST", "/tokenize", {"content": prompts[1]})
+    check(status == 200 and isinstance(tok.get("tokens"), list) and tok["tokens"], f"/tokenize ({tok})")
+    got = client.completions.create(model=MODEL, prompt=tok["tokens"], max_tokens=6, temperature=0)
+    check(got.choices[0].text == want[1], "a token-id prompt == the same text's completion")
+    status, detok = raw(PORT, "POST", "/detokenize", {"tokens": tok["tokens"]})
+    check(status == 200 and detok.get("content") == prompts[1], f"/detokenize round-trips ({detok})")
+    got = client.completions.create(model=MODEL, prompt=prompts[1], max_tokens=12, temperature=0, stop=[" five"])
+    full = run_text(prompts[1], 12, False)
+    cut = full.find(" five")
+    check(cut >= 0 and got.choices[0].text == full[:cut] and got.choices[0].finish_reason == "stop",
+          f"stop string cuts the text ({got.choices[0].text!r})")
+
+
+def check_logprobs(client):
+    prompt = "The quick brown fox jumps over the lazy dog"
+    with tempfile.TemporaryDirectory() as tmp:
+        npy = os.path.join(tmp, "l.npy")
+        r = subprocess.run([RYS, "logits", MODEL, "-p", prompt, "--all", "--npy", npy, "-t", "2"], capture_output=True,
+                           text=True, check=True)
+        ids = json.loads(r.stdout)["tokens"]
+        logits = np.load(npy).astype(np.float64)
+    lsm = logits - logits.max(axis=1, keepdims=True)
+    lsm -= np.log(np.exp(lsm).sum(axis=1, keepdims=True))
+    want = [lsm[i - 1, ids[i]] for i in range(1, len(ids))]
+    for max_tokens in (0, 1):
+        got = client.completions.create(model=MODEL, prompt=prompt, max_tokens=max_tokens, temperature=0, echo=True,
+                                        logprobs=1)
+        lp = got.choices[0].logprobs
+        n = len(ids)
+        ok = (len(lp.tokens) == n + max_tokens and lp.token_logprobs[0] is None and lp.top_logprobs[0] is None
+              and len(lp.text_offset) == n + max_tokens and got.choices[0].text.startswith(prompt))
+        diff = max(abs(a - b) for a, b in zip(lp.token_logprobs[1:n], want)) if ok else float("inf")
+        top_ok = ok and all(abs(max(t.values()) - lsm[i - 1].max()) < 1e-4 for i, t in enumerate(lp.top_logprobs[1:n], 1))
+        check(ok and diff < 1e-4 and top_ok,
+              f"echo + logprobs=1, max_tokens={max_tokens}: prompt log-probabilities == rys logits (max diff {diff:.2e})")
+
+
+def check_errors(port):
+    def expect(status_want, method, path, body, what, param=None, headers=None):
+        status, o = raw(port, method, path, body, headers)
+        err = o.get("error") if isinstance(o, dict) else None
+        ok = (status == status_want and isinstance(err, dict) and set(err) == {"message", "type", "param", "code"}
+              and (param is None or err["param"] == param))
+        check(ok, f"{what}: {status_want} with an error object ({status}, {err})")
+
+    expect(400, "POST", "/v1/completions", b'{"model": "x", "prompt": ', "malformed JSON")
+    expect(400, "POST", "/v1/completions", b'[1, 2]', "a body that is no object")
+    expect(400, "POST", "/v1/completions", {"model": MODEL, "prompt": 5}, "prompt of the wrong type", "prompt")
+    expect(400, "POST", "/v1/completions", {"model": MODEL, "prompt": "a", "max_tokens": "x"}, "max_tokens a string",
+           "max_tokens")
+    expect(400, "POST", "/v1/completions", {"model": MODEL, "prompt": "a", "temperature": "hot"}, "temperature a string",
+           "temperature")
+    expect(400, "POST", "/v1/completions", {"model": MODEL, "prompt": "a", "logprobs": 99}, "logprobs out of range",
+           "logprobs")
+    expect(400, "POST", "/v1/completions", {"model": MODEL}, "no prompt", "prompt")
+    expect(400, "POST", "/v1/completions", {"model": MODEL, "prompt": [[1, 2], "x", 3]}, "a mixed prompt list", "prompt")
+    expect(400, "POST", "/v1/completions", {"model": MODEL, "prompt": [10 ** 9]}, "a token id outside the vocabulary",
+           "prompt")
+    expect(400, "POST", "/v1/chat/completions", {"model": MODEL}, "chat without messages", "messages")
+    expect(400, "POST", "/v1/chat/completions", {"model": MODEL, "messages": [{"role": "user", "content": 3}]},
+           "a message content of the wrong type", "messages")
+    expect(400, "POST", "/v1/chat/completions", {"model": MODEL, "messages": [{"role": "wizard", "content": "x"}]},
+           "an unknown role", "messages")
+    status, o = raw(port, "POST", "/v1/completions", {"model": MODEL, "prompt": "word " * (CTX + 50)})
+    check(status == 400 and str(CTX) in o["error"]["message"] and o["error"]["code"] == "context_length_exceeded",
+          f"a prompt over the context: 400 naming the limit ({o['error']['message']})")
+    expect(404, "POST", "/v1/completions", {"model": "no-such-model", "prompt": "a"}, "an unknown model", "model")
+    expect(404, "POST", "/v1/completions", {"model": MODEL + "@blocks:99,1", "prompt": "a"}, "a bad path spec", "model")
+    expect(404, "GET", "/v1/nothing", None, "an unknown route")
+    expect(405, "GET", "/v1/completions", None, "a route with the wrong method")
+    expect(400, "POST", "/tokenize", {"content": 7}, "/tokenize content not a string", "content")
+    # a body over the limit is refused from its Content-Length, before it is sent
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    c.putrequest("POST", "/v1/completions")
+    c.putheader("Content-Type", "application/json")
+    c.putheader("Content-Length", str(64 << 20))
+    c.endheaders()
+    r = c.getresponse()
+    o = json.loads(r.read())
+    check(r.status == 413 and "error" in o, f"a body over the limit: 413 ({r.status}, {o})")
+    # the server still answers afterwards
+    status, _ = raw(port, "GET", "/health")
+    check(status == 200, "the server still answers after the bad requests")
+
+
+def check_sigint(proc, port):
+    result = {}
+
+    def long_request():
+        result["r"] = raw(port, "POST", "/v1/completions",
+                          {"model": MODEL, "prompt": "Once upon a time", "max_tokens": 120, "temperature": 0})
+
+    t = threading.Thread(target=long_request)
+    t.start()
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    t.join(120)
+    rc = proc.wait(60)
+    status, o = result.get("r", (None, None))
+    check(status == 200 and o["usage"]["completion_tokens"] > 0, f"the request in flight at SIGINT finishes ({status})")
+    check(rc == 0, f"SIGINT: rys serve exits 0 ({rc})")
+
+
+def check_api_key():
+    port = free_port()
+    proc = start(port, "--api-key", "sekrit")
+    status, o = raw(port, "GET", "/v1/models")
+    check(status == 401 and "error" in o, "--api-key: a request without the key gets 401")
+    status, o = raw(port, "GET", "/v1/models", headers={"Authorization": "Bearer sekrit"})
+    check(status == 200 and [m["id"] for m in o["data"]] == [MODEL, MODEL + "@blocks:10,24"],
+          f"--api-key: with the key, /v1/models lists one id per path ({o})")
+    proc.send_signal(signal.SIGTERM)
+    check(proc.wait(60) == 0, "SIGTERM: exits 0")
+
+
+t0 = time.time()
+PORT = free_port()
+proc = start(PORT)
+try:
+    client = openai.OpenAI(base_url=f"http://127.0.0.1:{PORT}/v1", api_key="unused", timeout=120, max_retries=0)
+    ids = [m.id for m in client.models.list().data]
+    check(ids == [MODEL, MODEL + "@blocks:10,24"], f"/v1/models: one id per served path ({ids})")
+    check_generation(client)
+    check_logprobs(client)
+    check_errors(PORT)
+    check_sigint(proc, PORT)
+finally:
+    if proc.poll() is None:
+        proc.kill()
+check_api_key()
+print(f"check_serve: {fails} failed, {time.time() - t0:.0f} s")
+sys.exit(1 if fails else 0)

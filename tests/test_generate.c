@@ -267,7 +267,7 @@ static int reference_generate(forward_ctx *f, const tokenizer *tok, const int32_
     rng_seed(&rng, sp->seed);
     int rc = -1, k = 0;
     for (int s = 0; s < n; s++) {
-        out[s] = (gen_output){xmalloc((size_t)(sp->n_predict > 0 ? sp->n_predict : 1) * sizeof(int32_t)), 0, false};
+        out[s] = (gen_output){xmalloc((size_t)(sp->n_predict > 0 ? sp->n_predict : 1) * sizeof(int32_t)), 0, false, -1};
         for (int i = 0; i < lens[s]; i++, k++) {
             tokens[k] = ps[s][i];
             pos[k] = i;

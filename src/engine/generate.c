@@ -114,7 +114,7 @@ int generate_loop(const gen_runner *r, const tokenizer *tok, const gen_request *
 
     for (int s = 0; s < n; s++) {
         int limit = rq->n_predict[s];
-        out[s] = (gen_output){xmalloc((size_t)(limit > 0 ? limit : 1) * sizeof(int32_t)), 0, false};
+        out[s] = (gen_output){xmalloc((size_t)(limit > 0 ? limit : 1) * sizeof(int32_t)), 0, false, -1};
         seqs[s] = (seq_state){limit > 0, rq->prompt_len[s], 0};
     }
     if (r->prefill(r->self, rq, logits, logit_row)) goto done;
@@ -126,7 +126,12 @@ int generate_loop(const gen_runner *r, const tokenizer *tok, const gen_request *
             seq_state *q = &seqs[s];
             if (!q->going) continue;
             int32_t t = sample_token(logits + (size_t)q->logit_row * n_vocab, n_vocab, sp, &rng);
-            if (tokenizer_is_eog(tok, t)) { q->going = false; out[s].hit_eog = true; continue; }
+            if (tokenizer_is_eog(tok, t)) {
+                q->going = false;
+                out[s].hit_eog = true;
+                out[s].eog_token = t;
+                continue;
+            }
             out[s].tokens[out[s].n++] = t;
             if (on_token) on_token(user, s, t);
             /* the last token allowed is not fed back: nothing would read its logits */
@@ -147,7 +152,7 @@ done:
     if (rc)
         for (int s = 0; s < n; s++) {
             free(out[s].tokens);
-            out[s] = (gen_output){NULL, 0, false};
+            out[s] = (gen_output){NULL, 0, false, -1};
         }
     free(seqs); free(tokens); free(pos); free(seq); free(want); free(logit_row); free(logits);
     return rc;

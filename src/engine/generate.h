@@ -32,6 +32,7 @@ typedef struct {
     int32_t *tokens;        /* generated ids, malloc'd */
     int n;
     bool hit_eog;           /* stopped on an end-of-generation token (not included) */
+    int32_t eog_token;      /* that token (a server reports its log-probability), -1 if none */
 } gen_output;
 
 typedef void (*gen_callback)(void *user, int seq, int32_t token);

@@ -466,7 +466,20 @@ static enum MHD_Result do_completion(server *s, struct MHD_Connection *c, const 
             json_t *lp = new_lp_obj();
             size_t offset = 0;
             if (rq->echo) lp_append_json(tok, ids[q], n_ids[q], &echo_lps[q], lp, &offset);
-            if (generated) lp_append_json(tok, out[q].tokens, keep, &j.lps[q], lp, &offset);
+            if (generated) {
+                /* an end-of-generation token is not in the text but is reported with its
+                 * log-probability, as OpenAI does: lm-evaluation-harness drops the last
+                 * entry of an echo with max_tokens 1, which must be the generated one */
+                int32_t *gen_ids = xmalloc(((size_t)keep + 1) * sizeof *gen_ids);
+                memcpy(gen_ids, out[q].tokens, (size_t)keep * sizeof *gen_ids);
+                int n_gen = keep;
+                if (keep == n_out && out[q].hit_eog) {
+                    lp_push(&j.lps[q], j.lsm + (size_t)q * j.n_vocab, j.n_vocab, out[q].eog_token);
+                    gen_ids[n_gen++] = out[q].eog_token;
+                }
+                lp_append_json(tok, gen_ids, n_gen, &j.lps[q], lp, &offset);
+                free(gen_ids);
+            }
             json_object_set_new(ch, "logprobs", lp);
         } else {
             json_object_set_new(ch, "logprobs", json_null());
@@ -586,7 +599,9 @@ static void *stream_main(void *arg) {
         /* the status line is sent: the error goes as an event of its own */
         api_error e;
         api_fail(&e, 500, "server_error", NULL, "%s", rys_lasterr());
-        char *text = json_dumps(api_error_json(&e), JSON_COMPACT);
+        json_t *err = api_error_json(&e);
+        char *text = json_dumps(err, JSON_COMPACT);
+        json_decref(err);
         stream_write(st, "data: ", 6);
         stream_write(st, text, strlen(text));
         stream_write(st, "\n\n", 2);
@@ -801,7 +816,8 @@ static enum MHD_Result do_models(server *s, struct MHD_Connection *c) {
 static enum MHD_Result do_generation(server *s, struct MHD_Connection *c, const conn_req *cr, bool chat) {
     api_request rq;
     api_error e;
-    int parsed = chat ? api_parse_chat(cr->body, cr->len, &rq, &e) : api_parse_completion(cr->body, cr->len, &rq, &e);
+    const char *body = cr->body ? cr->body : "";    /* no body at all: parsed as empty, a 400 */
+    int parsed = chat ? api_parse_chat(body, cr->len, &rq, &e) : api_parse_completion(body, cr->len, &rq, &e);
     if (parsed) {
         api_request_free(&rq);
         return send_error(c, &e);

@@ -134,6 +134,22 @@ def check_logprobs(client):
               f"echo + logprobs=1, max_tokens={max_tokens}: prompt log-probabilities == rys logits (max diff {diff:.2e})")
 
 
+def check_eog_logprobs(client):
+    # a chat turn as a plain prompt ends on <|im_end|>: not in the text, but
+    # its log-probability is the last entry (lm-eval's echo reads it as the generated one)
+    r = subprocess.run([RYS, "run", MODEL, "--chat", "-p", "What is 2+2?", "-n", "60", "-t", "2", "--json"],
+                       capture_output=True, text=True, check=True)
+    run = json.loads(r.stdout)
+    prompt = run["prompt_tokens"]
+    got = client.completions.create(model=MODEL, prompt=prompt, max_tokens=60, temperature=0, logprobs=1)
+    ch = got.choices[0]
+    lp = ch.logprobs
+    check(run["hit_eog"] and ch.text == run["text"] and ch.finish_reason == "stop"
+          and len(lp.tokens) == got.usage.completion_tokens + 1
+          and lp.tokens[-1] not in ch.text and lp.token_logprobs[-1] is not None,
+          f"the end-of-generation token closes the logprobs, not the text ({lp.tokens[-3:]}, {ch.finish_reason})")
+
+
 def check_errors(port):
     def expect(status_want, method, path, body, what, param=None, headers=None):
         status, o = raw(port, method, path, body, headers)
@@ -221,6 +237,7 @@ try:
     check(ids == [MODEL, MODEL + "@blocks:10,24"], f"/v1/models: one id per served path ({ids})")
     check_generation(client)
     check_logprobs(client)
+    check_eog_logprobs(client)
     check_errors(PORT)
     check_sigint(proc, PORT)
 finally:

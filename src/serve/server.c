@@ -36,6 +36,7 @@ typedef struct {
 typedef struct {
     char *body;
     size_t len, cap;
+    bool too_large;         /* a body without a length passed the limit: the rest is dropped */
 } conn_req;
 
 /* ---- responses ------------------------------------------------------------ */
@@ -913,12 +914,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (*upload_size) {
-        if (cr->len + *upload_size > BODY_LIMIT) {
-            /* a chunked body with no length: refuse it once it passes the limit */
+        if (cr->too_large || cr->len + *upload_size > BODY_LIMIT) {
+            /* a chunked body with no length: libmicrohttpd takes no response
+             * while the body arrives, so drop the rest and answer 413 at its end */
+            cr->too_large = true;
             *upload_size = 0;
-            api_error e;
-            api_fail(&e, 413, "invalid_request_error", NULL, "the body is more than the limit of %u bytes", BODY_LIMIT);
-            return send_error(c, &e);
+            return MHD_YES;
         }
         if (cr->len + *upload_size > cr->cap) {
             cr->cap = 2 * (cr->len + *upload_size);
@@ -928,6 +929,11 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         cr->len += *upload_size;
         *upload_size = 0;
         return MHD_YES;
+    }
+    if (cr->too_large) {
+        api_error e;
+        api_fail(&e, 413, "invalid_request_error", NULL, "the body is more than the limit of %u bytes", BODY_LIMIT);
+        return send_error(c, &e);
     }
     return dispatch(s, c, url, method, cr);
 }

@@ -193,6 +193,13 @@ def check_errors(port):
     r = c.getresponse()
     o = json.loads(r.read())
     check(r.status == 413 and "error" in o, f"a body over the limit: 413 ({r.status}, {o})")
+    # a chunked body (no length) is read to its end, dropped past the limit, and refused
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    c.request("POST", "/v1/completions", body=(b"a" * (1 << 20) for _ in range(9)), encode_chunked=True,
+              headers={"Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+    r = c.getresponse()
+    o = json.loads(r.read())
+    check(r.status == 413 and "error" in o, f"a chunked body over the limit: 413 ({r.status})")
     # the server still answers afterwards
     status, _ = raw(port, "GET", "/health")
     check(status == 200, "the server still answers after the bad requests")

@@ -533,6 +533,7 @@ struct stream {
     const layer_path *path;
     char id[64];
     time_t created;
+    bool chat;              /* chat.completion.chunk deltas, else text_completion texts */
 };
 
 static void stream_write(stream *st, const char *data, size_t len) {
@@ -547,16 +548,26 @@ static void stream_write(stream *st, const char *data, size_t len) {
     pthread_mutex_unlock(&st->mu);
 }
 
-/* Sends one chat.completion.chunk with the given delta and finish reason. */
-static void stream_chunk(stream *st, json_t *delta, const char *finish) {
+/* Sends one chunk: a chat.completion.chunk whose delta holds content (if
+ * any) and the role (with_role), or a text_completion whose text is content
+ * (or ""); finish is the finish reason or NULL. content is consumed. */
+static void stream_chunk(stream *st, json_t *content, bool with_role, const char *finish) {
     json_t *o = json_object();
     json_object_set_new(o, "id", json_string(st->id));
-    json_object_set_new(o, "object", json_string("chat.completion.chunk"));
+    json_object_set_new(o, "object", json_string(st->chat ? "chat.completion.chunk" : "text_completion"));
     json_object_set_new(o, "created", json_integer((json_int_t)st->created));
     json_object_set_new(o, "model", json_string(st->rq.model));
     json_t *ch = json_object();
     json_object_set_new(ch, "index", json_integer(0));
-    json_object_set_new(ch, "delta", delta);
+    if (st->chat) {
+        json_t *delta = json_object();
+        if (with_role) json_object_set_new(delta, "role", json_string("assistant"));
+        if (content) json_object_set_new(delta, "content", content);
+        json_object_set_new(ch, "delta", delta);
+    } else {
+        json_object_set_new(ch, "text", content ? content : json_string(""));
+        json_object_set_new(ch, "logprobs", json_null());
+    }
     json_object_set_new(ch, "finish_reason", finish ? json_string(finish) : json_null());
     json_t *choices = json_array();
     json_array_append_new(choices, ch);
@@ -570,9 +581,7 @@ static void stream_chunk(stream *st, json_t *delta, const char *finish) {
 }
 
 static void stream_send_delta(stream *st, const char *text, size_t len) {
-    json_t *delta = json_object();
-    json_object_set_new(delta, "content", api_token_string(text, len));
-    stream_chunk(st, delta, NULL);
+    stream_chunk(st, api_token_string(text, len), false, NULL);
 }
 
 /* The chat answer's text and finish reason from a finished job. */
@@ -585,10 +594,7 @@ static const char *chat_finish(const gen_job *j, const gen_output *out) {
 static void *stream_main(void *arg) {
     stream *st = arg;
     server *s = st->s;
-    json_t *first = json_object();
-    json_object_set_new(first, "role", json_string("assistant"));
-    json_object_set_new(first, "content", json_string(""));
-    stream_chunk(st, first, NULL);
+    if (st->chat) stream_chunk(st, json_string(""), true, NULL);
     gen_job j = job_for(&st->rq);
     j.sink = st;
     gen_output out = {0};
@@ -609,7 +615,7 @@ static void *stream_main(void *arg) {
         free(text);
     } else {
         job_emit(&j, true);
-        stream_chunk(st, json_object(), chat_finish(&j, &out));
+        stream_chunk(st, NULL, false, chat_finish(&j, &out));
     }
     stream_write(st, "data: [DONE]\n\n", 14);
     if (st->n_predict > 0 && rc == 0) gen_output_free(&out, 1);
@@ -668,43 +674,54 @@ static int chat_ids(const server *s, const api_request *rq, int32_t **ids, int *
     return rc;
 }
 
+/* Answers with a stream of server-sent events that a thread of its own
+ * fills: it takes over rq, ids and the path when *owns_path (the caller's
+ * copies are cleared). */
+static enum MHD_Result start_stream(server *s, struct MHD_Connection *c, bool chat, api_request *rq, int32_t *ids,
+                                    int n_ids, int n_predict, layer_path *owned, bool *owns_path,
+                                    const layer_path *path) {
+    stream *st = xcalloc(1, sizeof *st);
+    pthread_mutex_init(&st->mu, NULL);
+    pthread_cond_init(&st->cv, NULL);
+    st->s = s;
+    st->chat = chat;
+    st->rq = *rq;
+    memset(rq, 0, sizeof *rq);
+    st->ids = ids;
+    st->n_ids = n_ids;
+    st->n_predict = n_predict;
+    if (*owns_path) {
+        st->owned = *owned;
+        st->owns_path = true;
+        *owns_path = false;
+        st->path = &st->owned;
+    } else {
+        st->path = path;
+    }
+    snprintf(st->id, sizeof st->id, "%s-%ld", chat ? "chatcmpl" : "cmpl", atomic_fetch_add(&s->next_id, 1));
+    st->created = time(NULL);
+    if (pthread_create(&st->thread, NULL, stream_main, st)) rys_die("serve: cannot start a thread");
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, st, stream_free);
+    MHD_add_response_header(r, "Content-Type", "text/event-stream");
+    MHD_add_response_header(r, "Cache-Control", "no-cache");
+    enum MHD_Result rc = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return rc;
+}
+
 /* Answers a chat request along path; a stream takes over rq and the path. */
 static enum MHD_Result do_chat(server *s, struct MHD_Connection *c, api_request *rq, layer_path *owned,
                                bool *owns_path, const layer_path *path) {
     api_error e;
     int32_t *ids = NULL;
     int n_ids;
-    if (chat_ids(s, rq, &ids, &n_ids, &e)) return send_error(c, &e);
+    if (chat_ids(s, rq, &ids, &n_ids, &e)) {
+        free(ids);      /* set when the prompt tokenized but did not fit */
+        return send_error(c, &e);
+    }
     int room = s->cfg->n_ctx - n_ids;
     int n_predict = rq->max_tokens >= 0 && rq->max_tokens < room ? rq->max_tokens : room;
-    if (rq->stream) {
-        stream *st = xcalloc(1, sizeof *st);
-        pthread_mutex_init(&st->mu, NULL);
-        pthread_cond_init(&st->cv, NULL);
-        st->s = s;
-        st->rq = *rq;
-        memset(rq, 0, sizeof *rq);
-        st->ids = ids;
-        st->n_ids = n_ids;
-        st->n_predict = n_predict;
-        if (*owns_path) {
-            st->owned = *owned;
-            st->owns_path = true;
-            *owns_path = false;
-            st->path = &st->owned;
-        } else {
-            st->path = path;
-        }
-        snprintf(st->id, sizeof st->id, "chatcmpl-%ld", atomic_fetch_add(&s->next_id, 1));
-        st->created = time(NULL);
-        if (pthread_create(&st->thread, NULL, stream_main, st)) rys_die("serve: cannot start a thread");
-        struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, stream_read, st, stream_free);
-        MHD_add_response_header(r, "Content-Type", "text/event-stream");
-        MHD_add_response_header(r, "Cache-Control", "no-cache");
-        enum MHD_Result rc = MHD_queue_response(c, MHD_HTTP_OK, r);
-        MHD_destroy_response(r);
-        return rc;
-    }
+    if (rq->stream) return start_stream(s, c, true, rq, ids, n_ids, n_predict, owned, owns_path, path);
     gen_job j = job_for(rq);
     gen_output out = {0};
     pthread_mutex_lock(&s->infer);
@@ -813,6 +830,27 @@ static enum MHD_Result do_models(server *s, struct MHD_Connection *c) {
     return send_json(c, 200, o);
 }
 
+/* A streamed completion: one prompt, without echo or logprobs in this slice. */
+static enum MHD_Result completion_stream(server *s, struct MHD_Connection *c, api_request *rq, layer_path *owned,
+                                         bool *owns_path, const layer_path *path) {
+    api_error e;
+    const char *unsupported = rq->n_prompts != 1 ? "prompt" : rq->echo ? "echo" : rq->logprobs >= 0 ? "logprobs" : NULL;
+    if (unsupported) {
+        api_fail(&e, 400, "invalid_request_error", unsupported,
+                 "a streamed completion takes one prompt, without echo or logprobs (not supported yet)");
+        return send_error(c, &e);
+    }
+    int32_t *ids = NULL;
+    int n_ids;
+    if (prompt_ids(s, &rq->prompts[0], "prompt", &ids, &n_ids, &e)) {
+        free(ids);
+        return send_error(c, &e);
+    }
+    int room = s->cfg->n_ctx - n_ids;
+    int n_predict = rq->max_tokens < room ? rq->max_tokens : room;
+    return start_stream(s, c, false, rq, ids, n_ids, n_predict, owned, owns_path, path);
+}
+
 /* Completions and chat: parse, pick the path, answer. */
 static enum MHD_Result do_generation(server *s, struct MHD_Connection *c, const conn_req *cr, bool chat) {
     api_request rq;
@@ -829,10 +867,8 @@ static enum MHD_Result do_generation(server *s, struct MHD_Connection *c, const 
     enum MHD_Result rc;
     if (!path) rc = send_error(c, &e);
     else if (chat) rc = do_chat(s, c, &rq, &owned, &owns_path, path);
-    else if (rq.stream) {
-        api_fail(&e, 400, "invalid_request_error", "stream", "streaming /v1/completions is not supported yet");
-        rc = send_error(c, &e);
-    } else {
+    else if (rq.stream) rc = completion_stream(s, c, &rq, &owned, &owns_path, path);
+    else {
         pthread_mutex_lock(&s->infer);
         rc = do_completion(s, c, &rq, path);
         pthread_mutex_unlock(&s->infer);

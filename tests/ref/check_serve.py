@@ -92,6 +92,11 @@ def check_generation(client):
             finish = chunk.choices[0].finish_reason or finish
         check("".join(pieces) == want and finish in ("stop", "length"),
               f"{model}: streamed chat == rys run --chat ({len(pieces)} chunks, finish {finish})")
+    # a streamed completion: text chunks adding up to the plain one
+    prompt, n = "The capital of France is", 12
+    pieces = [ch.choices[0].text for ch in client.completions.create(model=MODEL, prompt=prompt, max_tokens=n,
+                                                                     temperature=0, stream=True)]
+    check("".join(pieces) == run_text(prompt, n, False), f"streamed completion == rys run ({len(pieces)} chunks)")
     # a list of prompts and token-id prompts: each its own greedy answer
     prompts = ["The capital of France is", "One, two, three,"]
     got = client.completions.create(model=MODEL, prompt=prompts, max_tokens=6, temperature=0)
@@ -176,6 +181,11 @@ def check_errors(port):
            "a message content of the wrong type", "messages")
     expect(400, "POST", "/v1/chat/completions", {"model": MODEL, "messages": [{"role": "wizard", "content": "x"}]},
            "an unknown role", "messages")
+    expect(400, "POST", "/v1/completions", {"model": MODEL, "prompt": "a", "stream": True, "echo": True},
+           "a streamed completion with echo (not yet)", "echo")
+    status, o = raw(port, "POST", "/v1/chat/completions",
+                    {"model": MODEL, "messages": [{"role": "user", "content": "word " * (CTX + 50)}]})
+    check(status == 400 and o["error"]["code"] == "context_length_exceeded", "a chat over the context: 400")
     status, o = raw(port, "POST", "/v1/completions", {"model": MODEL, "prompt": "word " * (CTX + 50)})
     check(status == 400 and str(CTX) in o["error"]["message"] and o["error"]["code"] == "context_length_exceeded",
           f"a prompt over the context: 400 naming the limit ({o['error']['message']})")

@@ -4,6 +4,7 @@
 #include "scan/reuse.h"
 #include "base/util.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -115,13 +116,16 @@ static int parse_path_spec(const char *spec, int n_layers, scan_config *c) {
     if (!strncmp(spec, "layers:", 7)) return path_from_layers(spec + 7, n_layers, &c->path);
     if (!strncmp(spec, "repeat:", 7)) {
         const char *a = spec + 7;
-        int layer, times, used = 0;
-        /* digits only: sscanf alone would take "+3" or "-1" */
-        if (strspn(a, "0123456789,") != strlen(a) || sscanf(a, "%d,%d%n", &layer, &times, &used) != 2 || a[used]) {
+        char *comma, *end;
+        /* digits only, as the other grammars read them: strtol alone would take "+3" or "-1" */
+        bool digits = strspn(a, "0123456789,") == strlen(a);
+        errno = 0;
+        long layer = strtol(a, &comma, 10), times = digits && *comma == ',' ? strtol(comma + 1, &end, 10) : 0;
+        if (!digits || comma == a || *comma != ',' || end == comma + 1 || *end || errno || layer > 1000000 || times > 1000000) {
             rys_seterr("repeat '%s': expected \"L,r\" (layer L traversed r times)", a);
             return -1;
         }
-        return path_from_repeat(layer, times, n_layers, &c->path);
+        return path_from_repeat((int)layer, (int)times, n_layers, &c->path);
     }
     rys_seterr("unknown path '%s': expected baseline, blocks:i,j[;k,l...], layers:A-B[,C-D...] or repeat:L,r", spec);
     return -1;

@@ -103,6 +103,23 @@ static void test_reuse_equals_scratch(void **state) {
         path_free(&p);
     }
     assert_true(done < naive_total);
+    /* scan --paths takes any path: sharing nothing (k = 0), skipping layers
+     * (shorter than N, k < n), ending inside the baseline (k = n), or running
+     * past the last layer again (k = N) */
+    const char *layers[] = {"1-5", "1,0-5", "0-2,4-5", "0-3", "0-5,5,5", "0,0-5"};
+    for (size_t k = 0; k < sizeof layers / sizeof *layers; k++) {
+        layer_path p;
+        assert_int_equal(path_from_layers(layers[k], N_LAYERS, &p), 0);
+        gen_output got[N_PROMPTS], want[N_PROMPTS];
+        reuse_stats rs;
+        assert_int_equal(baseline_run_config(b, &p, got, &rs), 0);
+        naive(fx, &p, fx->pool, want);
+        assert_same(got, want);
+        assert_true(rs.layer_tokens_done <= rs.layer_tokens_naive);
+        gen_output_free(got, N_PROMPTS);
+        gen_output_free(want, N_PROMPTS);
+        path_free(&p);
+    }
     /* a repeat path shares the prefix up to the repeated layer */
     layer_path r;
     assert_int_equal(path_from_repeat(3, 3, N_LAYERS, &r), 0);
@@ -243,6 +260,70 @@ static void test_store_identity_and_resume(void **state) {
     unlink(db);
 }
 
+/* The configurations a paths file lists: the baseline first, every path
+ * once whatever its spelling, i and j only for a single block. */
+static void test_paths_file(void **state) {
+    (void)state;
+    const char *text = "# a comment\n"
+                       "blocks:2,4;3,5\n"
+                       "\n"
+                       "  layers: 0-3, 2-5   # the block (2,4) spelled out\r\n"
+                       "blocks:2,4\n"
+                       "repeat:1,3\n"
+                       "baseline\n"
+                       "layers:0-2,4-5\n"
+                       "blocks:0,0";
+    scan_config *c;
+    int n;
+    assert_int_equal(scan_parse_paths(text, "p.txt", N_LAYERS, &c, &n), 0);
+    assert_int_equal(n, 5);
+    const char *specs[] = {"baseline", "blocks:2,4;3,5", "layers:0-3,2-5", "repeat:1,3", "layers:0-2,4-5"};
+    const char *keys[] = {"layers:0,1,2,3,4,5", "layers:0,1,2,3,2,3,4,3,4,5", "layers:0,1,2,3,2,3,4,5",
+                          "layers:0,1,1,1,2,3,4,5", "layers:0,1,2,4,5"};
+    for (int k = 0; k < n; k++) {
+        assert_string_equal(c[k].spec, specs[k]);
+        assert_string_equal(c[k].key, keys[k]);
+        assert_int_equal(c[k].i, -1);                   /* none of them is spelled as one block */
+        assert_int_equal(c[k].j, -1);
+    }
+    scan_free_configs(c, n);
+
+    assert_int_equal(scan_parse_paths("blocks:3,5\nblocks:1,2\n", "q", N_LAYERS, &c, &n), 0);
+    assert_int_equal(n, 3);
+    assert_string_equal(c[0].spec, "baseline");
+    assert_int_equal(c[1].i, 3);
+    assert_int_equal(c[1].j, 5);
+    assert_int_equal(c[1].path.n, N_LAYERS + 2);
+    scan_free_configs(c, n);
+
+    /* each error names the file and the line, and the first bad line wins */
+    const struct { const char *text, *want; } bad[] = {
+        {"blocks:1,2\n\nblocks:3,x\nfoo\n", "p.txt:3: blocks '3,x': expected"},
+        {"# ok\nlayers:0-9\n", "p.txt:2: layers '0-9': layer 9 out of range"},
+        {"blocks:4,2\n", "p.txt:1: blocks '4,2': block (4,2) needs i < j"},
+        {"blocks:1,2;0,0\n", "p.txt:1: blocks '1,2;0,0': (0,0) means the baseline"},
+        {"repeat:1,-2\n", "p.txt:1: repeat '1,-2': expected"},
+        {"repeat:9,2\n", "p.txt:1: repeat: layer 9 out of range"},
+        {"repeat:1,2,3\n", "p.txt:1: repeat '1,2,3': expected"},
+        {"repeat:1,99999999999999999999\n", "p.txt:1: repeat '1,99999999999999999999': expected"},
+        {"repeat:1,\n", "p.txt:1: repeat '1,': expected"},
+        {"repeat:1,65\n", "p.txt:1: repeat: count 65 out of range"},
+        {"baseline\nlayer:0-5\n", "p.txt:2: unknown path 'layer:0-5'"},
+        {"blocks:\n", "p.txt:1: blocks '': empty spec"},
+        {"# nothing\n\n", "p.txt: no paths"},
+        {"", "p.txt: no paths"},
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        c = NULL;
+        assert_int_equal(scan_parse_paths(bad[k].text, "p.txt", N_LAYERS, &c, &n), -1);
+        assert_null(c);
+        if (strncmp(rys_lasterr(), bad[k].want, strlen(bad[k].want)))
+            fail_msg("%s: got \"%s\", want \"%s...\"", bad[k].text, rys_lasterr(), bad[k].want);
+    }
+    assert_int_equal(scan_load_paths("/nonexistent/paths.txt", N_LAYERS, &c, &n), -1);
+    assert_non_null(strstr(rys_lasterr(), "/nonexistent/paths.txt"));
+}
+
 static void test_store_rejects_garbage(void **state) {
     (void)state;
     const char *db = test_garbage_db("garbage.sqlite");
@@ -254,7 +335,7 @@ static void test_store_rejects_garbage(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reuse_equals_scratch), cmocka_unit_test(test_thread_count_invariance),
-        cmocka_unit_test(test_sweep_lists), cmocka_unit_test(test_sweep_keys),
+        cmocka_unit_test(test_sweep_lists), cmocka_unit_test(test_sweep_keys), cmocka_unit_test(test_paths_file),
         cmocka_unit_test(test_store_identity_and_resume),
         cmocka_unit_test(test_store_rejects_garbage),
     };

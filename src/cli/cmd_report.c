@@ -108,7 +108,7 @@ int cmd_report(int argc, char **argv) {
         printf("\n");
         if (d->n_cfg) printf("best by balanced score:\n");
         for (int r = 0; r < d->n_cfg && r < 5; r++)
-            printf("  %d. %-16s +%-3d layers  combined %+.4f  balanced z %+.3f\n", r + 1, d->cfg[idx[r]].spec,
+            printf("  %d. %-16s %+-4d layers  combined %+.4f  balanced z %+.3f\n", r + 1, d->cfg[idx[r]].spec,
                    d->cfg[idx[r]].extra, d->cfg[idx[r]].combined, d->cfg[idx[r]].balanced);
         free(idx);
         for (int c = 0; d->validation && c < d->validation->n_cfg; c++) {

@@ -1,5 +1,5 @@
 /* rys scan: the brain scan. Scores the baseline and every configuration of a
- * sweep on the probe sets and records everything in a SQLite store; re-running
+ * sweep (or of a --paths file) on the probe sets and records everything in a SQLite store; re-running
  * the same command resumes. `rys scan --status --db F` reports progress. */
 #include "cli/cli.h"
 #include "scan/evalset.h"
@@ -28,7 +28,7 @@ static void print_best(store *st, int top, json_t *js) {
             json_array_append_new(arr, json_pack("{s:s, s:i, s:f, s:s}", "spec", b->spec, "extra_layers", b->extra_layers,
                                                  "combined_delta", b->combined, "deltas", b->deltas));
         else
-            printf("  %-16s +%-3d layers  combined %+.4f  (%s)\n", b->spec, b->extra_layers, b->combined, b->deltas);
+            printf("  %-16s %+-4d layers  combined %+.4f  (%s)\n", b->spec, b->extra_layers, b->combined, b->deltas);
     }
     store_best_free(best, n);
     if (js) json_object_set_new(js, "best", arr);
@@ -65,11 +65,11 @@ static int show_status(const char *db_path, bool json) {
 }
 
 int cmd_scan(int argc, char **argv) {
-    const char *model_spec = NULL, *probes = NULL, *db_path = NULL, *only = NULL;
+    const char *model_spec = NULL, *probes = NULL, *db_path = NULL, *only = NULL, *paths_file = NULL;
     bool status = false, json = false;
-    int threads = 0, top = 5, order = 0, mode = 0;
+    /* -1 and 0: "not given", so that --paths can refuse the sweep's options even when spelled with their defaults */
+    int threads = 0, top = 5, order = -1, mode = -1;
     scan_sweep sw = {0};
-    sw.max_repeat = 4;
     scan_run_opts ro = {true, false, 0};
     evalset_options eo = {64, NULL, false};
     static const char *const orders[] = {"rows", "coarse", NULL}, *const modes[] = {"blocks", "repeat", NULL};
@@ -85,6 +85,9 @@ int cmd_scan(int argc, char **argv) {
         CLI_CHOICE_OPT("--order", NULL, &order, orders, "rows|coarse", "sweep order (coarse: a coarse grid first, then finer)"),
         CLI_CHOICE_OPT("--mode", NULL, &mode, modes, "blocks|repeat", "single blocks (default) or single-layer repeats"),
         CLI_INT_OPT("--max-repeat", NULL, &sw.max_repeat, 2, 64, "R", "repeat mode: traverse each layer 2..R times (default 4)"),
+        CLI_STR_OPT("--paths", NULL, &paths_file, "FILE",
+                    "measure the layer paths listed in FILE instead of a sweep, one a line:\n"
+                    "blocks:i,j[;k,l...], layers:0-9,5-23, repeat:L,r or baseline ('#' comments)"),
         CLI_INT_OPT("-n", NULL, &eo.n_predict, 1, 4096, "N", "new tokens per item (default 64)"),
         CLI_INT_OPT("--limit", NULL, &ro.limit, 1, 1 << 30, "K", "stop after K configurations (resume later)"),
         CLI_FLAG_OPT("--naive", NULL, &ro.naive, "no prefix reuse (for benchmarks)"),
@@ -98,7 +101,13 @@ int cmd_scan(int argc, char **argv) {
                                    "       rys scan --status --db scan.sqlite [--json]",
                            opts, args, NULL, NULL, false, NULL};
     cli_parse_or_exit(&spec, argc, argv);
-    sw.order = order ? ORDER_COARSE : ORDER_ROWS;
+    if (paths_file) {
+        const char *sweep_opt = sw.stride ? "--stride" : only ? "--only" : order >= 0 ? "--order" : mode >= 0 ? "--mode"
+                              : sw.max_extra ? "--max-extra" : sw.max_repeat ? "--max-repeat" : NULL;
+        if (sweep_opt) cli_fail(&spec, "--paths measures the listed paths; %s shapes a sweep and cannot be combined with it", sweep_opt);
+    }
+    if (!sw.max_repeat) sw.max_repeat = 4;
+    sw.order = order == 1 ? ORDER_COARSE : ORDER_ROWS;
     sw.repeat = mode == 1;
     if (only && scan_parse_only(only, &sw)) cli_fail(&spec, "%s", rys_lasterr());
     if (!db_path) cli_fail(&spec, "missing --db FILE");
@@ -107,6 +116,12 @@ int cmd_scan(int argc, char **argv) {
 
     cli_model cm;
     cli_open_model(model_spec, threads, &cm);
+    scan_config *cfgs;
+    int n_cfgs;
+    /* the paths file is read before the probes and the store: a bad line costs no work and leaves the store as it was */
+    if (paths_file ? scan_load_paths(paths_file, cm.m->hp.n_layers, &cfgs, &n_cfgs)
+                   : scan_build_configs(cm.m->hp.n_layers, &sw, &cfgs, &n_cfgs))
+        rys_die("%s", rys_lasterr());
     int n_files;
     char **files = cli_split(probes, ',', &n_files);
     evalset *es = evalset_load((const char *const *)files, n_files, cm.m, cm.tok, &eo);
@@ -125,9 +140,6 @@ int cmd_scan(int argc, char **argv) {
     store_identity id = {cm.path, model_sha, cm.m->hp.arch_name, cm.m->hp.n_layers, sp, n_sets, settings};
     if (store_set_identity(st, &id)) rys_die("%s", rys_lasterr());
 
-    scan_config *cfgs;
-    int n_cfgs;
-    if (scan_build_configs(cm.m->hp.n_layers, &sw, &cfgs, &n_cfgs)) rys_die("%s", rys_lasterr());
     store_config *sc = xcalloc((size_t)n_cfgs, sizeof *sc);
     for (int k = 0; k < n_cfgs; k++)
         sc[k] = (store_config){cfgs[k].spec, cfgs[k].key, cfgs[k].i, cfgs[k].j, path_extra_layers(&cfgs[k].path), k};
@@ -155,7 +167,8 @@ int cmd_scan(int argc, char **argv) {
         free(s);
         json_decref(o);
     } else {
-        printf("%d configurations scored now, %d before, %d in the sweep; %.1f s", sum.done_now, sum.done_before, sum.total, sum.seconds);
+        printf("%d configurations scored now, %d before, %d in the %s; %.1f s", sum.done_now, sum.done_before, sum.total,
+               paths_file ? "paths file" : "sweep", sum.seconds);
         if (sum.layer_tokens_naive) printf("; layer-token evaluations %lld vs %lld naive (%.3fx)", sum.layer_tokens_done, sum.layer_tokens_naive, ratio);
         printf("\n");
         if (top > 0) print_best(st, top, NULL);

@@ -52,7 +52,7 @@ static void table(FILE *f, const report_data *d, const int *idx, int n, bool sho
         const report_config *c = &d->cfg[idx[r]];
         fprintf(f, "<tr><td>%d</td><td class=l>", r + 1);
         esc(f, c->spec);
-        fprintf(f, "</td><td>%d</td><td>+%.1f%%</td>", c->extra, 100.0 * c->extra / d->n_layers);
+        fprintf(f, "</td><td>%d</td><td>%+.1f%%</td>", c->extra, 100.0 * c->extra / d->n_layers);
         for (int p = 0; p < d->n_probes; p++)
             fprintf(f, "<td class=%s>%+.4f</td>", c->delta[p] > 0 ? "pos" : c->delta[p] < 0 ? "neg" : "nil", c->delta[p]);
         if (d->n_probes > 1)
@@ -101,7 +101,7 @@ static void summary(FILE *f, const report_data *d) {
         const report_config *c = &d->cfg[idx[0]];
         fputs("<p>Best by the balanced score: <b>", f);
         esc(f, c->spec);
-        fprintf(f, "</b>, %d extra layers (+%.1f%%):", c->extra, 100.0 * c->extra / d->n_layers);
+        fprintf(f, "</b>, %d extra layers (%+.1f%%):", c->extra, 100.0 * c->extra / d->n_layers);
         for (int p = 0; p < d->n_probes; p++) {
             fputs(p ? ", &Delta; " : " &Delta; ", f);
             esc(f, d->probe[p]);

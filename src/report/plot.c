@@ -443,10 +443,12 @@ static void draw_pareto(cairo_t *cr, const void *vctx) {
     const pareto_ctx *pc = vctx;
     const report_data *d = pc->d;
     const double x0 = 90, y0 = 76, w = 700, h = 380;
-    int mx = 1;
+    /* a path that skips layers (rys scan --paths) costs fewer than the baseline: mn < 0 */
+    int mx = 1, mn = 0;
     double lo = 0, hi = 0;
     for (int k = 0; k < d->n_cfg; k++) {
         if (d->cfg[k].extra > mx) mx = d->cfg[k].extra;
+        if (d->cfg[k].extra < mn) mn = d->cfg[k].extra;
         if (d->cfg[k].combined < lo) lo = d->cfg[k].combined;
         if (d->cfg[k].combined > hi) hi = d->cfg[k].combined;
     }
@@ -454,8 +456,7 @@ static void draw_pareto(cairo_t *cr, const void *vctx) {
     double yst = nice_step(hi - lo, 6);
     lo = floor(lo / yst - 1e-9) * yst;
     hi = ceil(hi / yst + 1e-9) * yst;
-    double xmax = mx + 0.5;
-#define PX(e) (x0 + ((double)(e) + 0.5) / (xmax + 0.5) * w)
+#define PX(e) (x0 + ((double)(e) - mn + 0.5) / (mx - mn + 1.0) * w)
 #define PY(v) (y0 + (hi - (v)) / (hi - lo) * h)
     cairo_set_line_width(cr, 1);
     for (double t = lo; t <= hi + yst / 2; t += yst) {
@@ -470,8 +471,8 @@ static void draw_pareto(cairo_t *cr, const void *vctx) {
     cairo_move_to(cr, x0, PY(0));
     cairo_line_to(cr, x0 + w, PY(0));
     cairo_stroke(cr);
-    double xst = mx <= 12 ? 1 : nice_step(mx, 10);
-    for (double e = 0; e <= mx; e += xst) textf(cr, PX(e), y0 + h + 16, 11, false, 0.5, "%g", e);
+    double xst = mx - mn <= 12 ? 1 : nice_step(mx - mn, 10);
+    for (double e = ceil(mn / xst) * xst; e <= mx; e += xst) textf(cr, PX(e), y0 + h + 16, 11, false, 0.5, "%g", e);
     frame(cr, x0, y0, w, h);
     for (int k = 0; k < d->n_cfg; k++) {
         cairo_set_source_rgba(cr, 0.35, 0.35, 0.35, 0.55);
@@ -508,7 +509,7 @@ static void draw_pareto(cairo_t *cr, const void *vctx) {
     text(cr, lx, y0 + 8, 12, true, 0, "front: extra layers, combined delta");
     for (int k = 0; k < pc->n_front && k < PARETO_LISTED; k++) {
         const report_config *c = &d->cfg[pc->front[k]];
-        textf(cr, lx, y0 + 28 + 17 * k, 11, false, 0, "%d. %s  +%d  %+.3f", k + 1, c->spec, c->extra, c->combined);
+        textf(cr, lx, y0 + 28 + 17 * k, 11, false, 0, "%d. %s  %+d  %+.3f", k + 1, c->spec, c->extra, c->combined);
     }
     if (pc->n_front > PARETO_LISTED)
         textf(cr, lx, y0 + 28 + 17 * PARETO_LISTED, 11, false, 0, "(%d more in the table)", pc->n_front - PARETO_LISTED);

@@ -4,6 +4,7 @@
 #include "scan/reuse.h"
 #include "base/util.h"
 
+#include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,7 @@
 void scan_free_configs(scan_config *c, int n) {
     for (int k = 0; k < n; k++) {
         path_free(&c[k].path);
+        free(c[k].spec);
         free(c[k].key);
     }
     free(c);
@@ -56,7 +58,9 @@ int scan_build_configs(int n_layers, const scan_sweep *sw, scan_config **out, in
         for (int r = 2; r <= sw->max_repeat; r++)
             for (int l = 0; l < N; l++) {
                 keyed *k = &ks[n++];
-                snprintf(k->c.spec, sizeof k->c.spec, "repeat:%d,%d", l, r);
+                char spec[48];
+                snprintf(spec, sizeof spec, "repeat:%d,%d", l, r);
+                k->c.spec = xstrdup(spec);
                 k->c.i = k->c.j = -1;
                 path_from_repeat(l, r, N, &k->c.path);
                 k->key1 = r; k->key2 = l;
@@ -70,7 +74,9 @@ int scan_build_configs(int n_layers, const scan_sweep *sw, scan_config **out, in
                 if (sw->i_hi > 0 || sw->j_hi > 0)
                     if (i < sw->i_lo || i > sw->i_hi || j < sw->j_lo || j > sw->j_hi) continue;
                 keyed *k = &ks[n++];
-                snprintf(k->c.spec, sizeof k->c.spec, "blocks:%d,%d", i, j);
+                char spec[48];
+                snprintf(spec, sizeof spec, "blocks:%d,%d", i, j);
+                k->c.spec = xstrdup(spec);
                 k->c.i = i;
                 k->c.j = j;
                 path_from_block(i, j, N, &k->c.path);
@@ -81,7 +87,7 @@ int scan_build_configs(int n_layers, const scan_sweep *sw, scan_config **out, in
     }
     qsort(ks, (size_t)n, sizeof *ks, by_keys);
     scan_config *c = xcalloc((size_t)n + 1, sizeof *c);
-    snprintf(c[0].spec, sizeof c[0].spec, "baseline");
+    c[0].spec = xstrdup("baseline");
     c[0].i = c[0].j = -1;
     path_baseline(N, &c[0].path);
     for (int k = 0; k < n; k++) c[k + 1] = ks[k].c;
@@ -90,6 +96,110 @@ int scan_build_configs(int n_layers, const scan_sweep *sw, scan_config **out, in
     *out = c;
     *n_out = n + 1;
     return 0;
+}
+
+/* The path of one paths-file spec (whitespace already removed) into c, with
+ * i, j set when the spec is a single block; 0, or -1 with the problem as the error. */
+static int parse_path_spec(const char *spec, int n_layers, scan_config *c) {
+    c->i = c->j = -1;
+    if (!strcmp(spec, "baseline")) return path_baseline(n_layers, &c->path);
+    if (!strncmp(spec, "blocks:", 7)) {
+        if (path_from_blocks(spec + 7, n_layers, &c->path)) return -1;
+        /* the report draws single blocks on its heatmaps by i, j; "0,0" is the baseline */
+        int i, j, used = 0;
+        if (sscanf(spec + 7, "%d,%d%n", &i, &j, &used) == 2 && !spec[7 + used] && i < j) {
+            c->i = i;
+            c->j = j;
+        }
+        return 0;
+    }
+    if (!strncmp(spec, "layers:", 7)) return path_from_layers(spec + 7, n_layers, &c->path);
+    if (!strncmp(spec, "repeat:", 7)) {
+        const char *a = spec + 7;
+        char *comma, *end;
+        /* digits only, as the other grammars read them: strtol alone would take "+3" or "-1" */
+        bool digits = strspn(a, "0123456789,") == strlen(a);
+        errno = 0;
+        long layer = strtol(a, &comma, 10), times = digits && *comma == ',' ? strtol(comma + 1, &end, 10) : 0;
+        if (!digits || comma == a || *comma != ',' || end == comma + 1 || *end || errno || layer > 1000000 || times > 1000000) {
+            rys_seterr("repeat '%s': expected \"L,r\" (layer L traversed r times)", a);
+            return -1;
+        }
+        return path_from_repeat((int)layer, (int)times, n_layers, &c->path);
+    }
+    rys_seterr("unknown path '%s': expected baseline, blocks:i,j[;k,l...], layers:A-B[,C-D...] or repeat:L,r", spec);
+    return -1;
+}
+
+int scan_parse_paths(const char *text, const char *name, int n_layers, scan_config **out, int *n_out) {
+    int cap = 16, n = 1, line_no = 0, n_specs = 0;
+    scan_config *c = xcalloc((size_t)cap, sizeof *c);
+    /* the baseline first: every delta needs it, and it is measured first */
+    c[0].spec = xstrdup("baseline");
+    c[0].i = c[0].j = -1;
+    path_baseline(n_layers, &c[0].path);
+    char *spec = xmalloc(strlen(text) + 1);
+    for (const char *line = text; *line;) {
+        const char *end = strchr(line, '\n');
+        size_t len = end ? (size_t)(end - line) : strlen(line);
+        line_no++;
+        /* the spec without comment and whitespace: "blocks:1, 3" is stored as "blocks:1,3" */
+        size_t m = 0;
+        for (size_t k = 0; k < len && line[k] != '#'; k++)
+            if (!strchr(" \t\r\v\f", line[k])) spec[m++] = line[k];
+        spec[m] = 0;
+        line = end ? end + 1 : line + len;
+        if (!m) continue;
+        n_specs++;
+        scan_config cfg = {0};
+        if (parse_path_spec(spec, n_layers, &cfg)) {
+            /* the grammar's messages name the command-line option ("--blocks '...'"); here it is a line */
+            const char *why = rys_lasterr();
+            char *msg = xstrdup(why + (strncmp(why, "--", 2) ? 0 : 2));
+            rys_seterr("%s:%d: %s", name, line_no, msg);
+            free(msg);
+            goto fail;
+        }
+        bool seen = false;
+        for (int k = 0; k < n && !seen; k++)
+            seen = c[k].path.n == cfg.path.n &&
+                   !memcmp(c[k].path.layers, cfg.path.layers, (size_t)cfg.path.n * sizeof *cfg.path.layers);
+        if (seen) { path_free(&cfg.path); continue; }   /* another spelling of a path already listed */
+        if (n == cap) {
+            cap *= 2;
+            c = xrealloc(c, (size_t)cap * sizeof *c);
+        }
+        cfg.spec = xstrdup(spec);
+        c[n++] = cfg;
+    }
+    if (!n_specs) {
+        /* measuring the baseline alone is surely not what a paths file meant */
+        rys_seterr("%s: no paths (every line is blank or a comment)", name);
+        goto fail;
+    }
+    free(spec);
+    for (int k = 0; k < n; k++) c[k].key = path_canonical(&c[k].path);
+    *out = c;
+    *n_out = n;
+    return 0;
+fail:
+    free(spec);
+    scan_free_configs(c, n);
+    return -1;
+}
+
+int scan_load_paths(const char *path, int n_layers, scan_config **out, int *n_out) {
+    size_t len;
+    char *text = read_file(path, &len);
+    if (!text) return -1;
+    if (strlen(text) != len) {
+        free(text);
+        rys_seterr("%s: not a text file (it holds a NUL byte)", path);
+        return -1;
+    }
+    int rc = scan_parse_paths(text, path, n_layers, out, n_out);
+    free(text);
+    return rc;
 }
 
 int scan_generate_naive(const model *m, const tokenizer *tok, const evalset *es, pool *pool, const layer_path *path,

@@ -13,8 +13,8 @@
 #include "scan/store.h"
 
 typedef struct {
-    char spec[48];          /* "baseline", "blocks:i,j", "repeat:L,r" */
-    int i, j;               /* block bounds, -1 for others */
+    char *spec;             /* "baseline", "blocks:i,j[;k,l...]", "layers:...", "repeat:L,r" (malloc'd) */
+    int i, j;               /* single block bounds, -1 for others */
     layer_path path;
     char *key;              /* path_canonical(&path): the store's key, made once */
 } scan_config;
@@ -34,6 +34,14 @@ typedef struct {
  * its path and key (free with scan_free_configs). */
 int scan_build_configs(int n_layers, const scan_sweep *sw, scan_config **out, int *n_out);
 void scan_free_configs(scan_config *c, int n);
+/* The baseline, then each distinct path of a paths file's text (name is the
+ * file's name for messages): one spec a line, "blocks:i,j[;k,l...]",
+ * "layers:0-9,5-23", "repeat:L,r" or "baseline", with '#' comments and blank
+ * lines ignored; a path spelled twice is kept once, as its first spelling.
+ * 0, or -1 with the error "NAME:LINE: <problem>" for the first bad line. */
+int scan_parse_paths(const char *text, const char *name, int n_layers, scan_config **out, int *n_out);
+/* scan_parse_paths on the contents of the file at path. */
+int scan_load_paths(const char *path, int n_layers, scan_config **out, int *n_out);
 /* Parses "i0-i1,j0-j1" for --only. */
 int scan_parse_only(const char *s, scan_sweep *sw);
 

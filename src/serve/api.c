@@ -189,6 +189,7 @@ int api_parse_completion(const char *body, size_t len, api_request *rq, api_erro
     rc = 0;
 done:
     json_decref(o);
+    if (rc) api_request_free(rq);   /* a refused request holds nothing */
     return rc;
 }
 
@@ -219,6 +220,7 @@ int api_parse_chat(const char *body, size_t len, api_request *rq, api_error *e) 
     rc = 0;
 done:
     json_decref(o);
+    if (rc) api_request_free(rq);   /* a refused request holds nothing */
     return rc;
 }
 

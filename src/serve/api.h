@@ -55,7 +55,7 @@ typedef struct {
 } api_request;
 
 /* Parses a /v1/completions body into rq: 0, or -1 with e set (400 naming the
- * field for a missing or mistyped one, 400 for malformed JSON). */
+ * field for a missing or mistyped one, 400 for malformed JSON) and rq empty. */
 int api_parse_completion(const char *body, size_t len, api_request *rq, api_error *e);
 /* The same for a /v1/chat/completions body (messages of string contents). */
 int api_parse_chat(const char *body, size_t len, api_request *rq, api_error *e);

@@ -9,7 +9,7 @@
 # venv at $RYS_VENV (default ~/.cache/rys/venv) and serves only as the
 # independent reference for tests. llama-cpp-python is compiled here with
 # AMX off: its default -march=native build crashes in ggml_backend_amx_mul_mat
-# on the AMX Xeons these machines have (see /work/shared/MODELS.md).
+# on the AMX Xeons these machines have (a SIGSEGV in the first matrix product).
 # A stamp in the venv makes a second run take about a second.
 # The bench peers (PyTorch, transformers, accelerate) are several GB: not
 # needed for building or testing.

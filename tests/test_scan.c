@@ -73,6 +73,20 @@ static void assert_same(const gen_output *a, const gen_output *b) {
     }
 }
 
+/* Runs path p through the baseline's reuse and from scratch, asserts the
+ * same tokens and no more work than scratch, and returns the reuse's cost. */
+static reuse_stats reuse_equals_naive(fixture *fx, baseline_run *b, const layer_path *p) {
+    gen_output got[N_PROMPTS], want[N_PROMPTS];
+    reuse_stats rs;
+    assert_int_equal(baseline_run_config(b, p, got, &rs), 0);
+    naive(fx, p, fx->pool, want);
+    assert_same(got, want);
+    assert_true(rs.layer_tokens_done <= rs.layer_tokens_naive);
+    gen_output_free(got, N_PROMPTS);
+    gen_output_free(want, N_PROMPTS);
+    return rs;
+}
+
 static void test_reuse_equals_scratch(void **state) {
     fixture *fx = *state;
     baseline_run *b = baseline_run_new(fx->m, fx->tok, (const int32_t *const *)fx->prompts, fx->lens, N_PROMPTS, N_PREDICT, fx->pool);
@@ -86,23 +100,16 @@ static void test_reuse_equals_scratch(void **state) {
     path_free(&base);
 
     const char *blocks[] = {"0,6", "2,5", "3,4", "5,6", "0,1", "1,3;2,4", "0,0"};
-    long long done = 0, naive_total = 0;
+    reuse_stats total = {0, 0};
     for (size_t k = 0; k < sizeof blocks / sizeof *blocks; k++) {
         layer_path p;
         assert_int_equal(path_from_blocks(blocks[k], N_LAYERS, &p), 0);
-        gen_output got[N_PROMPTS], want[N_PROMPTS];
-        reuse_stats rs;
-        assert_int_equal(baseline_run_config(b, &p, got, &rs), 0);
-        naive(fx, &p, fx->pool, want);
-        assert_same(got, want);
-        assert_true(rs.layer_tokens_done <= rs.layer_tokens_naive);
-        done += rs.layer_tokens_done;
-        naive_total += rs.layer_tokens_naive;
-        gen_output_free(got, N_PROMPTS);
-        gen_output_free(want, N_PROMPTS);
+        reuse_stats rs = reuse_equals_naive(fx, b, &p);
+        total.layer_tokens_done += rs.layer_tokens_done;
+        total.layer_tokens_naive += rs.layer_tokens_naive;
         path_free(&p);
     }
-    assert_true(done < naive_total);
+    assert_true(total.layer_tokens_done < total.layer_tokens_naive);
     /* scan --paths takes any path: sharing nothing (k = 0), skipping layers
      * (shorter than N, k < n), ending inside the baseline (k = n), or running
      * past the last layer again (k = N) */
@@ -110,14 +117,7 @@ static void test_reuse_equals_scratch(void **state) {
     for (size_t k = 0; k < sizeof layers / sizeof *layers; k++) {
         layer_path p;
         assert_int_equal(path_from_layers(layers[k], N_LAYERS, &p), 0);
-        gen_output got[N_PROMPTS], want[N_PROMPTS];
-        reuse_stats rs;
-        assert_int_equal(baseline_run_config(b, &p, got, &rs), 0);
-        naive(fx, &p, fx->pool, want);
-        assert_same(got, want);
-        assert_true(rs.layer_tokens_done <= rs.layer_tokens_naive);
-        gen_output_free(got, N_PROMPTS);
-        gen_output_free(want, N_PROMPTS);
+        reuse_equals_naive(fx, b, &p);
         path_free(&p);
     }
     /* a repeat path shares the prefix up to the repeated layer */

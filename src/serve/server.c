@@ -548,6 +548,16 @@ static void stream_write(stream *st, const char *data, size_t len) {
     pthread_mutex_unlock(&st->mu);
 }
 
+/* Sends one server-sent event "data: <o as compact JSON>\n\n"; o is consumed. */
+static void stream_event(stream *st, json_t *o) {
+    char *text = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    stream_write(st, "data: ", 6);
+    stream_write(st, text, strlen(text));
+    stream_write(st, "\n\n", 2);
+    free(text);
+}
+
 /* Sends one chunk: a chat.completion.chunk whose delta holds content (if
  * any) and the role (with_role), or a text_completion whose text is content
  * (or ""); finish is the finish reason or NULL. content is consumed. */
@@ -572,12 +582,7 @@ static void stream_chunk(stream *st, json_t *content, bool with_role, const char
     json_t *choices = json_array();
     json_array_append_new(choices, ch);
     json_object_set_new(o, "choices", choices);
-    char *text = json_dumps(o, JSON_COMPACT);
-    json_decref(o);
-    stream_write(st, "data: ", 6);
-    stream_write(st, text, strlen(text));
-    stream_write(st, "\n\n", 2);
-    free(text);
+    stream_event(st, o);
 }
 
 static void stream_send_delta(stream *st, const char *text, size_t len) {
@@ -606,13 +611,7 @@ static void *stream_main(void *arg) {
         /* the status line is sent: the error goes as an event of its own */
         api_error e;
         api_fail(&e, 500, "server_error", NULL, "%s", rys_lasterr());
-        json_t *err = api_error_json(&e);
-        char *text = json_dumps(err, JSON_COMPACT);
-        json_decref(err);
-        stream_write(st, "data: ", 6);
-        stream_write(st, text, strlen(text));
-        stream_write(st, "\n\n", 2);
-        free(text);
+        stream_event(st, api_error_json(&e));
     } else {
         job_emit(&j, true);
         stream_chunk(st, NULL, false, chat_finish(&j, &out));

@@ -2,6 +2,7 @@
 #include "base/db.h"
 #include "base/util.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 
@@ -84,4 +85,28 @@ void db_now_iso(char *buf, size_t n) {
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(buf, n, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+int db_read_run(db_conn *db, const char *table, const char *what, char **model_path, int *n_layers) {
+    sqlite3_stmt *q;
+    /* a store of the other kind in the same file has no such table at all */
+    if (db_prepare(db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1", what, &q)) return -1;
+    sqlite3_bind_text(q, 1, table, -1, SQLITE_STATIC);
+    if (sqlite3_step(q) != SQLITE_ROW) {
+        sqlite3_finalize(q);
+        return db_fail(db, what);
+    }
+    int present = sqlite3_column_int(q, 0);
+    sqlite3_finalize(q);
+    if (!present) return 0;
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT model_path, n_layers FROM %s WHERE id = 1", table);
+    if (db_prepare(db, sql, what, &q)) return -1;
+    int found = sqlite3_step(q) == SQLITE_ROW;
+    if (found) {
+        *model_path = db_col_dup(q, 0);
+        *n_layers = sqlite3_column_int(q, 1);
+    }
+    sqlite3_finalize(q);
+    return found;
 }

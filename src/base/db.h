@@ -42,6 +42,11 @@ const char *db_col_text(sqlite3_stmt *q, int c);
 /* Column c as a malloc'd string, "" for NULL. */
 char *db_col_dup(sqlite3_stmt *q, int c);
 /* The current UTC time as 2026-01-31T12:00:00Z. */
+/* The run identity a store keeps in row id = 1 of `table` (a trusted
+ * constant): 1 with model_path (malloc'd) and n_layers, 0 when the file has no
+ * such table or row, -1 with the error set (naming `what`) when it cannot be
+ * read. */
+int db_read_run(db_conn *db, const char *table, const char *what, char **model_path, int *n_layers);
 void db_now_iso(char *buf, size_t n);
 
 #endif

@@ -303,16 +303,8 @@ store *store_open_readonly(const char *path) {
 }
 
 int store_get_run(store *st, char **model_path, int *n_layers) {
-    sqlite3_stmt *q;
-    /* a failing query means no scan tables: the file may hold `rys validate` results alone */
-    if (sqlite3_prepare_v2(st->db.h, "SELECT n_layers, model_path FROM scan_run WHERE id = 1", -1, &q, NULL) != SQLITE_OK) return 0;
-    int found = sqlite3_step(q) == SQLITE_ROW;
-    if (found) {
-        *n_layers = sqlite3_column_int(q, 0);
-        *model_path = db_col_dup(q, 1);
-    }
-    sqlite3_finalize(q);
-    return found;
+    /* unreadable as a scan counts as none: the file may hold `rys validate` results alone */
+    return db_read_run(&st->db, "scan_run", "reading the scan identity", model_path, n_layers) == 1;
 }
 
 int store_probe_sets(store *st, store_probe_set **out, int *n) {

@@ -353,24 +353,7 @@ validate_store *validate_store_open_readonly(const char *path) {
 static const char read_what[] = "reading validation results";
 
 int validate_store_get_run(validate_store *st, char **model_path, int *n_layers) {
-    sqlite3_stmt *q;
-    /* a scan database without validation results has no val_run table at all */
-    if (db_prepare(&st->db, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'val_run'", read_what, &q)) return -1;
-    if (sqlite3_step(q) != SQLITE_ROW) {
-        sqlite3_finalize(q);
-        return db_fail(&st->db, read_what);
-    }
-    int present = sqlite3_column_int(q, 0);
-    sqlite3_finalize(q);
-    if (!present) return 0;
-    if (db_prepare(&st->db, "SELECT model_path, n_layers FROM val_run WHERE id = 1", read_what, &q)) return -1;
-    int found = sqlite3_step(q) == SQLITE_ROW;
-    if (found) {
-        *model_path = db_col_dup(q, 0);
-        *n_layers = sqlite3_column_int(q, 1);
-    }
-    sqlite3_finalize(q);
-    return found;
+    return db_read_run(&st->db, "val_run", read_what, model_path, n_layers);
 }
 
 int validate_store_list_tasks(validate_store *st, validate_store_task_info **out, int *n) {

@@ -16,7 +16,7 @@ ifeq ($(SAN),1)
 CFLAGS_BASE += -O1 -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDSAN := -fsanitize=address,undefined
 endif
-LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lgmp -lbz2 -lm -lpthread
+LDLIBS  := $(shell pkg-config --libs $(PKGS) 2>/dev/null) -lxgboost -lgmp -lbz2 -lm -lpthread
 TESTLIBS := $(shell pkg-config --libs cmocka 2>/dev/null)
 
 AVX2_FLAGS   := -mavx2 -mfma -mf16c
@@ -28,7 +28,7 @@ AMX_FLAGS    := $(AVX512_FLAGS) -mamx-tile -mamx-int8 -mamx-bf16
 # own: the tests that use only engine headers link against it alone, which
 # proves it needs no symbol of the layers above.
 ENGINE_DIRS := base quant kernels engine
-APP_DIRS    := probes tasks scan validate export serve report
+APP_DIRS    := probes tasks scan validate export serve report search
 ENGINE_SRC := $(sort $(foreach d,$(ENGINE_DIRS),$(wildcard src/$(d)/*.c)))
 APP_SRC    := $(sort $(foreach d,$(APP_DIRS),$(wildcard src/$(d)/*.c)))
 LIB_SRC  := $(ENGINE_SRC) $(APP_SRC)

@@ -21,7 +21,8 @@ declare -A may=(
     [export]="engine quant base"
     [serve]="engine quant base"
     [report]="scan validate probes tasks engine quant base"
-    [cli]="report serve export validate scan tasks probes engine kernels quant base"
+    [search]="report scan validate probes tasks engine quant base"
+    [cli]="search report serve export validate scan tasks probes engine kernels quant base"
 )
 engine_layers=" base quant kernels engine "
 

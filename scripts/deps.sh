@@ -26,7 +26,7 @@ esac
 
 # building and running (rys pull fetches packages with pip)
 APT_PKGS=(build-essential libpcre2-dev libsqlite3-dev libjansson-dev libcairo2-dev libgmp-dev
-          libbz2-dev zlib1g-dev libmicrohttpd-dev pkg-config python3 python3-pip)
+          libbz2-dev zlib1g-dev libmicrohttpd-dev libxgboost-dev pkg-config python3 python3-pip)
 # the tests: cmocka, libFuzzer, the reference venv and llama-cpp-python's build
 REF_APT_PKGS=(libcmocka-dev clang libclang-rt-14-dev bzip2 unzip python3-venv cmake)
 [ "$REFERENCE" = 1 ] && APT_PKGS+=("${REF_APT_PKGS[@]}")

@@ -280,7 +280,7 @@ static void test_scan_stores_logit_scores(void **state) {
     char **canon = xcalloc((size_t)n_cfgs, sizeof *canon);
     for (int k = 0; k < n_cfgs; k++) {
         canon[k] = path_canonical(&cfgs[k].path);
-        sc[k] = (store_config){cfgs[k].spec, canon[k], cfgs[k].i, cfgs[k].j, path_extra_layers(&cfgs[k].path), k};
+        sc[k] = (store_config){cfgs[k].spec, canon[k], cfgs[k].i, cfgs[k].j, path_extra_layers(&cfgs[k].path), k, "scan"};
     }
     assert_int_equal(store_add_configs(st, sc, n_cfgs), 0);
     scan_run_opts ro = {false, false, 0};

@@ -70,6 +70,33 @@ static void test_repeat(void **s) {
 
 /* path_from_block (the scanner's) and the --blocks grammar mean the same path
  * for every single block of a 7-layer model, and refuse the same blocks. */
+/* A count vector runs each layer in place, in layer order; path_counts reads
+ * it back from any path, blocks included. */
+static void test_counts(void **s) {
+    (void)s;
+    layer_path p;
+    int counts[5] = {1, 3, 1, 2, 1}, back[5];
+    assert_int_equal(path_from_counts(counts, 5, &p), 0);
+    const int want[] = {0, 1, 1, 1, 2, 3, 3, 4};
+    assert_int_equal(p.n, 8);
+    assert_memory_equal(p.layers, want, sizeof want);
+    path_free(&p);
+    assert_int_equal(path_from_counts_spec("1,3,1,2,1", 5, &p), 0);
+    assert_memory_equal(p.layers, want, sizeof want);
+    path_free(&p);
+    /* (1,3) on 5 layers: 0 1 2 1 2 3 4, the counts of a loop, not the loop */
+    assert_int_equal(path_from_block(1, 3, 5, &p), 0);
+    path_counts(&p, back);
+    const int want_counts[5] = {1, 2, 2, 1, 1};
+    assert_memory_equal(back, want_counts, sizeof want_counts);
+    path_free(&p);
+    const char *bad[] = {"1,1,1,1", "1,1,1,1,1,1", "1,0,1,1,1", "1,1,65,1,1", "1,,1,1,1", "1,1,1,1,1,", "a", "", "1;1;1;1;1"};
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        assert_int_equal(path_from_counts_spec(bad[k], 5, &p), -1);
+        assert_non_null(strstr(rys_lasterr(), "count"));
+    }
+}
+
 static void test_block_equals_spec(void **s) {
     (void)s;
     const int n = 7;
@@ -116,7 +143,7 @@ int main(void) {
         cmocka_unit_test(test_single_block), cmocka_unit_test(test_multi_block),
         cmocka_unit_test(test_whole_stack_and_baseline), cmocka_unit_test(test_skipped_block),
         cmocka_unit_test(test_layers_spec), cmocka_unit_test(test_repeat), cmocka_unit_test(test_bad_specs),
-        cmocka_unit_test(test_block_equals_spec),
+        cmocka_unit_test(test_block_equals_spec), cmocka_unit_test(test_counts),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -63,7 +63,7 @@ static void make_db(const char *path, bool score_baseline) {
     };
     int n = (int)(sizeof c / sizeof c[0]);
     for (int k = 0; k < n; k++) {
-        store_config sc = {c[k].spec, c[k].path, c[k].i, c[k].j, c[k].extra, k};
+        store_config sc = {c[k].spec, c[k].path, c[k].i, c[k].j, c[k].extra, k, NULL};
         assert_int_equal(store_add_configs(st, &sc, 1), 0);
         if (!c[k].done) continue;
         const char *names[2] = {"math_t", "eq_t"};

@@ -17,6 +17,7 @@
 #include "base/util.h"
 
 #include <string.h>
+#include <sqlite3.h>
 
 #define N_LAYERS 6
 #define N_PROMPTS 9
@@ -226,12 +227,16 @@ static void test_store_identity_and_resume(void **state) {
     store_probe pr[1] = {{"math_16", "/x/math_16.json", "aaaa", "math", 2}};
     store_identity id = {"/m.gguf", "beef", "llama", 4, pr, 1, "{\"n_predict\":64}"};
     assert_int_equal(store_set_identity(st, &id), 0);
-    store_config cfgs[2] = {{"baseline", "layers:0,1,2,3", -1, -1, 0, 0}, {"blocks:1,2", "layers:0,1,1,2,3", 1, 2, 1, 1}};
+    store_config cfgs[2] = {{"baseline", "layers:0,1,2,3", -1, -1, 0, 0, NULL}, {"blocks:1,2", "layers:0,1,1,2,3", 1, 2, 1, 1, "scan"}};
     assert_int_equal(store_add_configs(st, cfgs, 2), 0);
     assert_int_equal(store_add_configs(st, cfgs, 2), 0);   /* idempotent */
+    /* the same path proposed again by another search keeps its first mark; a new one gets its own */
+    store_config again[2] = {{"layers:0-1,1-3", "layers:0,1,1,2,3", -1, -1, 1, 2, "beam"},
+                             {"counts:1,2,2,1", "layers:0,1,1,2,2,3", -1, -1, 2, 3, "surrogate"}};
+    assert_int_equal(store_add_configs(st, again, 2), 0);
     int total, done;
     assert_int_equal(store_counts(st, &total, &done), 0);
-    assert_int_equal(total, 2);
+    assert_int_equal(total, 3);
     assert_int_equal(done, 0);
     const char *names[1] = {"math_16"};
     double scores[1] = {0.5};
@@ -241,6 +246,14 @@ static void test_store_identity_and_resume(void **state) {
     assert_int_equal(store_save_result(st, &r), 0);        /* redo replaces, never duplicates */
     assert_int_equal(store_is_done(st, "layers:0,1,1,2,3"), 1);
     assert_int_equal(store_is_done(st, "layers:0,1,2,3"), 0);
+    store_done *rows;
+    int n_rows;
+    assert_int_equal(store_done_configs(st, names, 1, &rows, &n_rows), 0);
+    assert_int_equal(n_rows, 1);
+    assert_string_equal(rows[0].spec, "blocks:1,2");
+    assert_string_equal(rows[0].path, "layers:0,1,1,2,3");
+    assert_string_equal(rows[0].search, "scan");
+    store_done_free(rows, n_rows);
     store_close(st);
 
     st = store_open(db);
@@ -296,6 +309,13 @@ static void test_paths_file(void **state) {
     assert_int_equal(c[1].path.n, N_LAYERS + 2);
     scan_free_configs(c, n);
 
+    /* a count vector, and the same path spelled as layers, is one configuration */
+    assert_int_equal(scan_parse_paths("counts:1,2,1,1,1,3\nlayers:0,1,1,2,3,4,5,5,5\n", "c", N_LAYERS, &c, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(c[1].spec, "counts:1,2,1,1,1,3");
+    assert_string_equal(c[1].key, "layers:0,1,1,2,3,4,5,5,5");
+    scan_free_configs(c, n);
+
     /* each error names the file and the line, and the first bad line wins */
     const struct { const char *text, *want; } bad[] = {
         {"blocks:1,2\n\nblocks:3,x\nfoo\n", "p.txt:3: blocks '3,x': expected"},
@@ -332,8 +352,57 @@ static void test_store_rejects_garbage(void **state) {
     unlink(db);
 }
 
+/* A store written before searches were marked (no search column) opens
+ * read-only with every row a sweep's, and opening it for writing adds the
+ * column without touching its rows. */
+static void test_store_without_search_column(void **state) {
+    (void)state;
+    const char *db = test_tmp_path("old.sqlite");
+    unlink(db);
+    /* a store as the schema was, the column dropped again */
+    store *st = store_open(db);
+    assert_non_null(st);
+    store_probe pr[1] = {{"math_16", "/x/math_16.json", "aaaa", "math", 2}};
+    store_identity id = {"/m.gguf", "beef", "llama", 3, pr, 1, "{}"};
+    assert_int_equal(store_set_identity(st, &id), 0);
+    store_config old = {"blocks:1,2", "layers:0,1,1,2", 1, 2, 1, 0, NULL};
+    assert_int_equal(store_add_configs(st, &old, 1), 0);
+    const char *names[1] = {"math_16"};
+    double scores[1] = {0.5};
+    store_result r = {"layers:0,1,1,2", 1.0, 1, 1, 1, 1, names, scores, 1, NULL, 0};
+    assert_int_equal(store_save_result(st, &r), 0);
+    store_close(st);
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(h, "ALTER TABLE config DROP COLUMN search", NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(h);
+    st = store_open_readonly(db);
+    assert_non_null(st);
+    store_done *rows;
+    int n;
+    assert_int_equal(store_done_configs(st, NULL, 0, &rows, &n), 0);
+    assert_int_equal(n, 1);
+    assert_string_equal(rows[0].search, "scan");
+    store_done_free(rows, n);
+    store_close(st);
+    st = store_open(db);
+    assert_non_null(st);
+    store_config c = {"blocks:0,1", "layers:0,0,1,2", 0, 1, 1, 1, "beam"};
+    assert_int_equal(store_add_configs(st, &c, 1), 0);
+    store_close(st);
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    sqlite3_stmt *q;
+    assert_int_equal(sqlite3_prepare_v2(h, "SELECT group_concat(spec || '=' || search, ' ') FROM config ORDER BY id", -1, &q, NULL), SQLITE_OK);
+    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+    assert_string_equal((const char *)sqlite3_column_text(q, 0), "blocks:1,2=scan blocks:0,1=beam");
+    sqlite3_finalize(q);
+    sqlite3_close(h);
+    unlink(db);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_store_without_search_column),
         cmocka_unit_test(test_reuse_equals_scratch), cmocka_unit_test(test_thread_count_invariance),
         cmocka_unit_test(test_sweep_lists), cmocka_unit_test(test_sweep_keys), cmocka_unit_test(test_paths_file),
         cmocka_unit_test(test_store_identity_and_resume),

@@ -142,7 +142,8 @@ int cmd_scan(int argc, char **argv) {
 
     store_config *sc = xcalloc((size_t)n_cfgs, sizeof *sc);
     for (int k = 0; k < n_cfgs; k++)
-        sc[k] = (store_config){cfgs[k].spec, cfgs[k].key, cfgs[k].i, cfgs[k].j, path_extra_layers(&cfgs[k].path), k};
+        sc[k] = (store_config){cfgs[k].spec, cfgs[k].key, cfgs[k].i, cfgs[k].j, path_extra_layers(&cfgs[k].path), k,
+                               paths_file ? "paths" : "scan"};
     if (store_add_configs(st, sc, n_cfgs)) rys_die("%s", rys_lasterr());
     if (!json)
         fprintf(stderr, "rys: scanning %s (%d layers): %d configurations, %d prompts, %d new tokens each\n", cm.m->name,

@@ -149,6 +149,56 @@ int path_from_repeat(int layer, int times, int n_model, layer_path *out) {
     return finish(&a, n_model, out);
 }
 
+int path_from_counts(const int *counts, int n_model, layer_path *out) {
+    ivec a = {0};
+    for (int l = 0; l < n_model; l++) {
+        if (counts[l] < 1 || counts[l] > 64) {
+            free(a.v);
+            rys_seterr("counts: layer %d traversed %d times; each layer runs 1..64 times", l, counts[l]);
+            return -1;
+        }
+        for (int r = 0; r < counts[l]; r++) ivec_push(&a, l);
+    }
+    return finish(&a, n_model, out);
+}
+
+int path_from_counts_spec(const char *spec, int n_model, layer_path *out) {
+    int *counts = xcalloc((size_t)(n_model ? n_model : 1), sizeof *counts), n = 0;
+    const char *s = spec;
+    for (;;) {
+        long v;
+        if (parse_uint(&s, &v)) {
+            rys_seterr("counts '%s': expected %d comma-separated traversal counts", spec, n_model);
+            goto fail;
+        }
+        if (n == n_model) {
+            rys_seterr("counts '%s': more than the model's %d layers", spec, n_model);
+            goto fail;
+        }
+        counts[n++] = (int)v;
+        if (!*s) break;
+        if (*s++ != ',') {
+            rys_seterr("counts '%s': expected %d comma-separated traversal counts", spec, n_model);
+            goto fail;
+        }
+    }
+    if (n != n_model) {
+        rys_seterr("counts '%s': %d counts for a model of %d layers", spec, n, n_model);
+        goto fail;
+    }
+    int rc = path_from_counts(counts, n_model, out);
+    free(counts);
+    return rc;
+fail:
+    free(counts);
+    return -1;
+}
+
+void path_counts(const layer_path *p, int *counts) {
+    memset(counts, 0, (size_t)p->n_model * sizeof *counts);
+    for (int k = 0; k < p->n; k++) counts[p->layers[k]]++;
+}
+
 int path_from_specs(const char *blocks, const char *layers, int n_model, layer_path *out) {
     if (blocks && layers) { rys_seterr("--blocks and --layers cannot be combined"); return -1; }
     if (blocks) return path_from_blocks(blocks, n_model, out);

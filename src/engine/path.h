@@ -8,7 +8,10 @@
  *          layers i..j-1 are inserted after the last occurrence of layer j-1
  *          ("0,0" alone is the baseline);
  *   layers "0-51,45-79" or "0,1,2,1,2,3": explicit indices and ranges;
- *   repeat  layer L traversed r times in a row.
+ *   repeat  layer L traversed r times in a row;
+ *   counts "c0,c1,...,cN-1": layer l traversed c_l times in place, in layer
+ *          order (0,1,1,2,...), the surrogate's candidate form: it cannot
+ *          express a block's loop, so a block and its count vector differ.
  * Canonical string: "layers:0,1,2,...". */
 #ifndef RYS_PATH_H
 #define RYS_PATH_H
@@ -29,6 +32,12 @@ int path_from_blocks(const char *spec, int n_model, layer_path *out);
 int path_from_block(int i, int j, int n_model, layer_path *out);
 int path_from_layers(const char *spec, int n_model, layer_path *out);
 int path_from_repeat(int layer, int times, int n_model, layer_path *out);
+/* The count vector's path: layer l run counts[l] times in a row, 1 <= counts[l] <= 64. */
+int path_from_counts(const int *counts, int n_model, layer_path *out);
+/* path_from_counts from "c0,c1,...": exactly n_model counts. 0, or -1 with the error set. */
+int path_from_counts_spec(const char *spec, int n_model, layer_path *out);
+/* How many times p traverses each layer, into counts[0..n_model-1] (the surrogate's features). */
+void path_counts(const layer_path *p, int *counts);
 /* Either spec may be NULL; both NULL = baseline; both set = error. */
 int path_from_specs(const char *blocks, const char *layers, int n_model, layer_path *out);
 int path_copy(const layer_path *src, layer_path *out);

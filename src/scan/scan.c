@@ -127,7 +127,8 @@ static int parse_path_spec(const char *spec, int n_layers, scan_config *c) {
         }
         return path_from_repeat((int)layer, (int)times, n_layers, &c->path);
     }
-    rys_seterr("unknown path '%s': expected baseline, blocks:i,j[;k,l...], layers:A-B[,C-D...] or repeat:L,r", spec);
+    if (!strncmp(spec, "counts:", 7)) return path_from_counts_spec(spec + 7, n_layers, &c->path);
+    rys_seterr("unknown path '%s': expected baseline, blocks:i,j[;k,l...], layers:A-B[,C-D...], repeat:L,r or counts:c0,c1,...", spec);
     return -1;
 }
 

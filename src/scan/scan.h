@@ -36,7 +36,7 @@ int scan_build_configs(int n_layers, const scan_sweep *sw, scan_config **out, in
 void scan_free_configs(scan_config *c, int n);
 /* The baseline, then each distinct path of a paths file's text (name is the
  * file's name for messages): one spec a line, "blocks:i,j[;k,l...]",
- * "layers:0-9,5-23", "repeat:L,r" or "baseline", with '#' comments and blank
+ * "layers:0-9,5-23", "repeat:L,r", "counts:c0,...,cN-1" or "baseline", with '#' comments and blank
  * lines ignored; a path spelled twice is kept once, as its first spelling.
  * 0, or -1 with the error "NAME:LINE: <problem>" for the first bad line. */
 int scan_parse_paths(const char *text, const char *name, int n_layers, scan_config **out, int *n_out);

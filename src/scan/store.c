@@ -47,6 +47,7 @@ static const char schema_sql[] =
     "    id                 INTEGER PRIMARY KEY,\n"
     "    path               TEXT NOT NULL UNIQUE,   -- \"layers:0,1,2,...\"\n"
     "    spec               TEXT NOT NULL,          -- \"baseline\", \"blocks:i,j\", \"repeat:L,r\"\n"
+    "    search             TEXT NOT NULL DEFAULT 'scan',  -- what proposed it: scan | paths | beam | surrogate\n"
     "    i                  INTEGER,                -- block start, NULL if not a single block\n"
     "    j                  INTEGER,                -- block end\n"
     "    extra_layers       INTEGER NOT NULL,\n"
@@ -78,6 +79,14 @@ static const char schema_sql[] =
     ");\n"
     "CREATE INDEX IF NOT EXISTS config_status ON config(status);\n";
 
+/* Whether the config table has the search column (a store from before it has not). */
+static bool has_search_column(store *st) {
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(st->db.h, "SELECT search FROM config LIMIT 0", -1, &q, NULL) != SQLITE_OK) return false;
+    sqlite3_finalize(q);
+    return true;
+}
+
 store *store_open(const char *path) {
     store *st = xcalloc(1, sizeof *st);
     if (db_open(&st->db, path, schema_sql)) {
@@ -93,6 +102,12 @@ store *store_open(const char *path) {
         return NULL;
     }
     sqlite3_finalize(q);
+    /* stores written before searches were marked lack the column; their rows all came from sweeps */
+    if (!has_search_column(st) &&
+        db_exec(&st->db, "ALTER TABLE config ADD COLUMN search TEXT NOT NULL DEFAULT 'scan'")) {
+        store_close(st);
+        return NULL;
+    }
     return st;
 }
 
@@ -181,7 +196,7 @@ err:
 int store_add_configs(store *st, const store_config *cfgs, int n) {
     if (db_begin(&st->db)) return -1;
     sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(st->db.h, "INSERT OR IGNORE INTO config(path, spec, i, j, extra_layers, sweep_order) VALUES (?,?,?,?,?,?)",
+    if (sqlite3_prepare_v2(st->db.h, "INSERT OR IGNORE INTO config(path, spec, i, j, extra_layers, sweep_order, search) VALUES (?,?,?,?,?,?,?)",
                            -1, &q, NULL) != SQLITE_OK) goto err;
     for (int k = 0; k < n; k++) {
         const store_config *c = &cfgs[k];
@@ -192,6 +207,7 @@ int store_add_configs(store *st, const store_config *cfgs, int n) {
         if (c->j >= 0) sqlite3_bind_int(q, 4, c->j); else sqlite3_bind_null(q, 4);
         sqlite3_bind_int(q, 5, c->extra_layers);
         sqlite3_bind_int(q, 6, c->order);
+        sqlite3_bind_text(q, 7, c->search ? c->search : "scan", -1, SQLITE_STATIC);
         if (sqlite3_step(q) != SQLITE_DONE) { sqlite3_finalize(q); goto err; }
     }
     sqlite3_finalize(q);
@@ -338,8 +354,12 @@ int store_done_configs(store *st, const char *const *probes, int n_probes, store
     *n = 0;
     sqlite3_stmt *q = NULL, *sq = NULL;
     int cap = 0, rc = -1;
-    if (db_prepare(&st->db, "SELECT id, spec, coalesce(i, -1), coalesce(j, -1), extra_layers FROM config "
-                            "WHERE status = 'done' ORDER BY sweep_order, id", "reading configurations", &q) ||
+    /* a read-only store from before searches were marked has no search column: all its rows are sweeps */
+    if (db_prepare(&st->db, has_search_column(st) ? "SELECT id, spec, coalesce(i, -1), coalesce(j, -1), extra_layers, path, search FROM config "
+                                                   "WHERE status = 'done' ORDER BY sweep_order, id"
+                                                 : "SELECT id, spec, coalesce(i, -1), coalesce(j, -1), extra_layers, path, 'scan' FROM config "
+                                                   "WHERE status = 'done' ORDER BY sweep_order, id",
+                   "reading configurations", &q) ||
         db_prepare(&st->db, "SELECT score FROM score WHERE config_id = ? AND probe = ?", "reading scores", &sq))
         goto out;
     int step;
@@ -349,8 +369,8 @@ int store_done_configs(store *st, const char *const *probes, int n_probes, store
             *out = xrealloc(*out, (size_t)cap * sizeof **out);
         }
         store_done *c = &(*out)[(*n)++];
-        *c = (store_done){db_col_dup(q, 1), sqlite3_column_int(q, 2), sqlite3_column_int(q, 3), sqlite3_column_int(q, 4),
-                          xcalloc((size_t)(n_probes ? n_probes : 1), sizeof *c->scores), true};
+        *c = (store_done){db_col_dup(q, 1), db_col_dup(q, 5), db_col_dup(q, 6), sqlite3_column_int(q, 2), sqlite3_column_int(q, 3),
+                          sqlite3_column_int(q, 4), xcalloc((size_t)(n_probes ? n_probes : 1), sizeof *c->scores), true};
         for (int p = 0; p < n_probes; p++) {
             sqlite3_reset(sq);
             sqlite3_bind_int64(sq, 1, sqlite3_column_int64(q, 0));
@@ -375,6 +395,8 @@ out:
 void store_done_free(store_done *rows, int n) {
     for (int k = 0; k < n; k++) {
         free(rows[k].spec);
+        free(rows[k].path);
+        free(rows[k].search);
         free(rows[k].scores);
     }
     free(rows);

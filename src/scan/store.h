@@ -36,6 +36,8 @@ typedef struct {
     int i, j;               /* block bounds, or -1 */
     int extra_layers;
     int order;              /* position in the sweep order */
+    const char *search;     /* what proposed it: "scan", "paths", "beam", "surrogate"; NULL = "scan".
+                             * A path already in the store keeps the search that added it first. */
 } store_config;
 
 typedef struct {
@@ -93,6 +95,8 @@ void store_probe_sets_free(store_probe_set *sets, int n);
 
 typedef struct {
     char *spec;
+    char *path;             /* canonical "layers:..." */
+    char *search;           /* what proposed it (store_config.search) */
     int i, j;               /* block bounds, or -1 */
     int extra_layers;
     double *scores;         /* one per probe set asked for, in that order */

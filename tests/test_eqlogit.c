@@ -283,10 +283,19 @@ static void test_scan_stores_logit_scores(void **state) {
         sc[k] = (store_config){cfgs[k].spec, canon[k], cfgs[k].i, cfgs[k].j, path_extra_layers(&cfgs[k].path), k, "scan"};
     }
     assert_int_equal(store_add_configs(st, sc, n_cfgs), 0);
-    scan_run_opts ro = {false, false, 0};
+    /* a deadline already passed starts nothing and says so; the store is left as it was */
+    scan_run_opts ro = {false, false, 0, rys_now() - 1};
     scan_summary sum;
     if (scan_run(st, fx->m, fx->tok, es, fx->pool, cfgs, n_cfgs, &ro, &sum)) fail_msg("%s", rys_lasterr());
+    assert_int_equal(sum.done_now, 0);
+    assert_true(sum.out_of_time);
+    int total, done;
+    assert_int_equal(store_counts(st, &total, &done), 0);
+    assert_int_equal(done, 0);
+    ro.deadline = 0;
+    if (scan_run(st, fx->m, fx->tok, es, fx->pool, cfgs, n_cfgs, &ro, &sum)) fail_msg("%s", rys_lasterr());
     assert_int_equal(sum.done_now, n_cfgs);
+    assert_false(sum.out_of_time);
     for (int k = 0; k < n_cfgs; k++) {
         eqlogit_result r[2];
         reuse_stats rs;

@@ -322,6 +322,7 @@ int scan_run(store *st, const model *m, const tokenizer *tok, const evalset *es,
     int rc = 0;
     for (int t = 0; t < n_todo; t++) {
         if (rys_stop_requested()) { sum->stopped = true; break; }  /* the safe point: nothing in flight */
+        if (o->deadline > 0 && rys_now() >= o->deadline) { sum->out_of_time = true; break; }
         const scan_config *c = &cfgs[todo[t]];
         rc = store_mark_running(st, c->key);
         if (rc) break;

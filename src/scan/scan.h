@@ -49,6 +49,7 @@ typedef struct {
     bool progress;
     bool naive;             /* no reuse: every configuration from scratch (for bench/scan) */
     int limit;              /* stop after this many configurations (0 = all) */
+    double deadline;        /* rys_now() after which no configuration starts (0 = none): a stage's budget */
 } scan_run_opts;
 
 typedef struct {
@@ -56,6 +57,7 @@ typedef struct {
     double seconds;
     long long layer_tokens_done, layer_tokens_naive;
     bool stopped;           /* a stop was asked for (rys_stop_requested): configurations were left undone */
+    bool out_of_time;       /* the deadline passed: configurations were left undone */
 } scan_summary;
 
 /* Greedy outputs of every prompt of es along path, from scratch (no reuse):
@@ -75,7 +77,8 @@ char *scan_output_text(const tokenizer *tok, const gen_output *o);
 
 /* Scores every configuration of cfgs that the store lacks, each committed as
  * it finishes; when a stop is asked for (base/util.h) it returns 0 after the
- * configuration in flight with sum->stopped set. */
+ * configuration in flight with sum->stopped set, and when the deadline has
+ * passed, before the next one with sum->out_of_time set. */
 int scan_run(store *st, const model *m, const tokenizer *tok, const evalset *es, pool *pool,
              const scan_config *cfgs, int n_cfgs, const scan_run_opts *o, scan_summary *sum);
 

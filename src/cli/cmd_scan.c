@@ -4,7 +4,6 @@
 #include "cli/cli.h"
 #include "scan/evalset.h"
 #include "scan/scan.h"
-#include "base/sha256.h"
 #include "scan/store.h"
 #include "base/util.h"
 
@@ -126,25 +125,9 @@ int cmd_scan(int argc, char **argv) {
     char **files = cli_split(probes, ',', &n_files);
     evalset *es = evalset_load((const char *const *)files, n_files, cm.m, cm.tok, &eo);
     if (!es) rys_die("%s", rys_lasterr());
-    char model_sha[65];
-    if (sha256_file(cm.path, model_sha)) rys_die("%s", rys_lasterr());
-
-    store *st = store_open(db_path);
+    store *st = scan_store_open(db_path, cm.path, cm.m, es);
     if (!st) rys_die("%s", rys_lasterr());
-    int n_sets = evalset_n_sets(es);
-    store_probe *sp = xcalloc((size_t)n_sets, sizeof *sp);
-    for (int s = 0; s < n_sets; s++)
-        sp[s] = (store_probe){evalset_set_name(es, s), evalset_set_path(es, s), evalset_set_sha256(es, s),
-                              evalset_set_kind(es, s), evalset_set_items(es, s)};
-    char *settings = evalset_settings_json(es);
-    store_identity id = {cm.path, model_sha, cm.m->hp.arch_name, cm.m->hp.n_layers, sp, n_sets, settings};
-    if (store_set_identity(st, &id)) rys_die("%s", rys_lasterr());
-
-    store_config *sc = xcalloc((size_t)n_cfgs, sizeof *sc);
-    for (int k = 0; k < n_cfgs; k++)
-        sc[k] = (store_config){cfgs[k].spec, cfgs[k].key, cfgs[k].i, cfgs[k].j, path_extra_layers(&cfgs[k].path), k,
-                               paths_file ? "paths" : "scan"};
-    if (store_add_configs(st, sc, n_cfgs)) rys_die("%s", rys_lasterr());
+    if (scan_add_configs(st, cfgs, n_cfgs, paths_file ? "paths" : "scan")) rys_die("%s", rys_lasterr());
     if (!json)
         fprintf(stderr, "rys: scanning %s (%d layers): %d configurations, %d prompts, %d new tokens each\n", cm.m->name,
                 cm.m->hp.n_layers, n_cfgs, evalset_n_prompts(es), evalset_n_predict(es));
@@ -174,7 +157,6 @@ int cmd_scan(int argc, char **argv) {
         printf("\n");
         if (top > 0) print_best(st, top, NULL);
     }
-    free(sc); free(sp); free(settings);
     scan_free_configs(cfgs, n_cfgs);
     store_close(st);
     evalset_free(es);

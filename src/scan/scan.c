@@ -1,5 +1,6 @@
 /* scan: see scan.h. */
 #include "scan/scan.h"
+#include "base/sha256.h"
 #include "probes/probe_text.h"
 #include "scan/reuse.h"
 #include "base/util.h"
@@ -288,6 +289,37 @@ done:
 
 static bool is_baseline(const layer_path *p) {
     return p->n == p->n_model && path_shared_prefix(p) == p->n_model;
+}
+
+store *scan_store_open(const char *db_path, const char *model_path, const model *m, const evalset *es) {
+    char model_sha[65];
+    if (sha256_file(model_path, model_sha)) return NULL;
+    store *st = store_open(db_path);
+    if (!st) return NULL;
+    int n_sets = evalset_n_sets(es);
+    store_probe *sp = xcalloc((size_t)n_sets, sizeof *sp);
+    for (int s = 0; s < n_sets; s++)
+        sp[s] = (store_probe){evalset_set_name(es, s), evalset_set_path(es, s), evalset_set_sha256(es, s),
+                              evalset_set_kind(es, s), evalset_set_items(es, s)};
+    char *settings = evalset_settings_json(es);
+    store_identity id = {model_path, model_sha, m->hp.arch_name, m->hp.n_layers, sp, n_sets, settings};
+    int rc = store_set_identity(st, &id);
+    free(settings);
+    free(sp);
+    if (rc) {
+        store_close(st);
+        return NULL;
+    }
+    return st;
+}
+
+int scan_add_configs(store *st, const scan_config *cfgs, int n_cfgs, const char *search) {
+    store_config *sc = xcalloc((size_t)(n_cfgs ? n_cfgs : 1), sizeof *sc);
+    for (int k = 0; k < n_cfgs; k++)
+        sc[k] = (store_config){cfgs[k].spec, cfgs[k].key, cfgs[k].i, cfgs[k].j, path_extra_layers(&cfgs[k].path), k, search};
+    int rc = store_add_configs(st, sc, n_cfgs);
+    free(sc);
+    return rc;
 }
 
 int scan_run(store *st, const model *m, const tokenizer *tok, const evalset *es, pool *pool,

@@ -45,6 +45,14 @@ int scan_load_paths(const char *path, int n_layers, scan_config **out, int *n_ou
 /* Parses "i0-i1,j0-j1" for --only. */
 int scan_parse_only(const char *s, scan_sweep *sw);
 
+/* Opens (or creates) the scan store at db_path for the model file at
+ * model_path scanned on es: records the scan identity (model sha256, probe
+ * sets, settings) or checks it against the one recorded. NULL + error. */
+store *scan_store_open(const char *db_path, const char *model_path, const model *m, const evalset *es);
+/* Adds cfgs to the store as pending rows proposed by search ("scan",
+ * "paths", "beam", "surrogate"); rows already present keep theirs. */
+int scan_add_configs(store *st, const scan_config *cfgs, int n_cfgs, const char *search);
+
 typedef struct {
     bool progress;
     bool naive;             /* no reuse: every configuration from scratch (for bench/scan) */

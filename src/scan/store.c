@@ -77,7 +77,14 @@ static const char schema_sql[] =
     "    score     REAL NOT NULL,\n"
     "    PRIMARY KEY (config_id, probe, item_key)\n"
     ");\n"
-    "CREATE INDEX IF NOT EXISTS config_status ON config(status);\n";
+    "CREATE INDEX IF NOT EXISTS config_status ON config(status);\n"
+    "-- Stages of a `rys pipeline` run: time spent and whether each finished, so a rerun continues.\n"
+    "CREATE TABLE IF NOT EXISTS stage (\n"
+    "    name    TEXT PRIMARY KEY,\n"
+    "    seconds REAL NOT NULL DEFAULT 0,\n"
+    "    done    INTEGER NOT NULL DEFAULT 0,\n"
+    "    note    TEXT NOT NULL DEFAULT ''\n"
+    ");\n";
 
 /* Whether the config table has the search column (a store from before it has not). */
 static bool has_search_column(store *st) {
@@ -453,4 +460,36 @@ int store_get_progress(store *st, store_progress *p) {
         sqlite3_finalize(q);
     }
     return 0;
+}
+
+int store_stage_get(store *st, const char *name, store_stage *out) {
+    memset(out, 0, sizeof *out);
+    sqlite3_stmt *q;
+    if (db_prepare(&st->db, "SELECT seconds, done, note FROM stage WHERE name = ?", "reading pipeline stages", &q)) return -1;
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) {
+        out->seconds = sqlite3_column_double(q, 0);
+        out->done = sqlite3_column_int(q, 1) != 0;
+        snprintf(out->note, sizeof out->note, "%s", db_col_text(q, 2));
+    }
+    sqlite3_finalize(q);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return db_fail(&st->db, "reading pipeline stages");
+    return 0;
+}
+
+int store_stage_add(store *st, const char *name, double seconds, bool done, const char *note) {
+    sqlite3_stmt *q;
+    if (db_prepare(&st->db,
+                   "INSERT INTO stage(name, seconds, done, note) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(name) DO UPDATE SET "
+                   "seconds = seconds + ?2, done = max(done, ?3), note = CASE WHEN ?4 = '' THEN note ELSE ?4 END",
+                   "recording a pipeline stage", &q))
+        return -1;
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_double(q, 2, seconds);
+    sqlite3_bind_int(q, 3, done);
+    sqlite3_bind_text(q, 4, note ? note : "", -1, SQLITE_STATIC);
+    int rc = sqlite3_step(q);
+    sqlite3_finalize(q);
+    return rc == SQLITE_DONE ? 0 : db_fail(&st->db, "recording a pipeline stage");
 }

@@ -131,4 +131,18 @@ typedef struct {
 /* Progress of the scan for --status. 0, or -1 + error when even the counts
  * cannot be read (the rate and the running one are best effort). */
 int store_get_progress(store *st, store_progress *p);
+
+/* ---- pipeline stages ------------------------------------------------------------ */
+
+typedef struct {
+    double seconds;         /* spent in it over every run so far */
+    bool done;              /* it finished (or used up its share of the budget) */
+    char note[256];         /* what it left for later stages, e.g. the block a focus scan centred on */
+} store_stage;
+
+/* The record of pipeline stage name; all zero when it never ran. 0, or -1 + error. */
+int store_stage_get(store *st, const char *name, store_stage *out);
+/* Adds seconds to stage name, marks it done if done, and replaces its note
+ * unless note is NULL or empty, in one statement. 0, or -1 + error. */
+int store_stage_add(store *st, const char *name, double seconds, bool done, const char *note);
 #endif

@@ -254,6 +254,19 @@ static void test_store_identity_and_resume(void **state) {
     assert_string_equal(rows[0].path, "layers:0,1,1,2,3");
     assert_string_equal(rows[0].search, "scan");
     store_done_free(rows, n_rows);
+    char **keys;
+    double *item_scores;
+    int n_items;
+    assert_int_equal(store_item_scores(st, "layers:0,1,1,2,3", "math_16", &keys, &item_scores, &n_items), 0);
+    assert_int_equal(n_items, 2);
+    assert_string_equal(keys[0], "0");
+    assert_string_equal(keys[1], "1");
+    assert_true(item_scores[0] == 0.25 && item_scores[1] == 0.75);
+    for (int k = 0; k < n_items; k++) free(keys[k]);
+    free(keys);
+    free(item_scores);
+    assert_int_equal(store_item_scores(st, "layers:0,1,2,3", "math_16", &keys, &item_scores, &n_items), 0);
+    assert_int_equal(n_items, 0);   /* not done: no items */
     store_close(st);
 
     st = store_open(db);

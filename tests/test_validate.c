@@ -128,6 +128,20 @@ static void test_bootstrap(void **state) {
     assert_true(lo[0] == 0.0 && hi[0] == 1.0);
     paired_task empty = {"e", b2, c2, 0};
     assert_int_equal(paired_bootstrap_ci(&empty, 1, 10, 1, lo, hi), -1);
+
+    /* scores in [0, 1]: 0/1 scores give exactly the correctness bootstrap's interval
+     * (same generator, same resamples) */
+    static double bs[N], cs[N];
+    for (int i = 0; i < N; i++) bs[i] = base[i], cs[i] = cfg[i];
+    double slo, shi;
+    assert_int_equal(paired_bootstrap_ci(&t, 1, 2000, 1234, lo, hi), 0);
+    assert_int_equal(paired_bootstrap_scores("big", bs, cs, N, 2000, 1234, &slo, &shi), 0);
+    assert_true(slo == lo[0] && shi == hi[0]);
+    /* every item gains exactly 0.25: every resample's mean difference is 0.25 */
+    double half[3] = {0.5, 0.25, 0}, more[3] = {0.75, 0.5, 0.25};
+    assert_int_equal(paired_bootstrap_scores("q", half, more, 3, 300, 9, &slo, &shi), 0);
+    assert_true(slo == 0.25 && shi == 0.25);
+    assert_int_equal(paired_bootstrap_scores("q", half, more, 0, 300, 9, &slo, &shi), -1);
 }
 
 /* ---- tasks built by hand ------------------------------------------------------ */

@@ -22,6 +22,7 @@ static const cli_command commands[] = {
     {"probes", cmd_probes, "generate math probe sets, check probe files, score a text"},
     {"bench", cmd_bench, "prompt, decode and batched-decode speed, kernel path, limits reached"},
     {"serve", cmd_serve, "an OpenAI-compatible HTTP server over a model's layer paths"},
+    {"pipeline", cmd_pipeline, "scan, beam, surrogate, validation and report in one resumable run under a time budget"},
     {"validate", cmd_validate, "standard benchmarks (ARC, HellaSwag, MMLU, ...) along the baseline and relayered paths"},
 };
 

@@ -11,6 +11,7 @@
 
 void report_free(report_data *d) {
     if (!d) return;
+    for (int k = 0; k < d->n_cfg; k++) free(d->cfg[k].path);
     free(d->cfg);
     report_validation_free(d->validation);
     free(d);
@@ -81,6 +82,7 @@ report_data *report_load(const char *db_path) {
         c.i = row->i;
         c.j = row->j;
         c.extra = row->extra_layers;
+        snprintf(c.search, sizeof c.search, "%s", row->search);
         memcpy(c.delta, row->scores, (size_t)d->n_probes * sizeof *c.delta);
         if (!strcmp(c.spec, "baseline")) {
             memcpy(base, c.delta, sizeof base);
@@ -91,6 +93,7 @@ report_data *report_load(const char *db_path) {
         if (c.i >= 0 && (c.i >= c.j || c.j > d->n_layers)) c.i = c.j = -1;
         if (c.repeat_layer >= d->n_layers || c.repeat_n < 2) c.repeat_layer = c.repeat_n = -1;
         if (d->n_cfg == cap) { cap *= 2; d->cfg = xrealloc(d->cfg, (size_t)cap * sizeof *d->cfg); }
+        c.path = xstrdup(row->path);
         d->cfg[d->n_cfg++] = c;
     }
     store_done_free(rows, n_rows);

@@ -32,6 +32,8 @@ typedef struct {
     double delta[REPORT_MAX_PROBES];
     double combined;
     double balanced;
+    char *path;                 /* canonical "layers:...", the store's key (malloc'd; NULL in hand-built data) */
+    char search[16];            /* what proposed it: "scan", "paths", "beam", "surrogate" */
 } report_config;
 
 typedef struct {

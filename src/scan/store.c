@@ -493,3 +493,38 @@ int store_stage_add(store *st, const char *name, double seconds, bool done, cons
     sqlite3_finalize(q);
     return rc == SQLITE_DONE ? 0 : db_fail(&st->db, "recording a pipeline stage");
 }
+
+int store_item_scores(store *st, const char *path, const char *probe, char ***keys, double **scores, int *n) {
+    *keys = NULL;
+    *scores = NULL;
+    *n = 0;
+    sqlite3_stmt *q;
+    if (db_prepare(&st->db,
+                   "SELECT it.item_key, it.score FROM item it JOIN config c ON c.id = it.config_id "
+                   "WHERE c.path = ? AND c.status = 'done' AND it.probe = ? ORDER BY it.item_key",
+                   "reading item scores", &q))
+        return -1;
+    sqlite3_bind_text(q, 1, path, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, probe, -1, SQLITE_STATIC);
+    int rc, cap = 0;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 64;
+            *keys = xrealloc(*keys, (size_t)cap * sizeof **keys);
+            *scores = xrealloc(*scores, (size_t)cap * sizeof **scores);
+        }
+        (*keys)[*n] = db_col_dup(q, 0);
+        (*scores)[(*n)++] = sqlite3_column_double(q, 1);
+    }
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE) {
+        for (int k = 0; k < *n; k++) free((*keys)[k]);
+        free(*keys);
+        free(*scores);
+        *keys = NULL;
+        *scores = NULL;
+        *n = 0;
+        return db_fail(&st->db, "reading item scores");
+    }
+    return 0;
+}

@@ -132,6 +132,11 @@ typedef struct {
  * cannot be read (the rate and the running one are best effort). */
 int store_get_progress(store *st, store_progress *p);
 
+/* The item scores of the done configuration keyed path on probe set probe,
+ * ordered by item key: (*keys)[k] (malloc'd) and (*scores)[k], *n of them
+ * (none when the path is not done). 0, or -1 + error. */
+int store_item_scores(store *st, const char *path, const char *probe, char ***keys, double **scores, int *n);
+
 /* ---- pipeline stages ------------------------------------------------------------ */
 
 typedef struct {

@@ -86,23 +86,26 @@ static double percentile(const double *sorted, int n, double q) {
     return sorted[lo] + (h - lo) * (sorted[lo + 1] - sorted[lo]);
 }
 
-int paired_bootstrap_ci(const paired_task *tasks, int n_tasks, int n_rep, uint64_t seed, double *lo, double *hi) {
+/* The bootstrap behind both entry points: per task, n_rep resamples of its
+ * per-document differences (cfg - base), each task from its own generator;
+ * diff[t] has n[t] entries. Fills lo/hi as paired_bootstrap_ci says. */
+static int bootstrap_diffs(const char *const *names, const double *const *diff, const int *n, int n_tasks, int n_rep, uint64_t seed,
+                           double *lo, double *hi) {
     if (n_rep < 1 || n_tasks < 1) { rys_seterr("bootstrap: needs at least one task and one replicate"); return -1; }
     for (int t = 0; t < n_tasks; t++)
-        if (tasks[t].n < 1) { rys_seterr("bootstrap: task %s has no documents", tasks[t].name ? tasks[t].name : "?"); return -1; }
+        if (n[t] < 1) { rys_seterr("bootstrap: task %s has no documents", names[t] ? names[t] : "?"); return -1; }
     double *delta = xcalloc((size_t)(n_tasks + 1) * n_rep, sizeof *delta);
     double *avg = delta + (size_t)n_tasks * n_rep;
     for (int t = 0; t < n_tasks; t++) {
-        const paired_task *T = &tasks[t];
-        uint64_t s = seed ^ name_hash(T->name);
+        uint64_t s = seed ^ name_hash(names[t]);
         double *d = delta + (size_t)t * n_rep;
         for (int r = 0; r < n_rep; r++) {
-            long sum = 0;
-            for (int i = 0; i < T->n; i++) {
-                int k = (int)(((unsigned __int128)next_u64(&s) * (unsigned)T->n) >> 64);
-                sum += (T->cfg[k] != 0) - (T->base[k] != 0);
+            double sum = 0;     /* exact for 0/1 differences: integers far below 2^53 */
+            for (int i = 0; i < n[t]; i++) {
+                int k = (int)(((unsigned __int128)next_u64(&s) * (unsigned)n[t]) >> 64);
+                sum += diff[t][k];
             }
-            d[r] = (double)sum / T->n;
+            d[r] = sum / n[t];
             avg[r] += d[r] / n_tasks;
         }
     }
@@ -114,4 +117,38 @@ int paired_bootstrap_ci(const paired_task *tasks, int n_tasks, int n_rep, uint64
     }
     free(delta);
     return 0;
+}
+
+int paired_bootstrap_ci(const paired_task *tasks, int n_tasks, int n_rep, uint64_t seed, double *lo, double *hi) {
+    if (n_tasks < 1) return bootstrap_diffs(NULL, NULL, NULL, 0, n_rep, seed, lo, hi);
+    const char **names = xcalloc((size_t)n_tasks, sizeof *names);
+    double **diff = xcalloc((size_t)n_tasks, sizeof *diff);
+    int *n = xcalloc((size_t)n_tasks, sizeof *n);
+    for (int t = 0; t < n_tasks; t++) {
+        names[t] = tasks[t].name;
+        n[t] = tasks[t].n;
+        diff[t] = xcalloc((size_t)(n[t] > 0 ? n[t] : 1), sizeof **diff);
+        for (int i = 0; i < n[t]; i++) diff[t][i] = (tasks[t].cfg[i] != 0) - (tasks[t].base[i] != 0);
+    }
+    int rc = bootstrap_diffs(names, (const double *const *)diff, n, n_tasks, n_rep, seed, lo, hi);
+    for (int t = 0; t < n_tasks; t++) free(diff[t]);
+    free(diff);
+    free(names);
+    free(n);
+    return rc;
+}
+
+int paired_bootstrap_scores(const char *name, const double *base, const double *cfg, int n, int n_rep, uint64_t seed, double *lo,
+                            double *hi) {
+    double *diff = xcalloc((size_t)(n > 0 ? n : 1), sizeof *diff);
+    for (int i = 0; i < n; i++) diff[i] = cfg[i] - base[i];
+    double l[2], h[2];
+    const double *d = diff;
+    int rc = bootstrap_diffs(&name, &d, &n, 1, n_rep, seed, l, h);
+    free(diff);
+    if (!rc) {
+        *lo = l[0];
+        *hi = h[0];
+    }
+    return rc;
 }

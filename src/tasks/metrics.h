@@ -65,6 +65,11 @@ typedef struct {
 } paired_task;
 
 int paired_bootstrap_ci(const paired_task *tasks, int n_tasks, int n_rep, uint64_t seed, double *lo, double *hi);
+/* The same bootstrap for one task whose documents carry scores in [0, 1]
+ * (a probe's items) rather than 0/1 correctness: *lo, *hi get the 95%
+ * interval of mean(cfg - base). 0 or -1 (n < 1, n_rep < 1). */
+int paired_bootstrap_scores(const char *name, const double *base, const double *cfg, int n, int n_rep, uint64_t seed, double *lo,
+                            double *hi);
 
 #define BOOTSTRAP_REPS 2000
 #define BOOTSTRAP_SEED 1234

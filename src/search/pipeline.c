@@ -33,6 +33,8 @@ typedef struct {
     double t_start;         /* rys_now() when this run began */
     double spent_before;    /* seconds the stages spent in earlier runs */
     store_stage stage[PIPELINE_N_STAGES];
+    task_set *tasks;        /* the validation tasks, loaded before any work so a bad name costs nothing */
+    int n_tasks;
 } pipeline;
 
 int pipeline_coarse_stride(int n_layers) {
@@ -281,20 +283,11 @@ out:
     return rc;
 }
 
-static int stage_validate(pipeline *p) {
+/* Loads the validation tasks of o->tasks, "TASK:VARIANT[@N]" each, into p. */
+static int load_tasks(pipeline *p) {
     const pipeline_opts *o = p->o;
-    double t0 = rys_now();
-    int n_tasks;
-    task_set *tasks = NULL;
-    validate_config *cfgs = NULL;
-    char **search = NULL;
-    int n_cfgs = 0, rc = -1;
-    validate_results res = {0};
-    validate_row *rows = NULL;
-    validate_opts vo = {NULL, NULL, true, o->progress};
-    /* split the task list */
     char *list = xstrdup(o->tasks), *save = NULL;
-    n_tasks = 0;
+    int rc = -1;
     for (char *t = strtok_r(list, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
         /* "TASK:VARIANT@N": the first N documents of that task (MMLU: of each subject) */
         int limit = o->task_limit;
@@ -309,11 +302,28 @@ static int stage_validate(pipeline *p) {
             *at = 0;
             limit = (int)v;
         }
-        tasks = xrealloc(tasks, (size_t)(n_tasks + 1) * sizeof *tasks);
-        if (task_load(o->data_dir, t, limit, &tasks[n_tasks])) goto out;
-        n_tasks++;
+        p->tasks = xrealloc(p->tasks, (size_t)(p->n_tasks + 1) * sizeof *p->tasks);
+        if (task_load(o->data_dir, t, limit, &p->tasks[p->n_tasks])) goto out;
+        p->n_tasks++;
     }
-    if (!n_tasks) { rys_seterr("pipeline: no validation task"); goto out; }
+    if (!p->n_tasks) rys_seterr("pipeline --tasks: no task given");
+    else rc = 0;
+out:
+    free(list);
+    return rc;
+}
+
+static int stage_validate(pipeline *p) {
+    const pipeline_opts *o = p->o;
+    double t0 = rys_now();
+    int n_tasks = p->n_tasks;
+    const task_set *tasks = p->tasks;
+    validate_config *cfgs = NULL;
+    char **search = NULL;
+    int n_cfgs = 0, rc = -1;
+    validate_results res = {0};
+    validate_row *rows = NULL;
+    validate_opts vo = {NULL, NULL, true, o->progress};
     if (choose_validation(p, &cfgs, &n_cfgs, &search)) goto out;
     char sha[65];
     if (sha256_file(o->model_path, sha)) goto out;
@@ -342,15 +352,12 @@ static int stage_validate(pipeline *p) {
     }
     rc = stage_end(p, ST_VALIDATE, rys_now() - t0, true, NULL);
 out:
-    free(list);
     free(rows);
     validate_results_free(&res);
     validate_store_close(vo.store);
     for (int c = 0; c < n_cfgs; c++) { free(cfgs[c].spec); path_free(&cfgs[c].path); free(search[c]); }
     free(cfgs);
     free(search);
-    for (int k = 0; k < n_tasks; k++) task_set_free(&tasks[k]);
-    free(tasks);
     return rc;
 }
 
@@ -381,6 +388,7 @@ int pipeline_run(const pipeline_opts *o, pipeline_result *res) {
         files = xrealloc(files, (size_t)(n_files + 1) * sizeof *files);
         files[n_files++] = f;
     }
+    if (load_tasks(&p)) goto out;
     evalset_options eo = {64, NULL, false};
     if (!(p.es = evalset_load((const char *const *)files, n_files, o->m, o->tok, &eo))) goto out;
     if (!(p.st = scan_store_open(res->db_path, o->model_path, o->m, p.es))) goto out;
@@ -410,6 +418,8 @@ int pipeline_run(const pipeline_opts *o, pipeline_result *res) {
     }
     rc = 0;
 out:
+    for (int k = 0; k < p.n_tasks; k++) task_set_free(&p.tasks[k]);
+    free(p.tasks);
     store_close(p.st);
     evalset_free(p.es);
     free(files);

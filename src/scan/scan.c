@@ -163,8 +163,7 @@ int scan_parse_paths(const char *text, const char *name, int n_layers, scan_conf
         }
         bool seen = false;
         for (int k = 0; k < n && !seen; k++)
-            seen = c[k].path.n == cfg.path.n &&
-                   !memcmp(c[k].path.layers, cfg.path.layers, (size_t)cfg.path.n * sizeof *cfg.path.layers);
+            seen = path_equal(&c[k].path, &cfg.path);
         if (seen) { path_free(&cfg.path); continue; }   /* another spelling of a path already listed */
         if (n == cap) {
             cap *= 2;

@@ -59,8 +59,7 @@ static int parse_scale(const char **s, float *out) {
     return 0;
 }
 
-/* Shortest decimal that reads back as exactly v (keys must round-trip). */
-static void format_scale(char *buf, size_t cap, float v) {
+void path_format_scale(char *buf, size_t cap, float v) {
     for (int prec = 1; prec <= 9; prec++) {
         snprintf(buf, cap, "%.*g", prec, (double)v);
         if (strtof(buf, NULL) == v) return;
@@ -397,7 +396,7 @@ bool path_equal(const layer_path *a, const layer_path *b) {
 static void append_segs(const layer_path *p, char *s, size_t cap, size_t *len) {
     char num[32];
     for (int k = 0; k < p->n_seg; k++) {
-        format_scale(num, sizeof num, p->seg[k].h);
+        path_format_scale(num, sizeof num, p->seg[k].h);
         *len += (size_t)snprintf(s + *len, cap - *len, "%s%d-%d@%s", k ? "," : "+euler:", p->seg[k].begin, p->seg[k].end - 1, num);
     }
 }
@@ -409,7 +408,7 @@ char *path_canonical(const layer_path *p) {
     for (int k = 0; k < p->n; k++) {
         len += (size_t)snprintf(s + len, cap - len, k ? ",%d" : "%d", p->layers[k]);
         if (path_scale(p, k) != 1.0f) {
-            format_scale(num, sizeof num, path_scale(p, k));
+            path_format_scale(num, sizeof num, path_scale(p, k));
             len += (size_t)snprintf(s + len, cap - len, "@%s", num);
         }
     }
@@ -428,7 +427,7 @@ char *path_ranges(const layer_path *p) {
         if (e == k) len += (size_t)snprintf(s + len, cap - len, "%s%d", sep, p->layers[k]);
         else len += (size_t)snprintf(s + len, cap - len, "%s%d-%d", sep, p->layers[k], p->layers[e]);
         if (path_scale(p, k) != 1.0f) {
-            format_scale(num, sizeof num, path_scale(p, k));
+            path_format_scale(num, sizeof num, path_scale(p, k));
             len += (size_t)snprintf(s + len, cap - len, "@%s", num);
         }
         k = e + 1;

@@ -74,6 +74,9 @@ bool path_is_damped(const layer_path *p);
 /* Gives every repeated traversal of p (each position whose layer appeared
  * earlier on the path) residual scale a, 0 <= a <= 16; a == 1 leaves p as it is. */
 int path_scale_repeats(layer_path *p, float a);
+/* The shortest decimal that reads back as exactly v, into buf (keys and
+ * labels spell scales so). */
+void path_format_scale(char *buf, size_t cap, float v);
 /* Same layers, scales and damped traversals. */
 bool path_equal(const layer_path *a, const layer_path *b);
 

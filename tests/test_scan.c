@@ -335,6 +335,17 @@ static void test_paths_file(void **state) {
     assert_string_equal(c[1].key, "layers:0,1,1,2,3,4,5,5,5");
     scan_free_configs(c, n);
 
+    /* a scaled block is its own path (not a heatmap cell); @1 is the plain block again */
+    assert_int_equal(scan_parse_paths("blocks:3,5@0.5\nblocks:3,5\nblocks:3,5@1\nblocks:3,5@euler\n", "s", N_LAYERS, &c, &n), 0);
+    assert_int_equal(n, 4);
+    assert_string_equal(c[1].spec, "blocks:3,5@0.5");
+    assert_string_equal(c[1].key, "layers:0,1,2,3,4,3@0.5,4@0.5,5");
+    assert_int_equal(c[1].i, -1);
+    assert_string_equal(c[2].key, "layers:0,1,2,3,4,3,4,5");
+    assert_int_equal(c[2].i, 3);
+    assert_string_equal(c[3].key, "layers:0,1,2,3,4,3,4,5+euler:3-4@0.5,5-6@0.5");
+    scan_free_configs(c, n);
+
     /* each error names the file and the line, and the first bad line wins */
     const struct { const char *text, *want; } bad[] = {
         {"blocks:1,2\n\nblocks:3,x\nfoo\n", "p.txt:3: blocks '3,x': expected"},

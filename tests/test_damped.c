@@ -200,6 +200,40 @@ static void euler_by_hand(const model *m, pool *pl) {
     path_free(&damped);
 }
 
+/* A damped traversal that ends at the path's last position, where rows that
+ * want no logits are dropped after their K and V: the wanted rows keep the
+ * bits of the untrimmed pass (the kept rows' entry states are found by
+ * sequence and position, not by row). */
+static void euler_trimmed(const model *m, pool *pl) {
+    char spec[32];
+    snprintf(spec, sizeof spec, "%d,%d@euler", m->hp.n_layers - 2, m->hp.n_layers);
+    layer_path p;
+    parse(spec, NULL, m->hp.n_layers, &p);
+    int32_t tok[N_TOK], pos[N_TOK], seq[N_TOK];
+    bool want[N_TOK];
+    for (int t = 0; t < N_TOK; t++) {
+        tok[t] = (int32_t)((t * 31u + 5) % (unsigned)m->hp.n_vocab);
+        pos[t] = t;
+        seq[t] = 0;
+        want[t] = t == 3 || t == N_TOK - 1;
+    }
+    size_t V = (size_t)m->hp.n_vocab;
+    float *all = xmalloc(N_TOK * V * sizeof *all), *some = xmalloc(2 * V * sizeof *some);
+    forward_ctx *f = forward_new(m, &p, 1, N_TOK, pl);
+    fwd_batch b = {N_TOK, tok, pos, seq, NULL};
+    assert_int_equal(forward_batch(f, &b, all), N_TOK);
+    forward_free(f);
+    f = forward_new(m, &p, 1, N_TOK, pl);
+    b.want_logits = want;
+    assert_int_equal(forward_batch(f, &b, some), 2);
+    forward_free(f);
+    if (memcmp(all + 3 * V, some, V * sizeof *all) || memcmp(all + (N_TOK - 1) * V, some + V, V * sizeof *all))
+        fail_msg("%s: a trimmed last position changes the wanted rows' logits", spec);
+    free(all);
+    free(some);
+    path_free(&p);
+}
+
 static void identities(const char *file) {
     model *m = model_load(file);
     if (!m) fail_msg("%s", rys_lasterr());
@@ -219,6 +253,7 @@ static void identities(const char *file) {
         fail_msg("%s: @0.5 moves the logits by %.3g of max|logit|, the repeat itself by %.3g", file, d_half, d_rep);
     free(base); free(plain); free(one); free(zero); free(e2); free(half); free(lay);
     if (m->hp.n_layers >= 4) euler_by_hand(m, pl);
+    euler_trimmed(m, pl);
     pool_free(pl);
     model_free(m);
 }

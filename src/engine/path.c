@@ -231,7 +231,7 @@ int path_from_layers(const char *spec, int n_model, layer_path *out) {
     fvec sc = {0};
     const char *s = spec;
     if (!*spec) { rys_seterr("--layers '': empty spec"); return -1; }
-    const char *plus = strchr(spec, '+');
+    const char *plus = strstr(spec, "+euler");     /* not strchr: "5e+0" is a scale */
     for (;;) {
         long lo, hi;
         float scale = 1.0f;

@@ -17,8 +17,10 @@
    engine checks' bound for F32 files (1e-2 of max|logit|, same argmax), and is at least
    10x farther from the undamped path's logits.
 4. The fold into quantized blocks (smollm2-135m as pulled, Q4_1/Q8_0 scales halved):
-   rys within 1e-4; llama.cpp within check_export.py's bound for quantized files
-   (1e-2 of max|logit|, or 1.5x the unmodified model's own gap + 1e-2, same argmax).
+   rys within 1e-4 where every folded fp16 scale is exact (counted here from the file),
+   else (a scale times 0.3, or a halved K-quant scale below fp16's normal range, as in
+   qwen2.5-coder-0.5b) within the engine checks' bound for quantized files, 1.5x the
+   unmodified model's gap to llama.cpp + 1e-2, same argmax; llama.cpp within that bound.
 5. Hugging Face export: o_proj / down_proj of the second traversal's positions are the
    source's times 0.5 (F32 exactly, F16 rounded), every other tensor unchanged;
    @euler is refused with one line and no directory.
@@ -151,26 +153,72 @@ def llama_logits(path, tokens):
     return out
 
 
+# Byte offsets of the fp16 scale fields in one block of each block format (ggml's layouts,
+# from ggml-common.h): the values a fold multiplies.
+SCALE_FIELDS = {"Q4_0": (18, [0]), "Q4_1": (20, [0, 2]), "Q5_0": (22, [0]), "Q5_1": (24, [0, 2]),
+                "Q8_0": (34, [0]), "Q4_K": (144, [0, 2]), "Q5_K": (176, [0, 2]), "Q6_K": (210, [208])}
+
+
+def inexact_fields(model, layers, a):
+    """(inexact, total): fp16 numbers (block scale fields, or F16 weights) of the output
+    projections of `layers` that times a are not an fp16 number (below fp16's normal range)."""
+    import gguf
+    r = gguf.GGUFReader(model)
+    names = {f"blk.{l}.{n}.weight" for l in layers for n in ("attn_output", "ffn_down")}
+    bad = total = 0
+    for t in r.tensors:
+        if t.name not in names:
+            continue
+        raw = np.frombuffer(t.data.tobytes(), dtype=np.uint8)
+        kind = t.tensor_type.name
+        if kind in SCALE_FIELDS:
+            size, offsets = SCALE_FIELDS[kind]
+            blocks = raw.reshape(-1, size)
+            h = np.concatenate([blocks[:, o:o + 2].copy().view(np.float16).ravel() for o in offsets])
+        elif kind == "F16":
+            h = raw.view(np.float16)
+        else:
+            continue    # F32 (and BF16): times 0.5 exact but for values near their own minimum
+        x = h.astype(np.float64) * a
+        bad += int(np.sum(x.astype(np.float16).astype(np.float64) != x))
+        total += h.size
+    return bad, total
+
+
 def check_fold(tmp, model, label, quantized):
     tokens = list(range(1, 25))
     out = os.path.join(tmp, "fold.gguf")
     undamped = rys_logits(model, tokens, tmp, "--blocks", "10,15")[-1]
+    base_gap = None
+    if quantized:
+        # check_export.py's yardstick for quantized files: the unmodified model's own gap to llama.cpp
+        base = rys_logits(model, tokens, tmp)[-1]
+        base_gap = rel(base, llama_logits(model, tokens))
     for a in ("0.5", "0.3"):
         rys("export", model, "--blocks", f"10,15@{a}", "-o", out, "--quiet")
         ours = rys_logits(model, tokens, tmp, "--blocks", f"10,15@{a}")
         baked = rys_logits(out, tokens, tmp)
         err = rel(baked, ours)
-        if a == "0.5":
+        bad, total = inexact_fields(model, range(10, 15), float(a)) if quantized else (0, 0)
+        same = int(baked[-1].argmax()) == int(ours[-1].argmax())
+        if quantized and bad:
+            # some scales rounded; the 8-bit activations then round differently somewhere, which
+            # moves logits as far as two quantized engines differ: the engine checks' bound
+            bound = 1.5 * base_gap + 1e-2
+            report(f"{label}: rys on the export of 10,15@{a} ~ rys --blocks 10,15@{a}", err <= bound and same,
+                   f"{err:.2e} of max|logit|; {bad} of {total} fp16 scales times {a} rounded (below fp16's normal "
+                   f"range, or not a power of two); bound 1.5 x the unmodified model's gap to llama.cpp "
+                   f"{base_gap:.2e} + 1e-2 = {bound:.2e}, same argmax")
+        elif a == "0.5":
             report(f"{label}: rys on the export of 10,15@0.5 = rys --blocks 10,15@0.5", err <= 1e-4,
-                   f"{err:.2e} of max|logit| (<= 1e-4)")
+                   f"{err:.2e} of max|logit| (<= 1e-4)" + (f"; all {total} fp16 scales halve exactly" if quantized else ""))
         else:
-            # times 0.3 rounds (F32 weights to 2^-24, fp16 block scales to 2^-11), and the fp16 KV
-            # cache turns some of those roundings into steps: the export must still be nearer
-            # @0.3 than the neighbouring scales are
+            # times 0.3 rounds F32 weights (2^-24), and the fp16 KV cache turns some of those
+            # roundings into steps: the export must still be nearer @0.3 than the neighbouring scales
             near = min(rel(baked, rys_logits(model, tokens, tmp, "--blocks", f"10,15@{b}")) for b in ("0.25", "0.35"))
-            bound = 1e-3 if not quantized else 5e-2
-            report(f"{label}: rys on the export of 10,15@0.3 ~ rys --blocks 10,15@0.3", err <= bound and err < near / 2,
-                   f"{err:.2e} of max|logit| (<= {bound:g}; @0.25 / @0.35 are {near:.2e} away at the nearest)")
+            report(f"{label}: rys on the export of 10,15@0.3 ~ rys --blocks 10,15@0.3", err <= 1e-3 and err < near / 2,
+                   f"{err:.2e} of max|logit| (<= 1e-3; @0.25 / @0.35 are {near:.2e} away at the nearest)")
+        if a != "0.5":
             continue
         ref = llama_logits(out, tokens)
         ours = ours[-1]
@@ -183,11 +231,9 @@ def check_fold(tmp, model, label, quantized):
                    f"{diff / scale:.2e} of max|logit| (<= 1e-2), argmax {int(ref.argmax())} / {int(ours.argmax())}; "
                    f"the undamped path is {apart / scale:.2e} away")
         else:
-            # check_export.py's yardstick: the unmodified model's own gap to llama.cpp
-            base_gap = float(np.abs(rys_logits(model, tokens, tmp)[-1] - llama_logits(model, tokens)).max())
-            ok = (diff <= 1e-2 * scale or diff <= 1.5 * base_gap + 1e-2 * scale) and same
+            ok = diff <= (1.5 * base_gap + 1e-2) * scale and same
             report(f"{label}: llama.cpp on the 10,15@0.5 export vs rys --blocks 10,15@0.5", ok,
-                   f"{diff / scale:.2e} of max|logit|; the unmodified model's gap {base_gap / scale:.2e}; bound "
+                   f"{diff / scale:.2e} of max|logit|; the unmodified model's gap {base_gap:.2e}; bound "
                    f"1.5x that + 1e-2; argmax {int(ref.argmax())} / {int(ours.argmax())}; the undamped path is "
                    f"{apart / scale:.2e} away")
         os.remove(out)

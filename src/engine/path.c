@@ -50,10 +50,11 @@ static void fvec_insert(fvec *a, int at, float x, int n) {
 static int parse_scale(const char **s, float *out) {
     const char *p = *s;
     if (!isdigit((unsigned char)*p) && *p != '.') return -1;
-    errno = 0;
     char *end;
+    /* no errno test: strtof's ERANGE for a result below float's normal range
+     * would refuse the very keys such a scale is spelled with */
     float v = strtof(p, &end);
-    if (end == p || errno || !(v >= 0.0f && v <= MAX_SCALE)) return -1;
+    if (end == p || !(v >= 0.0f && v <= MAX_SCALE)) return -1;
     *s = end;
     *out = v;
     return 0;

@@ -100,7 +100,12 @@ static void test_reuse_equals_scratch(void **state) {
     gen_output_free(ref, N_PROMPTS);
     path_free(&base);
 
-    const char *blocks[] = {"0,6", "2,5", "3,4", "5,6", "0,1", "1,3;2,4", "0,0"};
+    /* damped repeats too: a scaled repeat borrows up to j like its plain
+     * block; a damped-Euler block only up to i, its first traversal being
+     * damped, and its state before a traversal kept by sequence and position
+     * while the scanner runs roots and members apart */
+    const char *blocks[] = {"0,6", "2,5", "3,4", "5,6", "0,1", "1,3;2,4", "0,0",
+                            "2,5@0.5", "3,4@0", "1,3@0.5;2,4@0.25", "2,5@euler", "1,6@euler:0.5"};
     reuse_stats total = {0, 0};
     for (size_t k = 0; k < sizeof blocks / sizeof *blocks; k++) {
         layer_path p;
@@ -114,7 +119,7 @@ static void test_reuse_equals_scratch(void **state) {
     /* scan --paths takes any path: sharing nothing (k = 0), skipping layers
      * (shorter than N, k < n), ending inside the baseline (k = n), or running
      * past the last layer again (k = N) */
-    const char *layers[] = {"1-5", "1,0-5", "0-2,4-5", "0-3", "0-5,5,5", "0,0-5"};
+    const char *layers[] = {"1-5", "1,0-5", "0-2,4-5", "0-3", "0-5,5,5", "0,0-5", "0-2,1-2@0.5,3-5@0.75"};
     for (size_t k = 0; k < sizeof layers / sizeof *layers; k++) {
         layer_path p;
         assert_int_equal(path_from_layers(layers[k], N_LAYERS, &p), 0);
@@ -161,6 +166,20 @@ static void test_sweep_lists(void **state) {
     assert_string_equal(c[0].spec, "baseline");
     assert_int_equal(c[0].path.n, 6);
     assert_string_equal(c[1].spec, "blocks:0,1");
+    /* --scales: each configuration once per scale, 1 as it was */
+    const float scales[] = {0.5f, 1.0f};
+    assert_int_equal(scan_apply_scales(&c, &n, scales, 2), 0);
+    assert_int_equal(n, 1 + 2 * 21);
+    assert_string_equal(c[0].spec, "baseline");
+    assert_string_equal(c[1].spec, "blocks:0,1@0.5");
+    assert_string_equal(c[1].key, "layers:0,0@0.5,1,2,3,4,5");
+    assert_int_equal(c[1].i, -1);
+    assert_string_equal(c[2].spec, "blocks:0,1");
+    assert_string_equal(c[2].key, "layers:0,0,1,2,3,4,5");
+    assert_int_equal(c[2].i, 0);
+    assert_int_equal(c[2].j, 1);
+    const float twice[] = {0.5f, 0.5f};
+    assert_int_equal(scan_apply_scales(&c, &n, twice, 2), -1);
     scan_free_configs(c, n);
 
     sw.max_extra = 2;
@@ -327,6 +346,17 @@ static void test_paths_file(void **state) {
     assert_int_equal(n, 2);
     assert_string_equal(c[1].spec, "counts:1,2,1,1,1,3");
     assert_string_equal(c[1].key, "layers:0,1,1,2,3,4,5,5,5");
+    scan_free_configs(c, n);
+
+    /* a scaled block is its own path (not a heatmap cell); @1 is the plain block again */
+    assert_int_equal(scan_parse_paths("blocks:3,5@0.5\nblocks:3,5\nblocks:3,5@1\nblocks:3,5@euler\n", "s", N_LAYERS, &c, &n), 0);
+    assert_int_equal(n, 4);
+    assert_string_equal(c[1].spec, "blocks:3,5@0.5");
+    assert_string_equal(c[1].key, "layers:0,1,2,3,4,3@0.5,4@0.5,5");
+    assert_int_equal(c[1].i, -1);
+    assert_string_equal(c[2].key, "layers:0,1,2,3,4,3,4,5");
+    assert_int_equal(c[2].i, 3);
+    assert_string_equal(c[3].key, "layers:0,1,2,3,4,3,4,5+euler:3-4@0.5,5-6@0.5");
     scan_free_configs(c, n);
 
     /* each error names the file and the line, and the first bad line wins */

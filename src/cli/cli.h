@@ -64,8 +64,8 @@ typedef struct {
 
 /* The options several commands share, spelled, ranged and explained once. */
 #define CLI_THREADS(dest) CLI_INT_OPT("-t", "--threads", dest, 1, 1024, "N", "threads (default: $RYS_THREADS or all cores)")
-#define CLI_BLOCKS(dest) CLI_STR_OPT("--blocks", NULL, dest, "SPEC", "RYS blocks \"i,j[;i,j...]\": run 0..j-1 then i..N-1")
-#define CLI_LAYERS(dest) CLI_STR_OPT("--layers", NULL, dest, "SPEC", "explicit layer path \"0-11,6-23\"")
+#define CLI_BLOCKS(dest) CLI_STR_OPT("--blocks", NULL, dest, "SPEC", "RYS blocks \"i,j[;i,j...]\": run 0..j-1 then i..N-1; \"i,j@a\" scales the repeat's residual updates, \"i,j@euler\" damps both traversals (README: Damped repeats)")
+#define CLI_LAYERS(dest) CLI_STR_OPT("--layers", NULL, dest, "SPEC", "explicit layer path \"0-11,6-23\", \"0-11,6-11@0.5,12-23\" with residual scales")
 #define CLI_JSON(dest, help) CLI_FLAG_OPT("--json", NULL, dest, help)
 
 /* A positional argument. */

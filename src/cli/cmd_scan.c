@@ -9,6 +9,7 @@
 
 #include <jansson.h>
 #include <signal.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,7 +65,7 @@ static int show_status(const char *db_path, bool json) {
 }
 
 int cmd_scan(int argc, char **argv) {
-    const char *model_spec = NULL, *probes = NULL, *db_path = NULL, *only = NULL, *paths_file = NULL;
+    const char *model_spec = NULL, *probes = NULL, *db_path = NULL, *only = NULL, *paths_file = NULL, *scales = NULL;
     bool status = false, json = false;
     /* -1 and 0: "not given", so that --paths can refuse the sweep's options even when spelled with their defaults */
     int threads = 0, top = 5, order = -1, mode = -1;
@@ -81,6 +82,7 @@ int cmd_scan(int argc, char **argv) {
         CLI_INT_OPT("--max-extra", NULL, &sw.max_extra, 1, 100000, "K", "only blocks of at most K repeated layers"),
         CLI_INT_OPT("--stride", NULL, &sw.stride, 1, 100000, "S", "only i, j that are multiples of S (j = N always kept)"),
         CLI_STR_OPT("--only", NULL, &only, "I0-I1,J0-J1", "only blocks with i in [I0,I1] and j in [J0,J1]"),
+        CLI_STR_OPT("--scales", NULL, &scales, "A,B,...", "each configuration at each residual scale of its repeats (1 = as is; README: Damped repeats)"),
         CLI_CHOICE_OPT("--order", NULL, &order, orders, "rows|coarse", "sweep order (coarse: a coarse grid first, then finer)"),
         CLI_CHOICE_OPT("--mode", NULL, &mode, modes, "blocks|repeat", "single blocks (default) or single-layer repeats"),
         CLI_INT_OPT("--max-repeat", NULL, &sw.max_repeat, 2, 64, "R", "repeat mode: traverse each layer 2..R times (default 4)"),
@@ -102,13 +104,30 @@ int cmd_scan(int argc, char **argv) {
     cli_parse_or_exit(&spec, argc, argv);
     if (paths_file) {
         const char *sweep_opt = sw.stride ? "--stride" : only ? "--only" : order >= 0 ? "--order" : mode >= 0 ? "--mode"
-                              : sw.max_extra ? "--max-extra" : sw.max_repeat ? "--max-repeat" : NULL;
+                              : sw.max_extra ? "--max-extra" : sw.max_repeat ? "--max-repeat"
+                              : scales ? "--scales" : NULL;
         if (sweep_opt) cli_fail(&spec, "--paths measures the listed paths; %s shapes a sweep and cannot be combined with it", sweep_opt);
     }
     if (!sw.max_repeat) sw.max_repeat = 4;
     sw.order = order == 1 ? ORDER_COARSE : ORDER_ROWS;
     sw.repeat = mode == 1;
     if (only && scan_parse_only(only, &sw)) cli_fail(&spec, "%s", rys_lasterr());
+    int n_scales = 0;
+    float *scale_list = NULL;
+    if (scales) {
+        char **v = cli_split(scales, ',', &n_scales);
+        scale_list = xcalloc((size_t)(n_scales ? n_scales : 1), sizeof *scale_list);
+        for (int k = 0; k < n_scales; k++) {
+            char *end;
+            errno = 0;
+            scale_list[k] = strtof(v[k], &end);
+            if (end == v[k] || *end || errno || !(scale_list[k] >= 0.0f && scale_list[k] <= 16.0f))
+                cli_fail(&spec, "--scales '%s': '%s' is not a scale 0..16", scales, v[k]);
+            free(v[k]);
+        }
+        free(v);
+        if (!n_scales) cli_fail(&spec, "--scales '': no scales");
+    }
     if (!db_path) cli_fail(&spec, "missing --db FILE");
     if (status) return show_status(db_path, json);
     if (!model_spec || !probes) cli_fail(&spec, "missing %s", model_spec ? "--probes" : "MODEL");
@@ -121,6 +140,8 @@ int cmd_scan(int argc, char **argv) {
     if (paths_file ? scan_load_paths(paths_file, cm.m->hp.n_layers, &cfgs, &n_cfgs)
                    : scan_build_configs(cm.m->hp.n_layers, &sw, &cfgs, &n_cfgs))
         rys_die("%s", rys_lasterr());
+    if (scale_list && scan_apply_scales(&cfgs, &n_cfgs, scale_list, n_scales)) rys_die("%s", rys_lasterr());
+    free(scale_list);
     int n_files;
     char **files = cli_split(probes, ',', &n_files);
     evalset *es = evalset_load((const char *const *)files, n_files, cm.m, cm.tok, &eo);

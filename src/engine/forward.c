@@ -51,6 +51,11 @@ struct forward_ctx {
     int *qblocks;               /* [UBATCH + 1] first batch row of each query block */
     float *rope_cs;             /* [UBATCH][rope_dims] cos, sin of the micro-batch's positions */
     int *kept;                  /* [UBATCH] micro-batch rows kept past the last position's K and V */
+    /* damped-Euler traversals (path.seg): the state each token entered the
+     * open traversal with, [n_seq][n_ctx][dim] by the token's sequence and
+     * position, since a caller may run a traversal's positions in several
+     * calls on differently ordered rows; NULL when the path has none */
+    float *x0;
     int32_t *kept_pos, *kept_seq;
 };
 
@@ -109,6 +114,7 @@ forward_ctx *forward_new(const model *m, const layer_path *path, int n_seq, int 
     f->kept = xmalloc(U * sizeof *f->kept);
     f->kept_pos = xmalloc(U * sizeof *f->kept_pos);
     f->kept_seq = xmalloc(U * sizeof *f->kept_seq);
+    if (path->n_seg) f->x0 = xcalloc((size_t)n_seq * n_ctx * hp->dim, sizeof(float));
     return f;
 }
 
@@ -120,6 +126,7 @@ void forward_free(forward_ctx *f) {
     free(f->att); free(f->o); free(f->gate); free(f->up); free(f->scores); free(f->rope_cs);
     free(f->queries); free(f->qblocks);
     free(f->kept); free(f->kept_pos); free(f->kept_seq);
+    free(f->x0);
     free(f);
 }
 
@@ -438,6 +445,7 @@ struct token_map {
     const fwd_batch *b;
     const layer_weights *L;
     int t0, n, slot;
+    float scale;                                /* the position's residual scale (path.scale) */
     float *x;                                   /* hidden states [n][dim] */
     void (*step)(const token_map *m, int t);
 };
@@ -497,7 +505,9 @@ static void attn_residual_step(const token_map *m, int t) {
     const layer_weights *L = m->L;
     float *xt = m->x + (size_t)t * hp->dim, *ot = m->f->o + (size_t)t * hp->dim;
     if (L->post_attn_norm) rmsnorm(ot, ot, L->post_attn_norm, hp->dim, hp->rms_eps);
-    for (int i = 0; i < hp->dim; i++) xt[i] += ot[i];
+    /* an undamped position adds without a multiply: the bits of a path without scales */
+    if (m->scale == 1.0f) for (int i = 0; i < hp->dim; i++) xt[i] += ot[i];
+    else for (int i = 0; i < hp->dim; i++) xt[i] += m->scale * ot[i];
     rmsnorm(m->f->xn + (size_t)t * hp->dim, xt, L->ffn_norm, hp->dim, hp->rms_eps);
 }
 
@@ -524,7 +534,8 @@ static void ffn_residual_step(const token_map *m, int t) {
     const model_hparams *hp = &m->f->m->hp;
     float *xt = m->x + (size_t)t * hp->dim, *ot = m->f->o + (size_t)t * hp->dim;
     if (m->L->post_ffn_norm) rmsnorm(ot, ot, m->L->post_ffn_norm, hp->dim, hp->rms_eps);
-    for (int i = 0; i < hp->dim; i++) xt[i] += ot[i];
+    if (m->scale == 1.0f) for (int i = 0; i < hp->dim; i++) xt[i] += ot[i];
+    else for (int i = 0; i < hp->dim; i++) xt[i] += m->scale * ot[i];
 }
 
 /* ---- the layer loop --------------------------------------------------------- */
@@ -559,6 +570,36 @@ static void restore_kept_rows(const forward_ctx *f, int n_kept, float *x) {
         if (f->kept[k] != k) memcpy(x + (size_t)f->kept[k] * dim, x + k * dim, dim * sizeof *x);
 }
 
+/* Damped-Euler traversals ("Training-Free Looped Transformers", Chen et al.,
+ * arXiv 2605.23872): a traversal of positions [begin, end) runs its layers at
+ * full strength; entering it, each token's state x0 is kept, and leaving it
+ * the state becomes x0 + h (x - x0): the traversal's whole update G(x0) - x0
+ * scaled by h. Rows are found by sequence and position. */
+static float *x0_row(const forward_ctx *f, const fwd_batch *b, int t0, int t) {
+    size_t at = (size_t)b->seq[t0 + t] * f->kv.n_ctx + (size_t)b->pos[t0 + t];
+    return f->x0 + at * f->m->hp.dim;
+}
+
+static void euler_enter(const forward_ctx *f, const fwd_batch *b, int t0, int n, const float *x, int p) {
+    for (int s = 0; s < f->path.n_seg; s++)
+        if (f->path.seg[s].begin == p)
+            for (int t = 0; t < n; t++)
+                memcpy(x0_row(f, b, t0, t), x + (size_t)t * f->m->hp.dim, (size_t)f->m->hp.dim * sizeof *x);
+}
+
+static void euler_leave(const forward_ctx *f, const fwd_batch *b, int t0, int n, float *x, int p) {
+    int dim = f->m->hp.dim;
+    for (int s = 0; s < f->path.n_seg; s++) {
+        if (f->path.seg[s].end != p + 1) continue;
+        float h = f->path.seg[s].h;
+        for (int t = 0; t < n; t++) {
+            const float *x0 = x0_row(f, b, t0, t);
+            float *xt = x + (size_t)t * dim;
+            for (int i = 0; i < dim; i++) xt[i] = x0[i] + h * (xt[i] - x0[i]);
+        }
+    }
+}
+
 /* One micro-batch of n tokens (batch rows t0..t0+n-1) through path positions
  * [p_begin, p_end); hidden states in x[n][dim]. With trim, the path's last
  * position computes only K and V for rows without want_logits: a prompt's
@@ -574,7 +615,9 @@ static void run_layers(forward_ctx *f, const fwd_batch *b, int t0, int n, float 
         const int layer = f->path.layers[p];      /* whose weights */
         const int slot = p;                       /* whose KV cache */
         const layer_weights *L = &m->layers[layer];
-        token_map tm = {.f = f, .b = b, .L = L, .t0 = t0, .n = n, .slot = slot, .x = x};
+        token_map tm = {.f = f, .b = b, .L = L, .t0 = t0, .n = n, .slot = slot, .x = x,
+                        .scale = path_scale(&f->path, p)};
+        if (f->x0) euler_enter(f, b, t0, n, x, p);
 
         /* attention */
         map_tokens(&tm, attn_norm_step);
@@ -603,6 +646,7 @@ static void run_layers(forward_ctx *f, const fwd_batch *b, int t0, int n, float 
         map_tokens(&tm, ffn_act_step);
         quant_matmul(&L->w_down, f->gate, n, f->o, f->pool);
         map_tokens(&tm, ffn_residual_step);
+        if (f->x0) euler_leave(f, b, t0, n, x, p);
     }
     if (n_kept > 0) restore_kept_rows(f, n_kept, x);
 }

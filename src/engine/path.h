@@ -12,16 +12,42 @@
  *   counts "c0,c1,...,cN-1": layer l traversed c_l times in place, in layer
  *          order (0,1,1,2,...), the surrogate's candidate form: it cannot
  *          express a block's loop, so a block and its count vector differ.
- * Canonical string: "layers:0,1,2,...". */
+ * Canonical string: "layers:0,1,2,...".
+ *
+ * Damped repeats (README "Damped repeats"). A path may scale the residual
+ * updates of some positions:
+ *   scale   position p adds scale[p] times its attention and feed-forward
+ *           outputs to the residual stream (1 = undamped, as without scales).
+ *           Spelled "i,j@a" in blocks (the block's second traversal at a) and
+ *           "lo-hi@a" or "L@a" in layers; canonical "layers:0,1,2,1@0.5,2@0.5,3".
+ *   segs    the damped-Euler rule of "Training-Free Looped Transformers"
+ *           (Chen et al., arXiv 2605.23872): each of the K traversals of a
+ *           block, the first included, moves the state by h times the whole
+ *           traversal's update, x <- x + h (G(x) - x), h = alpha / K. Spelled
+ *           "i,j@euler" (alpha 1) or "i,j@euler:alpha"; canonical suffix
+ *           "+euler:b-e@h,..." with inclusive path positions.
+ * Without either, a path is exactly what it was before scales existed: the
+ * same key, and the forward pass the same bits. */
 #ifndef RYS_PATH_H
 #define RYS_PATH_H
 
+#include <stdbool.h>
 #include <stddef.h>
+
+/* A damped-Euler traversal: path positions [begin, end) run at full strength,
+ * then the state becomes x0 + h (x - x0), x0 the state entering begin. */
+typedef struct {
+    int begin, end;
+    float h;
+} path_seg;
 
 typedef struct {
     int *layers;        /* weight index per path position */
     int n;              /* path length */
     int n_model;        /* decoder layers in the model (N) */
+    float *scale;       /* [n] residual scale per position, or NULL: all 1 */
+    path_seg *seg;      /* [n_seg] damped-Euler traversals, ascending, disjoint */
+    int n_seg;
 } layer_path;
 
 int path_baseline(int n_model, layer_path *out);
@@ -41,8 +67,21 @@ void path_counts(const layer_path *p, int *counts);
 /* Either spec may be NULL; both NULL = baseline; both set = error. */
 int path_from_specs(const char *blocks, const char *layers, int n_model, layer_path *out);
 int path_copy(const layer_path *src, layer_path *out);
+/* Residual scale of position p (1 when the path has none). */
+float path_scale(const layer_path *p, int pos);
+/* Whether p scales or damps anything (false: the plain path of old). */
+bool path_is_damped(const layer_path *p);
+/* Gives every repeated traversal of p (each position whose layer appeared
+ * earlier on the path) residual scale a, 0 <= a <= 16; a == 1 leaves p as it is. */
+int path_scale_repeats(layer_path *p, float a);
+/* The shortest decimal that reads back as exactly v, into buf (keys and
+ * labels spell scales so). */
+void path_format_scale(char *buf, size_t cap, float v);
+/* Same layers, scales and damped traversals. */
+bool path_equal(const layer_path *a, const layer_path *b);
 
-/* "layers:0,1,2,..." (malloc'd). */
+/* "layers:0,1,2,..." (malloc'd); scaled positions carry "@a", damped-Euler
+ * traversals a "+euler:..." suffix. */
 char *path_canonical(const layer_path *p);
 /* Compact human form: "0-6,2-8" (malloc'd). */
 char *path_ranges(const layer_path *p);

@@ -4,11 +4,17 @@
  * Hugging Face transformers run without knowing about rys:
  *   materialized GGUF  every path position gets its own "blk.<p>.*" tensors
  *                      (bytes copied from the source layer, quantization
- *                      untouched), block_count = path length;
+ *                      untouched), block_count = path length; a position
+ *                      with residual scale a (path.h) gets its output
+ *                      projections (gemma3: post-norm weights) times a,
+ *                      block formats through their fp16 scales;
  *   virtual GGUF       the source tensors once plus rys.layer_path, which rys
  *                      itself runs by default (the file stays the same size);
  *   Hugging Face dir   safetensors shards with the decoder layers renumbered
- *                      along the path, config.json and tokenizer files.
+ *                      along the path (o_proj / down_proj times a residual
+ *                      scale), config.json and tokenizer files.
+ * Damped-Euler traversals (path.h) mix a traversal's input and output state,
+ * which no weight expresses: only the virtual GGUF keeps them.
  * Every output is written under a temporary name and renamed at the end, so a
  * failure never leaves a half-written model under the final name.
  * Per-layer metadata (GGUF arrays with one entry per layer under "<arch>.",

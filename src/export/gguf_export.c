@@ -6,6 +6,7 @@
  * costs is the page cache the kernel can drop at will. */
 #include "export/export.h"
 #include "engine/model.h"
+#include "quant/quant.h"
 #include "base/sha256.h"
 #include "base/util.h"
 
@@ -151,10 +152,63 @@ static void copy_metadata(gguf_writer *w, const gguf_file *g, const char *arch, 
     }
 }
 
+/* Whether the layer with tensor `rest` ("<name>.weight" after "blk.<L>.")
+ * among its siblings adds its attention or feed-forward output to the residual
+ * stream as this tensor's last linear factor: the output projections and
+ * their biases, or, where the layer normalizes an output before adding it
+ * (gemma3's post-norms: the update is norm(out) * w), that norm's weight,
+ * since a scale on the projection would be normalized away. */
+static bool residual_factor(const char *rest, bool post_norms) {
+    static const char *const proj[] = {"attn_output.weight", "attn_output.bias", "ffn_down.weight", "ffn_down.bias"};
+    static const char *const post[] = {"post_attention_norm.weight", "post_ffw_norm.weight"};
+    const char *const *names = post_norms ? post : proj;
+    int n = post_norms ? 2 : 4;
+    for (int k = 0; k < n; k++)
+        if (!strcmp(rest, names[k])) return true;
+    return false;
+}
+
+/* Whether source layer l normalizes its outputs before the residual add. */
+static bool layer_has_post_norms(const gguf_file *g, int l) {
+    char a[64], f[64];
+    snprintf(a, sizeof a, "blk.%d.post_attention_norm.weight", l);
+    snprintf(f, sizeof f, "blk.%d.post_ffw_norm.weight", l);
+    bool has_a = false, has_f = false;
+    for (uint64_t i = 0; i < g->n_tensors; i++) {
+        has_a |= gguf_str_eq(g->tensors[i].name, a);
+        has_f |= gguf_str_eq(g->tensors[i].name, f);
+    }
+    return has_a && has_f;
+}
+
+/* A copy of tensor t with every value times a (quant_scale_row: float
+ * formats value by value, block formats through their fp16 scales), into
+ * *keep for the writer; NULL with the error set for a format without scales. */
+static const void *scaled_copy(const gguf_file *g, const gguf_tensor *t, const char *name, float a, void **keep) {
+    int64_t rows = 1;
+    for (uint32_t d = 1; d < t->n_dims; d++) rows *= t->ne[d];
+    uint8_t *buf = xmalloc(t->nbytes ? t->nbytes : 1);
+    memcpy(buf, t->data, t->nbytes);
+    size_t row_bytes = quant_row_size(t->type, t->ne[0]);
+    for (int64_t r = 0; r < rows; r++)
+        if (!row_bytes || quant_scale_row(t->type, buf + (size_t)r * row_bytes, t->ne[0], a)) {
+            char msg[256];
+            snprintf(msg, sizeof msg, "%s", row_bytes ? rys_lasterr() : "unknown format");
+            rys_seterr("%s: cannot fold the residual scale into %s: %s", g->path, name, msg);
+            free(buf);
+            return NULL;
+        }
+    *keep = buf;
+    return buf;
+}
+
 /* Tensors: non-layer ones as they come; at the first layer tensor, all path
- * positions' layers renamed blk.<p>.*, in the source's order within a layer. */
+ * positions' layers renamed blk.<p>.*, in the source's order within a layer.
+ * A position with residual scale a != 1 gets its residual factors
+ * (residual_factor) as scaled copies, kept in *bufs (n_bufs of them) until
+ * the file is written. */
 static int add_tensors(gguf_writer *w, const gguf_file *g, int n_model, const layer_path *path,
-                       bool materialize) {
+                       bool materialize, void ***bufs, int *n_bufs) {
     int *count = xcalloc((size_t)n_model, sizeof *count);
     int rc = -1;
     for (uint64_t i = 0; i < g->n_tensors; i++) {
@@ -185,14 +239,30 @@ static int add_tensors(gguf_writer *w, const gguf_file *g, int n_model, const la
         }
         if (layers_done) continue;
         layers_done = true;
-        for (int p = 0; p < path->n; p++)
+        for (int p = 0; p < path->n; p++) {
+            float a = path_scale(path, p);
+            bool post_norms = a != 1.0f && layer_has_post_norms(g, path->layers[p]);
+            int folded = 0;
             for (uint64_t k = i; k < g->n_tensors; k++) {
                 const gguf_tensor *s = &g->tensors[k];
                 if (tensor_layer(s->name, &rest) != path->layers[p]) continue;
                 char nm[512];
                 snprintf(nm, sizeof nm, "blk.%d.%.*s", p, (int)(s->name.len - rest), s->name.ptr + rest);
-                gguf_writer_add_tensor(w, nm, s->type, s->n_dims, s->ne, s->data);
+                const void *data = s->data;
+                if (a != 1.0f && residual_factor(strchr(nm + 4, '.') + 1, post_norms)) {
+                    *bufs = xrealloc(*bufs, (size_t)(*n_bufs + 1) * sizeof **bufs);
+                    if (!(data = scaled_copy(g, s, nm, a, &(*bufs)[*n_bufs]))) goto out;
+                    (*n_bufs)++;
+                    folded += !strstr(nm, ".bias");
+                }
+                gguf_writer_add_tensor(w, nm, s->type, s->n_dims, s->ne, data);
             }
+            if (a != 1.0f && folded != 2) {
+                rys_seterr("%s: layer %d lacks its %s weights, so residual scale %g at position %d has nowhere to go",
+                           g->path, path->layers[p], post_norms ? "post-norm" : "attn_output / ffn_down", (double)a, p);
+                goto out;
+            }
+        }
     }
     rc = 0;
 out:
@@ -210,7 +280,8 @@ int export_gguf(const char *src_path, const char *dst_path, const export_opts *o
     char *arch = NULL, *canon = NULL;
     layer_path path = {0};
     gguf_writer *w = NULL;
-    int n_model, rc = -1;
+    void **bufs = NULL;
+    int n_model, rc = -1, n_bufs = 0;
     if (read_arch(g, &arch, &n_model)) goto out;
     if (path_from_specs(o->blocks, o->layers, n_model, &path)) {
         char msg[512];
@@ -219,6 +290,13 @@ int export_gguf(const char *src_path, const char *dst_path, const export_opts *o
         goto out;
     }
     bool materialize = !o->virtual_path;
+    if (materialize && path.n_seg) {
+        rys_seterr("%s: the damped-Euler rule (@euler) sets the state after a traversal to x0 + h (x - x0), its input "
+                   "and output mixed, which no layer weight of a GGUF can express; use --virtual (rys runs it) or a "
+                   "repeat scale (i,j@a), which folds into the copied layers",
+                   src_path);
+        goto out;
+    }
     for (int p = 0; materialize && p < path.n; p++)
         if (model_layer_sliding(arch, path.layers[p]) != model_layer_sliding(arch, p)) {
             const char *kind[2] = {"global", "sliding-window"};
@@ -232,7 +310,7 @@ int export_gguf(const char *src_path, const char *dst_path, const export_opts *o
         }
     w = gguf_writer_new(g->alignment);
     copy_metadata(w, g, arch, n_model, &path, materialize);
-    if (add_tensors(w, g, n_model, &path, materialize)) goto out;
+    if (add_tensors(w, g, n_model, &path, materialize, &bufs, &n_bufs)) goto out;
 
     char hex[65];
     hash_mapping(g, o->progress, hex);
@@ -253,6 +331,8 @@ int export_gguf(const char *src_path, const char *dst_path, const export_opts *o
     rc = 0;
 out:
     gguf_writer_free(w);
+    for (int k = 0; k < n_bufs; k++) free(bufs[k]);
+    free(bufs);
     free(canon);
     free(arch);
     path_free(&path);

@@ -7,6 +7,7 @@
  * file is complete; any failure removes the temporary directory. */
 #include "export/export.h"
 #include "export/safetensors.h"
+#include "quant/quant.h"
 #include "base/sha256.h"
 #include "base/util.h"
 
@@ -237,6 +238,70 @@ out:
     return rc;
 }
 
+/* The output projections that carry a layer's attention and feed-forward
+ * updates into the residual stream: where a residual scale is folded. */
+static const char *const residual_factors[] = {
+    "self_attn.o_proj.weight", "self_attn.o_proj.bias", "mlp.down_proj.weight", "mlp.down_proj.bias",
+};
+
+static bool is_residual_factor(const char *rest) {
+    for (size_t k = 0; k < sizeof residual_factors / sizeof residual_factors[0]; k++)
+        if (!strcmp(rest, residual_factors[k])) return true;
+    return false;
+}
+
+/* Whether every scaled position of path can take its scale in its
+ * projections: no damped-Euler traversals, both projection weights present,
+ * no post-norms (Gemma's norm(out) * (1 + w) would need w' = a (1 + w) - 1,
+ * which bf16 cannot hold exactly; a scale on the projection is normalized
+ * away). 0, or -1 with the reason. */
+static int check_foldable(const hf_source *s, const layer_path *path) {
+    if (path->n_seg) {
+        rys_seterr("%s: the damped-Euler rule (@euler) mixes a traversal's input and output state, which no layer "
+                   "weight can express; use a repeat scale (i,j@a)", s->src_dir);
+        return -1;
+    }
+    for (int p = 0; p < path->n; p++) {
+        if (path_scale(path, p) == 1.0f) continue;
+        int found = 0;
+        for (size_t i = 0; i < s->n_tensors; i++) {
+            const hf_tensor *h = &s->tensors[i];
+            if (h->layer != path->layers[p]) continue;
+            const char *rest = h->t->name + h->rest;
+            if (!strcmp(rest, "post_feedforward_layernorm.weight")) {
+                rys_seterr("%s: layer %d normalizes its outputs before the residual add (post-norms), so residual "
+                           "scale %g cannot go into its projections, and Gemma's (1 + w) norm weights cannot take "
+                           "it exactly in bf16; export a GGUF instead (its norm weights hold 1 + w)",
+                           s->src_dir, path->layers[p], (double)path_scale(path, p));
+                return -1;
+            }
+            found += !strcmp(rest, "self_attn.o_proj.weight") || !strcmp(rest, "mlp.down_proj.weight");
+        }
+        if (found != 2) {
+            rys_seterr("%s: layer %d lacks self_attn.o_proj.weight or mlp.down_proj.weight, so residual scale %g "
+                       "has nowhere to go", s->src_dir, path->layers[p], (double)path_scale(path, p));
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The bytes of t times a, F32 / F16 / BF16 value by value (rounded back to
+ * the dtype), into a new buffer; NULL with the error set for other dtypes. */
+static uint8_t *scaled_bytes(const char *dir, const st_tensor *t, float a) {
+    uint32_t type = !strcmp(t->dtype, "F32") ? QT_F32 : !strcmp(t->dtype, "F16") ? QT_F16
+                  : !strcmp(t->dtype, "BF16") ? QT_BF16 : QT_COUNT;
+    if (type == QT_COUNT) {
+        rys_seterr("%s: cannot fold a residual scale into %s of dtype %s (F32, F16 or BF16 only)", dir, t->name, t->dtype);
+        return NULL;
+    }
+    uint8_t *buf = xmalloc(t->nbytes ? t->nbytes : 1);
+    memcpy(buf, t->data, t->nbytes);
+    int64_t n = (int64_t)(t->nbytes / (type == QT_F32 ? 4 : 2));
+    if (n && quant_scale_row(type, buf, n, a)) { free(buf); return NULL; }
+    return buf;
+}
+
 static void count_bytes(void *ctx, uint64_t n) {
     hf_out *o = ctx;
     o->done += n;
@@ -284,6 +349,7 @@ static int write_shards(const hf_source *s, const layer_path *path, hf_out *o) {
     o->pr.enabled &= o->show_progress;
     int rc = -1;
     size_t i = 0;
+    uint8_t **bufs = xcalloc(n_out ? n_out : 1, sizeof *bufs);   /* scaled copies, kept until written */
     for (size_t k = 0; k < n_shards; k++) {
         char fname[64];
         if (s->sharded) snprintf(fname, sizeof fname, "model-%05zu-of-%05zu.safetensors", k + 1, n_shards);
@@ -295,7 +361,15 @@ static int write_shards(const hf_source *s, const layer_path *path, hf_out *o) {
             char name[1024];
             if (position[i] < 0) snprintf(name, sizeof name, "%s", h->t->name);
             else snprintf(name, sizeof name, "%s%d.%s", s->prefix, position[i], h->t->name + h->rest);
-            st_writer_add(w, name, h->t);
+            float a = position[i] < 0 ? 1.0f : path_scale(path, position[i]);
+            if (a != 1.0f && is_residual_factor(h->t->name + h->rest)) {
+                if (!(bufs[i] = scaled_bytes(s->src_dir, h->t, a))) { st_writer_free(w); progress_finish(&o->pr); goto out; }
+                st_tensor scaled = *h->t;
+                scaled.data = bufs[i];
+                st_writer_add(w, name, &scaled);
+            } else {
+                st_writer_add(w, name, h->t);
+            }
             json_object_set_new(weight_map, name, json_string(fname));
         }
         char *path_out = join(o->dir, fname), hex[65];
@@ -322,6 +396,8 @@ static int write_shards(const hf_source *s, const layer_path *path, hf_out *o) {
     }
     rc = 0;
 out:
+    for (size_t k = 0; k < n_out; k++) free(bufs[k]);
+    free(bufs);
     json_decref(meta);
     json_decref(weight_map);
     free(shard_of);
@@ -452,7 +528,7 @@ int export_hf(const char *src_dir, const char *dst_dir, const export_opts *opt) 
         rys_seterr("%s: %s", src, msg);
         goto out;
     }
-    if (classify_tensors(&s, &path)) goto out;
+    if (classify_tensors(&s, &path) || check_foldable(&s, &path)) goto out;
 
     size_t tn = strlen(dst) + 32;
     o.dir = xmalloc(tn);

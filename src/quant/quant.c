@@ -13,6 +13,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdlib.h>
+#include <string.h>
 
 typedef struct {
     quant_info info;
@@ -73,6 +74,56 @@ size_t quant_row_size(uint32_t type, int64_t n) {
     const quant_format *f = format_of(type);
     if (!f || n < 0 || n % f->info.block_size) return 0;
     return (size_t)(n / f->info.block_size) * f->info.type_size;
+}
+
+/* Multiplies the fp16 at p by a, rounding to fp16. */
+static void scale_fp16_at(uint8_t *p, float a) {
+    uint16_t h;
+    memcpy(&h, p, sizeof h);
+    h = quant_f32_to_fp16(quant_fp16_to_f32(h) * a);
+    memcpy(p, &h, sizeof h);
+}
+
+static const quant_format *computable(uint32_t type, int64_t n, const char *what);
+
+int quant_scale_row(uint32_t type, void *row, int64_t n, float a) {
+    const quant_format *f = computable(type, n, "scale");
+    if (!f) return -1;
+    uint8_t *b = row;
+    /* byte offsets of each block's fp16 scale fields: every value of a block
+     * is linear in them (d*q, d*q + m, d*sc*q - dmin*m) */
+    size_t off[2];
+    int n_off;
+    switch (type) {
+    case QT_F32: {
+        float *v = row;
+        for (int64_t i = 0; i < n; i++) v[i] *= a;
+        return 0;
+    }
+    case QT_F16: case QT_BF16: {
+        for (int64_t i = 0; i < n; i++) {
+            uint16_t h;
+            memcpy(&h, b + 2 * i, sizeof h);
+            h = type == QT_F16 ? quant_f32_to_fp16(quant_fp16_to_f32(h) * a) : quant_f32_to_bf16(quant_bf16_to_f32(h) * a);
+            memcpy(b + 2 * i, &h, sizeof h);
+        }
+        return 0;
+    }
+    case QT_Q4_0: off[0] = offsetof(block_q4_0, d); n_off = 1; break;
+    case QT_Q5_0: off[0] = offsetof(block_q5_0, d); n_off = 1; break;
+    case QT_Q8_0: off[0] = offsetof(block_q8_0, d); n_off = 1; break;
+    case QT_Q4_1: off[0] = offsetof(block_q4_1, d); off[1] = offsetof(block_q4_1, m); n_off = 2; break;
+    case QT_Q5_1: off[0] = offsetof(block_q5_1, d); off[1] = offsetof(block_q5_1, m); n_off = 2; break;
+    case QT_Q4_K: off[0] = offsetof(block_q4_K, d); off[1] = offsetof(block_q4_K, dmin); n_off = 2; break;
+    case QT_Q5_K: off[0] = offsetof(block_q5_K, d); off[1] = offsetof(block_q5_K, dmin); n_off = 2; break;
+    case QT_Q6_K: off[0] = offsetof(block_q6_K, d); n_off = 1; break;
+    default:
+        rys_seterr("scale: type %s has no block scales rys knows", f->info.name);
+        return -1;
+    }
+    for (int64_t k = 0; k < n / f->info.block_size; k++, b += f->info.type_size)
+        for (int i = 0; i < n_off; i++) scale_fp16_at(b + off[i], a);
+    return 0;
 }
 
 /* The format of type if rys computes with it and n fits its blocks. */

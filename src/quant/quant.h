@@ -41,6 +41,15 @@ size_t quant_row_size(uint32_t type, int64_t n);
  * Returns 0, or -1 with the error set for a type rys cannot decode or a bad n. */
 int quant_dequantize_row(uint32_t type, const void *src, float *dst, int64_t n);
 
+/* Multiplies the n values of a row (n a multiple of the block size) by a, in
+ * place, as the format can hold it: F32 value by value, F16 and BF16 value by
+ * value rounded back to the format, block formats through their fp16 block
+ * scales and minimums (d and m, or d and dmin), each rounded to fp16 with the
+ * quantized values untouched. Exact (the product's bits) when a is a power of
+ * two and no scale leaves fp16's normal range. 0, or -1 with the error set for
+ * a type rys does not compute with. */
+int quant_scale_row(uint32_t type, void *row, int64_t n, float a);
+
 /* A weight matrix W with n_out rows of n_in elements, row-major, rows in the
  * given type. */
 typedef struct {

@@ -99,6 +99,44 @@ int scan_build_configs(int n_layers, const scan_sweep *sw, scan_config **out, in
     return 0;
 }
 
+int scan_apply_scales(scan_config **cfgs, int *n, const float *scales, int n_scales) {
+    for (int a = 0; a < n_scales; a++)
+        for (int b = 0; b < a; b++)
+            if (scales[a] == scales[b]) { rys_seterr("--scales: %g given twice", (double)scales[a]); return -1; }
+    scan_config *in = *cfgs, *out = xcalloc((size_t)(1 + (*n - 1) * n_scales), sizeof *out);
+    int m = 0;
+    out[m++] = in[0];                       /* the baseline, once */
+    for (int k = 1; k < *n; k++) {
+        for (int a = 0; a < n_scales; a++) {
+            scan_config c = {0};
+            c.i = in[k].i;
+            c.j = in[k].j;
+            path_copy(&in[k].path, &c.path);
+            if (path_scale_repeats(&c.path, scales[a])) {
+                path_free(&c.path);
+                scan_free_configs(out, m);
+                return -1;
+            }
+            if (scales[a] == 1.0f) {
+                c.spec = xstrdup(in[k].spec);
+            } else {
+                char num[32];
+                path_format_scale(num, sizeof num, scales[a]);
+                c.spec = xmalloc(strlen(in[k].spec) + strlen(num) + 2);
+                sprintf(c.spec, "%s@%s", in[k].spec, num);
+                c.i = c.j = -1;             /* the report's heatmaps are of unscaled blocks */
+            }
+            c.key = path_canonical(&c.path);
+            out[m++] = c;
+        }
+    }
+    in[0] = (scan_config){0};               /* moved to out */
+    scan_free_configs(in, *n);
+    *cfgs = out;
+    *n = m;
+    return 0;
+}
+
 /* The path of one paths-file spec (whitespace already removed) into c, with
  * i, j set when the spec is a single block; 0, or -1 with the problem as the error. */
 static int parse_path_spec(const char *spec, int n_layers, scan_config *c) {
@@ -164,8 +202,7 @@ int scan_parse_paths(const char *text, const char *name, int n_layers, scan_conf
         }
         bool seen = false;
         for (int k = 0; k < n && !seen; k++)
-            seen = c[k].path.n == cfg.path.n &&
-                   !memcmp(c[k].path.layers, cfg.path.layers, (size_t)cfg.path.n * sizeof *cfg.path.layers);
+            seen = path_equal(&c[k].path, &cfg.path);
         if (seen) { path_free(&cfg.path); continue; }   /* another spelling of a path already listed */
         if (n == cap) {
             cap *= 2;

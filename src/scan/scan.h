@@ -42,6 +42,12 @@ void scan_free_configs(scan_config *c, int n);
 int scan_parse_paths(const char *text, const char *name, int n_layers, scan_config **out, int *n_out);
 /* scan_parse_paths on the contents of the file at path. */
 int scan_load_paths(const char *path, int n_layers, scan_config **out, int *n_out);
+/* The scale dimension of a sweep (--scales): every configuration after the
+ * baseline becomes one per scale, in the order given, its repeated
+ * traversals at that residual scale (path_scale_repeats; 1 keeps it as it
+ * is), spec "<spec>@a" and i, j unset for a != 1. 0, or -1 with the error
+ * for a scale out of 0..16 or given twice. */
+int scan_apply_scales(scan_config **cfgs, int *n, const float *scales, int n_scales);
 /* Parses "i0-i1,j0-j1" for --only. */
 int scan_parse_only(const char *s, scan_sweep *sw);
 

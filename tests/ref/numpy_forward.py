@@ -216,11 +216,19 @@ def gelu_fp16_table(x):
 
 
 class Session:
-    """One sequence along one layer path; one KV cache per path position."""
+    """One sequence along one layer path; one KV cache per path position.
 
-    def __init__(self, model, path=None):
+    Damped repeats (README "Damped repeats"): scales[p] multiplies what
+    position p adds to the residual stream, its attention and its feed-forward
+    output alike (default 1); segs lists damped-Euler traversals (begin, end,
+    h) over path positions [begin, end): the state x0 entering begin is kept
+    and the state leaving end - 1 becomes x0 + h (x - x0)."""
+
+    def __init__(self, model, path=None, scales=None, segs=()):
         self.m = model
         self.path = list(range(model.n_layers)) if path is None else list(path)
+        self.scales = [1.0] * len(self.path) if scales is None else list(scales)
+        self.segs = list(segs)
         self.k = [np.zeros((0, model.n_head_kv, model.head_dim)) for _ in self.path]
         self.v = [np.zeros((0, model.n_head_kv, model.head_dim)) for _ in self.path]
         self.n_past = 0
@@ -233,6 +241,8 @@ class Session:
         x = m.w["token_embd.weight"][tokens] * m.embd_scale
         group = m.n_head // m.n_head_kv
         for slot, L in enumerate(self.path):
+            if any(b == slot for b, _, _ in self.segs):
+                x0 = x.copy()
             h = rms_norm(x, m.layer(L, "attn_norm.weight"), m.eps)
             q = h @ m.layer(L, "attn_q.weight").T
             k = h @ m.layer(L, "attn_k.weight").T
@@ -275,20 +285,23 @@ class Session:
             o = att.reshape(n, -1) @ m.layer(L, "attn_output.weight").T
             if m.gemma3:
                 o = rms_norm(o, m.layer(L, "post_attention_norm.weight"), m.eps)
-            x = x + o
+            x = x + self.scales[slot] * o
             h = rms_norm(x, m.layer(L, "ffn_norm.weight"), m.eps)
             act = (gelu_fp16_table if m.gelu_fp16 else gelu_tanh) if m.gemma3 else silu
             g = act(h @ m.layer(L, "ffn_gate.weight").T) * (h @ m.layer(L, "ffn_up.weight").T)
             o = g @ m.layer(L, "ffn_down.weight").T
             if m.gemma3:
                 o = rms_norm(o, m.layer(L, "post_ffw_norm.weight"), m.eps)
-            x = x + o
+            x = x + self.scales[slot] * o
+            for _, e, step in self.segs:
+                if e == slot + 1:
+                    x = x0 + step * (x - x0)
         self.n_past += n
         return rms_norm(x, m.w["output_norm.weight"], m.eps) @ m.w["output.weight"].T
 
 
-def forward(model, tokens, path=None):
-    return Session(model, path).eval(tokens)
+def forward(model, tokens, path=None, scales=None, segs=()):
+    return Session(model, path, scales, segs).eval(tokens)
 
 
 def greedy(model, prompt_tokens, n_new, path=None, stop=()):

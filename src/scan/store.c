@@ -111,14 +111,18 @@ static const char schema_sql[] =
     "    PRIMARY KEY (beam, depth, rank)\n"
     ");\n";
 
-/* Whether the config table has the column (a store from before it has not). */
-static bool has_column(store *st, const char *column) {
-    char sql[96];
-    snprintf(sql, sizeof sql, "SELECT %s FROM config LIMIT 0", column);
+/* Whether the table has the column (a store from before it has not). */
+static bool table_has_column(store *st, const char *table, const char *column) {
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT %s FROM %s LIMIT 0", column, table);
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(st->db.h, sql, -1, &q, NULL) != SQLITE_OK) return false;
     sqlite3_finalize(q);
     return true;
+}
+
+static bool has_column(store *st, const char *column) {
+    return table_has_column(st, "config", column);
 }
 
 static bool has_search_column(store *st) {
@@ -371,7 +375,11 @@ int store_probe_sets(store *st, store_probe_set **out, int *n) {
     *out = NULL;
     *n = 0;
     sqlite3_stmt *q;
-    if (db_prepare(&st->db, "SELECT name, kind, path FROM probe_set ORDER BY position", "reading probe sets", &q)) return -1;
+    /* a database written by hand for a report may keep no paths */
+    if (db_prepare(&st->db, table_has_column(st, "probe_set", "path") ? "SELECT name, kind, path FROM probe_set ORDER BY position"
+                                                                       : "SELECT name, kind, '' FROM probe_set ORDER BY position",
+                   "reading probe sets", &q))
+        return -1;
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         *out = xrealloc(*out, (size_t)(*n + 1) * sizeof **out);

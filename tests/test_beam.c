@@ -299,6 +299,100 @@ static void test_beam_on_tiny(void **state) {
     evalset_free(es);
 }
 
+/* ---- ranking, worked by hand ----------------------------------------------------
+ * A store of the 3-layer model with every path the beam will propose already
+ * measured, so nothing runs and every number is known. Deltas in U = 1/16
+ * (math, EQ), baseline 0.5 and 0.5:
+ *   singles (0,1) (+4,+2)  (0,2) (+2,+4)  (0,3) (0,0)  (1,2) (-2,-2)  (1,3) (-4,0)  (2,3) (0,-4)
+ * Both probes' single-block deltas have mean 0 and population variance 40/6 U^2,
+ * so balanced = (math + EQ) / S with S = sqrt(40/6) (in U): (0,1) and (0,2)
+ * 6/S, (0,2) first (higher EQ delta). Seeds and pool (2 each): (0,2), (0,1).
+ * Depth 2, all heuristics 12/S, in proposal order:
+ *   0,2;0,2 = 0,1,0,1,0,1,2 (+8,+8)   0,2;0,1 = 0,1,0,0,1,2 (+6,+6)
+ *   0,1;0,2 = 0,0,1,0,1,2   (+8,+8)   0,1;0,1 = 0,0,0,1,2   (0,0)
+ * 0,2;0,2 and 0,1;0,2 tie at 16/S with equal deltas: fewer extra layers wins,
+ * so width 1 keeps 0,1;0,2 (+3). Depth 3 extends it:
+ *   0,1;0,2;0,2 = 0,0,1,0,1,0,1,2 (+4,+4)   0,1;0,2;0,1 = 0,0,1,0,0,1,2 (+10,+8)
+ * Best: 0,1;0,2;0,1, 18/S, +4 layers. */
+static void save(store *st, const char *spec, const char *path, int i, int j, int extra, double math_u, double eq_u) {
+    store_config c = {spec, path, i, j, extra, 0, "scan"};
+    assert_int_equal(store_add_configs(st, &c, 1), 0);
+    const char *names[2] = {"math_x", "eq_x"};
+    double scores[2] = {0.5 + math_u / 16, 0.5 + eq_u / 16};
+    store_result r = {path, 0, 0, 0, 0, 0, names, scores, 2, NULL, 0};
+    assert_int_equal(store_save_result(st, &r), 0);
+}
+
+static void test_beam_ranks_by_hand(void **state) {
+    fixture *fx = *state;
+    const char *probe_path;
+    evalset *es = load_probes(fx, &probe_path);
+    const char *db = test_tmp_path("beam-hand.sqlite");
+    test_remove_db(db);
+    store *st = store_open(db);
+    assert_non_null(st);
+    store_probe sp[2] = {{"math_x", "/x/math_x.json", "aa", "math", 1}, {"eq_x", "/x/eq_x.json", "bb", "eq", 1}};
+    store_identity id = {"tiny", "00", "llama", N_LAYERS, sp, 2, "{}"};
+    assert_int_equal(store_set_identity(st, &id), 0);
+    save(st, "baseline", "layers:0,1,2", -1, -1, 0, 0, 0);
+    save(st, "blocks:0,1", "layers:0,0,1,2", 0, 1, 1, 4, 2);
+    save(st, "blocks:0,2", "layers:0,1,0,1,2", 0, 2, 2, 2, 4);
+    save(st, "blocks:0,3", "layers:0,1,2,0,1,2", 0, 3, 3, 0, 0);
+    save(st, "blocks:1,2", "layers:0,1,1,2", 1, 2, 1, -2, -2);
+    save(st, "blocks:1,3", "layers:0,1,2,1,2", 1, 3, 2, -4, 0);
+    save(st, "blocks:2,3", "layers:0,1,2,2", 2, 3, 1, 0, -4);
+    save(st, "blocks:0,2;0,2", "layers:0,1,0,1,0,1,2", -1, -1, 4, 8, 8);
+    save(st, "blocks:0,2;0,1", "layers:0,1,0,0,1,2", -1, -1, 3, 6, 6);
+    save(st, "blocks:0,1;0,2", "layers:0,0,1,0,1,2", -1, -1, 3, 8, 8);
+    save(st, "blocks:0,1;0,1", "layers:0,0,0,1,2", -1, -1, 2, 0, 0);
+    save(st, "blocks:0,1;0,2;0,2", "layers:0,0,1,0,1,0,1,2", -1, -1, 5, 4, 4);
+    save(st, "blocks:0,1;0,2;0,1", "layers:0,0,1,0,0,1,2", -1, -1, 4, 10, 8);
+    beam_opts o = beam_default_opts();
+    o.width = 1;
+    o.seeds = 2;
+    o.expand = 2;
+    o.max_new = 0;
+    beam_summary s;
+    if (beam_run(st, db, fx->m, fx->tok, es, fx->pool, &o, false, &s)) fail_msg("%s", rys_lasterr());
+    const double S = sqrt(40.0 / 6);
+    assert_int_equal(s.measured_now, 0);
+    assert_int_equal(s.n_depths, 2);
+    assert_int_equal(s.depth[0].candidates, 4);
+    assert_int_equal(s.depth[0].done_before, 4);
+    assert_string_equal(s.depth[0].best_spec, "blocks:0,1;0,2");
+    assert_true(fabs(s.depth[0].best_score - 16 / S) < 1e-12);
+    assert_int_equal(s.depth[1].candidates, 2);
+    assert_string_equal(s.depth[1].best_spec, "blocks:0,1;0,2;0,1");
+    assert_string_equal(s.best_spec, "blocks:0,1;0,2;0,1");
+    assert_int_equal(s.best_depth, 3);
+    assert_int_equal(s.best_extra, 4);
+    assert_true(fabs(s.best_score - 18 / S) < 1e-12);
+    assert_true(fabs(s.seed_score - 6 / S) < 1e-12);
+    assert_true(fabs(s.best_delta[0] - 10.0 / 16) < 1e-12 && fabs(s.best_delta[1] - 8.0 / 16) < 1e-12);
+    beam_summary_free(&s);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM beam_candidate WHERE depth = 1 AND "
+                                   "((rank = 0 AND spec = 'blocks:0,2') OR (rank = 1 AND spec = 'blocks:0,1'))"), 2);
+    assert_int_equal(query_int(db, "SELECT count(*) FROM beam_candidate WHERE depth = 2 AND "
+                                   "((rank = 0 AND spec = 'blocks:0,2;0,2') OR (rank = 1 AND spec = 'blocks:0,2;0,1') OR "
+                                   "(rank = 2 AND spec = 'blocks:0,1;0,2') OR (rank = 3 AND spec = 'blocks:0,1;0,1'))"), 4);
+    /* the report normalises over every measured path, compositions included, and ranks otherwise: the beam keeps its own */
+    report_data *d = report_load(db);
+    assert_non_null(d);
+    int b = report_find_path(d, "layers:0,0,1,0,0,1,2");
+    assert_true(b >= 0);
+    assert_true(fabs(d->cfg[b].balanced - 18 / S) > 0.1);
+    report_free(d);
+    /* a single block's scores replaced later do not move the frozen statistics: the same beam ranks the same */
+    save(st, "blocks:2,3", "layers:0,1,2,2", 2, 3, 1, -12, -12);
+    if (beam_run(st, db, fx->m, fx->tok, es, fx->pool, &o, false, &s)) fail_msg("%s", rys_lasterr());
+    assert_true(fabs(s.best_score - 18 / S) < 1e-12);
+    beam_summary_free(&s);
+    store_close(st);
+    test_remove_db(db);
+    unlink(probe_path);
+    evalset_free(es);
+}
+
 /* A store without single blocks, or without a scored baseline, is refused with a one-line error. */
 static void test_beam_refuses(void **state) {
     fixture *fx = *state;
@@ -344,6 +438,7 @@ static void test_beam_refuses(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_propose_hand_worked),
+        cmocka_unit_test(test_beam_ranks_by_hand),
         cmocka_unit_test(test_beam_on_tiny),
         cmocka_unit_test(test_beam_refuses),
     };

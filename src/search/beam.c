@@ -109,8 +109,6 @@ static bool in_report(const char *path, void *ctx) {
 
 typedef struct {
     const report_data *d;
-    const report_zstats *z;
-    const store_beam_entry *e;
     const int *cfg;         /* per entry: its report_config, or -1 */
     const double *score;
 } rank_ctx;
@@ -133,7 +131,7 @@ static int rank_entries(const report_data *d, const report_zstats *z, const stor
         score[k] = cfg[k] >= 0 ? report_balanced_of(d, z, d->cfg[cfg[k]].delta) : 0;
         if (cfg[k] >= 0) idx[m++] = k;
     }
-    rank_ctx r = {d, z, e, cfg, score};
+    rank_ctx r = {d, cfg, score};
     qsort_r(idx, (size_t)m, sizeof *idx, cmp_ranked, &r);
     return m;
 }
@@ -298,7 +296,6 @@ int beam_run(store *st, const char *db_path, const model *m, const tokenizer *to
             sum->end = "plateau";
             break;
         }
-        if (depth == BEAM_MAX_DEPTH) break;
     }
     rc = 0;
 out:

@@ -284,7 +284,7 @@ static void test_scan_stores_logit_scores(void **state) {
     }
     assert_int_equal(store_add_configs(st, sc, n_cfgs), 0);
     /* a deadline already passed starts nothing and says so; the store is left as it was */
-    scan_run_opts ro = {false, false, 0, rys_now() - 1};
+    scan_run_opts ro = {false, false, 0, rys_now() - 1, NULL};
     scan_summary sum;
     if (scan_run(st, fx->m, fx->tok, es, fx->pool, cfgs, n_cfgs, &ro, &sum)) fail_msg("%s", rys_lasterr());
     assert_int_equal(sum.done_now, 0);

@@ -123,6 +123,7 @@ int cmd_pull(int argc, char **argv);
 int cmd_models(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_scan(int argc, char **argv);
+int cmd_beam(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_hellaswag(int argc, char **argv);
 int cmd_export(int argc, char **argv);

@@ -70,7 +70,7 @@ int cmd_scan(int argc, char **argv) {
     /* -1 and 0: "not given", so that --paths can refuse the sweep's options even when spelled with their defaults */
     int threads = 0, top = 5, order = -1, mode = -1;
     scan_sweep sw = {0};
-    scan_run_opts ro = {true, false, 0, 0};
+    scan_run_opts ro = {true, false, 0, 0, NULL};
     evalset_options eo = {64, NULL, false};
     static const char *const orders[] = {"rows", "coarse", NULL}, *const modes[] = {"blocks", "repeat", NULL};
     const cli_opt opts[] = {

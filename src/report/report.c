@@ -11,7 +11,11 @@
 
 void report_free(report_data *d) {
     if (!d) return;
-    for (int k = 0; k < d->n_cfg; k++) free(d->cfg[k].path);
+    for (int k = 0; k < d->n_cfg; k++) {
+        free(d->cfg[k].spec);
+        free(d->cfg[k].path);
+        free(d->cfg[k].search);
+    }
     free(d->cfg);
     report_validation_free(d->validation);
     free(d);
@@ -74,26 +78,28 @@ report_data *report_load(const char *db_path) {
     d->cfg = xcalloc((size_t)cap, sizeof *d->cfg);
     double base[REPORT_MAX_PROBES];
     for (int k = 0; k < n_rows; k++) {
-        const store_done *row = &rows[k];
+        store_done *row = &rows[k];
         /* done without every score cannot come from store_save_result; count it as missing, never as 0 */
         if (!row->complete) { d->n_unfinished++; continue; }
         report_config c = {0};
-        snprintf(c.spec, sizeof c.spec, "%s", row->spec);
+        c.spec = row->spec;
         c.i = row->i;
         c.j = row->j;
         c.extra = row->extra_layers;
-        snprintf(c.search, sizeof c.search, "%s", row->search);
         memcpy(c.delta, row->scores, (size_t)d->n_probes * sizeof *c.delta);
         if (!strcmp(c.spec, "baseline")) {
             memcpy(base, c.delta, sizeof base);
             d->has_baseline = true;
             continue;
         }
+        /* the row's strings move into d (freed with it) */
+        c.path = row->path;
+        c.search = row->search;
+        row->spec = row->path = row->search = NULL;
         parse_spec(&c);
         if (c.i >= 0 && (c.i >= c.j || c.j > d->n_layers)) c.i = c.j = -1;
         if (c.repeat_layer >= d->n_layers || c.repeat_n < 2) c.repeat_layer = c.repeat_n = -1;
         if (d->n_cfg == cap) { cap *= 2; d->cfg = xrealloc(d->cfg, (size_t)cap * sizeof *d->cfg); }
-        c.path = xstrdup(row->path);
         d->cfg[d->n_cfg++] = c;
     }
     store_done_free(rows, n_rows);
@@ -127,35 +133,56 @@ fail:
     return NULL;
 }
 
-void report_derive(report_data *d) {
-    bool pair = d->math >= 0 && d->eq >= 0;
-    double mean[REPORT_MAX_PROBES], sd[REPORT_MAX_PROBES];
+void report_zstats_of(const report_data *d, const int *idx, int n, report_zstats *z) {
+    if (!idx) n = d->n_cfg;
     for (int p = 0; p < d->n_probes; p++) {
         double s = 0, ss = 0;
-        for (int k = 0; k < d->n_cfg; k++) s += d->cfg[k].delta[p];
-        mean[p] = d->n_cfg ? s / d->n_cfg : 0;
-        for (int k = 0; k < d->n_cfg; k++) ss += (d->cfg[k].delta[p] - mean[p]) * (d->cfg[k].delta[p] - mean[p]);
-        sd[p] = d->n_cfg ? sqrt(ss / d->n_cfg) : 0;
-        if (sd[p] < 1e-12) sd[p] = 1;
+        for (int k = 0; k < n; k++) s += d->cfg[idx ? idx[k] : k].delta[p];
+        z->mean[p] = n ? s / n : 0;
+        for (int k = 0; k < n; k++) {
+            double e = d->cfg[idx ? idx[k] : k].delta[p] - z->mean[p];
+            ss += e * e;
+        }
+        z->sd[p] = n ? sqrt(ss / n) : 0;
+        if (z->sd[p] < 1e-12) z->sd[p] = 1;
     }
+}
+
+/* Whether probe p counts in combined and balanced: math and EQ when the scan has both, else every one. */
+static bool counted(const report_data *d, int p) {
+    return !(d->math >= 0 && d->eq >= 0) || p == d->math || p == d->eq;
+}
+
+double report_balanced_of(const report_data *d, const report_zstats *z, const double *delta) {
+    double b = 0;
+    for (int p = 0; p < d->n_probes; p++)
+        if (counted(d, p)) b += (delta[p] - z->mean[p]) / z->sd[p];
+    return b;
+}
+
+void report_derive(report_data *d) {
+    report_zstats z;
+    report_zstats_of(d, NULL, 0, &z);
     for (int k = 0; k < d->n_cfg; k++) {
         report_config *c = &d->cfg[k];
-        c->combined = c->balanced = 0;
-        for (int p = 0; p < d->n_probes; p++) {
-            if (pair && p != d->math && p != d->eq) continue;
-            c->combined += c->delta[p];
-            c->balanced += (c->delta[p] - mean[p]) / sd[p];
-        }
+        c->combined = 0;
+        for (int p = 0; p < d->n_probes; p++)
+            if (counted(d, p)) c->combined += c->delta[p];
+        c->balanced = report_balanced_of(d, &z, c->delta);
     }
+}
+
+int report_find_path(const report_data *d, const char *path) {
+    for (int k = 0; k < d->n_cfg; k++)
+        if (d->cfg[k].path && !strcmp(d->cfg[k].path, path)) return k;
+    return -1;
 }
 
 double report_value(const report_config *c, int p) {
     return p == REPORT_COMBINED ? c->combined : c->delta[p];
 }
 
-/* 1 when a should come after b, -1 before, 0 tie; descending v, then the
- * shared tie rules. */
-static int order(const report_data *d, const report_config *a, const report_config *b, double va, double vb) {
+int report_compare(const report_data *d, const report_config *a, const report_config *b, double va, double vb) {
     if (va != vb) return va < vb ? 1 : -1;
     if (d->eq >= 0 && a->delta[d->eq] != b->delta[d->eq]) return a->delta[d->eq] < b->delta[d->eq] ? 1 : -1;
     if (d->math >= 0 && a->delta[d->math] != b->delta[d->math]) return a->delta[d->math] < b->delta[d->math] ? 1 : -1;
@@ -171,7 +198,7 @@ static int cmp_rank(const void *x, const void *y, void *vctx) {
     const report_config *a = &r->d->cfg[ia], *b = &r->d->cfg[ib];
     double va = r->balanced ? a->balanced : report_value(a, r->p);
     double vb = r->balanced ? b->balanced : report_value(b, r->p);
-    int o = order(r->d, a, b, va, vb);
+    int o = report_compare(r->d, a, b, va, vb);
     return o ? o : ia - ib;     /* sweep order last, so the result is deterministic */
 }
 
@@ -219,7 +246,7 @@ int report_best(const report_data *d, int p, report_family fam) {
     for (int k = 0; k < d->n_cfg; k++) {
         const report_config *c = &d->cfg[k];
         if (!in_family(c, fam)) continue;
-        if (best < 0 || order(d, c, &d->cfg[best], report_value(c, p), report_value(&d->cfg[best], p)) < 0) best = k;
+        if (best < 0 || report_compare(d, c, &d->cfg[best], report_value(c, p), report_value(&d->cfg[best], p)) < 0) best = k;
     }
     return best;
 }

@@ -25,15 +25,16 @@
 #define REPORT_MAX_PROBES 8
 
 typedef struct {
-    char spec[64];
+    /* malloc'd by report_load, NULL in hand-built data */
+    char *spec;                 /* as the store keeps it, any length ("blocks:1,4;2,6;...") */
+    char *path;                 /* canonical "layers:..." (path_canonical): the store's key */
+    char *search;               /* what proposed it: "scan", "paths", "beam", "surrogate" */
     int i, j;                   /* "blocks:i,j": bounds; else -1 */
     int repeat_layer, repeat_n; /* "repeat:L,r": L and r; else -1 */
     int extra;                  /* extra layers over the baseline path */
     double delta[REPORT_MAX_PROBES];
     double combined;
     double balanced;
-    char *path;                 /* canonical "layers:...", the store's key (malloc'd; NULL in hand-built data) */
-    char search[16];            /* what proposed it: "scan", "paths", "beam", "surrogate" */
 } report_config;
 
 typedef struct {
@@ -66,6 +67,24 @@ void report_free(report_data *d);
 /* Fills combined and balanced from the deltas (report_load calls it; tests
  * that build report_data by hand call it too). */
 void report_derive(report_data *d);
+
+/* What a balanced score is relative to: each probe set's delta mean and
+ * population std (below 1e-12 counts as 1) over a set of configurations. */
+typedef struct {
+    double mean[REPORT_MAX_PROBES], sd[REPORT_MAX_PROBES];
+} report_zstats;
+
+/* The z statistics over the configurations idx[0..n) of d (all of them when
+ * idx is NULL, n ignored): report_derive's, or a search's frozen ones. */
+void report_zstats_of(const report_data *d, const int *idx, int n, report_zstats *z);
+/* The balanced score of deltas delta[0..n_probes) under z (report.h's definition). */
+double report_balanced_of(const report_data *d, const report_zstats *z, const double *delta);
+/* The rankings' order of a and b by the values va, vb, then the tie rules
+ * (EQ delta, math delta, fewer extra layers): < 0 when a comes first, > 0
+ * when b does, 0 when nothing tells them apart. */
+int report_compare(const report_data *d, const report_config *a, const report_config *b, double va, double vb);
+/* The index of the configuration with canonical path `path`, or -1. */
+int report_find_path(const report_data *d, const char *path);
 
 /* A value of one configuration: delta of probe p, or combined. */
 double report_value(const report_config *c, int p);

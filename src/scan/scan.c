@@ -387,7 +387,7 @@ int scan_run(store *st, const model *m, const tokenizer *tok, const evalset *es,
         }
     }
     progress pg;
-    progress_start(&pg, "scan", n_todo);
+    progress_start(&pg, o->label ? o->label : "scan", n_todo);
     int rc = 0;
     for (int t = 0; t < n_todo; t++) {
         if (rys_stop_requested()) { sum->stopped = true; break; }  /* the safe point: nothing in flight */

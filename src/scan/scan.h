@@ -64,6 +64,7 @@ typedef struct {
     bool naive;             /* no reuse: every configuration from scratch (for bench/scan) */
     int limit;              /* stop after this many configurations (0 = all) */
     double deadline;        /* rys_now() after which no configuration starts (0 = none): a stage's budget */
+    const char *label;      /* the progress bar's label, NULL = "scan" */
 } scan_run_opts;
 
 typedef struct {

@@ -59,7 +59,8 @@ static const char schema_sql[] =
     "    prompt_tokens      INTEGER,\n"
     "    generated_tokens   INTEGER,\n"
     "    layer_tokens_done  INTEGER,                -- layer x token evaluations run\n"
-    "    layer_tokens_naive INTEGER                 -- the same for a from-scratch run\n"
+    "    layer_tokens_naive INTEGER,                -- the same for a from-scratch run\n"
+    "    measured           INTEGER NOT NULL DEFAULT 0  -- results committed for it: 1 once done; more = measured twice\n"
     ");\n"
     "CREATE TABLE IF NOT EXISTS score (\n"
     "    config_id INTEGER NOT NULL REFERENCES config(id) ON DELETE CASCADE,\n"
@@ -84,14 +85,48 @@ static const char schema_sql[] =
     "    seconds REAL NOT NULL DEFAULT 0,\n"
     "    done    INTEGER NOT NULL DEFAULT 0,\n"
     "    note    TEXT NOT NULL DEFAULT ''\n"
+    ");\n"
+    "-- Beam searches (rys beam), one per set of options: what the ranking is relative to,\n"
+    "-- frozen when it starts, so a resumed search ranks exactly as an uninterrupted one.\n"
+    "CREATE TABLE IF NOT EXISTS beam (\n"
+    "    name       TEXT PRIMARY KEY,             -- its options, e.g. \"width=8 seeds=16 expand=16 max_new=64 max_extra=0\"\n"
+    "    created_at TEXT NOT NULL\n"
+    ");\n"
+    "CREATE TABLE IF NOT EXISTS beam_zstat (\n"
+    "    beam     TEXT NOT NULL REFERENCES beam(name),\n"
+    "    position INTEGER NOT NULL,               -- probe_set.position\n"
+    "    mean     REAL NOT NULL,                  -- of the single blocks' deltas when the beam started\n"
+    "    sd       REAL NOT NULL,\n"
+    "    PRIMARY KEY (beam, position)\n"
+    ");\n"
+    "-- The paths each depth proposed, best heuristic first: depth 1 holds the seeds and the blocks that\n"
+    "-- extend them; depth d > 1 the candidates of d blocks, written before any is measured.\n"
+    "CREATE TABLE IF NOT EXISTS beam_candidate (\n"
+    "    beam      TEXT NOT NULL REFERENCES beam(name),\n"
+    "    depth     INTEGER NOT NULL,\n"
+    "    rank      INTEGER NOT NULL,\n"
+    "    spec      TEXT NOT NULL,                 -- \"blocks:i,j;k,l\"\n"
+    "    path      TEXT NOT NULL,                 -- config.path\n"
+    "    heuristic REAL NOT NULL,                 -- depth 1: balanced score; else parent's + block's\n"
+    "    PRIMARY KEY (beam, depth, rank)\n"
     ");\n";
 
-/* Whether the config table has the search column (a store from before it has not). */
-static bool has_search_column(store *st) {
+/* Whether the table has the column (a store from before it has not). */
+static bool table_has_column(store *st, const char *table, const char *column) {
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT %s FROM %s LIMIT 0", column, table);
     sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(st->db.h, "SELECT search FROM config LIMIT 0", -1, &q, NULL) != SQLITE_OK) return false;
+    if (sqlite3_prepare_v2(st->db.h, sql, -1, &q, NULL) != SQLITE_OK) return false;
     sqlite3_finalize(q);
     return true;
+}
+
+static bool has_column(store *st, const char *column) {
+    return table_has_column(st, "config", column);
+}
+
+static bool has_search_column(store *st) {
+    return has_column(st, "search");
 }
 
 store *store_open(const char *path) {
@@ -112,6 +147,11 @@ store *store_open(const char *path) {
     /* stores written before searches were marked lack the column; their rows all came from sweeps */
     if (!has_search_column(st) &&
         db_exec(&st->db, "ALTER TABLE config ADD COLUMN search TEXT NOT NULL DEFAULT 'scan'")) {
+        store_close(st);
+        return NULL;
+    }
+    /* nor the count of results committed: their rows count from here on */
+    if (!has_column(st, "measured") && db_exec(&st->db, "ALTER TABLE config ADD COLUMN measured INTEGER NOT NULL DEFAULT 0")) {
         store_close(st);
         return NULL;
     }
@@ -286,7 +326,8 @@ int store_save_result(store *st, const store_result *r) {
     }
     sqlite3_finalize(q);
     if (sqlite3_prepare_v2(st->db.h, "UPDATE config SET status = 'done', finished_at = ?, seconds = ?, prompt_tokens = ?, "
-                                   "generated_tokens = ?, layer_tokens_done = ?, layer_tokens_naive = ? WHERE id = ?",
+                                   "generated_tokens = ?, layer_tokens_done = ?, layer_tokens_naive = ?, measured = measured + 1 "
+                                   "WHERE id = ?",
                            -1, &q, NULL) != SQLITE_OK) goto err;
     sqlite3_bind_text(q, 1, ts, -1, SQLITE_TRANSIENT);
     sqlite3_bind_double(q, 2, r->seconds);
@@ -334,11 +375,15 @@ int store_probe_sets(store *st, store_probe_set **out, int *n) {
     *out = NULL;
     *n = 0;
     sqlite3_stmt *q;
-    if (db_prepare(&st->db, "SELECT name, kind FROM probe_set ORDER BY position", "reading probe sets", &q)) return -1;
+    /* a database written by hand for a report may keep no paths */
+    if (db_prepare(&st->db, table_has_column(st, "probe_set", "path") ? "SELECT name, kind, path FROM probe_set ORDER BY position"
+                                                                       : "SELECT name, kind, '' FROM probe_set ORDER BY position",
+                   "reading probe sets", &q))
+        return -1;
     int rc;
     while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
         *out = xrealloc(*out, (size_t)(*n + 1) * sizeof **out);
-        (*out)[(*n)++] = (store_probe_set){db_col_dup(q, 0), db_col_dup(q, 1)};
+        (*out)[(*n)++] = (store_probe_set){db_col_dup(q, 0), db_col_dup(q, 1), db_col_dup(q, 2)};
     }
     sqlite3_finalize(q);
     if (rc == SQLITE_DONE) return 0;
@@ -352,6 +397,7 @@ void store_probe_sets_free(store_probe_set *sets, int n) {
     for (int k = 0; k < n; k++) {
         free(sets[k].name);
         free(sets[k].kind);
+        free(sets[k].path);
     }
     free(sets);
 }
@@ -527,4 +573,146 @@ int store_item_scores(store *st, const char *path, const char *probe, char ***ke
         return db_fail(&st->db, "reading item scores");
     }
     return 0;
+}
+
+int store_get_settings(store *st, char **settings) {
+    *settings = NULL;
+    sqlite3_stmt *q;
+    if (db_prepare(&st->db, "SELECT settings FROM scan_run WHERE id = 1", "reading the scan identity", &q)) return -1;
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) *settings = db_col_dup(q, 0);
+    sqlite3_finalize(q);
+    if (rc == SQLITE_ROW) return 1;
+    return rc == SQLITE_DONE ? 0 : db_fail(&st->db, "reading the scan identity");
+}
+
+/* ---- beam searches ----------------------------------------------------------- */
+
+int store_beam_get(store *st, const char *name, double *mean, double *sd, int n_probes) {
+    sqlite3_stmt *q;
+    if (db_prepare(&st->db, "SELECT position, mean, sd FROM beam_zstat WHERE beam = ? ORDER BY position", "reading a beam", &q)) return -1;
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    int n = 0, rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (n >= n_probes || sqlite3_column_int(q, 0) != n) {
+            sqlite3_finalize(q);
+            rys_seterr("%s: beam '%s' keeps statistics for other probe sets than the scan's", st->db.path, name);
+            return -1;
+        }
+        mean[n] = sqlite3_column_double(q, 1);
+        sd[n] = sqlite3_column_double(q, 2);
+        n++;
+    }
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE) return db_fail(&st->db, "reading a beam");
+    if (n && n != n_probes) {
+        rys_seterr("%s: beam '%s' keeps statistics for %d probe sets, the scan has %d", st->db.path, name, n, n_probes);
+        return -1;
+    }
+    return n > 0;
+}
+
+/* Inserts entries as depth `depth` of beam `name` (inside the caller's transaction). */
+static int insert_entries(store *st, const char *name, int depth, const store_beam_entry *e, int n) {
+    sqlite3_stmt *q;
+    if (sqlite3_prepare_v2(st->db.h, "INSERT INTO beam_candidate(beam, depth, rank, spec, path, heuristic) VALUES (?,?,?,?,?,?)", -1,
+                           &q, NULL) != SQLITE_OK)
+        return -1;
+    for (int k = 0; k < n; k++) {
+        sqlite3_reset(q);
+        sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+        sqlite3_bind_int(q, 2, depth);
+        sqlite3_bind_int(q, 3, k);
+        sqlite3_bind_text(q, 4, e[k].spec, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 5, e[k].path, -1, SQLITE_STATIC);
+        sqlite3_bind_double(q, 6, e[k].heuristic);
+        if (sqlite3_step(q) != SQLITE_DONE) { sqlite3_finalize(q); return -1; }
+    }
+    sqlite3_finalize(q);
+    return 0;
+}
+
+int store_beam_create(store *st, const char *name, const double *mean, const double *sd, int n_probes,
+                      const store_beam_entry *seeds, int n) {
+    char ts[32];
+    db_now_iso(ts, sizeof ts);
+    sqlite3_stmt *q;
+    if (db_begin(&st->db)) return -1;
+    if (sqlite3_prepare_v2(st->db.h, "INSERT INTO beam(name, created_at) VALUES (?, ?)", -1, &q, NULL) != SQLITE_OK) goto err;
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_text(q, 2, ts, -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(q) != SQLITE_DONE) { sqlite3_finalize(q); goto err; }
+    sqlite3_finalize(q);
+    if (sqlite3_prepare_v2(st->db.h, "INSERT INTO beam_zstat(beam, position, mean, sd) VALUES (?,?,?,?)", -1, &q, NULL) != SQLITE_OK) goto err;
+    for (int p = 0; p < n_probes; p++) {
+        sqlite3_reset(q);
+        sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+        sqlite3_bind_int(q, 2, p);
+        sqlite3_bind_double(q, 3, mean[p]);
+        sqlite3_bind_double(q, 4, sd[p]);
+        if (sqlite3_step(q) != SQLITE_DONE) { sqlite3_finalize(q); goto err; }
+    }
+    sqlite3_finalize(q);
+    if (insert_entries(st, name, 1, seeds, n)) goto err;
+    return db_commit(&st->db);
+err:
+    db_fail(&st->db, "recording a beam");
+    db_rollback(&st->db);
+    return -1;
+}
+
+int store_beam_depth(store *st, const char *name, int depth, store_beam_entry **out, int *n) {
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *q;
+    if (db_prepare(&st->db, "SELECT spec, path, heuristic FROM beam_candidate WHERE beam = ? AND depth = ? ORDER BY rank",
+                   "reading a beam", &q))
+        return -1;
+    sqlite3_bind_text(q, 1, name, -1, SQLITE_STATIC);
+    sqlite3_bind_int(q, 2, depth);
+    int rc;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        *out = xrealloc(*out, (size_t)(*n + 1) * sizeof **out);
+        (*out)[(*n)++] = (store_beam_entry){db_col_dup(q, 0), db_col_dup(q, 1), sqlite3_column_double(q, 2)};
+    }
+    sqlite3_finalize(q);
+    if (rc == SQLITE_DONE) return *n > 0;
+    store_beam_entries_free(*out, *n);
+    *out = NULL;
+    *n = 0;
+    return db_fail(&st->db, "reading a beam");
+}
+
+int store_beam_plan(store *st, const char *name, int depth, const store_beam_entry *e, int n, const store_config *cfgs) {
+    if (db_begin(&st->db)) return -1;
+    sqlite3_stmt *q;
+    if (insert_entries(st, name, depth, e, n)) goto err;
+    if (sqlite3_prepare_v2(st->db.h, "INSERT OR IGNORE INTO config(path, spec, i, j, extra_layers, sweep_order, search) VALUES (?,?,?,?,?,?,?)",
+                           -1, &q, NULL) != SQLITE_OK) goto err;
+    for (int k = 0; k < n; k++) {
+        const store_config *c = &cfgs[k];
+        sqlite3_reset(q);
+        sqlite3_bind_text(q, 1, c->path, -1, SQLITE_STATIC);
+        sqlite3_bind_text(q, 2, c->spec, -1, SQLITE_STATIC);
+        if (c->i >= 0) sqlite3_bind_int(q, 3, c->i); else sqlite3_bind_null(q, 3);
+        if (c->j >= 0) sqlite3_bind_int(q, 4, c->j); else sqlite3_bind_null(q, 4);
+        sqlite3_bind_int(q, 5, c->extra_layers);
+        sqlite3_bind_int(q, 6, c->order);
+        sqlite3_bind_text(q, 7, c->search ? c->search : "scan", -1, SQLITE_STATIC);
+        if (sqlite3_step(q) != SQLITE_DONE) { sqlite3_finalize(q); goto err; }
+    }
+    sqlite3_finalize(q);
+    return db_commit(&st->db);
+err:
+    db_fail(&st->db, "recording a beam's candidates");
+    db_rollback(&st->db);
+    return -1;
+}
+
+void store_beam_entries_free(store_beam_entry *e, int n) {
+    for (int k = 0; k < n; k++) {
+        free(e[k].spec);
+        free(e[k].path);
+    }
+    free(e);
 }

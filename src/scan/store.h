@@ -87,6 +87,7 @@ int store_get_run(store *st, char **model_path, int *n_layers);
 
 typedef struct {
     char *name, *kind;
+    char *path;             /* the file the scan read (as it was given) */
 } store_probe_set;
 
 /* The probe sets in the order the scan scores them. 0, or -1 + error. */
@@ -150,4 +151,36 @@ int store_stage_get(store *st, const char *name, store_stage *out);
 /* Adds seconds to stage name, marks it done if done, and replaces its note
  * unless note is NULL or empty, in one statement. 0, or -1 + error. */
 int store_stage_add(store *st, const char *name, double seconds, bool done, const char *note);
+
+/* 1 with the scan's generation settings (the identity's JSON, malloc'd), 0
+ * when the store has no scan identity, -1 + error. */
+int store_get_settings(store *st, char **settings);
+
+/* ---- beam searches (search/beam.h) --------------------------------------------
+ * A beam is named by its options; what it ranks by is frozen when it starts
+ * and each depth's candidates are written before any is measured, so a rerun
+ * after a kill proposes and ranks exactly what an uninterrupted run would. */
+
+typedef struct {
+    char *spec;             /* "blocks:i,j[;k,l...]" */
+    char *path;             /* canonical, the config row's key */
+    double heuristic;       /* what ordered the proposals */
+} store_beam_entry;
+
+/* 1 with the z statistics (mean[p], sd[p] for the scan's n_probes probe sets
+ * in order) the beam `name` froze, 0 when the store has no such beam, -1 +
+ * error (a beam keeping another number of probe sets included). */
+int store_beam_get(store *st, const char *name, double *mean, double *sd, int n_probes);
+/* Records the beam `name`, its z statistics and its depth-1 entries (seeds
+ * and extending blocks, ranked) in one transaction. 0, or -1 + error. */
+int store_beam_create(store *st, const char *name, const double *mean, const double *sd, int n_probes,
+                      const store_beam_entry *seeds, int n);
+/* 1 with depth's entries in rank order when it was planned (has entries), 0
+ * when not, -1 + error. */
+int store_beam_depth(store *st, const char *name, int depth, store_beam_entry **out, int *n);
+/* Records depth's entries e[0..n) and adds cfgs[0..n) (their configurations,
+ * as store_add_configs does: rows already present keep theirs) in one
+ * transaction. 0, or -1 + error. */
+int store_beam_plan(store *st, const char *name, int depth, const store_beam_entry *e, int n, const store_config *cfgs);
+void store_beam_entries_free(store_beam_entry *e, int n);
 #endif

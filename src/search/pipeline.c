@@ -67,7 +67,7 @@ static int stage_end(pipeline *p, int s, double seconds, bool done, const char *
 static int measure(pipeline *p, int s, const scan_config *cfgs, int n, const char *search, const char *note) {
     double t0 = rys_now(), allow = stage_allowance(p, s);
     if (scan_add_configs(p->st, cfgs, n, search)) return -1;
-    scan_run_opts ro = {p->o->progress, false, 0, t0 + allow};
+    scan_run_opts ro = {p->o->progress, false, 0, t0 + allow, NULL};
     scan_summary sum;
     if (allow <= 0) {
         /* no time left for this stage: mark it done so that the run goes on to validation */
@@ -107,7 +107,7 @@ static int measure_baseline(pipeline *p) {
     scan_config base = {.spec = "baseline", .i = -1, .j = -1};
     path_baseline(p->o->m->hp.n_layers, &base.path);
     base.key = path_canonical(&base.path);
-    scan_run_opts ro = {p->o->progress, false, 0, 0};
+    scan_run_opts ro = {p->o->progress, false, 0, 0, NULL};
     scan_summary sum;
     int rc = scan_add_configs(p->st, &base, 1, "scan");
     if (!rc) rc = scan_run(p->st, p->o->m, p->o->tok, p->es, p->o->pool, &base, 1, &ro, &sum);
@@ -240,7 +240,7 @@ static int validate_math(pipeline *p, const validate_config *cfgs, int n_cfgs, p
     }
     if (!st || scan_add_configs(st, sc, n_cfgs, "validate")) goto out;
     fprintf(stderr, "rys: pipeline validate: %d paths on %d generated math items (%s)\n", n_cfgs, MATH_VAL_ITEMS, file);
-    scan_run_opts ro = {o->progress, false, 0, 0};
+    scan_run_opts ro = {o->progress, false, 0, 0, NULL};
     scan_summary sum;
     if (scan_run(st, o->m, o->tok, es, o->pool, sc, n_cfgs, &ro, &sum)) goto out;
     if (sum.stopped) {

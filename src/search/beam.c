@@ -178,7 +178,7 @@ static void offer_best(beam_summary *sum, const report_data *d, const store_beam
 
 /* Measures the depth's entries the store lacks (scan_run skips the rest). */
 static int measure(store *st, const model *m, const tokenizer *tok, const evalset *es, pool *pool, const store_beam_entry *e, int n,
-                   int depth, bool progress, scan_summary *ss) {
+                   int depth, bool progress, double deadline, scan_summary *ss) {
     scan_config *cfgs = xcalloc((size_t)n + 1, sizeof *cfgs);
     int rc = 0;
     for (int k = 0; k < n && !rc; k++) {
@@ -188,7 +188,7 @@ static int measure(store *st, const model *m, const tokenizer *tok, const evalse
     }
     char label[32];
     snprintf(label, sizeof label, "beam depth %d", depth);
-    scan_run_opts ro = {progress, false, 0, 0, label};
+    scan_run_opts ro = {progress, false, 0, deadline, label};
     if (!rc) rc = scan_run(st, m, tok, es, pool, cfgs, n, &ro, ss);
     scan_free_configs(cfgs, n);
     return rc;
@@ -258,13 +258,18 @@ int beam_run(store *st, const char *db_path, const model *m, const tokenizer *to
             if (src || store_beam_depth(st, name, depth, &cur, &n_cur) != 1) goto out;
         }
         scan_summary ss;
-        if (measure(st, m, tok, es, pool, cur, n_cur, depth, progress, &ss)) goto out;
+        if (measure(st, m, tok, es, pool, cur, n_cur, depth, progress, o->deadline, &ss)) goto out;
         sum->candidates += n_cur;
         sum->measured_now += ss.done_now;
         sum->done_before += ss.done_before;
         if (ss.stopped) {
             sum->stopped = true;
             sum->end = "stopped";
+            break;
+        }
+        if (ss.out_of_time) {
+            /* a depth measured in part is not ranked: the same beam continues it when given time */
+            sum->end = "deadline";
             break;
         }
         report_free(d);

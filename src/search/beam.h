@@ -39,6 +39,8 @@ typedef struct {
     int max_extra;      /* extra-layer cap on candidates, 0 = none */
     int max_new;        /* paths the store lacks measured per depth at most (64), 0 = no cap */
     int patience;       /* stop after this many depths without a better best, 0 = never */
+    double deadline;    /* rys_now() after which no path starts (0 = none): not part of the beam's
+                         * name, a later run with more time continues the same beam */
 } beam_opts;
 
 /* The public script's defaults: width 8, depth 3, 16 seeds, 16 extending blocks, 64 new per depth, no caps. */
@@ -87,7 +89,7 @@ typedef struct {
     int candidates, measured_now, done_before;
     double seconds;
     bool stopped;           /* a stop was asked for: the same command continues */
-    const char *end;        /* why it ended: "depth", "plateau", "exhausted", "stopped" */
+    const char *end;        /* why it ended: "depth", "plateau", "exhausted", "stopped", "deadline" */
     /* the best path seen (a seed when no composition beats it): its deltas
      * per probe set of the scan (probe names in report order) and balanced score */
     char *best_spec, *best_path;

@@ -7,6 +7,7 @@
 #include "probes/math.h"
 #include "report/report.h"
 #include "scan/evalset.h"
+#include "search/beam.h"
 #include "scan/scan.h"
 #include "scan/store.h"
 #include "tasks/metrics.h"
@@ -149,6 +150,29 @@ static int stage_focus(pipeline *p) {
     snprintf(note, sizeof note, "around blocks:%d,%d (i %d-%d, j %d-%d)", bi, bj, sw.i_lo, sw.i_hi, sw.j_lo, sw.j_hi);
     int rc = measure(p, ST_FOCUS, cfgs, n, "scan", note);
     scan_free_configs(cfgs, n);
+    return rc;
+}
+
+static int stage_beam(pipeline *p) {
+    const pipeline_opts *o = p->o;
+    double t0 = rys_now(), allow = stage_allowance(p, ST_BEAM);
+    int bi, bj, found = best_block(p, &bi, &bj);
+    if (found < 0) return -1;
+    if (!found) return stage_end(p, ST_BEAM, 0, true, "no single block measured to seed from");
+    if (allow <= 0) return stage_end(p, ST_BEAM, 0, true, "no time left");
+    beam_opts bo = beam_default_opts();
+    bo.width = o->beam_width;
+    bo.depth = o->beam_depth;
+    bo.deadline = t0 + allow;
+    fprintf(stderr, "rys: pipeline beam: width %d, depth %d, %.0f s allowed\n", bo.width, bo.depth, allow);
+    beam_summary bs;
+    if (beam_run(p->st, p->res->db_path, o->m, o->tok, p->es, o->pool, &bo, o->progress, &bs)) return -1;
+    char note[256];
+    snprintf(note, sizeof note, "%d measured, ended by %s; best %s (balanced %+.3f)", bs.measured_now + bs.done_before, bs.end,
+             bs.best_spec ? bs.best_spec : "-", bs.best_score);
+    if (bs.stopped) p->res->stopped = true;
+    int rc = stage_end(p, ST_BEAM, rys_now() - t0, !bs.stopped, note);
+    beam_summary_free(&bs);
     return rc;
 }
 
@@ -404,6 +428,7 @@ int pipeline_run(const pipeline_opts *o, pipeline_result *res) {
         switch (s) {
         case ST_COARSE: st_rc = stage_coarse(&p); break;
         case ST_FOCUS: st_rc = stage_focus(&p); break;
+        case ST_BEAM: st_rc = stage_beam(&p); break;
         case ST_VALIDATE: st_rc = stage_validate(&p); break;
         case ST_REPORT: st_rc = stage_report(&p); break;
         default: st_rc = stage_end(&p, s, 0, true, "not run (stage not wired yet)"); break;

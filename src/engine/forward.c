@@ -16,6 +16,7 @@
  * reads the cache, so causal order holds as long as a sequence's tokens come
  * in position order. */
 #include "engine/forward.h"
+#include "engine/moe.h"
 #include "base/util.h"
 
 #include <math.h>
@@ -50,6 +51,7 @@ struct forward_ctx {
     const float **queries;      /* [n_threads][QBLOCK x GQA group] query rows of one work item */
     int *qblocks;               /* [UBATCH + 1] first batch row of each query block */
     float *rope_cs;             /* [UBATCH][rope_dims] cos, sin of the micro-batch's positions */
+    moe_scratch *moe;           /* the experts' scratch (MoE models), or NULL */
     int *kept;                  /* [UBATCH] micro-batch rows kept past the last position's K and V */
     int32_t *kept_pos, *kept_seq;
 };
@@ -99,8 +101,10 @@ forward_ctx *forward_new(const model *m, const layer_path *path, int n_seq, int 
     f->v = xmalloc(U * kv_dim * sizeof(float));
     f->att = xmalloc(U * q_dim * sizeof(float));
     f->o = xmalloc(U * hp->dim * sizeof(float));
-    f->gate = xmalloc(U * hp->ffn_dim * sizeof(float));
-    f->up = xmalloc(U * hp->ffn_dim * sizeof(float));
+    size_t ffn = hp->n_expert ? 0 : (size_t)hp->ffn_dim;   /* the experts have their own scratch */
+    f->gate = xmalloc(U * ffn * sizeof(float));
+    f->up = xmalloc(U * ffn * sizeof(float));
+    f->moe = hp->n_expert ? moe_new(hp, UBATCH) : NULL;
     size_t group_rows = (size_t)QBLOCK * (hp->n_head / hp->n_head_kv);
     f->scores = xmalloc((size_t)pool_size(pool) * group_rows * n_ctx * sizeof(float));
     f->queries = xmalloc((size_t)pool_size(pool) * group_rows * sizeof *f->queries);
@@ -119,6 +123,7 @@ void forward_free(forward_ctx *f) {
     free(f->x); free(f->xn); free(f->q); free(f->k); free(f->v);
     free(f->att); free(f->o); free(f->gate); free(f->up); free(f->scores); free(f->rope_cs);
     free(f->queries); free(f->qblocks);
+    moe_free(f->moe);
     free(f->kept); free(f->kept_pos); free(f->kept_seq);
     free(f);
 }
@@ -527,6 +532,22 @@ static void ffn_residual_step(const token_map *m, int t) {
     for (int i = 0; i < hp->dim; i++) xt[i] += ot[i];
 }
 
+/* ---- the feed-forward, one function per kind --------------------------------- */
+
+/* f->o = down(act(gate(xn)) * up(xn)) for the micro-batch's n rows. */
+static void ffn_dense(forward_ctx *f, token_map *tm) {
+    const layer_weights *L = tm->L;
+    const quant_matrix *gate_up[] = {&L->w_gate, &L->w_up};
+    quant_matmul_many(gate_up, 2, f->xn, tm->n, (float *const[]){f->gate, f->up}, f->pool);
+    map_tokens(tm, ffn_act_step);
+    quant_matmul(&L->w_down, f->gate, tm->n, f->o, f->pool);
+}
+
+/* f->o = the mixture of experts' output for the n rows of xn (moe.c). */
+static void ffn_moe(forward_ctx *f, token_map *tm) {
+    moe_ffn(f->moe, tm->L, f->xn, tm->n, f->o, f->pool);
+}
+
 /* ---- the layer loop --------------------------------------------------------- */
 
 /* Moves the micro-batch's rows that want logits (hidden states x, queries q)
@@ -597,11 +618,8 @@ static void run_layers(forward_ctx *f, const fwd_batch *b, int t0, int n, float 
         quant_matmul(&L->wo, f->att, n, f->o, f->pool);
         map_tokens(&tm, attn_residual_step);
 
-        /* feed-forward: down(act(gate(x)) * up(x)) */
-        const quant_matrix *gate_up[] = {&L->w_gate, &L->w_up};
-        quant_matmul_many(gate_up, 2, f->xn, n, (float *const[]){f->gate, f->up}, f->pool);
-        map_tokens(&tm, ffn_act_step);
-        quant_matmul(&L->w_down, f->gate, n, f->o, f->pool);
+        if (L->gate_exps) ffn_moe(f, &tm);
+        else ffn_dense(f, &tm);
         map_tokens(&tm, ffn_residual_step);
     }
     if (n_kept > 0) restore_kept_rows(f, n_kept, x);

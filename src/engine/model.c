@@ -20,6 +20,7 @@ static const arch_entry arch_table[] = {
     {"qwen2", ARCH_QWEN2, ROPE_NEOX},
     {"qwen3", ARCH_QWEN3, ROPE_NEOX},
     {"gemma3", ARCH_GEMMA3, ROPE_NEOX},
+    {"qwen3moe", ARCH_QWEN3MOE, ROPE_NEOX},
 };
 
 static bool get_int(const gguf_file *g, const char *arch, const char *suffix, int64_t *out) {
@@ -76,10 +77,32 @@ static bool bind_vector(const gguf_file *g, const char *name, int64_t n, float *
     return true;
 }
 
+/* The experts of one MoE tensor [n_in, n_out, n_expert]: out[e] is slice e,
+ * a matrix of n_out rows that points into the file like any other weight
+ * (a path that repeats the layer shares them). NULL with an error when the
+ * tensor is missing or of another shape. */
+static quant_matrix *bind_experts(const gguf_file *g, const char *name, int64_t n_in, int64_t n_out,
+                                  int64_t n_expert) {
+    const gguf_tensor *t = need_tensor(g, name, n_in, n_out * n_expert, false);
+    if (!t) return NULL;
+    if (t->n_dims != 3 || t->ne[1] != n_out || t->ne[2] != n_expert) {
+        rys_seterr("%s: tensor %s is not [%lld, %lld, %lld] (%lld experts of %lld rows)", g->path, name, (long long)n_in,
+                   (long long)n_out, (long long)n_expert, (long long)n_expert, (long long)n_out);
+        return NULL;
+    }
+    size_t slice = quant_row_size(t->type, n_in) * (size_t)n_out;
+    quant_matrix *out = xcalloc((size_t)n_expert, sizeof *out);
+    for (int64_t e = 0; e < n_expert; e++)
+        out[e] = (quant_matrix){.type = t->type, .n_in = n_in, .n_out = n_out,
+                                .data = (const uint8_t *)t->data + (size_t)e * slice};
+    return out;
+}
+
 static void free_layers(model *m) {
     if (!m->layers) return;
     for (int l = 0; l < m->hp.n_layers; l++) {
         layer_weights *L = &m->layers[l];
+        free(L->gate_exps); free(L->up_exps); free(L->down_exps);
         free(L->attn_norm); free(L->ffn_norm);
         free(L->bq); free(L->bk); free(L->bv);
         free(L->q_norm); free(L->k_norm);
@@ -105,7 +128,8 @@ static int read_hparams(const gguf_file *g, model_hparams *hp) {
     for (size_t i = 0; i < sizeof arch_table / sizeof arch_table[0]; i++)
         if (!strcmp(arch, arch_table[i].name)) e = &arch_table[i];
     if (!e) {
-        rys_seterr("%s: architecture '%s' is not supported (supported: llama, qwen2, qwen3, gemma3)", g->path, arch);
+        rys_seterr("%s: architecture '%s' is not supported (supported: llama, qwen2, qwen3, gemma3, qwen3moe)", g->path,
+                   arch);
         free(arch);
         return -1;
     }
@@ -125,7 +149,30 @@ static int read_hparams(const gguf_file *g, model_hparams *hp) {
     } while (0)
     NEED_INT(n_layers, "block_count", 1, 4096);
     NEED_INT(dim, "embedding_length", 1, 1 << 17);
-    NEED_INT(ffn_dim, "feed_forward_length", 1, 1 << 20);
+    if (e->arch == ARCH_QWEN3MOE) {
+        /* the experts' width is what the layers use; feed_forward_length (the
+         * dense equivalent) only stands in for it when it is missing, as
+         * llama.cpp's n_ff / n_expert_used */
+        NEED_INT(n_expert, "expert_count", 1, 4096);
+        NEED_INT(n_expert_used, "expert_used_count", 1, hp->n_expert);
+        hp->ffn_dim = get_int(g, a, "feed_forward_length", &v) && v > 0 && v <= (1 << 20) ? (int)v : 0;
+        if (get_int(g, a, "expert_feed_forward_length", &v)) {
+            if (v < 1 || v > (1 << 20)) {
+                rys_seterr("%s: %s.expert_feed_forward_length = %lld out of range", g->path, a, (long long)v);
+                return -1;
+            }
+            hp->expert_ffn_dim = (int)v;
+        } else {
+            hp->expert_ffn_dim = hp->ffn_dim / hp->n_expert_used;
+            if (hp->expert_ffn_dim < 1) {
+                rys_seterr("%s: missing %s.expert_feed_forward_length", g->path, a);
+                return -1;
+            }
+        }
+    } else {
+        NEED_INT(ffn_dim, "feed_forward_length", 1, 1 << 20);
+        hp->n_expert = hp->n_expert_used = hp->expert_ffn_dim = 0;
+    }
     NEED_INT(n_head, "attention.head_count", 1, 4096);
 #undef NEED_INT
     hp->n_head_kv = get_int(g, a, "attention.head_count_kv", &v) ? (int)v : hp->n_head;
@@ -209,9 +256,17 @@ model *model_from_gguf(gguf_file *g) {
         if (!bind_matrix(g, T("attn_k.weight"), hp->dim, kv_dim, &L->wk, false)) goto fail;
         if (!bind_matrix(g, T("attn_v.weight"), hp->dim, kv_dim, &L->wv, false)) goto fail;
         if (!bind_matrix(g, T("attn_output.weight"), q_dim, hp->dim, &L->wo, false)) goto fail;
-        if (!bind_matrix(g, T("ffn_gate.weight"), hp->dim, hp->ffn_dim, &L->w_gate, false)) goto fail;
-        if (!bind_matrix(g, T("ffn_up.weight"), hp->dim, hp->ffn_dim, &L->w_up, false)) goto fail;
-        if (!bind_matrix(g, T("ffn_down.weight"), hp->ffn_dim, hp->dim, &L->w_down, false)) goto fail;
+        if (hp->n_expert) {
+            int64_t ne = hp->n_expert, ef = hp->expert_ffn_dim;
+            if (!bind_matrix(g, T("ffn_gate_inp.weight"), hp->dim, ne, &L->router, false)) goto fail;
+            if (!(L->gate_exps = bind_experts(g, T("ffn_gate_exps.weight"), hp->dim, ef, ne))) goto fail;
+            if (!(L->up_exps = bind_experts(g, T("ffn_up_exps.weight"), hp->dim, ef, ne))) goto fail;
+            if (!(L->down_exps = bind_experts(g, T("ffn_down_exps.weight"), ef, hp->dim, ne))) goto fail;
+        } else {
+            if (!bind_matrix(g, T("ffn_gate.weight"), hp->dim, hp->ffn_dim, &L->w_gate, false)) goto fail;
+            if (!bind_matrix(g, T("ffn_up.weight"), hp->dim, hp->ffn_dim, &L->w_up, false)) goto fail;
+            if (!bind_matrix(g, T("ffn_down.weight"), hp->ffn_dim, hp->dim, &L->w_down, false)) goto fail;
+        }
         /* Optional tensors: absent is fine, present-but-malformed is not. */
 #define OPT_VEC(field, suffix, len)                                                    \
         if (!bind_vector(g, T(suffix), len, &L->field, true) && gguf_find_tensor(g, n)) goto fail;
@@ -228,7 +283,8 @@ model *model_from_gguf(gguf_file *g) {
             rys_seterr("%s: qwen2 layer %d lacks q/k/v biases", g->path, l);
             goto fail;
         }
-        if ((hp->arch == ARCH_QWEN3 || hp->arch == ARCH_GEMMA3) && !(L->q_norm && L->k_norm)) {
+        if ((hp->arch == ARCH_QWEN3 || hp->arch == ARCH_QWEN3MOE || hp->arch == ARCH_GEMMA3) &&
+            !(L->q_norm && L->k_norm)) {
             rys_seterr("%s: %s layer %d lacks q/k norms", g->path, hp->arch_name, l);
             goto fail;
         }

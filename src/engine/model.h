@@ -2,7 +2,9 @@
  * binds each layer's tensors (pointers into the mapping; nothing is copied
  * except small 1-D norm/bias vectors, converted to f32 once).
  * Supported: llama (tied or untied output), qwen2 (QKV bias), qwen3 (q/k
- * norms), gemma3 (q/k norms, post-norms, GELU, sliding-window layers). */
+ * norms), gemma3 (q/k norms, post-norms, GELU, sliding-window layers),
+ * qwen3moe (qwen3's attention, a mixture-of-experts feed-forward: a router
+ * and n_expert SwiGLU experts stored as 3-D tensors, one slice each). */
 #ifndef RYS_MODEL_H
 #define RYS_MODEL_H
 
@@ -12,12 +14,18 @@
 #include "engine/gguf.h"
 #include "quant/quant.h"
 
-enum model_arch { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3, ARCH_GEMMA3 };
+enum model_arch { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3, ARCH_GEMMA3, ARCH_QWEN3MOE };
 enum rope_kind { ROPE_NORMAL, ROPE_NEOX };   /* adjacent pairs vs split halves */
 
 typedef struct {
     quant_matrix wq, wk, wv, wo;
-    quant_matrix w_gate, w_up, w_down;
+    quant_matrix w_gate, w_up, w_down;      /* dense feed-forward; unset (n_out 0) in a MoE layer */
+    /* MoE feed-forward (n_expert > 0): the router [n_expert][dim] and each
+     * expert's gate, up [expert_ffn_dim][dim] and down [dim][expert_ffn_dim],
+     * slices of the file's 3-D tensors (pointers into the mapping); NULL in
+     * a dense layer */
+    quant_matrix router;
+    quant_matrix *gate_exps, *up_exps, *down_exps;
     float *attn_norm, *ffn_norm;            /* [dim] */
     float *bq, *bk, *bv;                    /* qwen2 biases, or NULL */
     float *q_norm, *k_norm;                 /* [head_dim], qwen3/gemma3, or NULL */
@@ -38,6 +46,10 @@ typedef struct {
     float attn_scale;                       /* multiplies q.k */
     float embd_scale;                       /* gemma3: sqrt(dim), else 1 */
     bool gelu;                              /* gemma3 uses GELU(tanh) gates */
+    /* mixture of experts (qwen3moe), 0 for a dense model: each token's
+     * feed-forward is the sum of its n_expert_used best-scored experts'
+     * outputs, weighted by the router's softmax renormalised over them */
+    int n_expert, n_expert_used, expert_ffn_dim;
 } model_hparams;
 
 typedef struct {

@@ -83,13 +83,16 @@ static bool bind_vector(const gguf_file *g, const char *name, int64_t n, float *
  * tensor is missing or of another shape. */
 static quant_matrix *bind_experts(const gguf_file *g, const char *name, int64_t n_in, int64_t n_out,
                                   int64_t n_expert) {
-    const gguf_tensor *t = need_tensor(g, name, n_in, n_out * n_expert, false);
-    if (!t) return NULL;
-    if (t->n_dims != 3 || t->ne[1] != n_out || t->ne[2] != n_expert) {
-        rys_seterr("%s: tensor %s is not [%lld, %lld, %lld] (%lld experts of %lld rows)", g->path, name, (long long)n_in,
-                   (long long)n_out, (long long)n_expert, (long long)n_expert, (long long)n_out);
+    const gguf_tensor *t = gguf_find_tensor(g, name);
+    if (t && (t->n_dims != 3 || t->ne[0] != n_in || t->ne[1] != n_out || t->ne[2] != n_expert)) {
+        rys_seterr("%s: tensor %s has %u dimensions [%lld, %lld, %lld], expected [%lld, %lld, %lld] (%lld experts)",
+                   g->path, name, t->n_dims, (long long)t->ne[0], (long long)(t->n_dims > 1 ? t->ne[1] : 1),
+                   (long long)(t->n_dims > 2 ? t->ne[2] : 1), (long long)n_in, (long long)n_out, (long long)n_expert,
+                   (long long)n_expert);
         return NULL;
     }
+    t = need_tensor(g, name, n_in, n_out * n_expert, false);   /* missing, or a type rys cannot compute */
+    if (!t) return NULL;
     size_t slice = quant_row_size(t->type, n_in) * (size_t)n_out;
     quant_matrix *out = xcalloc((size_t)n_expert, sizeof *out);
     for (int64_t e = 0; e < n_expert; e++)

@@ -21,6 +21,7 @@ static const arch_entry arch_table[] = {
     {"qwen3", ARCH_QWEN3, ROPE_NEOX},
     {"gemma3", ARCH_GEMMA3, ROPE_NEOX},
     {"qwen3moe", ARCH_QWEN3MOE, ROPE_NEOX},
+    {"qwen35", ARCH_QWEN35, ROPE_NEOX},
 };
 
 static bool get_int(const gguf_file *g, const char *arch, const char *suffix, int64_t *out) {
@@ -106,6 +107,7 @@ static void free_layers(model *m) {
     for (int l = 0; l < m->hp.n_layers; l++) {
         layer_weights *L = &m->layers[l];
         free(L->gate_exps); free(L->up_exps); free(L->down_exps);
+        free(L->ssm_conv); free(L->ssm_dt); free(L->ssm_a); free(L->ssm_norm);
         free(L->attn_norm); free(L->ffn_norm);
         free(L->bq); free(L->bk); free(L->bv);
         free(L->q_norm); free(L->k_norm);
@@ -131,7 +133,7 @@ static int read_hparams(const gguf_file *g, model_hparams *hp) {
     for (size_t i = 0; i < sizeof arch_table / sizeof arch_table[0]; i++)
         if (!strcmp(arch, arch_table[i].name)) e = &arch_table[i];
     if (!e) {
-        rys_seterr("%s: architecture '%s' is not supported (supported: llama, qwen2, qwen3, gemma3, qwen3moe)", g->path,
+        rys_seterr("%s: architecture '%s' is not supported (supported: llama, qwen2, qwen3, gemma3, qwen3moe, qwen35)", g->path,
                    arch);
         free(arch);
         return -1;
@@ -228,6 +230,72 @@ static int read_hparams(const gguf_file *g, model_hparams *hp) {
          * layer count the same way, as the GGUF carries no such field. */
         if (hp->n_layers == 62) hp->attn_scale = 1.0f / sqrtf((float)(hp->dim / hp->n_head));
     }
+    hp->attn_gate = false;
+    hp->ssm_d_conv = hp->ssm_s = hp->ssm_n_k = hp->ssm_n_v = 0;
+    if (hp->arch == ARCH_QWEN35) {
+        hp->attn_gate = true;
+        /* IMROPE sections: a text token has the same position in every
+         * section, which makes them NEOX RoPE over rope_dims */
+#define NEED_SSM(field, key, lo, hi)                                                          \
+    do {                                                                                     \
+        if (!get_int(g, a, key, &v)) { rys_seterr("%s: missing %s.%s", g->path, a, key); return -1; } \
+        if (v < (lo) || v > (hi)) { rys_seterr("%s: %s.%s = %lld out of range", g->path, a, key, (long long)v); return -1; } \
+        hp->field = (int)v;                                                                  \
+    } while (0)
+        NEED_SSM(ssm_d_conv, "ssm.conv_kernel", 1, 64);
+        NEED_SSM(ssm_s, "ssm.state_size", 1, 1024);
+        NEED_SSM(ssm_n_k, "ssm.group_count", 1, 1024);
+        NEED_SSM(ssm_n_v, "ssm.time_step_rank", 1, 1024);
+#undef NEED_SSM
+        if (hp->ssm_n_v % hp->ssm_n_k) {
+            rys_seterr("%s: %s.ssm.time_step_rank %d is not a multiple of ssm.group_count %d", g->path, a, hp->ssm_n_v,
+                       hp->ssm_n_k);
+            return -1;
+        }
+        if (get_int(g, a, "ssm.inner_size", &v) && v != (int64_t)hp->ssm_s * hp->ssm_n_v) {
+            rys_seterr("%s: %s.ssm.inner_size %lld != state_size x time_step_rank", g->path, a, (long long)v);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* Whether layer l of a qwen35 file is a Gated DeltaNet layer: the file's
+ * attention.recurrent_layers list where it has one, else every layer but
+ * each full_attention_interval-th (default 4), as llama.cpp decides. */
+static bool qwen35_recurrent(const gguf_file *g, int l) {
+    const gguf_kv *kv = gguf_find(g, "qwen35.attention.recurrent_layers");
+    if (kv && kv->val.type == GGUF_T_ARRAY && kv->val.arr.type != GGUF_T_STRING && kv->val.arr.type != GGUF_T_ARRAY &&
+        (uint64_t)l < kv->val.arr.n)
+        return gguf_arr_i64(&kv->val, (uint64_t)l) != 0;
+    int64_t interval = 4;
+    if (!get_int(g, "qwen35", "full_attention_interval", &interval) || interval < 1) interval = 4;
+    return (l + 1) % interval != 0;
+}
+
+/* A qwen35 Gated DeltaNet layer's tensors (see model.h); 0, or -1 with an error. */
+static int bind_deltanet(const gguf_file *g, const model_hparams *hp, int l, layer_weights *L) {
+    int64_t key_dim = (int64_t)hp->ssm_s * hp->ssm_n_k, value_dim = (int64_t)hp->ssm_s * hp->ssm_n_v;
+    int64_t conv_dim = 2 * key_dim + value_dim;
+    char n[96];
+#define T(suffix) (snprintf(n, sizeof n, "blk.%d.%s", l, suffix), n)
+    if (!bind_matrix(g, T("attn_qkv.weight"), hp->dim, conv_dim, &L->ssm_qkv, false)) return -1;
+    if (!bind_matrix(g, T("attn_gate.weight"), hp->dim, value_dim, &L->ssm_z, false)) return -1;
+    if (!bind_matrix(g, T("ssm_beta.weight"), hp->dim, hp->ssm_n_v, &L->ssm_beta, false)) return -1;
+    if (!bind_matrix(g, T("ssm_alpha.weight"), hp->dim, hp->ssm_n_v, &L->ssm_alpha, false)) return -1;
+    if (!bind_matrix(g, T("ssm_out.weight"), value_dim, hp->dim, &L->ssm_out, false)) return -1;
+    /* the convolution: conv_dim rows of d_conv weights (oldest input first), kept in f32 */
+    const gguf_tensor *t = need_tensor(g, T("ssm_conv1d.weight"), hp->ssm_d_conv, conv_dim, false);
+    if (!t) return -1;
+    L->ssm_conv = xmalloc((size_t)(hp->ssm_d_conv * conv_dim) * sizeof(float));
+    if (quant_dequantize_row(t->type, t->data, L->ssm_conv, hp->ssm_d_conv * conv_dim)) {
+        rys_seterr("%s: tensor %s has a type rys cannot read as f32", g->path, n);
+        return -1;
+    }
+    if (!bind_vector(g, T("ssm_dt.bias"), hp->ssm_n_v, &L->ssm_dt, false)) return -1;
+    if (!bind_vector(g, T("ssm_a"), hp->ssm_n_v, &L->ssm_a, false)) return -1;
+    if (!bind_vector(g, T("ssm_norm.weight"), hp->ssm_s, &L->ssm_norm, false)) return -1;
+#undef T
     return 0;
 }
 
@@ -254,11 +322,19 @@ model *model_from_gguf(gguf_file *g) {
         char n[96];
 #define T(suffix) (snprintf(n, sizeof n, "blk.%d.%s", l, suffix), n)
         if (!bind_vector(g, T("attn_norm.weight"), hp->dim, &L->attn_norm, false)) goto fail;
-        if (!bind_vector(g, T("ffn_norm.weight"), hp->dim, &L->ffn_norm, false)) goto fail;
-        if (!bind_matrix(g, T("attn_q.weight"), hp->dim, q_dim, &L->wq, false)) goto fail;
-        if (!bind_matrix(g, T("attn_k.weight"), hp->dim, kv_dim, &L->wk, false)) goto fail;
-        if (!bind_matrix(g, T("attn_v.weight"), hp->dim, kv_dim, &L->wv, false)) goto fail;
-        if (!bind_matrix(g, T("attn_output.weight"), q_dim, hp->dim, &L->wo, false)) goto fail;
+        /* qwen35's feed-forward input norm is named post_attention_norm */
+        if (!bind_vector(g, T(hp->arch == ARCH_QWEN35 ? "post_attention_norm.weight" : "ffn_norm.weight"), hp->dim,
+                         &L->ffn_norm, false))
+            goto fail;
+        L->recurrent = hp->arch == ARCH_QWEN35 && qwen35_recurrent(g, l);
+        if (L->recurrent) {
+            if (bind_deltanet(g, hp, l, L)) goto fail;
+        } else {
+            if (!bind_matrix(g, T("attn_q.weight"), hp->dim, hp->attn_gate ? 2 * q_dim : q_dim, &L->wq, false)) goto fail;
+            if (!bind_matrix(g, T("attn_k.weight"), hp->dim, kv_dim, &L->wk, false)) goto fail;
+            if (!bind_matrix(g, T("attn_v.weight"), hp->dim, kv_dim, &L->wv, false)) goto fail;
+            if (!bind_matrix(g, T("attn_output.weight"), q_dim, hp->dim, &L->wo, false)) goto fail;
+        }
         if (hp->n_expert) {
             int64_t ne = hp->n_expert, ef = hp->expert_ffn_dim;
             if (!bind_matrix(g, T("ffn_gate_inp.weight"), hp->dim, ne, &L->router, false)) goto fail;
@@ -278,7 +354,7 @@ model *model_from_gguf(gguf_file *g) {
         OPT_VEC(bv, "attn_v.bias", kv_dim);
         OPT_VEC(q_norm, "attn_q_norm.weight", hp->head_dim);
         OPT_VEC(k_norm, "attn_k_norm.weight", hp->head_dim);
-        OPT_VEC(post_attn_norm, "post_attention_norm.weight", hp->dim);
+        if (hp->arch != ARCH_QWEN35) OPT_VEC(post_attn_norm, "post_attention_norm.weight", hp->dim);
         OPT_VEC(post_ffn_norm, "post_ffw_norm.weight", hp->dim);
 #undef OPT_VEC
 #undef T
@@ -286,7 +362,8 @@ model *model_from_gguf(gguf_file *g) {
             rys_seterr("%s: qwen2 layer %d lacks q/k/v biases", g->path, l);
             goto fail;
         }
-        if ((hp->arch == ARCH_QWEN3 || hp->arch == ARCH_QWEN3MOE || hp->arch == ARCH_GEMMA3) &&
+        if ((hp->arch == ARCH_QWEN3 || hp->arch == ARCH_QWEN3MOE || hp->arch == ARCH_GEMMA3 ||
+             (hp->arch == ARCH_QWEN35 && !L->recurrent)) &&
             !(L->q_norm && L->k_norm)) {
             rys_seterr("%s: %s layer %d lacks q/k norms", g->path, hp->arch_name, l);
             goto fail;

@@ -4,7 +4,10 @@
  * Supported: llama (tied or untied output), qwen2 (QKV bias), qwen3 (q/k
  * norms), gemma3 (q/k norms, post-norms, GELU, sliding-window layers),
  * qwen3moe (qwen3's attention, a mixture-of-experts feed-forward: a router
- * and n_expert SwiGLU experts stored as 3-D tensors, one slice each). */
+ * and n_expert SwiGLU experts stored as 3-D tensors, one slice each),
+ * qwen35 (Gated DeltaNet layers with a recurrent state, and every
+ * full_attention_interval-th layer attention with q/k norms and an output
+ * gate; see deltanet.h). */
 #ifndef RYS_MODEL_H
 #define RYS_MODEL_H
 
@@ -14,7 +17,7 @@
 #include "engine/gguf.h"
 #include "quant/quant.h"
 
-enum model_arch { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3, ARCH_GEMMA3, ARCH_QWEN3MOE };
+enum model_arch { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3, ARCH_GEMMA3, ARCH_QWEN3MOE, ARCH_QWEN35 };
 enum rope_kind { ROPE_NORMAL, ROPE_NEOX };   /* adjacent pairs vs split halves */
 
 typedef struct {
@@ -31,6 +34,15 @@ typedef struct {
     float *q_norm, *k_norm;                 /* [head_dim], qwen3/gemma3, or NULL */
     float *post_attn_norm, *post_ffn_norm;  /* gemma3, or NULL */
     bool sliding;                           /* gemma3 local-attention layer */
+    /* qwen35: a Gated DeltaNet layer (recurrent) in place of attention:
+     * ssm_qkv [dim -> 2 key_dim + value_dim], ssm_z [dim -> value_dim],
+     * ssm_beta, ssm_alpha [dim -> n_v_heads], ssm_out [value_dim -> dim];
+     * f32 copies of the convolution [conv_dim][d_conv], dt bias and a
+     * [n_v_heads], and the output norm [S]. An attention layer of qwen35
+     * has wq of 2 q_dim rows (each head's query, then its gate). */
+    bool recurrent;
+    quant_matrix ssm_qkv, ssm_z, ssm_beta, ssm_alpha, ssm_out;
+    float *ssm_conv, *ssm_dt, *ssm_a, *ssm_norm;
 } layer_weights;
 
 typedef struct {
@@ -50,6 +62,12 @@ typedef struct {
      * feed-forward is the sum of its n_expert_used best-scored experts'
      * outputs, weighted by the router's softmax renormalised over them */
     int n_expert, n_expert_used, expert_ffn_dim;
+    /* qwen35: attention output gated by sigmoid of a second query half;
+     * Gated DeltaNet geometry (0 elsewhere): convolution width, head size S
+     * of keys and values, key heads and value heads (value head h reads
+     * key head h % ssm_n_k) */
+    bool attn_gate;
+    int ssm_d_conv, ssm_s, ssm_n_k, ssm_n_v;
 } model_hparams;
 
 typedef struct {

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """make_tiny_qwen35: a small qwen35 GGUF (Qwen3.5 dense: Gated DeltaNet layers
 with a gated full-attention layer every fourth) with random weights, and a
-float64 numpy forward pass of it, checked against llama.cpp. rys does not
-run qwen35 yet (issue 39's second architecture): this pins down, with
-numbers, the tensors and the update rule an implementation must match.
+float64 numpy forward pass of it, checked against llama.cpp: the tensors and
+the update rule written out, with numbers (rys's implementation is
+src/engine/deltanet.c; tests/ref/check_qwen35.py checks it on this model).
 
 File layout (what llama.cpp's qwen35 loader reads):
   metadata  qwen35.ssm.conv_kernel (d_conv), ssm.inner_size (value_dim),

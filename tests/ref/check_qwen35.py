@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""check_qwen35: the qwen35 forward pass (Gated DeltaNet layers with their
+recurrent state per path position, gated attention) against llama.cpp
+(llama-cpp-python) on the tiny model tests/ref/make_tiny_qwen35.py writes (F32,
+random weights: three DeltaNet layers and one attention layer, 2 key heads
+shared by 4 value heads), with check_engine's checks:
+  (a) last-position logits of the 5 prompts: max|diff| <= 1e-2 of max|logit|
+      and the same argmax;
+  (b) 64-token greedy continuations (`rys run`, decode token by token through
+      the states), identical for >= 4 of 5;
+  (d) `rys logits --blocks` on the original file against llama.cpp on copies
+      materialized along the path (materialize.py lists each position's layer
+      kind in qwen35.attention.recurrent_layers, which llama.cpp reads), for
+      0,4 (every layer twice), 1,2 and 1,2;2,3;
+  (c) perplexity (Apache-2.0 licence text, -c 512) within 0.5%;
+  (s) `rys scan` is refused with one line: its prefix reuse shares and copies
+      KV slots, and a recurrent state cannot be shared that way yet.
+Prints PASS/FAIL per check; exits 1 when any fails.
+usage: check_qwen35.py   binary: $RYS or build/rys
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import check_engine as ce  # noqa: E402
+from make_tiny_qwen35 import N_LAYERS, write  # noqa: E402
+
+
+def check_scan_refused(model, tmp):
+    probe = os.path.join(tmp, "m.json")
+    with open(os.path.join(HERE, "..", "..", "probes", "math_16.json"), encoding="utf-8") as f:
+        items = json.load(f)
+    with open(probe, "w", encoding="utf-8") as f:
+        json.dump({k: items[k] for k in ("0", "5")}, f)
+    r = subprocess.run([ce.RYS, "scan", model, "--probes", probe, "--db", os.path.join(tmp, "s.sqlite"), "--stride",
+                        "1", "-n", "8", "--json", "-t", ce.THREADS], capture_output=True, text=True)
+    err = r.stderr.strip()
+    ce.report("(s) scan refused", r.returncode != 0 and "recurrent (Gated DeltaNet) layers" in err and len(err.splitlines()) == 1,
+              f"exit {r.returncode}: {err[-200:]!r}")
+
+
+def main():
+    ce.PPL_TEXTS = ["Apache-2.0"]
+    with tempfile.TemporaryDirectory(prefix="rys-check-qwen35-") as tmp:
+        model = os.path.join(tmp, "tiny-qwen35.gguf")
+        write(model)
+        print(f"check_qwen35: {model}; rys = {ce.RYS}", flush=True)
+        items = ce.prompts(model)
+        ref = ce.LlamaRef(model)
+        try:
+            ce.check_logits(model, ref, items)
+            ce.check_greedy(model, ref, items)
+            ce.check_paths(model, ref, items, N_LAYERS, "qwen35", tmp)
+            ce.check_perplexity(model, ref, tmp)
+            check_scan_refused(model, tmp)
+        except (RuntimeError, OSError, ValueError, KeyError) as e:
+            ce.report("qwen35", False, f"could not run: {e}")
+    failed = ce.results.count(False)
+    print(f"check_qwen35: {len(ce.results) - failed} passed, {failed} failed")
+    sys.exit(1 if failed or not ce.results else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -13,6 +13,9 @@ shared by 4 value heads), with check_engine's checks:
       kind in qwen35.attention.recurrent_layers, which llama.cpp reads), for
       0,4 (every layer twice), 1,2 and 1,2;2,3;
   (c) perplexity (Apache-2.0 licence text, -c 512) within 0.5%;
+  Q8_0 copy (matrices Q8_0): (q) check_engine's bound for quantized files
+  (1.5 x the larger of rys's spread across its kernel paths and llama.cpp's
+  between flash attention on and off, + 1e-2; same argmax) and (c).
   (s) `rys scan` is refused with one line: its prefix reuse shares and copies
       KV slots, and a recurrent state cannot be shared that way yet.
 Prints PASS/FAIL per check; exits 1 when any fails.
@@ -57,6 +60,13 @@ def main():
             ce.check_paths(model, ref, items, N_LAYERS, "qwen35", tmp)
             ce.check_perplexity(model, ref, tmp)
             check_scan_refused(model, tmp)
+            del ref
+            q8 = os.path.join(tmp, "tiny-qwen35-q8_0.gguf")
+            write(q8, qtype="q8_0")
+            print(f"check_qwen35: {os.path.basename(q8)}", flush=True)
+            ref = ce.LlamaRef(q8)
+            ce.check_quantized(q8, ref, ce.prompts(q8))
+            ce.check_perplexity(q8, ref, tmp)
         except (RuntimeError, OSError, ValueError, KeyError) as e:
             ce.report("qwen35", False, f"could not run: {e}")
     failed = ce.results.count(False)

@@ -34,7 +34,7 @@ rmsnorm(out, ssm_norm) * silu(z) per head and ssm_out. A path through such
 a model needs, per path position and sequence, the convolution state and M
 beside the attention layers' KV slots.
 
-usage: make_tiny_qwen35.py OUT.gguf [--check]   (--check: numpy against llama.cpp,
+usage: make_tiny_qwen35.py OUT.gguf [--type f32|q8_0] [--check]   (--check: numpy against llama.cpp,
        last-position logits within 1e-3 of max|logit|, exit 1 otherwise)
 """
 import argparse
@@ -43,6 +43,8 @@ import sys
 
 import numpy as np
 import gguf
+from gguf import GGMLQuantizationType as T
+from gguf.quants import quantize
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_tiny import CHATML, MERGES, vocabulary  # noqa: E402
@@ -53,7 +55,9 @@ N_LAYERS, DIM, N_HEAD, N_HEAD_KV, HEAD_DIM, FFN, N_ROT = 4, 64, 4, 2, 32, 128, 8
 S, N_K, N_V, D_CONV, INTERVAL = 16, 2, 4, 4, 4
 
 
-def write(path, seed=77):
+def write(path, seed=77, qtype="f32"):
+    """The model; qtype "q8_0" stores the matrices (not the embeddings, norms,
+    convolution, dt, a, beta and alpha) as Q8_0."""
     rng = np.random.default_rng(seed)
     key_dim, val_dim = S * N_K, S * N_V
     conv_dim = 2 * key_dim + val_dim
@@ -91,6 +95,12 @@ def write(path, seed=77):
     def mat(*shape, scale=1.0):
         return (rng.standard_normal(shape) * scale / np.sqrt(shape[-1])).astype(np.float32)
 
+    def big(name, arr):
+        if qtype == "q8_0":
+            w.add_tensor(name, quantize(arr, T.Q8_0), raw_dtype=T.Q8_0)
+        else:
+            w.add_tensor(name, arr)
+
     def norm(n):
         return (1 + 0.2 * rng.standard_normal(n)).astype(np.float32)
 
@@ -100,27 +110,27 @@ def write(path, seed=77):
         w.add_tensor(p + "attn_norm.weight", norm(DIM))
         w.add_tensor(p + "post_attention_norm.weight", norm(DIM))
         if (L + 1) % INTERVAL == 0:
-            w.add_tensor(p + "attn_q.weight", mat(2 * N_HEAD * HEAD_DIM, DIM))
-            w.add_tensor(p + "attn_k.weight", mat(N_HEAD_KV * HEAD_DIM, DIM))
-            w.add_tensor(p + "attn_v.weight", mat(N_HEAD_KV * HEAD_DIM, DIM))
-            w.add_tensor(p + "attn_output.weight", mat(DIM, N_HEAD * HEAD_DIM))
+            big(p + "attn_q.weight", mat(2 * N_HEAD * HEAD_DIM, DIM))
+            big(p + "attn_k.weight", mat(N_HEAD_KV * HEAD_DIM, DIM))
+            big(p + "attn_v.weight", mat(N_HEAD_KV * HEAD_DIM, DIM))
+            big(p + "attn_output.weight", mat(DIM, N_HEAD * HEAD_DIM))
             w.add_tensor(p + "attn_q_norm.weight", norm(HEAD_DIM))
             w.add_tensor(p + "attn_k_norm.weight", norm(HEAD_DIM))
         else:
-            w.add_tensor(p + "attn_qkv.weight", mat(conv_dim, DIM))
-            w.add_tensor(p + "attn_gate.weight", mat(val_dim, DIM))
+            big(p + "attn_qkv.weight", mat(conv_dim, DIM))
+            big(p + "attn_gate.weight", mat(val_dim, DIM))
             w.add_tensor(p + "ssm_conv1d.weight", mat(conv_dim, D_CONV))
             w.add_tensor(p + "ssm_dt.bias", (0.5 * rng.standard_normal(N_V)).astype(np.float32))
             w.add_tensor(p + "ssm_a", (-np.exp(0.3 * rng.standard_normal(N_V))).astype(np.float32))
             w.add_tensor(p + "ssm_beta.weight", mat(N_V, DIM))
             w.add_tensor(p + "ssm_alpha.weight", mat(N_V, DIM))
             w.add_tensor(p + "ssm_norm.weight", norm(S))
-            w.add_tensor(p + "ssm_out.weight", mat(DIM, val_dim))
-        w.add_tensor(p + "ffn_gate.weight", mat(FFN, DIM))
-        w.add_tensor(p + "ffn_up.weight", mat(FFN, DIM))
-        w.add_tensor(p + "ffn_down.weight", mat(DIM, FFN))
+            big(p + "ssm_out.weight", mat(DIM, val_dim))
+        big(p + "ffn_gate.weight", mat(FFN, DIM))
+        big(p + "ffn_up.weight", mat(FFN, DIM))
+        big(p + "ffn_down.weight", mat(DIM, FFN))
     w.add_tensor("output_norm.weight", norm(DIM))
-    w.add_tensor("output.weight", mat(len(tokens), DIM, scale=3.0))
+    big("output.weight", mat(len(tokens), DIM, scale=3.0))
     w.write_header_to_file()
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
@@ -223,8 +233,9 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out")
     ap.add_argument("--check", action="store_true")
+    ap.add_argument("--type", default="f32", choices=("f32", "q8_0"))
     a = ap.parse_args()
-    write(a.out)
+    write(a.out, qtype=a.type)
     print(f"{a.out}: {os.path.getsize(a.out)} bytes")
     if a.check and not check(a.out):
         sys.exit(1)

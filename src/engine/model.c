@@ -22,6 +22,7 @@ static const arch_entry arch_table[] = {
     {"gemma3", ARCH_GEMMA3, ROPE_NEOX},
     {"qwen3moe", ARCH_QWEN3MOE, ROPE_NEOX},
     {"qwen35", ARCH_QWEN35, ROPE_NEOX},
+    {"qwen35moe", ARCH_QWEN35MOE, ROPE_NEOX},
 };
 
 static bool get_int(const gguf_file *g, const char *arch, const char *suffix, int64_t *out) {
@@ -133,7 +134,7 @@ static int read_hparams(const gguf_file *g, model_hparams *hp) {
     for (size_t i = 0; i < sizeof arch_table / sizeof arch_table[0]; i++)
         if (!strcmp(arch, arch_table[i].name)) e = &arch_table[i];
     if (!e) {
-        rys_seterr("%s: architecture '%s' is not supported (supported: llama, qwen2, qwen3, gemma3, qwen3moe, qwen35)", g->path,
+        rys_seterr("%s: architecture '%s' is not supported (supported: llama, qwen2, qwen3, gemma3, qwen3moe, qwen35, qwen35moe)", g->path,
                    arch);
         free(arch);
         return -1;
@@ -154,7 +155,8 @@ static int read_hparams(const gguf_file *g, model_hparams *hp) {
     } while (0)
     NEED_INT(n_layers, "block_count", 1, 4096);
     NEED_INT(dim, "embedding_length", 1, 1 << 17);
-    if (e->arch == ARCH_QWEN3MOE) {
+    hp->shexp_ffn_dim = 0;
+    if (e->arch == ARCH_QWEN3MOE || e->arch == ARCH_QWEN35MOE) {
         /* the experts' width is what the layers use; feed_forward_length (the
          * dense equivalent) only stands in for it when it is missing, as
          * llama.cpp's n_ff / n_expert_used */
@@ -171,6 +173,14 @@ static int read_hparams(const gguf_file *g, model_hparams *hp) {
             hp->expert_ffn_dim = hp->ffn_dim / hp->n_expert_used;
             if (hp->expert_ffn_dim < 1) {
                 rys_seterr("%s: missing %s.expert_feed_forward_length", g->path, a);
+                return -1;
+            }
+        }
+        /* qwen35moe's shared expert: its own width, else feed_forward_length, as llama.cpp reads it */
+        if (e->arch == ARCH_QWEN35MOE) {
+            hp->shexp_ffn_dim = get_int(g, a, "expert_shared_feed_forward_length", &v) ? (int)v : hp->ffn_dim;
+            if (hp->shexp_ffn_dim < 1 || hp->shexp_ffn_dim > (1 << 20)) {
+                rys_seterr("%s: bad %s.expert_shared_feed_forward_length %d", g->path, a, hp->shexp_ffn_dim);
                 return -1;
             }
         }
@@ -232,7 +242,7 @@ static int read_hparams(const gguf_file *g, model_hparams *hp) {
     }
     hp->attn_gate = false;
     hp->ssm_d_conv = hp->ssm_s = hp->ssm_n_k = hp->ssm_n_v = 0;
-    if (hp->arch == ARCH_QWEN35) {
+    if (hp->arch == ARCH_QWEN35 || hp->arch == ARCH_QWEN35MOE) {
         hp->attn_gate = true;
         /* IMROPE sections: a text token has the same position in every
          * section, which makes them NEOX RoPE over rope_dims */
@@ -263,13 +273,15 @@ static int read_hparams(const gguf_file *g, model_hparams *hp) {
 /* Whether layer l of a qwen35 file is a Gated DeltaNet layer: the file's
  * attention.recurrent_layers list where it has one, else every layer but
  * each full_attention_interval-th (default 4), as llama.cpp decides. */
-static bool qwen35_recurrent(const gguf_file *g, int l) {
-    const gguf_kv *kv = gguf_find(g, "qwen35.attention.recurrent_layers");
+static bool qwen35_recurrent(const gguf_file *g, const char *arch, int l) {
+    char key[160];
+    snprintf(key, sizeof key, "%s.attention.recurrent_layers", arch);
+    const gguf_kv *kv = gguf_find(g, key);
     if (kv && kv->val.type == GGUF_T_ARRAY && kv->val.arr.type != GGUF_T_STRING && kv->val.arr.type != GGUF_T_ARRAY &&
         (uint64_t)l < kv->val.arr.n)
         return gguf_arr_i64(&kv->val, (uint64_t)l) != 0;
     int64_t interval = 4;
-    if (!get_int(g, "qwen35", "full_attention_interval", &interval) || interval < 1) interval = 4;
+    if (!get_int(g, arch, "full_attention_interval", &interval) || interval < 1) interval = 4;
     return (l + 1) % interval != 0;
 }
 
@@ -323,10 +335,10 @@ model *model_from_gguf(gguf_file *g) {
 #define T(suffix) (snprintf(n, sizeof n, "blk.%d.%s", l, suffix), n)
         if (!bind_vector(g, T("attn_norm.weight"), hp->dim, &L->attn_norm, false)) goto fail;
         /* qwen35's feed-forward input norm is named post_attention_norm */
-        if (!bind_vector(g, T(hp->arch == ARCH_QWEN35 ? "post_attention_norm.weight" : "ffn_norm.weight"), hp->dim,
-                         &L->ffn_norm, false))
+        bool q35 = hp->arch == ARCH_QWEN35 || hp->arch == ARCH_QWEN35MOE;
+        if (!bind_vector(g, T(q35 ? "post_attention_norm.weight" : "ffn_norm.weight"), hp->dim, &L->ffn_norm, false))
             goto fail;
-        L->recurrent = hp->arch == ARCH_QWEN35 && qwen35_recurrent(g, l);
+        L->recurrent = q35 && qwen35_recurrent(g, hp->arch_name, l);
         if (L->recurrent) {
             if (bind_deltanet(g, hp, l, L)) goto fail;
         } else {
@@ -341,6 +353,13 @@ model *model_from_gguf(gguf_file *g) {
             if (!(L->gate_exps = bind_experts(g, T("ffn_gate_exps.weight"), hp->dim, ef, ne))) goto fail;
             if (!(L->up_exps = bind_experts(g, T("ffn_up_exps.weight"), hp->dim, ef, ne))) goto fail;
             if (!(L->down_exps = bind_experts(g, T("ffn_down_exps.weight"), ef, hp->dim, ne))) goto fail;
+            if (hp->shexp_ffn_dim) {
+                int64_t sf = hp->shexp_ffn_dim;
+                if (!bind_matrix(g, T("ffn_gate_inp_shexp.weight"), hp->dim, 1, &L->shexp_gate_inp, false)) goto fail;
+                if (!bind_matrix(g, T("ffn_gate_shexp.weight"), hp->dim, sf, &L->shexp_gate, false)) goto fail;
+                if (!bind_matrix(g, T("ffn_up_shexp.weight"), hp->dim, sf, &L->shexp_up, false)) goto fail;
+                if (!bind_matrix(g, T("ffn_down_shexp.weight"), sf, hp->dim, &L->shexp_down, false)) goto fail;
+            }
         } else {
             if (!bind_matrix(g, T("ffn_gate.weight"), hp->dim, hp->ffn_dim, &L->w_gate, false)) goto fail;
             if (!bind_matrix(g, T("ffn_up.weight"), hp->dim, hp->ffn_dim, &L->w_up, false)) goto fail;
@@ -354,7 +373,7 @@ model *model_from_gguf(gguf_file *g) {
         OPT_VEC(bv, "attn_v.bias", kv_dim);
         OPT_VEC(q_norm, "attn_q_norm.weight", hp->head_dim);
         OPT_VEC(k_norm, "attn_k_norm.weight", hp->head_dim);
-        if (hp->arch != ARCH_QWEN35) OPT_VEC(post_attn_norm, "post_attention_norm.weight", hp->dim);
+        if (!q35) OPT_VEC(post_attn_norm, "post_attention_norm.weight", hp->dim);
         OPT_VEC(post_ffn_norm, "post_ffw_norm.weight", hp->dim);
 #undef OPT_VEC
 #undef T
@@ -363,7 +382,7 @@ model *model_from_gguf(gguf_file *g) {
             goto fail;
         }
         if ((hp->arch == ARCH_QWEN3 || hp->arch == ARCH_QWEN3MOE || hp->arch == ARCH_GEMMA3 ||
-             (hp->arch == ARCH_QWEN35 && !L->recurrent)) &&
+             (q35 && !L->recurrent)) &&
             !(L->q_norm && L->k_norm)) {
             rys_seterr("%s: %s layer %d lacks q/k norms", g->path, hp->arch_name, l);
             goto fail;

@@ -7,7 +7,8 @@
  * and n_expert SwiGLU experts stored as 3-D tensors, one slice each),
  * qwen35 (Gated DeltaNet layers with a recurrent state, and every
  * full_attention_interval-th layer attention with q/k norms and an output
- * gate; see deltanet.h). */
+ * gate; see deltanet.h), qwen35moe (qwen35's layers with qwen3moe's
+ * experts plus a shared expert gated per token). */
 #ifndef RYS_MODEL_H
 #define RYS_MODEL_H
 
@@ -17,7 +18,7 @@
 #include "engine/gguf.h"
 #include "quant/quant.h"
 
-enum model_arch { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3, ARCH_GEMMA3, ARCH_QWEN3MOE, ARCH_QWEN35 };
+enum model_arch { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3, ARCH_GEMMA3, ARCH_QWEN3MOE, ARCH_QWEN35, ARCH_QWEN35MOE };
 enum rope_kind { ROPE_NORMAL, ROPE_NEOX };   /* adjacent pairs vs split halves */
 
 typedef struct {
@@ -29,6 +30,9 @@ typedef struct {
      * a dense layer */
     quant_matrix router;
     quant_matrix *gate_exps, *up_exps, *down_exps;
+    /* qwen35moe's shared expert: SwiGLU of shexp_ffn_dim, its output times
+     * sigmoid(shexp_gate . x) (shexp_gate: one row of dim); n_out 0 if none */
+    quant_matrix shexp_gate, shexp_up, shexp_down, shexp_gate_inp;
     float *attn_norm, *ffn_norm;            /* [dim] */
     float *bq, *bk, *bv;                    /* qwen2 biases, or NULL */
     float *q_norm, *k_norm;                 /* [head_dim], qwen3/gemma3, or NULL */
@@ -61,7 +65,7 @@ typedef struct {
     /* mixture of experts (qwen3moe), 0 for a dense model: each token's
      * feed-forward is the sum of its n_expert_used best-scored experts'
      * outputs, weighted by the router's softmax renormalised over them */
-    int n_expert, n_expert_used, expert_ffn_dim;
+    int n_expert, n_expert_used, expert_ffn_dim, shexp_ffn_dim;
     /* qwen35: attention output gated by sigmoid of a second query half;
      * Gated DeltaNet geometry (0 elsewhere): convolution width, head size S
      * of keys and values, key heads and value heads (value head h reads

@@ -27,6 +27,10 @@ struct moe_scratch {
     float *xin;                 /* [max_tokens * k][dim] input rows sorted by expert */
     float *gate, *up;           /* [max_tokens * k][ffn] */
     float *y;                   /* [max_tokens * k][dim] expert outputs, sorted rows */
+    int shexp;                  /* the shared expert's width (qwen35moe), 0 if none */
+    float *sh_gate, *sh_up;     /* [max_tokens][shexp] */
+    float *sh_y;                /* [max_tokens][dim] its output */
+    float *sh_g;                /* [max_tokens] its gate's logit */
 };
 
 moe_scratch *moe_new(const model_hparams *hp, int max_tokens) {
@@ -48,6 +52,13 @@ moe_scratch *moe_new(const model_hparams *hp, int max_tokens) {
     s->gate = xmalloc(pairs * s->ffn * sizeof(float));
     s->up = xmalloc(pairs * s->ffn * sizeof(float));
     s->y = xmalloc(pairs * s->dim * sizeof(float));
+    s->shexp = hp->shexp_ffn_dim;
+    if (s->shexp) {
+        s->sh_gate = xmalloc((size_t)max_tokens * s->shexp * sizeof(float));
+        s->sh_up = xmalloc((size_t)max_tokens * s->shexp * sizeof(float));
+        s->sh_y = xmalloc((size_t)max_tokens * s->dim * sizeof(float));
+        s->sh_g = xmalloc((size_t)max_tokens * sizeof(float));
+    }
     return s;
 }
 
@@ -55,6 +66,7 @@ void moe_free(moe_scratch *s) {
     if (!s) return;
     free(s->logits); free(s->probs); free(s->chosen); free(s->weights); free(s->row_of);
     free(s->start); free(s->fill); free(s->xin); free(s->gate); free(s->up); free(s->y);
+    free(s->sh_gate); free(s->sh_up); free(s->sh_y); free(s->sh_g);
     free(s);
 }
 
@@ -91,21 +103,23 @@ void moe_route(const float *logits, int n_expert, int k, float *probs, int *chos
 /* silu(gate) * up over rows [lo, hi) of the sorted blocks, the exponentials
  * a chunk at a time (as the dense feed-forward computes it). */
 typedef struct {
-    moe_scratch *s;
+    float *gate;
+    const float *up;
+    int width;
     long rows;
 } act_job;
 
 static void act_worker(void *ctx, int ith, int nth) {
     const act_job *J = ctx;
-    const moe_scratch *s = J->s;
     long lo, hi;
     pool_split(J->rows, ith, nth, &lo, &hi);
     enum { CHUNK = 256 };
     float e[CHUNK];
     for (long row = lo; row < hi; row++) {
-        float *g = s->gate + (size_t)row * s->ffn, *u = s->up + (size_t)row * s->ffn;
-        for (int i0 = 0; i0 < s->ffn; i0 += CHUNK) {
-            int n = s->ffn - i0 < CHUNK ? s->ffn - i0 : CHUNK;
+        float *g = J->gate + (size_t)row * J->width;
+        const float *u = J->up + (size_t)row * J->width;
+        for (int i0 = 0; i0 < J->width; i0 += CHUNK) {
+            int n = J->width - i0 < CHUNK ? J->width - i0 : CHUNK;
             for (int i = 0; i < n; i++) e[i] = -g[i0 + i];
             quant_expf_n(e, n);
             for (int i = 0; i < n; i++) g[i0 + i] = g[i0 + i] / (1.0f + e[i]) * u[i0 + i];
@@ -142,7 +156,7 @@ void moe_ffn(moe_scratch *s, const layer_weights *L, const float *xn, int n, flo
         quant_matmul_many(gate_up, 2, s->xin + (size_t)r0 * dim, rows,
                           (float *const[]){s->gate + (size_t)r0 * ffn, s->up + (size_t)r0 * ffn}, pool);
     }
-    act_job job = {s, (long)n * k};
+    act_job job = {s->gate, s->up, ffn, (long)n * k};
     if (n * k <= 8) act_worker(&job, 0, 1);  /* decode: waking the pool costs more than the work */
     else pool_run(pool, act_worker, &job);
     for (int e = 0; e < n_expert; e++) {
@@ -160,6 +174,23 @@ void moe_ffn(moe_scratch *s, const layer_weights *L, const float *xn, int n, flo
                 for (int i = 0; i < dim; i++) o[i] = y[i] * w;
             else
                 for (int i = 0; i < dim; i++) o[i] += y[i] * w;
+        }
+    }
+
+    /* qwen35moe: + the shared expert's output times sigmoid of its gate */
+    if (s->shexp && L->shexp_up.n_out) {
+        const quant_matrix *gate_up[] = {&L->shexp_gate, &L->shexp_up};
+        quant_matmul_many(gate_up, 2, xn, n, (float *const[]){s->sh_gate, s->sh_up}, pool);
+        act_job sj = {s->sh_gate, s->sh_up, s->shexp, n};
+        if (n <= 8) act_worker(&sj, 0, 1);
+        else pool_run(pool, act_worker, &sj);
+        quant_matmul(&L->shexp_down, s->sh_gate, n, s->sh_y, pool);
+        quant_matmul(&L->shexp_gate_inp, xn, n, s->sh_g, pool);
+        for (int t = 0; t < n; t++) {
+            float g = 1.0f / (1.0f + expf(-s->sh_g[t]));
+            float *o = out + (size_t)t * dim;
+            const float *y = s->sh_y + (size_t)t * dim;
+            for (int i = 0; i < dim; i++) o[i] += y[i] * g;
         }
     }
 }

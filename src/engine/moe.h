@@ -29,7 +29,9 @@ void moe_route(const float *logits, int n_expert, int k, float *probs, int *chos
 
 /* out[t][dim] = sum over token t's chosen experts e (best first) of
  * weight(t, e) * down_e(silu(gate_e(x_t)) * up_e(x_t)), for the n <=
- * max_tokens rows of xn[n][dim], with layer L's router and experts. */
+ * max_tokens rows of xn[n][dim], with layer L's router and experts; plus,
+ * where L has a shared expert (qwen35moe), its SwiGLU output times
+ * sigmoid(shexp_gate_inp . x_t). */
 void moe_ffn(moe_scratch *s, const layer_weights *L, const float *xn, int n, float *out, pool *pool);
 
 #endif

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""check_qwen35: the qwen35 forward pass (Gated DeltaNet layers with their
+"""check_qwen35: the qwen35 and qwen35moe forward passes (Gated DeltaNet layers with their
 recurrent state per path position, gated attention) against llama.cpp
 (llama-cpp-python) on the tiny model tests/ref/make_tiny_qwen35.py writes (F32,
 random weights: three DeltaNet layers and one attention layer, 2 key heads
@@ -18,6 +18,8 @@ shared by 4 value heads), with check_engine's checks:
   between flash attention on and off, + 1e-2; same argmax) and (c).
   (s) `rys scan` is refused with one line: its prefix reuse shares and copies
       KV slots, and a recurrent state cannot be shared that way yet.
+  qwen35moe (the same layers, each feed-forward 8 experts of which 2 are
+  used plus a shared expert gated per token; F32): (a), (b), (d), (c).
 Prints PASS/FAIL per check; exits 1 when any fails.
 usage: check_qwen35.py   binary: $RYS or build/rys
 """
@@ -49,26 +51,33 @@ def check_scan_refused(model, tmp):
 def main():
     ce.PPL_TEXTS = ["Apache-2.0"]
     with tempfile.TemporaryDirectory(prefix="rys-check-qwen35-") as tmp:
-        model = os.path.join(tmp, "tiny-qwen35.gguf")
-        write(model)
-        print(f"check_qwen35: {model}; rys = {ce.RYS}", flush=True)
-        items = ce.prompts(model)
-        ref = ce.LlamaRef(model)
-        try:
-            ce.check_logits(model, ref, items)
-            ce.check_greedy(model, ref, items)
-            ce.check_paths(model, ref, items, N_LAYERS, "qwen35", tmp)
-            ce.check_perplexity(model, ref, tmp)
-            check_scan_refused(model, tmp)
+        f32, q8, moe = (os.path.join(tmp, n) for n in ("tiny-qwen35.gguf", "tiny-qwen35-q8_0.gguf",
+                                                       "tiny-qwen35moe.gguf"))
+        write(f32)
+        write(q8, qtype="q8_0")
+        write(moe, moe=True)
+        print(f"check_qwen35: {f32}, {q8}, {moe}; rys = {ce.RYS}", flush=True)
+        for model, checks in ((f32, "abdcs"), (q8, "qc"), (moe, "abdc")):
+            print(f"check_qwen35: {os.path.basename(model)}", flush=True)
+            items = ce.prompts(model)
+            ref = ce.LlamaRef(model)
+            arch = "qwen35moe" if model == moe else "qwen35"
+            try:
+                if "a" in checks:
+                    ce.check_logits(model, ref, items)
+                if "b" in checks:
+                    ce.check_greedy(model, ref, items)
+                if "d" in checks:
+                    ce.check_paths(model, ref, items, N_LAYERS, arch, tmp)
+                if "q" in checks:
+                    ce.check_quantized(model, ref, items)
+                if "c" in checks:
+                    ce.check_perplexity(model, ref, tmp)
+                if "s" in checks:
+                    check_scan_refused(model, tmp)
+            except (RuntimeError, OSError, ValueError, KeyError) as e:
+                ce.report(os.path.basename(model), False, f"could not run: {e}")
             del ref
-            q8 = os.path.join(tmp, "tiny-qwen35-q8_0.gguf")
-            write(q8, qtype="q8_0")
-            print(f"check_qwen35: {os.path.basename(q8)}", flush=True)
-            ref = ce.LlamaRef(q8)
-            ce.check_quantized(q8, ref, ce.prompts(q8))
-            ce.check_perplexity(q8, ref, tmp)
-        except (RuntimeError, OSError, ValueError, KeyError) as e:
-            ce.report("qwen35", False, f"could not run: {e}")
     failed = ce.results.count(False)
     print(f"check_qwen35: {len(ce.results) - failed} passed, {failed} failed")
     sys.exit(1 if failed or not ce.results else 0)

@@ -34,7 +34,7 @@ rmsnorm(out, ssm_norm) * silu(z) per head and ssm_out. A path through such
 a model needs, per path position and sequence, the convolution state and M
 beside the attention layers' KV slots.
 
-usage: make_tiny_qwen35.py OUT.gguf [--type f32|q8_0] [--check]   (--check: numpy against llama.cpp,
+usage: make_tiny_qwen35.py OUT.gguf [--type f32|q8_0] [--moe] [--check]   (--check: numpy against llama.cpp,
        last-position logits within 1e-3 of max|logit|, exit 1 otherwise)
 """
 import argparse
@@ -44,7 +44,7 @@ import sys
 import numpy as np
 import gguf
 from gguf import GGMLQuantizationType as T
-from gguf.quants import quantize
+from gguf.quants import dequantize, quantize
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from make_tiny import CHATML, MERGES, vocabulary  # noqa: E402
@@ -53,17 +53,21 @@ from make_tiny import CHATML, MERGES, vocabulary  # noqa: E402
 # DeltaNet heads of 16: 2 key heads shared by 4 value heads (as 16 over 32 in the 27B)
 N_LAYERS, DIM, N_HEAD, N_HEAD_KV, HEAD_DIM, FFN, N_ROT = 4, 64, 4, 2, 32, 128, 8
 S, N_K, N_V, D_CONV, INTERVAL = 16, 2, 4, 4, 4
+# qwen35moe: 8 experts of width 32, 2 used, and a shared expert of width 64
+N_EXPERT, N_USED, EXPERT_FFN, SHEXP_FFN = 8, 2, 32, 64
 
 
-def write(path, seed=77, qtype="f32"):
+def write(path, seed=77, qtype="f32", moe=False):
     """The model; qtype "q8_0" stores the matrices (not the embeddings, norms,
-    convolution, dt, a, beta and alpha) as Q8_0."""
-    rng = np.random.default_rng(seed)
+    convolution, dt, a, beta and alpha) as Q8_0; moe writes a qwen35moe file
+    (every layer's feed-forward qwen3moe's experts plus a gated shared expert)."""
+    arch = "qwen35moe" if moe else "qwen35"
+    rng = np.random.default_rng(seed + moe)
     key_dim, val_dim = S * N_K, S * N_V
     conv_dim = 2 * key_dim + val_dim
     tokens, types = vocabulary()
-    w = gguf.GGUFWriter(path, "qwen35")
-    w.add_name("rys tiny qwen35")
+    w = gguf.GGUFWriter(path, arch)
+    w.add_name(f"rys tiny {arch}")
     w.add_block_count(N_LAYERS)
     w.add_context_length(256)
     w.add_embedding_length(DIM)
@@ -75,13 +79,18 @@ def write(path, seed=77, qtype="f32"):
     w.add_layer_norm_rms_eps(1e-6)
     w.add_rope_freq_base(1e7)
     w.add_rope_dimension_count(N_ROT)
-    w.add_array("qwen35.rope.dimension_sections", [2, 1, 1, 0])
-    w.add_uint32("qwen35.ssm.conv_kernel", D_CONV)
-    w.add_uint32("qwen35.ssm.inner_size", val_dim)
-    w.add_uint32("qwen35.ssm.state_size", S)
-    w.add_uint32("qwen35.ssm.time_step_rank", N_V)
-    w.add_uint32("qwen35.ssm.group_count", N_K)
-    w.add_uint32("qwen35.full_attention_interval", INTERVAL)
+    w.add_array(f"{arch}.rope.dimension_sections", [2, 1, 1, 0])
+    w.add_uint32(f"{arch}.ssm.conv_kernel", D_CONV)
+    w.add_uint32(f"{arch}.ssm.inner_size", val_dim)
+    w.add_uint32(f"{arch}.ssm.state_size", S)
+    w.add_uint32(f"{arch}.ssm.time_step_rank", N_V)
+    w.add_uint32(f"{arch}.ssm.group_count", N_K)
+    w.add_uint32(f"{arch}.full_attention_interval", INTERVAL)
+    if moe:
+        w.add_expert_count(N_EXPERT)
+        w.add_expert_used_count(N_USED)
+        w.add_expert_feed_forward_length(EXPERT_FFN)
+        w.add_uint32(f"{arch}.expert_shared_feed_forward_length", SHEXP_FFN)
     w.add_tokenizer_model("gpt2")
     w.add_tokenizer_pre("qwen2")
     w.add_token_list(tokens)
@@ -126,9 +135,19 @@ def write(path, seed=77, qtype="f32"):
             w.add_tensor(p + "ssm_alpha.weight", mat(N_V, DIM))
             w.add_tensor(p + "ssm_norm.weight", norm(S))
             big(p + "ssm_out.weight", mat(DIM, val_dim))
-        big(p + "ffn_gate.weight", mat(FFN, DIM))
-        big(p + "ffn_up.weight", mat(FFN, DIM))
-        big(p + "ffn_down.weight", mat(DIM, FFN))
+        if moe:
+            w.add_tensor(p + "ffn_gate_inp.weight", mat(N_EXPERT, DIM, scale=1.5))
+            big(p + "ffn_gate_exps.weight", mat(N_EXPERT, EXPERT_FFN, DIM))
+            big(p + "ffn_up_exps.weight", mat(N_EXPERT, EXPERT_FFN, DIM))
+            big(p + "ffn_down_exps.weight", mat(N_EXPERT, DIM, EXPERT_FFN))
+            w.add_tensor(p + "ffn_gate_inp_shexp.weight", mat(DIM, scale=2.0))
+            big(p + "ffn_gate_shexp.weight", mat(SHEXP_FFN, DIM))
+            big(p + "ffn_up_shexp.weight", mat(SHEXP_FFN, DIM))
+            big(p + "ffn_down_shexp.weight", mat(DIM, SHEXP_FFN))
+        else:
+            big(p + "ffn_gate.weight", mat(FFN, DIM))
+            big(p + "ffn_up.weight", mat(FFN, DIM))
+            big(p + "ffn_down.weight", mat(DIM, FFN))
     w.add_tensor("output_norm.weight", norm(DIM))
     big("output.weight", mat(len(tokens), DIM, scale=3.0))
     w.write_header_to_file()
@@ -137,12 +156,33 @@ def write(path, seed=77, qtype="f32"):
     w.close()
 
 
+def moe_ffn(W, p, h):
+    """qwen35moe's feed-forward of rows h: softmax router, top N_USED renormalised, + the gated shared expert."""
+    def swiglu(x, g, u, d):
+        a = x @ g.T
+        return (a / (1 + np.exp(-a)) * (x @ u.T)) @ d.T
+    logits = h @ W[p + "ffn_gate_inp.weight"].T
+    probs = np.exp(logits - logits.max(1, keepdims=True))
+    probs /= probs.sum(1, keepdims=True)
+    out = np.zeros_like(h)
+    for t in range(len(h)):
+        top = np.argsort(-probs[t])[:N_USED]
+        for e in top:
+            out[t] += probs[t, e] / probs[t, top].sum() * swiglu(
+                h[t], W[p + "ffn_gate_exps.weight"][e], W[p + "ffn_up_exps.weight"][e], W[p + "ffn_down_exps.weight"][e])
+    shared = swiglu(h, W[p + "ffn_gate_shexp.weight"], W[p + "ffn_up_shexp.weight"], W[p + "ffn_down_shexp.weight"])
+    gate = 1 / (1 + np.exp(-(h @ W[p + "ffn_gate_inp_shexp.weight"].reshape(-1))))
+    return out + shared * gate[:, None]
+
+
 def forward(path, toks):
     """float64 logits [len(toks), n_vocab] of the file at path, from an empty state."""
     r = gguf.GGUFReader(path)
-    W = {t.name: np.array(t.data, dtype=np.float64) for t in r.tensors}
-    eps = float(r.fields["qwen35.attention.layer_norm_rms_epsilon"].contents())
-    base = float(r.fields["qwen35.rope.freq_base"].contents())
+    arch = r.fields["general.architecture"].contents()
+    W = {t.name: dequantize(t.data, t.tensor_type).astype(np.float64).reshape([int(d) for d in reversed(t.shape)])
+         for t in r.tensors}
+    eps = float(r.fields[f"{arch}.attention.layer_norm_rms_epsilon"].contents())
+    base = float(r.fields[f"{arch}.rope.freq_base"].contents())
 
     def rms(x, w, e=eps):
         return x / np.sqrt((x * x).mean(-1, keepdims=True) + e) * w
@@ -206,7 +246,10 @@ def forward(path, toks):
             y = (att * sigmoid(gate)).reshape(n, -1) @ W[p + "attn_output.weight"].T
         x = x + y
         hf = rms(x, W[p + "post_attention_norm.weight"])
-        x = x + (silu(hf @ W[p + "ffn_gate.weight"].T) * (hf @ W[p + "ffn_up.weight"].T)) @ W[p + "ffn_down.weight"].T
+        if arch == "qwen35moe":
+            x = x + moe_ffn(W, p, hf)
+        else:
+            x = x + (silu(hf @ W[p + "ffn_gate.weight"].T) * (hf @ W[p + "ffn_up.weight"].T)) @ W[p + "ffn_down.weight"].T
     return rms(x, W["output_norm.weight"]) @ W["output.weight"].T
 
 
@@ -234,8 +277,9 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--check", action="store_true")
     ap.add_argument("--type", default="f32", choices=("f32", "q8_0"))
+    ap.add_argument("--moe", action="store_true", help="qwen35moe")
     a = ap.parse_args()
-    write(a.out, qtype=a.type)
+    write(a.out, qtype=a.type, moe=a.moe)
     print(f"{a.out}: {os.path.getsize(a.out)} bytes")
     if a.check and not check(a.out):
         sys.exit(1)

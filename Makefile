@@ -36,7 +36,7 @@ CLI_SRC  := $(sort $(wildcard src/cli/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 # tests whose includes are engine headers only (scripts/check_layers.sh
 # checks that the list is exactly those)
-ENGINE_TESTS := test_forward test_generate test_gguf test_path test_pool test_prefix test_quant test_beam_kill test_scan_kill test_sha256 test_tokenizer test_util
+ENGINE_TESTS := test_beam_kill test_deltanet test_forward test_generate test_gguf test_moe test_path test_pool test_prefix test_quant test_scan_kill test_sha256 test_tokenizer test_util
 
 ENGINE_OBJ := $(ENGINE_SRC:%.c=$(BUILD)/obj/%.o)
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/obj/%.o)

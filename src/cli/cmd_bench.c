@@ -48,10 +48,25 @@ static void model_work(const model *m, const layer_path *path, double *layer_mac
     *layer_macs = *decode_bytes = 0;
     for (int p = 0; p < path->n; p++) {
         const layer_weights *L = &m->layers[path->layers[p]];
-        const quant_matrix *ms[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->w_gate, &L->w_up, &L->w_down};
+        /* a layer's matrices of every kind; those it lacks have no rows (DeltaNet's in an attention layer,
+         * the shared expert's in a model without one) */
+        const quant_matrix *ms[] = {&L->wq,        &L->wk,          &L->wv,          &L->wo,
+                                    &L->w_gate,    &L->w_up,        &L->w_down,      &L->router,
+                                    &L->ssm_qkv,   &L->ssm_z,       &L->ssm_beta,    &L->ssm_alpha,
+                                    &L->ssm_out,   &L->shexp_gate,  &L->shexp_up,    &L->shexp_down,
+                                    &L->shexp_gate_inp};
         for (size_t i = 0; i < sizeof ms / sizeof *ms; i++) {
             *layer_macs += (double)ms[i]->n_in * (double)ms[i]->n_out;
             *decode_bytes += (double)quant_row_size(ms[i]->type, ms[i]->n_in) * (double)ms[i]->n_out;
+        }
+        /* a MoE layer: a token runs n_expert_used experts (expert 0 stands for each), and a decode step
+         * reads only those */
+        for (int r = 0; L->gate_exps && r < m->hp.n_expert_used; r++) {
+            const quant_matrix *ex[] = {&L->gate_exps[0], &L->up_exps[0], &L->down_exps[0]};
+            for (size_t i = 0; i < 3; i++) {
+                *layer_macs += (double)ex[i]->n_in * (double)ex[i]->n_out;
+                *decode_bytes += (double)quant_row_size(ex[i]->type, ex[i]->n_in) * (double)ex[i]->n_out;
+            }
         }
     }
     *out_macs = (double)m->output.n_in * (double)m->output.n_out;

@@ -288,6 +288,12 @@ static void info_model(gguf_file **gp, const char *blocks, const char *layers, F
                                                      "n_layers", hp->n_layers, "n_ctx_train", hp->n_ctx_train, "dim", hp->dim, "ffn_dim", hp->ffn_dim, "n_head",
                                                      hp->n_head, "n_head_kv", hp->n_head_kv, "head_dim", hp->head_dim, "n_vocab",
                                                      hp->n_vocab, "rope_base", hp->rope_base, "rms_eps", hp->rms_eps));
+        if (hp->n_expert) {
+            json_t *ex = json_pack("{s:i, s:i, s:i}", "n_expert", hp->n_expert, "n_expert_used", hp->n_expert_used,
+                                   "expert_ffn_dim", hp->expert_ffn_dim);
+            json_object_update(json_object_get(root, "model"), ex);
+            json_decref(ex);
+        }
         json_object_set_new(root, "path", json_pack("{s:s, s:s, s:s, s:i, s:i, s:I}", "source", source, "canonical", canon,
                                                     "ranges", ranges, "length", path.n, "extra_layers", path_extra_layers(&path),
                                                     "kv_bytes_per_token", (json_int_t)kv_per_token));
@@ -295,6 +301,9 @@ static void info_model(gguf_file **gp, const char *blocks, const char *layers, F
         fprintf(out, "model: %s, %d layers, dim %d, ffn %d, heads %d/%d (kv), head dim %d, vocab %d, rope base %g\n",
                 hp->arch_name, hp->n_layers, hp->dim, hp->ffn_dim, hp->n_head, hp->n_head_kv, hp->head_dim, hp->n_vocab,
                 hp->rope_base);
+        if (hp->n_expert)
+            fprintf(out, "experts: %d, %d used per token, width %d\n", hp->n_expert, hp->n_expert_used,
+                    hp->expert_ffn_dim);
         fprintf(out, "path (%s): %s = %d layers (%+d, +%.2f%%), KV cache %.1f KiB per token\n  %s\n", source, ranges, path.n,
                 path_extra_layers(&path), 100.0 * path_extra_layers(&path) / hp->n_layers, kv_per_token / 1024.0, canon);
     }

@@ -16,6 +16,8 @@
  * reads the cache, so causal order holds as long as a sequence's tokens come
  * in position order. */
 #include "engine/forward.h"
+#include "engine/moe.h"
+#include "engine/deltanet.h"
 #include "base/util.h"
 
 #include <math.h>
@@ -50,6 +52,9 @@ struct forward_ctx {
     const float **queries;      /* [n_threads][QBLOCK x GQA group] query rows of one work item */
     int *qblocks;               /* [UBATCH + 1] first batch row of each query block */
     float *rope_cs;             /* [UBATCH][rope_dims] cos, sin of the micro-batch's positions */
+    moe_scratch *moe;           /* the experts' scratch (MoE models), or NULL */
+    dn_cache *dn;               /* recurrent states of Gated DeltaNet positions (qwen35), or NULL */
+    float *qraw, *qgate;        /* gated attention (qwen35): wq's rows [query | gate] per head, the gates */
     int *kept;                  /* [UBATCH] micro-batch rows kept past the last position's K and V */
     /* damped-Euler traversals (path.seg): the state each token entered the
      * open traversal with, [n_seq][n_ctx][dim] by the token's sequence and
@@ -104,8 +109,13 @@ forward_ctx *forward_new(const model *m, const layer_path *path, int n_seq, int 
     f->v = xmalloc(U * kv_dim * sizeof(float));
     f->att = xmalloc(U * q_dim * sizeof(float));
     f->o = xmalloc(U * hp->dim * sizeof(float));
-    f->gate = xmalloc(U * hp->ffn_dim * sizeof(float));
-    f->up = xmalloc(U * hp->ffn_dim * sizeof(float));
+    size_t ffn = hp->n_expert ? 0 : (size_t)hp->ffn_dim;   /* the experts have their own scratch */
+    f->gate = xmalloc(U * ffn * sizeof(float));
+    f->up = xmalloc(U * ffn * sizeof(float));
+    f->moe = hp->n_expert ? moe_new(hp, UBATCH) : NULL;
+    f->dn = dn_new(m, path, n_seq, UBATCH);
+    f->qraw = hp->attn_gate ? xmalloc(U * 2 * q_dim * sizeof(float)) : NULL;
+    f->qgate = hp->attn_gate ? xmalloc(U * q_dim * sizeof(float)) : NULL;
     size_t group_rows = (size_t)QBLOCK * (hp->n_head / hp->n_head_kv);
     f->scores = xmalloc((size_t)pool_size(pool) * group_rows * n_ctx * sizeof(float));
     f->queries = xmalloc((size_t)pool_size(pool) * group_rows * sizeof *f->queries);
@@ -125,6 +135,9 @@ void forward_free(forward_ctx *f) {
     free(f->x); free(f->xn); free(f->q); free(f->k); free(f->v);
     free(f->att); free(f->o); free(f->gate); free(f->up); free(f->scores); free(f->rope_cs);
     free(f->queries); free(f->qblocks);
+    moe_free(f->moe);
+    dn_free(f->dn);
+    free(f->qraw); free(f->qgate);
     free(f->kept); free(f->kept_pos); free(f->kept_seq);
     free(f->x0);
     free(f);
@@ -178,7 +191,7 @@ int forward_copy_seq_slots(forward_ctx *f, int slot_begin, int slot_end, int src
         memcpy(kv->k[p] + dst * row, kv->k[p] + src * row, bytes);
         memcpy(kv->v[p] + dst * row, kv->v[p] + src * row, bytes);
     }
-    return 0;
+    return dn_copy_seq(f->dn, slot_begin, slot_end, src, dst, n_pos);
 }
 
 int forward_copy_seq(forward_ctx *f, int src, int dst, int n_pos) {
@@ -191,6 +204,11 @@ int forward_share_slot(forward_ctx *f, int slot, forward_ctx *src, int src_slot)
     if (f->m != src->m || kv->n_seq != o->n_seq || kv->n_ctx != o->n_ctx || slot < 0 || slot >= kv->n_slots ||
         src_slot < 0 || src_slot >= o->n_slots) {
         rys_seterr("forward: cannot share KV slot %d with slot %d of another cache", slot, src_slot);
+        return -1;
+    }
+    if (dn_slot_recurrent(f->dn, slot)) {
+        /* a borrower's new tokens would overwrite the owner's state: no prefix reuse there yet */
+        rys_seterr("forward: path position %d is a recurrent layer, whose state cannot be shared", slot);
         return -1;
     }
     if (kv->owned[slot]) { free(kv->k[slot]); free(kv->v[slot]); }
@@ -475,6 +493,12 @@ static void qkv_step(const token_map *m, int t) {
     const layer_weights *L = m->L;
     int hd = hp->head_dim, q_dim = hp->n_head * hd, kv_dim = hp->n_head_kv * hd;
     float *qt = f->q + (size_t)t * q_dim, *kt = f->k + (size_t)t * kv_dim, *vt = f->v + (size_t)t * kv_dim;
+    if (f->qgate) /* gated attention: each head's query, then its gate */
+        for (int h = 0; h < hp->n_head; h++) {
+            const float *raw = f->qraw + (size_t)t * 2 * q_dim + (size_t)h * 2 * hd;
+            memcpy(qt + h * hd, raw, (size_t)hd * sizeof(float));
+            memcpy(f->qgate + (size_t)t * q_dim + h * hd, raw + hd, (size_t)hd * sizeof(float));
+        }
     if (L->bq) {
         for (int i = 0; i < q_dim; i++) qt[i] += L->bq[i];
         for (int i = 0; i < kv_dim; i++) { kt[i] += L->bk[i]; vt[i] += L->bv[i]; }
@@ -497,6 +521,15 @@ static void qkv_step(const token_map *m, int t) {
     size_t at = ((size_t)m->b->seq[m->t0 + t] * kv->n_ctx + pos) * kv_dim;
     quant_f32_to_fp16_n(kt, kv->k[m->slot] + at, kv_dim);
     quant_f32_to_fp16_n(vt, kv->v[m->slot] + at, kv_dim);
+}
+
+/* Gated attention (qwen35): the heads' output times sigmoid of their gates. */
+static void attn_gate_step(const token_map *m, int t) {
+    const model_hparams *hp = &m->f->m->hp;
+    int q_dim = hp->n_head * hp->head_dim;
+    float *a = m->f->att + (size_t)t * q_dim;
+    const float *g = m->f->qgate + (size_t)t * q_dim;
+    for (int i = 0; i < q_dim; i++) a[i] *= 1.0f / (1.0f + expf(-g[i]));
 }
 
 /* x += (post-norm of) the attention output; then the feed-forward's input norm. */
@@ -538,6 +571,22 @@ static void ffn_residual_step(const token_map *m, int t) {
     else for (int i = 0; i < hp->dim; i++) xt[i] += m->scale * ot[i];
 }
 
+/* ---- the feed-forward, one function per kind --------------------------------- */
+
+/* f->o = down(act(gate(xn)) * up(xn)) for the micro-batch's n rows. */
+static void ffn_dense(forward_ctx *f, token_map *tm) {
+    const layer_weights *L = tm->L;
+    const quant_matrix *gate_up[] = {&L->w_gate, &L->w_up};
+    quant_matmul_many(gate_up, 2, f->xn, tm->n, (float *const[]){f->gate, f->up}, f->pool);
+    map_tokens(tm, ffn_act_step);
+    quant_matmul(&L->w_down, f->gate, tm->n, f->o, f->pool);
+}
+
+/* f->o = the mixture of experts' output for the n rows of xn (moe.c). */
+static void ffn_moe(forward_ctx *f, token_map *tm) {
+    moe_ffn(f->moe, tm->L, f->xn, tm->n, f->o, f->pool);
+}
+
 /* ---- the layer loop --------------------------------------------------------- */
 
 /* Moves the micro-batch's rows that want logits (hidden states x, queries q)
@@ -552,6 +601,7 @@ static int keep_wanted_rows(forward_ctx *f, const fwd_batch *b, int t0, int n, f
         if (t != n_kept) {
             memcpy(x + n_kept * dim, x + t * dim, dim * sizeof *x);
             memcpy(f->q + n_kept * q_dim, f->q + t * q_dim, q_dim * sizeof *f->q);
+            if (f->qgate) memcpy(f->qgate + n_kept * q_dim, f->qgate + t * q_dim, q_dim * sizeof *f->qgate);
         }
         f->kept[n_kept] = t;
         f->kept_pos[n_kept] = b->pos[t0 + t];
@@ -619,10 +669,16 @@ static void run_layers(forward_ctx *f, const fwd_batch *b, int t0, int n, float 
                         .scale = path_scale(&f->path, p)};
         if (f->x0) euler_enter(f, b, t0, n, x, p);
 
-        /* attention */
         map_tokens(&tm, attn_norm_step);
+        if (L->recurrent) {
+            /* Gated DeltaNet in place of attention; every row runs (they all feed the state) */
+            dn_layer(f->dn, slot, L, f->xn, n, b->seq + t0, b->pos + t0, f->o, f->pool);
+            map_tokens(&tm, attn_residual_step);
+            goto ffn;
+        }
+        /* attention */
         const quant_matrix *qkv[] = {&L->wq, &L->wk, &L->wv};
-        quant_matmul_many(qkv, 3, f->xn, n, (float *const[]){f->q, f->k, f->v}, f->pool);
+        quant_matmul_many(qkv, 3, f->xn, n, (float *const[]){f->qgate ? f->qraw : f->q, f->k, f->v}, f->pool);
         map_tokens(&tm, qkv_step);
         if (trim && p == f->path.n - 1) {
             n_kept = keep_wanted_rows(f, b, t0, n, x, &kept);
@@ -637,14 +693,13 @@ static void run_layers(forward_ctx *f, const fwd_batch *b, int t0, int n, float 
         }
         attn_job job = {f, b, t0, slot, L->sliding, n_blocks};
         pool_run(f->pool, attn_worker, &job);
+        if (f->qgate) map_tokens(&tm, attn_gate_step);
         quant_matmul(&L->wo, f->att, n, f->o, f->pool);
         map_tokens(&tm, attn_residual_step);
+    ffn:
 
-        /* feed-forward: down(act(gate(x)) * up(x)) */
-        const quant_matrix *gate_up[] = {&L->w_gate, &L->w_up};
-        quant_matmul_many(gate_up, 2, f->xn, n, (float *const[]){f->gate, f->up}, f->pool);
-        map_tokens(&tm, ffn_act_step);
-        quant_matmul(&L->w_down, f->gate, n, f->o, f->pool);
+        if (L->gate_exps) ffn_moe(f, &tm);
+        else ffn_dense(f, &tm);
         map_tokens(&tm, ffn_residual_step);
         if (f->x0) euler_leave(f, b, t0, n, x, p);
     }
@@ -671,7 +726,7 @@ static int check_batch(const forward_ctx *f, const fwd_batch *b) {
 
 static int layers(forward_ctx *f, const fwd_batch *b, float *x, int p_begin, int p_end, bool trim) {
     if (p_begin < 0 || p_end > f->path.n || p_begin > p_end) { rys_seterr("forward: bad path range"); return -1; }
-    if (check_batch(f, b)) return -1;
+    if (check_batch(f, b) || dn_check(f->dn, p_begin, p_end, b->n, b->seq, b->pos)) return -1;
     int dim = f->m->hp.dim;
     for (int t0 = 0; t0 < b->n; t0 += UBATCH) {
         int n = b->n - t0 < UBATCH ? b->n - t0 : UBATCH;
@@ -705,7 +760,7 @@ int forward_output(forward_ctx *f, const fwd_batch *b, const float *x, float *lo
 }
 
 int forward_batch(forward_ctx *f, const fwd_batch *b, float *logits) {
-    if (check_batch(f, b)) return -1;
+    if (check_batch(f, b) || dn_check(f->dn, 0, f->path.n, b->n, b->seq, b->pos)) return -1;
     const model *m = f->m;
     int dim = m->hp.dim, rows = 0, n_vocab = m->hp.n_vocab;
     for (int t0 = 0; t0 < b->n; t0 += UBATCH) {

@@ -2,7 +2,13 @@
  * binds each layer's tensors (pointers into the mapping; nothing is copied
  * except small 1-D norm/bias vectors, converted to f32 once).
  * Supported: llama (tied or untied output), qwen2 (QKV bias), qwen3 (q/k
- * norms), gemma3 (q/k norms, post-norms, GELU, sliding-window layers). */
+ * norms), gemma3 (q/k norms, post-norms, GELU, sliding-window layers),
+ * qwen3moe (qwen3's attention, a mixture-of-experts feed-forward: a router
+ * and n_expert SwiGLU experts stored as 3-D tensors, one slice each),
+ * qwen35 (Gated DeltaNet layers with a recurrent state, and every
+ * full_attention_interval-th layer attention with q/k norms and an output
+ * gate; see deltanet.h), qwen35moe (qwen35's layers with qwen3moe's
+ * experts plus a shared expert gated per token). */
 #ifndef RYS_MODEL_H
 #define RYS_MODEL_H
 
@@ -12,17 +18,35 @@
 #include "engine/gguf.h"
 #include "quant/quant.h"
 
-enum model_arch { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3, ARCH_GEMMA3 };
+enum model_arch { ARCH_LLAMA, ARCH_QWEN2, ARCH_QWEN3, ARCH_GEMMA3, ARCH_QWEN3MOE, ARCH_QWEN35, ARCH_QWEN35MOE };
 enum rope_kind { ROPE_NORMAL, ROPE_NEOX };   /* adjacent pairs vs split halves */
 
 typedef struct {
     quant_matrix wq, wk, wv, wo;
-    quant_matrix w_gate, w_up, w_down;
+    quant_matrix w_gate, w_up, w_down;      /* dense feed-forward; unset (n_out 0) in a MoE layer */
+    /* MoE feed-forward (n_expert > 0): the router [n_expert][dim] and each
+     * expert's gate, up [expert_ffn_dim][dim] and down [dim][expert_ffn_dim],
+     * slices of the file's 3-D tensors (pointers into the mapping); NULL in
+     * a dense layer */
+    quant_matrix router;
+    quant_matrix *gate_exps, *up_exps, *down_exps;
+    /* qwen35moe's shared expert: SwiGLU of shexp_ffn_dim, its output times
+     * sigmoid(shexp_gate . x) (shexp_gate: one row of dim); n_out 0 if none */
+    quant_matrix shexp_gate, shexp_up, shexp_down, shexp_gate_inp;
     float *attn_norm, *ffn_norm;            /* [dim] */
     float *bq, *bk, *bv;                    /* qwen2 biases, or NULL */
     float *q_norm, *k_norm;                 /* [head_dim], qwen3/gemma3, or NULL */
     float *post_attn_norm, *post_ffn_norm;  /* gemma3, or NULL */
     bool sliding;                           /* gemma3 local-attention layer */
+    /* qwen35: a Gated DeltaNet layer (recurrent) in place of attention:
+     * ssm_qkv [dim -> 2 key_dim + value_dim], ssm_z [dim -> value_dim],
+     * ssm_beta, ssm_alpha [dim -> n_v_heads], ssm_out [value_dim -> dim];
+     * f32 copies of the convolution [conv_dim][d_conv], dt bias and a
+     * [n_v_heads], and the output norm [S]. An attention layer of qwen35
+     * has wq of 2 q_dim rows (each head's query, then its gate). */
+    bool recurrent;
+    quant_matrix ssm_qkv, ssm_z, ssm_beta, ssm_alpha, ssm_out;
+    float *ssm_conv, *ssm_dt, *ssm_a, *ssm_norm;
 } layer_weights;
 
 typedef struct {
@@ -38,6 +62,16 @@ typedef struct {
     float attn_scale;                       /* multiplies q.k */
     float embd_scale;                       /* gemma3: sqrt(dim), else 1 */
     bool gelu;                              /* gemma3 uses GELU(tanh) gates */
+    /* mixture of experts (qwen3moe), 0 for a dense model: each token's
+     * feed-forward is the sum of its n_expert_used best-scored experts'
+     * outputs, weighted by the router's softmax renormalised over them */
+    int n_expert, n_expert_used, expert_ffn_dim, shexp_ffn_dim;
+    /* qwen35: attention output gated by sigmoid of a second query half;
+     * Gated DeltaNet geometry (0 elsewhere): convolution width, head size S
+     * of keys and values, key heads and value heads (value head h reads
+     * key head h % ssm_n_k) */
+    bool attn_gate;
+    int ssm_d_conv, ssm_s, ssm_n_k, ssm_n_v;
 } model_hparams;
 
 typedef struct {

@@ -308,6 +308,24 @@ int export_gguf(const char *src_path, const char *dst_path, const export_opts *o
                        kind[model_layer_sliding(arch, p)]);
             goto out;
         }
+    /* qwen35 without a per-layer list: the reader takes each layer's kind (Gated DeltaNet or attention)
+     * from its position, every full_attention_interval-th being attention; a copy that moves a layer to a
+     * position of the other kind would not load */
+    int64_t interval = 4;
+    char rkey[160], ikey[160];
+    snprintf(rkey, sizeof rkey, "%s.attention.recurrent_layers", arch);
+    snprintf(ikey, sizeof ikey, "%s.full_attention_interval", arch);
+    if ((!strcmp(arch, "qwen35") || !strcmp(arch, "qwen35moe")) && !gguf_find(g, rkey)) {
+        if (!gguf_get_i64(g, ikey, &interval) || interval < 1) interval = 4;
+        for (int p = 0; materialize && p < path.n; p++)
+            if (((path.layers[p] + 1) % interval != 0) != ((p + 1) % interval != 0)) {
+                rys_seterr("%s: %s takes each layer's kind from its position, and this path puts layer %d at "
+                           "position %d, of the other kind (attention every %lld): use blocks whose lengths are "
+                           "multiples of %lld, or --virtual",
+                           src_path, arch, path.layers[p], p, (long long)interval, (long long)interval);
+                goto out;
+            }
+    }
     w = gguf_writer_new(g->alignment);
     copy_metadata(w, g, arch, n_model, &path, materialize);
     if (add_tensors(w, g, n_model, &path, materialize, &bufs, &n_bufs)) goto out;

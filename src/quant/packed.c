@@ -236,6 +236,39 @@ typedef struct {
 static pthread_mutex_t cache_lock = PTHREAD_MUTEX_INITIALIZER;
 static cache_entry *cache;
 static size_t cache_len, cache_cap;
+/* Open-addressing index of the entries by data pointer (slot = entry + 1,
+ * 0 empty; at most half full): a mixture-of-experts model has a matrix per
+ * expert, tens of thousands in a large one, and a linear search through
+ * them on every product cost more than the product of a decode step. */
+static size_t *index_slots, index_cap;
+
+static size_t ptr_hash(const void *p) {
+    uint64_t h = (uint64_t)(uintptr_t)p * 0x9e3779b97f4a7c15ull;
+    return (size_t)(h ^ h >> 29);
+}
+
+/* Rebuilds the index for the current entries, with room for at least
+ * twice as many; called with cache_lock held. */
+static void index_rebuild(size_t min_cap) {
+    size_t cap = 64;
+    while (cap < 2 * min_cap) cap *= 2;
+    free(index_slots);
+    index_slots = xcalloc(cap, sizeof *index_slots);
+    index_cap = cap;
+    for (size_t i = 0; i < cache_len; i++) {
+        size_t h = ptr_hash(cache[i].data) & (cap - 1);
+        while (index_slots[h]) h = (h + 1) & (cap - 1);
+        index_slots[h] = i + 1;
+    }
+}
+
+/* The entry of data, or NULL; called with cache_lock held. */
+static cache_entry *index_find(const void *data) {
+    if (!index_cap) return NULL;
+    for (size_t h = ptr_hash(data) & (index_cap - 1); index_slots[h]; h = (h + 1) & (index_cap - 1))
+        if (cache[index_slots[h] - 1].data == data) return &cache[index_slots[h] - 1];
+    return NULL;
+}
 
 /* Samples at the start, the end and two places between. */
 static void take_samples(const uint8_t *data, size_t bytes, uint8_t out[N_SAMPLES][SAMPLE_BYTES]) {
@@ -261,12 +294,7 @@ static void entry_clear(cache_entry *e) {
 /* w's entry, emptied if its bytes changed; called with cache_lock held. */
 static cache_entry *cache_entry_of(const quant_matrix *w) {
     size_t bytes = quant_row_size(w->type, w->n_in) * (size_t)w->n_out;
-    cache_entry *e = NULL;
-    for (size_t i = 0; i < cache_len; i++)
-        if (cache[i].data == w->data) {
-            e = &cache[i];
-            break;
-        }
+    cache_entry *e = index_find(w->data);
     if (e && !entry_matches(e, w, bytes)) entry_clear(e);
     if (!e) {
         if (cache_len == cache_cap) {
@@ -274,8 +302,15 @@ static cache_entry *cache_entry_of(const quant_matrix *w) {
             cache = xrealloc(cache, cache_cap * sizeof *cache);
         }
         e = &cache[cache_len++];
+        e->data = w->data;
         e->packed = NULL;
         e->interleaved = NULL;
+        if (2 * cache_len > index_cap) index_rebuild(cache_len);
+        else {
+            size_t h = ptr_hash(e->data) & (index_cap - 1);
+            while (index_slots[h]) h = (h + 1) & (index_cap - 1);
+            index_slots[h] = cache_len;
+        }
     }
     if (!e->packed && !e->interleaved) {
         e->data = w->data;
@@ -320,5 +355,6 @@ void quant_release(const void *data, size_t size) {
         else cache[kept++] = cache[i];
     }
     cache_len = kept;
+    index_rebuild(cache_len);   /* entries moved down */
     pthread_mutex_unlock(&cache_lock);
 }

@@ -362,6 +362,13 @@ int scan_add_configs(store *st, const scan_config *cfgs, int n_cfgs, const char 
 int scan_run(store *st, const model *m, const tokenizer *tok, const evalset *es, pool *pool,
              const scan_config *cfgs, int n_cfgs, const scan_run_opts *o, scan_summary *sum) {
     memset(sum, 0, sizeof *sum);
+    for (int l = 0; l < m->hp.n_layers; l++)
+        if (m->layers[l].recurrent) {
+            /* the reuse borrows and copies KV slots; a recurrent state cannot follow it yet */
+            rys_seterr("scan: %s has recurrent (Gated DeltaNet) layers, whose states the scan's prefix reuse "
+                       "cannot share yet; use rys eval --blocks per configuration", m->hp.arch_name);
+            return -1;
+        }
     sum->total = n_cfgs;
     int *todo = xmalloc((size_t)n_cfgs * sizeof *todo), n_todo = 0;
     for (int k = 0; k < n_cfgs; k++) {

@@ -5,7 +5,8 @@ virtually and the two can be compared.
 
 Position p of the path becomes blk.p.* holding the bytes of the source's
 blk.<path[p]>.* tensors; <arch>.block_count = path length; every other
-metadata key and tensor is copied unchanged. With --f32 every tensor is
+metadata key and tensor is copied unchanged (a qwen35 / qwen35moe copy also
+gets <arch>.attention.recurrent_layers, each position's layer kind). With --f32 every tensor is
 dequantized to F32 instead of copied, which lets llama.cpp compute without
 quantizing its activations (numpy_forward's exact self-check uses that).
 
@@ -70,6 +71,11 @@ def materialize(src, dst, path, f32=False):
             others.append(t)
     writer = gguf.GGUFWriter(dst, arch)
     copy_metadata(reader, writer, arch, len(path))
+    if arch in ("qwen35", "qwen35moe") and f"{arch}.attention.recurrent_layers" not in reader.fields:
+        # llama.cpp takes a layer's kind (Gated DeltaNet or attention) from its position unless the file lists
+        # it: list each position's, the kind of the layer it holds (the one with DeltaNet tensors)
+        writer.add_array(f"{arch}.attention.recurrent_layers",
+                         [any(s == "ssm_a" for s, _ in by_layer[layer]) for layer in path])
     # the source's order: embeddings first, blocks, then the rest
     head = [t for t in others if t.name.startswith("token_embd")]
     tail = [t for t in others if not t.name.startswith("token_embd")]

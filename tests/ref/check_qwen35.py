@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""check_qwen35: the qwen35 and qwen35moe forward passes (Gated DeltaNet layers with their
+recurrent state per path position, gated attention) against llama.cpp
+(llama-cpp-python) on the tiny model tests/ref/make_tiny_qwen35.py writes (F32,
+random weights: three DeltaNet layers and one attention layer, 2 key heads
+shared by 4 value heads), with check_engine's checks:
+  (a) last-position logits of the 5 prompts: max|diff| <= 1e-2 of max|logit|
+      and the same argmax;
+  (b) 64-token greedy continuations (`rys run`, decode token by token through
+      the states), identical for >= 4 of 5;
+  (d) `rys logits --blocks` on the original file against llama.cpp on copies
+      materialized along the path (materialize.py lists each position's layer
+      kind in qwen35.attention.recurrent_layers, which llama.cpp reads), for
+      0,4 (every layer twice), 1,2 and 1,2;2,3;
+  (c) perplexity (Apache-2.0 licence text, -c 512) within 0.5%;
+  Q8_0 copy (matrices Q8_0): (q) check_engine's bound for quantized files
+  (1.5 x the larger of rys's spread across its kernel paths and llama.cpp's
+  between flash attention on and off, + 1e-2; same argmax) and (c).
+  (s) `rys scan` is refused with one line: its prefix reuse shares and copies
+      KV slots, and a recurrent state cannot be shared that way yet.
+  qwen35moe (the same layers, each feed-forward 8 experts of which 2 are
+  used plus a shared expert gated per token; F32): (a), (b), (d), (c).
+Prints PASS/FAIL per check; exits 1 when any fails.
+usage: check_qwen35.py   binary: $RYS or build/rys
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import check_engine as ce  # noqa: E402
+from make_tiny_qwen35 import N_LAYERS, write  # noqa: E402
+
+
+def check_scan_refused(model, tmp):
+    probe = os.path.join(tmp, "m.json")
+    with open(os.path.join(HERE, "..", "..", "probes", "math_16.json"), encoding="utf-8") as f:
+        items = json.load(f)
+    with open(probe, "w", encoding="utf-8") as f:
+        json.dump({k: items[k] for k in ("0", "5")}, f)
+    r = subprocess.run([ce.RYS, "scan", model, "--probes", probe, "--db", os.path.join(tmp, "s.sqlite"), "--stride",
+                        "1", "-n", "8", "--json", "-t", ce.THREADS], capture_output=True, text=True)
+    err = r.stderr.strip()
+    ce.report("(s) scan refused", r.returncode != 0 and "recurrent (Gated DeltaNet) layers" in err and len(err.splitlines()) == 1,
+              f"exit {r.returncode}: {err[-200:]!r}")
+
+
+def main():
+    ce.PPL_TEXTS = ["Apache-2.0"]
+    with tempfile.TemporaryDirectory(prefix="rys-check-qwen35-") as tmp:
+        f32, q8, moe = (os.path.join(tmp, n) for n in ("tiny-qwen35.gguf", "tiny-qwen35-q8_0.gguf",
+                                                       "tiny-qwen35moe.gguf"))
+        write(f32)
+        write(q8, qtype="q8_0")
+        write(moe, moe=True)
+        print(f"check_qwen35: {f32}, {q8}, {moe}; rys = {ce.RYS}", flush=True)
+        for model, checks in ((f32, "abdcs"), (q8, "qc"), (moe, "abdc")):
+            print(f"check_qwen35: {os.path.basename(model)}", flush=True)
+            items = ce.prompts(model)
+            ref = ce.LlamaRef(model)
+            arch = "qwen35moe" if model == moe else "qwen35"
+            try:
+                if "a" in checks:
+                    ce.check_logits(model, ref, items)
+                if "b" in checks:
+                    ce.check_greedy(model, ref, items)
+                if "d" in checks:
+                    ce.check_paths(model, ref, items, N_LAYERS, arch, tmp)
+                if "q" in checks:
+                    ce.check_quantized(model, ref, items)
+                if "c" in checks:
+                    ce.check_perplexity(model, ref, tmp)
+                if "s" in checks:
+                    check_scan_refused(model, tmp)
+            except (RuntimeError, OSError, ValueError, KeyError) as e:
+                ce.report(os.path.basename(model), False, f"could not run: {e}")
+            del ref
+    failed = ce.results.count(False)
+    print(f"check_qwen35: {len(ce.results) - failed} passed, {failed} failed")
+    sys.exit(1 if failed or not ce.results else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -29,7 +29,8 @@ RYS = os.environ.get("RYS", "build/rys")
 MODEL = "smollm2-135m"
 TASK = "arc_challenge:test_rc_5shot"
 LIMIT = 12
-ARGS = ["--budget", "150s", "--probes", "probes/math_16.json", "--tasks", f"{TASK}@{LIMIT}", "--per-family", "1",
+# 4-item probe sets (the first items of math_16 and eq_16) so that every stage measures something in the budget
+ARGS = ["--budget", "240s", "--probes", "results/beam/math_4.json,results/beam/eq_4.json", "--tasks", f"{TASK}@{LIMIT}", "--per-family", "1",
         "--width", "2", "--depth", "2", "--surrogate-top", "3", "-t", "2"]
 
 

@@ -23,6 +23,7 @@ static const cli_command commands[] = {
     {"bench", cmd_bench, "prompt, decode and batched-decode speed, kernel path, limits reached"},
     {"serve", cmd_serve, "an OpenAI-compatible HTTP server over a model's layer paths"},
     {"validate", cmd_validate, "standard benchmarks (ARC, HellaSwag, MMLU, ...) along the baseline and relayered paths"},
+    {"surrogate", cmd_surrogate, "train the XGBoost surrogate on a scan store; rank a million candidate paths with it"},
 };
 
 static void usage(FILE *f) {

@@ -97,8 +97,8 @@ static int *store_counts_of(const char *db_path, const surrogate *s, int *n) {
     if (!store_get_run(st, &model, &nl)) rys_die("%s: not a rys scan database (no scan identity)", db_path);
     if (store_model_sha256(st, &sha) != 1) rys_die("%s", rys_lasterr());
     if (nl != s->n_layers || strcmp(sha, s->model_sha256))
-        rys_die("surrogate is of another model than %s (%d layers, sha256 %.12s... vs %d layers, sha256 %.12s...)", db_path,
-                s->n_layers, s->model_sha256, nl, sha);
+        rys_die("the surrogate is of another model (%d layers, sha256 %.12s...) than %s (%d layers, sha256 %.12s...); train one on it",
+                s->n_layers, s->model_sha256, db_path, nl, sha);
     store_done *rows;
     int n_rows;
     if (store_done_configs(st, NULL, 0, &rows, &n_rows)) rys_die("%s", rys_lasterr());

@@ -13,6 +13,7 @@ void report_free(report_data *d) {
     if (!d) return;
     free(d->cfg);
     report_validation_free(d->validation);
+    report_surrogate_free(d->surrogate);
     free(d);
 }
 
@@ -81,6 +82,7 @@ report_data *report_load(const char *db_path) {
         c.i = row->i;
         c.j = row->j;
         c.extra = row->extra_layers;
+        snprintf(c.search, sizeof c.search, "%s", row->search ? row->search : "scan");
         memcpy(c.delta, row->scores, (size_t)d->n_probes * sizeof *c.delta);
         if (!strcmp(c.spec, "baseline")) {
             memcpy(base, c.delta, sizeof base);
@@ -93,6 +95,7 @@ report_data *report_load(const char *db_path) {
         if (d->n_cfg == cap) { cap *= 2; d->cfg = xrealloc(d->cfg, (size_t)cap * sizeof *d->cfg); }
         d->cfg[d->n_cfg++] = c;
     }
+    if (report_surrogate_read(st, &d->surrogate)) goto fail;
     store_done_free(rows, n_rows);
     store_probe_sets_free(sets, n_sets);
     free(model);

@@ -232,6 +232,15 @@ static void test_train_save_load(void **state) {
     for (int k = 1; k < f[2].n_holdout; k++) assert_true(f[2].measured[k - 1] <= f[2].measured[k]);
     store_surrogate_fits_free(f, nf);
     store_close(st);
+    /* an undefined Spearman (a constant side) is kept as undefined, not as 0 */
+    st = store_open(db);
+    tg[0].spearman = NAN;
+    assert_int_equal(store_save_surrogate(st, tg, SUR_N_TARGETS), 0);
+    assert_int_equal(store_surrogate_fits(st, &f, &nf), 0);
+    assert_true(isnan(f[0].spearman));
+    assert_false(isnan(f[1].spearman));
+    store_surrogate_fits_free(f, nf);
+    store_close(st);
     sur_free(&s);
     sur_rows_free(&r);
 }

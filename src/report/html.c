@@ -5,6 +5,7 @@
 #include "base/util.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -178,10 +179,13 @@ static void searches_section(FILE *f, const report_data *d) {
     figure(f, "searches", "Combined delta against extra layers, by search.");
     if (!d->surrogate) return;
     const report_sur_target *b = &d->surrogate->t[d->surrogate->n - 1];
+    char rho[32];
+    if (isnan(b->spearman)) snprintf(rho, sizeof rho, "undefined");
+    else snprintf(rho, sizeof rho, "%.3f", b->spearman);
     fprintf(f, "<h3>Surrogate</h3>\n<p class=cap>From <code>rys surrogate train</code>: the gradient-boosted trees' predictions "
-               "against the measured values on the %d holdout rows (trained on %d); the balanced score's Spearman %.3f %s the "
+               "against the measured values on the %d holdout rows (trained on %d); the balanced score's Spearman %s %s the "
                "gate. Predictions only rank candidates; they are never results.</p>\n",
-            b->n_holdout, b->n_train, b->spearman, b->gate_passed ? "passed" : "failed");
+            b->n_holdout, b->n_train, rho, b->gate_passed ? "passed" : "failed");
     figure(f, "surrogate", "Surrogate holdout: predicted against measured, per target.");
 }
 

@@ -474,7 +474,7 @@ static const char surrogate_schema[] =
     "CREATE TABLE IF NOT EXISTS surrogate_fit (\n"
     "    target      TEXT PRIMARY KEY,        -- math_delta | eq_delta | balanced\n"
     "    position    INTEGER NOT NULL,\n"
-    "    spearman    REAL NOT NULL,           -- holdout Spearman (average ranks)\n"
+    "    spearman    REAL,                    -- holdout Spearman (average ranks); NULL: undefined (a constant side)\n"
     "    mae         REAL NOT NULL,           -- holdout mean absolute error\n"
     "    n_train     INTEGER NOT NULL,\n"
     "    n_holdout   INTEGER NOT NULL,\n"
@@ -504,8 +504,9 @@ int store_save_surrogate(store *st, const store_surrogate_target *t, int n) {
         sqlite3_reset(fq);
         sqlite3_bind_text(fq, 1, t[k].target, -1, SQLITE_STATIC);
         sqlite3_bind_int(fq, 2, k);
-        /* a constant holdout has no Spearman (NaN): stored as NULL would break NOT NULL, so as 0 */
-        sqlite3_bind_double(fq, 3, isfinite(t[k].spearman) ? t[k].spearman : 0);
+        /* a constant holdout or prediction has no Spearman (NaN): NULL, never a made-up 0 */
+        if (isfinite(t[k].spearman)) sqlite3_bind_double(fq, 3, t[k].spearman);
+        else sqlite3_bind_null(fq, 3);
         sqlite3_bind_double(fq, 4, t[k].mae);
         sqlite3_bind_int(fq, 5, t[k].n_train);
         sqlite3_bind_int(fq, 6, t[k].n_holdout);
@@ -551,7 +552,8 @@ int store_surrogate_fits(store *st, store_surrogate_fit **out, int *n) {
     while ((step = sqlite3_step(q)) == SQLITE_ROW) {
         *out = xrealloc(*out, (size_t)(*n + 1) * sizeof **out);
         store_surrogate_fit *f = &(*out)[(*n)++];
-        *f = (store_surrogate_fit){db_col_dup(q, 0), sqlite3_column_double(q, 1), sqlite3_column_double(q, 2),
+        *f = (store_surrogate_fit){db_col_dup(q, 0), sqlite3_column_type(q, 1) == SQLITE_NULL ? NAN : sqlite3_column_double(q, 1),
+                                   sqlite3_column_double(q, 2),
                                    sqlite3_column_int(q, 3), 0, sqlite3_column_int(q, 5) != 0, NULL, NULL, NULL};
         int cap = sqlite3_column_int(q, 4);
         if (cap < 0) cap = 0;

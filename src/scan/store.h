@@ -139,7 +139,7 @@ int store_model_sha256(store *st, char **sha256);
 /* One target of a trained surrogate and its holdout: what `rys report` draws. */
 typedef struct {
     const char *target;         /* "math_delta", "eq_delta", "balanced" */
-    double spearman, mae;       /* on the holdout */
+    double spearman, mae;       /* on the holdout; spearman NAN when undefined (a constant side) */
     int n_train, n_holdout;
     bool gate_passed;           /* the whole surrogate passed its Spearman gate */
     const char *const *paths;   /* n_holdout canonical paths */

@@ -778,8 +778,8 @@ static void draw_surrogate(cairo_t *cr, const void *vctx) {
         }
         text(cr, s.x0, s.y0 - 24, 13, true, 0, g->target);
         if (isnan(g->spearman))
-            textf(cr, s.x0, s.y0 - 8, 11, false, 0, "Spearman undefined (a constant side), MAE %.3g, %d holdout rows", g->mae, g->n_holdout);
-        else textf(cr, s.x0, s.y0 - 8, 11, false, 0, "Spearman %.3f, MAE %.3g, %d holdout rows", g->spearman, g->mae, g->n_holdout);
+            textf(cr, s.x0, s.y0 - 8, 11, false, 0, "Spearman undefined (constant), MAE %.3g, n = %d", g->mae, g->n_holdout);
+        else textf(cr, s.x0, s.y0 - 8, 11, false, 0, "Spearman %.3f, MAE %.3g, n = %d", g->spearman, g->mae, g->n_holdout);
         text(cr, s.x0 + s.w / 2, s.y0 + s.h + 34, 12, false, 0.5, "measured");
         vertical_text(cr, s.x0 - 44, s.y0 + s.h / 2, 12, "predicted");
     }

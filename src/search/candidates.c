@@ -2,9 +2,10 @@
  * surrogate.h). The generator follows the RYS II scripts' design (random
  * vectors plus mutations around known-good paths) with our own seeded
  * generator, so a seed names the same million candidates on every machine.
- * Ranking predicts the balanced score of every candidate, then walks them
- * best first and predicts the math and EQ deltas only for those it reaches:
- * the same top as filtering all of them first, for a third of the work. */
+ * Ranking predicts the balanced score of every distinct candidate not
+ * measured yet, then walks them best first and predicts the math and EQ
+ * deltas only for those it reaches: the same top as predicting and filtering
+ * all of them first, for well under half the work. */
 #include "search/surrogate.h"
 #include "base/util.h"
 
@@ -100,73 +101,62 @@ int sur_rank(const surrogate *s, const sur_cand_opts *co, const uint8_t *cand, c
     const int64_t n = co->n;
     const int batch = 65536;
     double t0 = rys_now();
-    double *sc = xmalloc((size_t)(n ? n : 1) * sizeof *sc);
-    float *x = xmalloc((size_t)batch * N * sizeof *x), *p = xmalloc((size_t)batch * sizeof *p);
-    int rc = -1, kept = 0;
-    int64_t *idx = NULL;
-    uint8_t *ex = NULL;
-    vset set = {0};
-    for (int64_t b0 = 0; b0 < n; b0 += batch) {
-        int m = (int)(n - b0 < batch ? n - b0 : batch);
-        for (size_t q = 0; q < (size_t)m * N; q++) x[q] = cand[(size_t)b0 * N + q];
-        if (sur_predict(s, SUR_BALANCED, x, m, o->n_threads, p)) goto out;
-        for (int k = 0; k < m; k++) {
-            int extra = -N;
-            for (int l = 0; l < N; l++) extra += cand[(size_t)(b0 + k) * N + l];
-            sc[b0 + k] = p[k] - o->lambda * extra / N;
-        }
-    }
-    idx = xmalloc((size_t)(n ? n : 1) * sizeof *idx);
-    for (int64_t k = 0; k < n; k++) idx[k] = k;
-    score_ctx c = {sc};
-    qsort_r(idx, (size_t)n, sizeof *idx, cmp_score, &c);
-    /* the set: room for the excluded paths and the top, kept under half full */
-    set.N = N;
-    set.cap = 1024;
-    while (set.cap < 2 * ((size_t)n_exclude + (size_t)o->top + 1) + 2 * (size_t)batch) set.cap *= 2;
+    /* the set: the excluded paths, the baseline (measured in every scan) and each candidate's first occurrence;
+     * a later duplicate would score the same and come later, so only first occurrences are predicted */
+    vset set = {NULL, NULL, 1024, N};
+    while (set.cap < 2 * ((size_t)n + (size_t)n_exclude + 1)) set.cap *= 2;
     set.h = xcalloc(set.cap, sizeof *set.h);
     set.v = xcalloc(set.cap, sizeof *set.v);
-    ex = xmalloc((size_t)(n_exclude + 1) * N);
+    uint8_t *ex = xmalloc((size_t)(n_exclude + 1) * N);
     for (int k = 0; k < n_exclude; k++) {
         for (int l = 0; l < N; l++) ex[(size_t)k * N + l] = (uint8_t)(exclude[(size_t)k * N + l] > 255 ? 255 : exclude[(size_t)k * N + l]);
         vset_add(&set, ex + (size_t)k * N);
     }
-    /* the baseline: measured in every scan */
     memset(ex + (size_t)n_exclude * N, 1, (size_t)N);
     vset_add(&set, ex + (size_t)n_exclude * N);
+    int64_t *idx = xmalloc((size_t)(n ? n : 1) * sizeof *idx), nu = 0;
+    for (int64_t k = 0; k < n; k++)
+        if (vset_add(&set, cand + (size_t)k * N)) idx[nu++] = k;
+    free(set.h);
+    free(set.v);
+    double *sc = xmalloc((size_t)(n ? n : 1) * sizeof *sc);
+    float *x = xmalloc((size_t)batch * N * sizeof *x), *p = xmalloc((size_t)batch * sizeof *p);
     float *pm = xmalloc((size_t)batch * sizeof *pm), *pe = xmalloc((size_t)batch * sizeof *pe);
-    int64_t *bi = xmalloc((size_t)batch * sizeof *bi);
-    bool fail = false;
-    for (int64_t w = 0; w < n && kept < o->top && !fail;) {
-        /* the next candidates not seen yet, predicted together */
-        int m = 0;
-        for (; w < n && m < batch && m < 4 * (o->top - kept) + 64; w++) {
-            const uint8_t *cv = cand + (size_t)idx[w] * N;
-            if (!vset_add(&set, cv)) continue;
-            bi[m] = idx[w];
-            for (int l = 0; l < N; l++) x[(size_t)m * N + l] = cv[l];
-            m++;
-        }
-        if (sur_predict(s, SUR_MATH, x, m, o->n_threads, pm) || sur_predict(s, SUR_EQ, x, m, o->n_threads, pe)) { fail = true; break; }
-        for (int k = 0; k < m && kept < o->top; k++) {
-            if (pm[k] < o->min_math || pe[k] < o->min_eq) continue;
-            best[kept] = bi[k];
-            score[kept++] = sc[bi[k]];
+    int rc = -1, kept = 0;
+    for (int64_t b0 = 0; b0 < nu; b0 += batch) {
+        int m = (int)(nu - b0 < batch ? nu - b0 : batch);
+        for (int k = 0; k < m; k++)
+            for (int l = 0; l < N; l++) x[(size_t)k * N + l] = cand[(size_t)idx[b0 + k] * N + l];
+        if (sur_predict(s, SUR_BALANCED, x, m, o->n_threads, p)) goto out;
+        for (int k = 0; k < m; k++) {
+            int extra = -N;
+            for (int l = 0; l < N; l++) extra += cand[(size_t)idx[b0 + k] * N + l];
+            sc[idx[b0 + k]] = p[k] - o->lambda * extra / N;
         }
     }
-    free(pm);
-    free(pe);
-    free(bi);
-    if (fail) goto out;
+    score_ctx c = {sc};
+    qsort_r(idx, (size_t)nu, sizeof *idx, cmp_score, &c);
+    /* best first, the math and EQ filters predicted only for the candidates the walk reaches */
+    for (int64_t w = 0; w < nu && kept < o->top;) {
+        int m = 0;
+        for (; w < nu && m < batch && m < 4 * (o->top - kept) + 64; w++, m++)
+            for (int l = 0; l < N; l++) x[(size_t)m * N + l] = cand[(size_t)idx[w] * N + l];
+        if (sur_predict(s, SUR_MATH, x, m, o->n_threads, pm) || sur_predict(s, SUR_EQ, x, m, o->n_threads, pe)) goto out;
+        for (int k = 0; k < m && kept < o->top; k++) {
+            if (pm[k] < o->min_math || pe[k] < o->min_eq) continue;
+            best[kept] = idx[w - m + k];
+            score[kept++] = sc[idx[w - m + k]];
+        }
+    }
     rc = kept;
 out:
     if (seconds_predict) *seconds_predict = rys_now() - t0;
     free(sc);
     free(x);
     free(p);
+    free(pm);
+    free(pe);
     free(idx);
     free(ex);
-    free(set.h);
-    free(set.v);
     return rc;
 }

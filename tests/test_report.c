@@ -9,6 +9,7 @@
 #include "base/util.h"
 
 #include <cairo.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <string.h>
 
@@ -318,10 +319,160 @@ static void test_refusals(void **state) {
     test_remove_db(p);
 }
 
+/* The search views on hand-made data: 4 paths of 4 searches, 3 of them validated.
+ *   (extra, combined, search, validated): A (1, +0.10, scan, yes)  B (2, +0.30, beam, yes)
+ *   C (3, +0.20, surrogate, yes)  D (2, +0.50, paths, no)
+ * The validated front over (extra, combined) with the baseline (0, 0): baseline, A, B; C is beaten by B
+ * (fewer layers, more gain) and D is not validated. */
+static void test_search_views(void **state) {
+    (void)state;
+    report_config cfg[4] = {0};
+    const char *spec[4] = {"blocks:0,1", "blocks:1,3", "layers:0-5,2-4", "blocks:0,2"};
+    const char *search[4] = {"scan", "beam", "surrogate", "paths"};
+    int extra[4] = {1, 2, 3, 2};
+    double comb[4] = {0.10, 0.30, 0.20, 0.50};
+    for (int k = 0; k < 4; k++) {
+        cfg[k].spec = (char *)spec[k];
+        cfg[k].search = (char *)search[k];
+        cfg[k].extra = extra[k];
+        cfg[k].combined = comb[k];
+    }
+    report_val_config vc[3] = {0};
+    for (int k = 0; k < 3; k++) snprintf(vc[k].spec, sizeof vc[k].spec, "%s", spec[k]);
+    report_validation v = {.n_layers = 6, .cfg = vc, .n_cfg = 3};
+    report_data d = {.n_layers = 6, .cfg = cfg, .n_cfg = 4, .validation = &v};
+    int front[5];
+    assert_int_equal(report_validated_front(&d, front), 3);
+    assert_int_equal(front[0], -1);
+    assert_int_equal(front[1], 0);
+    assert_int_equal(front[2], 1);
+    const char *dir = test_tmp_path("report-search");
+    mkdir(dir, 0755);
+    assert_int_equal(report_plot_search(&d, dir, "searches"), 0);
+    char path[512];
+    snprintf(path, sizeof path, "%s/searches.png", dir);
+    cairo_surface_t *s = cairo_image_surface_create_from_png(path);
+    assert_int_equal(cairo_surface_status(s), CAIRO_STATUS_SUCCESS);
+    report_scatter g = report_search_layout(&d);
+    /* x: extra -0.5..3.5; y: the gains 0..0.5 and a step of 0.1 beyond each end, as the Pareto figure pads */
+    assert_float_equal(g.xlo, -0.5, 1e-12);
+    assert_float_equal(g.xhi, 3.5, 1e-12);
+    assert_float_equal(g.ylo, -0.1, 1e-9);
+    assert_float_equal(g.yhi, 0.6, 1e-9);
+    double x, y, rgb[3], want[3];
+    /* each point's centre has its search's colour: D (paths) is not validated, C (surrogate) is off the front */
+    for (int k = 0; k < 4; k++) {
+        report_scatter_xy(&g, extra[k], comb[k], &x, &y);
+        pixel(s, x, y, rgb);
+        report_search_rgb(search[k], want);
+        for (int c = 0; c < 3; c++) assert_float_equal(rgb[c], want[c], 0.02);
+    }
+    /* the rings of the front: black 8 px right of A and B, none right of C */
+    report_scatter_xy(&g, 1, 0.10, &x, &y);
+    pixel(s, x + 8, y, rgb);
+    for (int c = 0; c < 3; c++) assert_true(rgb[c] < 0.2);
+    report_scatter_xy(&g, 3, 0.20, &x, &y);
+    pixel(s, x + 8, y, rgb);
+    for (int c = 0; c < 3; c++) assert_true(rgb[c] > 0.8);
+    /* the staircase's riser at extra 2, halfway between A's and B's gain */
+    report_scatter_xy(&g, 2, 0.20, &x, &y);
+    pixel(s, x, y, rgb);
+    for (int c = 0; c < 3; c++) assert_true(rgb[c] < 0.3);
+    cairo_surface_destroy(s);
+    /* colours: the four searches differ from each other and from any other */
+    double other[3];
+    report_search_rgb("genetic", other);
+    for (int k = 0; k < 4; k++) {
+        report_search_rgb(search[k], want);
+        assert_true(fabs(want[0] - other[0]) + fabs(want[1] - other[1]) + fabs(want[2] - other[2]) > 0.2);
+    }
+    test_remove_dir(dir);
+}
+
+/* Through the store: the search marks and the surrogate's holdout fit reach the report. */
+static void test_search_store(void **state) {
+    (void)state;
+    const char *p = test_tmp_path("search.sqlite");
+    make_db(p, true);
+    store *st = store_open(p);
+    assert_non_null(st);
+    store_config sc = {"counts:1,1,3,1,1,1", "layers:0,1,2,2,2,3,4,5", -1, -1, 2, 20, "surrogate"};
+    /* the same path as repeat:2,3: it keeps its first mark (scan) */
+    assert_int_equal(store_add_configs(st, &sc, 1), 0);
+    store_config sb = {"blocks:0,2", "layers:0,1,0,1,2,3,4,5", 0, 2, 2, 21, "beam"};
+    assert_int_equal(store_add_configs(st, &sb, 1), 0);
+    const char *names[2] = {"math_t", "eq_t"};
+    double scores[2] = {0.5 + 3 * U, 0.5 + 1 * U};
+    store_result r = {"layers:0,1,0,1,2,3,4,5", 1, 1, 1, 1, 1, names, scores, 2, NULL, 0};
+    assert_int_equal(store_save_result(st, &r), 0);
+    /* a holdout of three rows per target */
+    const char *hp[3] = {"layers:0,0,1,2,3,4,5", "layers:0,1,2,1,2,3,4,5", "layers:0,1,2,3,2,3,4,5"};
+    double meas[3] = {-1.0, 0.5, 2.0}, pred[3] = {-0.5, 0.4, 1.5};
+    store_surrogate_target t[3] = {
+        {"math_delta", 0.5, 0.1, 17, 3, true, hp, meas, pred},
+        {"eq_delta", 1.0, 0.2, 17, 3, true, hp, meas, pred},
+        {"balanced", 1.0, 0.3, 17, 3, true, hp, meas, pred},
+    };
+    assert_int_equal(store_save_surrogate(st, t, 3), 0);
+    store_close(st);
+    report_data *d = report_load(p);
+    assert_non_null(d);
+    assert_string_equal(d->cfg[find(d, "blocks:0,2")].search, "beam");
+    assert_string_equal(d->cfg[find(d, "repeat:2,3")].search, "scan");
+    assert_non_null(d->surrogate);
+    assert_int_equal(d->surrogate->n, 3);
+    assert_string_equal(d->surrogate->t[2].target, "balanced");
+    assert_int_equal(d->surrogate->t[2].n_train, 17);
+    assert_float_equal(d->surrogate->t[1].predicted[2], 1.5, 1e-12);
+    const char *dir = test_tmp_path("report-search-out");
+    assert_int_equal(report_write(d, dir, 0, 10), 0);
+    char path[512];
+    snprintf(path, sizeof path, "%s/index.html", dir);
+    size_t len;
+    char *html = read_file(path, &len);
+    assert_non_null(html);
+    assert_non_null(strstr(html, "src=\"searches.png\""));
+    assert_non_null(strstr(html, "src=\"surrogate.png\""));
+    free(html);
+    /* the surrogate figure: each holdout point where its (measured, predicted) says, in the points' blue; the
+     * diagonal's grey at a spot no point covers */
+    snprintf(path, sizeof path, "%s/surrogate.png", dir);
+    cairo_surface_t *s = cairo_image_surface_create_from_png(path);
+    assert_int_equal(cairo_surface_status(s), CAIRO_STATUS_SUCCESS);
+    double x, y, rgb[3];
+    for (int k = 0; k < 3; k++) {
+        report_scatter g = report_surrogate_layout(d->surrogate, k);
+        /* range: -1..2 padded by 6% each side */
+        assert_float_equal(g.xlo, -1 - 0.18, 1e-9);
+        assert_float_equal(g.yhi, 2 + 0.18, 1e-9);
+        for (int q = 0; q < 3; q++) {
+            report_scatter_xy(&g, meas[q], pred[q], &x, &y);
+            pixel(s, x, y, rgb);
+            assert_float_equal(rgb[0], 0.12, 0.02);
+            assert_float_equal(rgb[1], 0.30, 0.02);
+            assert_float_equal(rgb[2], 0.62, 0.02);
+        }
+        report_scatter_xy(&g, 1.0, 1.0, &x, &y);
+        pixel(s, x, y, rgb);
+        assert_float_equal(rgb[0], rgb[2], 0.02);
+        assert_true(rgb[0] > 0.5 && rgb[0] < 0.85);
+    }
+    cairo_surface_destroy(s);
+    /* a store without a fit: no surrogate figure */
+    report_free(d);
+    test_remove_dir(dir);
+    make_db(p, true);
+    d = report_load(p);
+    assert_null(d->surrogate);
+    report_free(d);
+    test_remove_db(p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_numbers), cmocka_unit_test(test_combined_definition), cmocka_unit_test(test_heatmap),
         cmocka_unit_test(test_repeat_map), cmocka_unit_test(test_index), cmocka_unit_test(test_refusals),
+        cmocka_unit_test(test_search_views), cmocka_unit_test(test_search_store),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

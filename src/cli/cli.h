@@ -133,6 +133,7 @@ int cmd_data(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_pipeline(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_surrogate(int argc, char **argv);
 
 /* $RYS_PYTHON or python3: the interpreter whose pip fetches packages. */
 const char *cli_python(void);

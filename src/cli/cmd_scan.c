@@ -68,11 +68,12 @@ int cmd_scan(int argc, char **argv) {
     const char *model_spec = NULL, *probes = NULL, *db_path = NULL, *only = NULL, *paths_file = NULL, *scales = NULL;
     bool status = false, json = false;
     /* -1 and 0: "not given", so that --paths can refuse the sweep's options even when spelled with their defaults */
-    int threads = 0, top = 5, order = -1, mode = -1;
+    int threads = 0, top = 5, order = -1, mode = -1, search = -1;
     scan_sweep sw = {0};
     scan_run_opts ro = {true, false, 0, 0, NULL};
     evalset_options eo = {64, NULL, false};
     static const char *const orders[] = {"rows", "coarse", NULL}, *const modes[] = {"blocks", "repeat", NULL};
+    static const char *const searches[] = {"paths", "surrogate", "beam", NULL};
     const cli_opt opts[] = {
         CLI_STR_OPT("--probes", NULL, &probes, "A.json[,B.json]",
                     "probe sets; EQ.json:logit reads an EQ set by logits (kind eq_logit, named\n"
@@ -89,6 +90,8 @@ int cmd_scan(int argc, char **argv) {
         CLI_STR_OPT("--paths", NULL, &paths_file, "FILE",
                     "measure the layer paths listed in FILE instead of a sweep, one a line:\n"
                     "blocks:i,j[;k,l...], layers:0-9,5-23, repeat:L,r or baseline ('#' comments)"),
+        CLI_CHOICE_OPT("--search", NULL, &search, searches, "paths|surrogate|beam",
+                       "with --paths: what proposed the listed paths, the mark new rows get (default paths)"),
         CLI_INT_OPT("-n", NULL, &eo.n_predict, 1, 4096, "N", "new tokens per item (default 64)"),
         CLI_INT_OPT("--limit", NULL, &ro.limit, 1, 1 << 30, "K", "stop after K configurations (resume later)"),
         CLI_FLAG_OPT("--naive", NULL, &ro.naive, "no prefix reuse (for benchmarks)"),
@@ -108,6 +111,7 @@ int cmd_scan(int argc, char **argv) {
                               : scales ? "--scales" : NULL;
         if (sweep_opt) cli_fail(&spec, "--paths measures the listed paths; %s shapes a sweep and cannot be combined with it", sweep_opt);
     }
+    if (search >= 0 && !paths_file) cli_fail(&spec, "--search marks the rows of a paths file; it needs --paths");
     if (!sw.max_repeat) sw.max_repeat = 4;
     sw.order = order == 1 ? ORDER_COARSE : ORDER_ROWS;
     sw.repeat = mode == 1;
@@ -148,7 +152,7 @@ int cmd_scan(int argc, char **argv) {
     if (!es) rys_die("%s", rys_lasterr());
     store *st = scan_store_open(db_path, cm.path, cm.m, es);
     if (!st) rys_die("%s", rys_lasterr());
-    if (scan_add_configs(st, cfgs, n_cfgs, paths_file ? "paths" : "scan")) rys_die("%s", rys_lasterr());
+    if (scan_add_configs(st, cfgs, n_cfgs, paths_file ? searches[search < 0 ? 0 : search] : "scan")) rys_die("%s", rys_lasterr());
     if (!json)
         fprintf(stderr, "rys: scanning %s (%d layers): %d configurations, %d prompts, %d new tokens each\n", cm.m->name,
                 cm.m->hp.n_layers, n_cfgs, evalset_n_prompts(es), evalset_n_predict(es));

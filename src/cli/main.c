@@ -25,6 +25,7 @@ static const cli_command commands[] = {
     {"serve", cmd_serve, "an OpenAI-compatible HTTP server over a model's layer paths"},
     {"pipeline", cmd_pipeline, "scan, beam, surrogate, validation and report in one resumable run under a time budget"},
     {"validate", cmd_validate, "standard benchmarks (ARC, HellaSwag, MMLU, ...) along the baseline and relayered paths"},
+    {"surrogate", cmd_surrogate, "train the XGBoost surrogate on a scan store; rank a million candidate paths with it"},
 };
 
 static void usage(FILE *f) {

@@ -5,6 +5,7 @@
 #include "base/util.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -113,7 +114,7 @@ static void summary(FILE *f, const report_data *d) {
     fputs("<nav>", f);
     if (d->n_blocks) fputs("<a href=\"#heatmaps\">heatmaps</a><a href=\"#skylines\">skylines</a>", f);
     if (d->n_repeats) fputs("<a href=\"#repeats\">repeats</a>", f);
-    fputs("<a href=\"#rankings\">rankings</a><a href=\"#pareto\">Pareto front</a>", f);
+    fputs("<a href=\"#rankings\">rankings</a><a href=\"#pareto\">Pareto front</a><a href=\"#searches\">searches</a>", f);
     if (d->validation) fputs("<a href=\"#validation\">standard benchmarks</a>", f);
     fputs("</nav>\n", f);
 }
@@ -163,6 +164,31 @@ static void validation_section(FILE *f, const report_data *d) {
 }
 
 /* A database holding only validation results: the page is that section. */
+/* Every measured path by the search that proposed it, and the surrogate's holdout fit. */
+static void searches_section(FILE *f, const report_data *d) {
+    fputs("<h2 id=searches>Searches</h2>\n<p class=cap>Every measured path's combined delta against its extra layers, coloured by "
+          "what proposed it: the sweep (<code>scan</code>), a paths file (<code>paths</code>), <code>rys beam</code> or "
+          "<code>rys surrogate rank</code>. ", f);
+    if (d->validation) {
+        int *front = xmalloc(((size_t)d->n_cfg + 1) * sizeof *front);
+        fprintf(f, "Ringed and joined by the black staircase: the Pareto front of the paths <code>rys validate</code> scored "
+                   "(%d on it, the baseline included), over the same two axes.", report_validated_front(d, front));
+        free(front);
+    }
+    fputs("</p>\n", f);
+    figure(f, "searches", "Combined delta against extra layers, by search.");
+    if (!d->surrogate) return;
+    const report_sur_target *b = &d->surrogate->t[d->surrogate->n - 1];
+    char rho[32];
+    if (isnan(b->spearman)) snprintf(rho, sizeof rho, "undefined");
+    else snprintf(rho, sizeof rho, "%.3f", b->spearman);
+    fprintf(f, "<h3>Surrogate</h3>\n<p class=cap>From <code>rys surrogate train</code>: the gradient-boosted trees' predictions "
+               "against the measured values on the %d holdout rows (trained on %d); the balanced score's Spearman %s %s the "
+               "gate. Predictions only rank candidates; they are never results.</p>\n",
+            b->n_holdout, b->n_train, rho, b->gate_passed ? "passed" : "failed");
+    figure(f, "surrogate", "Surrogate holdout: predicted against measured, per target.");
+}
+
 static int write_validation_index(const report_data *d, const char *dir) {
     char path[4096];
     snprintf(path, sizeof path, "%s/index.html", dir);
@@ -281,6 +307,7 @@ static int write_index(const report_data *d, const char *dir, int top_k) {
     figure(f, "pareto", "Pareto front.");
     table(f, d, idx, n_front, false);
     free(idx);
+    searches_section(f, d);
     if (d->validation) validation_section(f, d);
     fputs("</body></html>\n", f);
     int bad = ferror(f);
@@ -311,5 +338,7 @@ int report_write(const report_data *d, const char *dir, double clip, int top_k) 
         }
     }
     if (report_plot_pareto(d, dir, "pareto")) return -1;
+    if (report_plot_search(d, dir, "searches")) return -1;
+    if (d->surrogate && report_plot_surrogate(d, dir, "surrogate")) return -1;
     return write_index(d, dir, top_k);
 }

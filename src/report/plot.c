@@ -593,3 +593,203 @@ int report_plot_validation(const report_validation *v, int c, const char *dir, c
     val_ctx vc = {v, c};
     return render(dir, name, 900, 450, draw_validation, &vc);
 }
+
+/* ---- search views: gain against extra layers by search; the surrogate's holdout ---------- */
+
+void report_scatter_xy(const report_scatter *s, double x, double y, double *px, double *py) {
+    *px = s->x0 + (x - s->xlo) / (s->xhi - s->xlo) * s->w;
+    *py = s->y0 + (s->yhi - y) / (s->yhi - s->ylo) * s->h;
+}
+
+report_scatter report_search_layout(const report_data *d) {
+    report_scatter s = {90, 76, 700, 380, 0, 0, 0, 0, 1090, 520};
+    int mx = 1, mn = 0;
+    double lo = 0, hi = 0;
+    for (int k = 0; k < d->n_cfg; k++) {
+        if (d->cfg[k].extra > mx) mx = d->cfg[k].extra;
+        if (d->cfg[k].extra < mn) mn = d->cfg[k].extra;
+        if (d->cfg[k].combined < lo) lo = d->cfg[k].combined;
+        if (d->cfg[k].combined > hi) hi = d->cfg[k].combined;
+    }
+    if (hi - lo < 1e-12) { hi += 1; lo -= 1; }
+    double st = nice_step(hi - lo, 6);
+    s.xlo = mn - 0.5;
+    s.xhi = mx + 0.5;
+    s.ylo = floor(lo / st - 1e-9) * st;
+    s.yhi = ceil(hi / st + 1e-9) * st;
+    return s;
+}
+
+/* Searches in drawing order: the sweep's many points first, the rarer searches on top. */
+static const char *const search_order[] = {"scan", "paths", NULL, "beam", "surrogate"};
+
+static bool known_search(const char *s) {
+    for (size_t k = 0; k < sizeof search_order / sizeof search_order[0]; k++)
+        if (search_order[k] && !strcmp(s, search_order[k])) return true;
+    return false;
+}
+
+/* y grid lines with labels, and the zero line darker. */
+static void value_grid(cairo_t *cr, const report_scatter *s) {
+    double st = nice_step(s->yhi - s->ylo, 6), px, py;
+    cairo_set_line_width(cr, 1);
+    for (double t = s->ylo; t <= s->yhi + st / 2; t += st) {
+        report_scatter_xy(s, s->xlo, t, &px, &py);
+        cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
+        cairo_move_to(cr, s->x0, py);
+        cairo_line_to(cr, s->x0 + s->w, py);
+        cairo_stroke(cr);
+        if (fabs(t) < st / 2) text(cr, s->x0 - 6, py + 4, 11, false, 1, "0");
+        else textf(cr, s->x0 - 6, py + 4, 11, false, 1, "%+.3g", t);
+    }
+}
+
+static void draw_search(cairo_t *cr, const void *vctx) {
+    const report_data *d = vctx;
+    report_scatter s = report_search_layout(d);
+    double px, py, rgb[3];
+    value_grid(cr, &s);
+    report_scatter_xy(&s, 0, 0, &px, &py);
+    cairo_set_source_rgb(cr, 0.45, 0.45, 0.45);
+    cairo_move_to(cr, s.x0, py);
+    cairo_line_to(cr, s.x0 + s.w, py);
+    cairo_stroke(cr);
+    double span = s.xhi - s.xlo - 1, xst = span <= 12 ? 1 : nice_step(span, 10);
+    for (double e = ceil((s.xlo + 0.5) / xst) * xst; e <= s.xhi - 0.5; e += xst) {
+        report_scatter_xy(&s, e, 0, &px, &py);
+        textf(cr, px, s.y0 + s.h + 16, 11, false, 0.5, "%g", e);
+    }
+    frame(cr, s.x0, s.y0, s.w, s.h);
+    /* the baseline, where every delta is measured from */
+    report_scatter_xy(&s, 0, 0, &px, &py);
+    cairo_set_source_rgb(cr, 0.2, 0.2, 0.2);
+    cairo_set_line_width(cr, 1.5);
+    cairo_arc(cr, px, py, 6, 0, 2 * M_PI);
+    cairo_stroke(cr);
+    /* the validated configurations' front: a staircase under the points, rings over them */
+    int *front = xmalloc(((size_t)d->n_cfg + 1) * sizeof *front);
+    int n_front = report_validated_front(d, front);
+    cairo_set_source_rgb(cr, 0, 0, 0);
+    cairo_set_line_width(cr, 1.5);
+    for (int k = 0; k < n_front; k++) {
+        double e = front[k] < 0 ? 0 : d->cfg[front[k]].extra, g = front[k] < 0 ? 0 : d->cfg[front[k]].combined;
+        double pg = k == 0 ? g : front[k - 1] < 0 ? 0 : d->cfg[front[k - 1]].combined;
+        report_scatter_xy(&s, e, pg, &px, &py);
+        if (k == 0) cairo_move_to(cr, px, py);
+        else cairo_line_to(cr, px, py);
+        report_scatter_xy(&s, e, g, &px, &py);
+        cairo_line_to(cr, px, py);
+    }
+    cairo_stroke(cr);
+    int count[sizeof search_order / sizeof search_order[0]] = {0};
+    for (size_t o = 0; o < sizeof search_order / sizeof search_order[0]; o++)
+        for (int k = 0; k < d->n_cfg; k++) {
+            const report_config *c = &d->cfg[k];
+            if (search_order[o] ? strcmp(c->search, search_order[o]) : known_search(c->search)) continue;
+            count[o]++;
+            report_search_rgb(c->search, rgb);
+            set_rgb(cr, rgb);
+            report_scatter_xy(&s, c->extra, c->combined, &px, &py);
+            cairo_arc(cr, px, py, 4, 0, 2 * M_PI);
+            cairo_fill(cr);
+        }
+    for (int k = 0; k < n_front; k++) {
+        if (front[k] < 0) continue;
+        report_scatter_xy(&s, d->cfg[front[k]].extra, d->cfg[front[k]].combined, &px, &py);
+        ring(cr, px, py, 8);
+    }
+    /* the legend */
+    double lx = s.x0 + s.w + 24, ly = s.y0 + 8;
+    text(cr, lx, ly, 12, true, 0, "proposed by");
+    for (size_t o = 0; o < sizeof search_order / sizeof search_order[0]; o++) {
+        if (!count[o]) continue;
+        ly += 20;
+        report_search_rgb(search_order[o] ? search_order[o] : "", rgb);
+        set_rgb(cr, rgb);
+        cairo_arc(cr, lx + 5, ly - 4, 5, 0, 2 * M_PI);
+        cairo_fill(cr);
+        textf(cr, lx + 16, ly, 11, false, 0, "%s (%d)", search_order[o] ? search_order[o] : "other", count[o]);
+    }
+    if (d->validation) {
+        ly += 30;
+        textf(cr, lx, ly, 11, false, 0, "ringed, black line: the Pareto");
+        textf(cr, lx, ly + 15, 11, false, 0, "front of the %d validated", d->validation->n_cfg);
+        textf(cr, lx, ly + 30, 11, false, 0, "paths (rys validate)");
+    }
+    free(front);
+    text(cr, s.x0 + s.w / 2, s.y0 + s.h + 38, 13, false, 0.5, "extra layers (compute and KV cache over the baseline)");
+    vertical_text(cr, 30, s.y0 + s.h / 2, 13, "combined delta");
+    text(cr, 20, 26, 16, true, 0, "Searches: combined delta against extra layers, by the search that proposed each path");
+    textf(cr, 20, 46, 12, false, 0, "%d measured paths; open circle: the baseline", d->n_cfg);
+}
+
+int report_plot_search(const report_data *d, const char *dir, const char *name) {
+    report_scatter s = report_search_layout(d);
+    return render(dir, name, s.width, s.height, draw_search, d);
+}
+
+report_scatter report_surrogate_layout(const report_surrogate *sur, int t) {
+    report_scatter s = {70 + 400.0 * t, 110, 300, 300, 0, 0, 0, 0, 1230, 480};
+    const report_sur_target *g = &sur->t[t];
+    double lo = INFINITY, hi = -INFINITY;
+    for (int k = 0; k < g->n_holdout; k++) {
+        lo = fmin(lo, fmin(g->measured[k], g->predicted[k]));
+        hi = fmax(hi, fmax(g->measured[k], g->predicted[k]));
+    }
+    if (!(hi - lo > 1e-12)) { lo = (isfinite(lo) ? lo : 0) - 1; hi = lo + 2; }
+    double pad = (hi - lo) * 0.06;
+    s.xlo = s.ylo = lo - pad;
+    s.xhi = s.yhi = hi + pad;
+    return s;
+}
+
+static void draw_surrogate(cairo_t *cr, const void *vctx) {
+    const report_surrogate *sur = vctx;
+    double px, py, qx, qy;
+    for (int t = 0; t < sur->n; t++) {
+        const report_sur_target *g = &sur->t[t];
+        report_scatter s = report_surrogate_layout(sur, t);
+        double st = nice_step(s.xhi - s.xlo, 5);
+        cairo_set_line_width(cr, 1);
+        for (double v = ceil(s.xlo / st) * st; v <= s.xhi; v += st) {
+            report_scatter_xy(&s, v, v, &px, &py);
+            cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
+            cairo_move_to(cr, px, s.y0);
+            cairo_line_to(cr, px, s.y0 + s.h);
+            cairo_move_to(cr, s.x0, py);
+            cairo_line_to(cr, s.x0 + s.w, py);
+            cairo_stroke(cr);
+            textf(cr, px, s.y0 + s.h + 15, 10, false, 0.5, "%.3g", fabs(v) < st / 2 ? 0 : v);
+            textf(cr, s.x0 - 5, py + 4, 10, false, 1, "%.3g", fabs(v) < st / 2 ? 0 : v);
+        }
+        /* the diagonal: a perfect prediction */
+        report_scatter_xy(&s, s.xlo, s.ylo, &px, &py);
+        report_scatter_xy(&s, s.xhi, s.yhi, &qx, &qy);
+        cairo_set_source_rgb(cr, 0.6, 0.6, 0.6);
+        cairo_move_to(cr, px, py);
+        cairo_line_to(cr, qx, qy);
+        cairo_stroke(cr);
+        frame(cr, s.x0, s.y0, s.w, s.h);
+        cairo_set_source_rgb(cr, 0.12, 0.30, 0.62);
+        for (int k = 0; k < g->n_holdout; k++) {
+            report_scatter_xy(&s, g->measured[k], g->predicted[k], &px, &py);
+            cairo_arc(cr, px, py, 4, 0, 2 * M_PI);
+            cairo_fill(cr);
+        }
+        text(cr, s.x0, s.y0 - 24, 13, true, 0, g->target);
+        if (isnan(g->spearman))
+            textf(cr, s.x0, s.y0 - 8, 11, false, 0, "Spearman undefined (constant), MAE %.3g, n = %d", g->mae, g->n_holdout);
+        else textf(cr, s.x0, s.y0 - 8, 11, false, 0, "Spearman %.3f, MAE %.3g, n = %d", g->spearman, g->mae, g->n_holdout);
+        text(cr, s.x0 + s.w / 2, s.y0 + s.h + 34, 12, false, 0.5, "measured");
+        vertical_text(cr, s.x0 - 44, s.y0 + s.h / 2, 12, "predicted");
+    }
+    text(cr, 20, 26, 16, true, 0, "Surrogate: predicted against measured on its holdout");
+    textf(cr, 20, 46, 12, false, 0, "trained on %d rows; the Spearman gate %s; grey: a perfect prediction", sur->n ? sur->t[0].n_train : 0,
+          sur->n && sur->t[0].gate_passed ? "passed" : "FAILED (rank refuses it without --force)");
+}
+
+int report_plot_surrogate(const report_data *d, const char *dir, const char *name) {
+    if (!d->surrogate || !d->surrogate->n) { rys_seterr("%s: no surrogate fit in the store", name); return -1; }
+    report_scatter s = report_surrogate_layout(d->surrogate, 0);
+    return render(dir, name, s.width, s.height, draw_surrogate, d->surrogate);
+}

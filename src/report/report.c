@@ -18,6 +18,7 @@ void report_free(report_data *d) {
     }
     free(d->cfg);
     report_validation_free(d->validation);
+    report_surrogate_free(d->surrogate);
     free(d);
 }
 
@@ -102,6 +103,7 @@ report_data *report_load(const char *db_path) {
         if (d->n_cfg == cap) { cap *= 2; d->cfg = xrealloc(d->cfg, (size_t)cap * sizeof *d->cfg); }
         d->cfg[d->n_cfg++] = c;
     }
+    if (report_surrogate_read(st, &d->surrogate)) goto fail;
     store_done_free(rows, n_rows);
     store_probe_sets_free(sets, n_sets);
     free(model);

@@ -51,6 +51,7 @@ typedef struct {
     int n_blocks, n_repeats;    /* how many of cfg are single blocks / repeats */
     int n_unfinished;           /* configurations in the store not done (pending or running) */
     struct report_validation *validation;   /* `rys validate` results in the same file, or NULL */
+    struct report_surrogate *surrogate;     /* `rys surrogate train`'s holdout fit in the same file, or NULL */
 } report_data;
 
 /* What a ranking or a clip looks at: one probe set's delta, or combined. */
@@ -175,6 +176,50 @@ void report_validation_free(report_validation *v);
 /* Bar chart of configuration c's deltas per task (and the average), in
  * points, with their 95% intervals. */
 int report_plot_validation(const report_validation *v, int c, const char *dir, const char *name);
+
+/* ---- search views (searches.c, drawn in plot.c) ---------------------------------
+ * Every measured path's combined delta against its extra layers, coloured by
+ * the search that proposed it, with the Pareto front of the validated ones;
+ * and the surrogate's predicted against measured values on its holdout. */
+#define REPORT_SUR_TARGETS 3
+
+typedef struct {
+    char target[16];            /* "math_delta", "eq_delta", "balanced" */
+    double spearman, mae;
+    int n_train, n_holdout;
+    bool gate_passed;
+    double *measured, *predicted;   /* n_holdout each */
+} report_sur_target;
+
+typedef struct report_surrogate {
+    int n;                      /* targets */
+    report_sur_target t[REPORT_SUR_TARGETS];
+} report_surrogate;
+
+/* The fit of a scan store (an open `struct store`, scan/store.h) into *out:
+ * NULL when no surrogate was trained on it. 0, or -1 with the error set. */
+struct store;
+int report_surrogate_read(struct store *st, report_surrogate **out);
+void report_surrogate_free(report_surrogate *s);
+/* The colour of a search's points: scan, paths, beam, surrogate, and one for any other. */
+void report_search_rgb(const char *search, double rgb[3]);
+/* The validated configurations' Pareto front over (extra layers, combined
+ * delta), the baseline (0, 0) included as index -1: a configuration is
+ * validated when `rys validate` scored its spec. Returns the count; front[]
+ * (room for n_cfg + 1) sorted by extra layers. 0 without validation results. */
+int report_validated_front(const report_data *d, int *front);
+/* A scatter plot's frame: data (x, y) is pixel (x0 + (x - xlo) / (xhi - xlo) * w, y0 + (yhi - y) / (yhi - ylo) * h). */
+typedef struct {
+    double x0, y0, w, h, xlo, xhi, ylo, yhi;
+    int width, height;          /* the whole figure */
+} report_scatter;
+void report_scatter_xy(const report_scatter *s, double x, double y, double *px, double *py);
+/* The frames the two figures use (the surrogate's: panel t of d->surrogate). */
+report_scatter report_search_layout(const report_data *d);
+report_scatter report_surrogate_layout(const report_surrogate *s, int t);
+int report_plot_search(const report_data *d, const char *dir, const char *name);
+/* Needs d->surrogate. */
+int report_plot_surrogate(const report_data *d, const char *dir, const char *name);
 
 /* ---- everything (html.c) --------------------------------------------------- */
 

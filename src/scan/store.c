@@ -5,6 +5,7 @@
 #include "base/db.h"
 #include "base/util.h"
 
+#include <math.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -715,4 +716,142 @@ void store_beam_entries_free(store_beam_entry *e, int n) {
         free(e[k].path);
     }
     free(e);
+}
+
+/* ---- the surrogate's fit ------------------------------------------------------------ */
+
+int store_model_sha256(store *st, char **sha256) {
+    *sha256 = NULL;
+    sqlite3_stmt *q;
+    if (db_prepare(&st->db, "SELECT model_sha256 FROM scan_run WHERE id = 1", "reading the scan identity", &q)) return -1;
+    int rc = sqlite3_step(q);
+    if (rc == SQLITE_ROW) *sha256 = db_col_dup(q, 0);
+    sqlite3_finalize(q);
+    if (rc == SQLITE_ROW) return 1;
+    return rc == SQLITE_DONE ? 0 : db_fail(&st->db, "reading the scan identity");
+}
+
+/* Created by the first `rys surrogate train`, not by store_open: a scan never needs them. */
+static const char surrogate_schema[] =
+    "CREATE TABLE IF NOT EXISTS surrogate_fit (\n"
+    "    target      TEXT PRIMARY KEY,        -- math_delta | eq_delta | balanced\n"
+    "    position    INTEGER NOT NULL,\n"
+    "    spearman    REAL,                    -- holdout Spearman (average ranks); NULL: undefined (a constant side)\n"
+    "    mae         REAL NOT NULL,           -- holdout mean absolute error\n"
+    "    n_train     INTEGER NOT NULL,\n"
+    "    n_holdout   INTEGER NOT NULL,\n"
+    "    gate_passed INTEGER NOT NULL,\n"
+    "    trained_at  TEXT NOT NULL\n"
+    ");\n"
+    "CREATE TABLE IF NOT EXISTS surrogate_holdout (\n"
+    "    target    TEXT NOT NULL,\n"
+    "    path      TEXT NOT NULL,             -- canonical \"layers:...\"\n"
+    "    measured  REAL NOT NULL,\n"
+    "    predicted REAL NOT NULL,\n"
+    "    PRIMARY KEY (target, path)\n"
+    ");\n";
+
+int store_save_surrogate(store *st, const store_surrogate_target *t, int n) {
+    if (db_exec(&st->db, surrogate_schema) || db_begin(&st->db)) return -1;
+    sqlite3_stmt *fq = NULL, *hq = NULL;
+    char now[32];
+    db_now_iso(now, sizeof now);
+    if (db_exec(&st->db, "DELETE FROM surrogate_holdout; DELETE FROM surrogate_fit;") ||
+        db_prepare(&st->db, "INSERT INTO surrogate_fit(target, position, spearman, mae, n_train, n_holdout, gate_passed, trained_at) "
+                            "VALUES (?,?,?,?,?,?,?,?)", "saving the surrogate fit", &fq) ||
+        db_prepare(&st->db, "INSERT INTO surrogate_holdout(target, path, measured, predicted) VALUES (?,?,?,?)",
+                   "saving the surrogate holdout", &hq))
+        goto fail;
+    for (int k = 0; k < n; k++) {
+        sqlite3_reset(fq);
+        sqlite3_bind_text(fq, 1, t[k].target, -1, SQLITE_STATIC);
+        sqlite3_bind_int(fq, 2, k);
+        /* a constant holdout or prediction has no Spearman (NaN): NULL, never a made-up 0 */
+        if (isfinite(t[k].spearman)) sqlite3_bind_double(fq, 3, t[k].spearman);
+        else sqlite3_bind_null(fq, 3);
+        sqlite3_bind_double(fq, 4, t[k].mae);
+        sqlite3_bind_int(fq, 5, t[k].n_train);
+        sqlite3_bind_int(fq, 6, t[k].n_holdout);
+        sqlite3_bind_int(fq, 7, t[k].gate_passed);
+        sqlite3_bind_text(fq, 8, now, -1, SQLITE_STATIC);
+        if (sqlite3_step(fq) != SQLITE_DONE) { db_fail(&st->db, "saving the surrogate fit"); goto fail; }
+        for (int r = 0; r < t[k].n_holdout; r++) {
+            sqlite3_reset(hq);
+            sqlite3_bind_text(hq, 1, t[k].target, -1, SQLITE_STATIC);
+            sqlite3_bind_text(hq, 2, t[k].paths[r], -1, SQLITE_STATIC);
+            sqlite3_bind_double(hq, 3, t[k].measured[r]);
+            sqlite3_bind_double(hq, 4, t[k].predicted[r]);
+            if (sqlite3_step(hq) != SQLITE_DONE) { db_fail(&st->db, "saving the surrogate holdout"); goto fail; }
+        }
+    }
+    sqlite3_finalize(fq);
+    sqlite3_finalize(hq);
+    return db_commit(&st->db);
+fail:
+    sqlite3_finalize(fq);
+    sqlite3_finalize(hq);
+    db_rollback(&st->db);
+    return -1;
+}
+
+int store_surrogate_fits(store *st, store_surrogate_fit **out, int *n) {
+    *out = NULL;
+    *n = 0;
+    sqlite3_stmt *q = NULL, *hq = NULL;
+    /* a store no surrogate was trained on lacks the tables: no fit, not an error */
+    if (sqlite3_prepare_v2(st->db.h, "SELECT 1 FROM surrogate_holdout LIMIT 0", -1, &q, NULL) != SQLITE_OK) {
+        sqlite3_finalize(q);
+        return 0;
+    }
+    sqlite3_finalize(q);
+    q = NULL;
+    int rc = -1, step;
+    if (db_prepare(&st->db, "SELECT target, spearman, mae, n_train, n_holdout, gate_passed FROM surrogate_fit ORDER BY position",
+                   "reading the surrogate fit", &q) ||
+        db_prepare(&st->db, "SELECT path, measured, predicted FROM surrogate_holdout WHERE target = ? ORDER BY measured, path",
+                   "reading the surrogate holdout", &hq))
+        goto out;
+    while ((step = sqlite3_step(q)) == SQLITE_ROW) {
+        *out = xrealloc(*out, (size_t)(*n + 1) * sizeof **out);
+        store_surrogate_fit *f = &(*out)[(*n)++];
+        *f = (store_surrogate_fit){db_col_dup(q, 0), sqlite3_column_type(q, 1) == SQLITE_NULL ? NAN : sqlite3_column_double(q, 1),
+                                   sqlite3_column_double(q, 2),
+                                   sqlite3_column_int(q, 3), 0, sqlite3_column_int(q, 5) != 0, NULL, NULL, NULL};
+        int cap = sqlite3_column_int(q, 4);
+        if (cap < 0) cap = 0;
+        f->paths = xcalloc((size_t)cap + 1, sizeof *f->paths);
+        f->measured = xcalloc((size_t)cap + 1, sizeof *f->measured);
+        f->predicted = xcalloc((size_t)cap + 1, sizeof *f->predicted);
+        sqlite3_reset(hq);
+        sqlite3_bind_text(hq, 1, f->target, -1, SQLITE_STATIC);
+        int hs;
+        while ((hs = sqlite3_step(hq)) == SQLITE_ROW && f->n_holdout < cap) {
+            f->paths[f->n_holdout] = db_col_dup(hq, 0);
+            f->measured[f->n_holdout] = sqlite3_column_double(hq, 1);
+            f->predicted[f->n_holdout++] = sqlite3_column_double(hq, 2);
+        }
+        if (hs != SQLITE_DONE && hs != SQLITE_ROW) { db_fail(&st->db, "reading the surrogate holdout"); goto out; }
+    }
+    if (step != SQLITE_DONE) { db_fail(&st->db, "reading the surrogate fit"); goto out; }
+    rc = 0;
+out:
+    sqlite3_finalize(q);
+    sqlite3_finalize(hq);
+    if (rc) {
+        store_surrogate_fits_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+void store_surrogate_fits_free(store_surrogate_fit *f, int n) {
+    for (int k = 0; k < n; k++) {
+        for (int r = 0; r < f[k].n_holdout; r++) free(f[k].paths[r]);
+        free(f[k].paths);
+        free(f[k].measured);
+        free(f[k].predicted);
+        free(f[k].target);
+    }
+    free(f);
 }

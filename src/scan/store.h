@@ -183,4 +183,38 @@ int store_beam_depth(store *st, const char *name, int depth, store_beam_entry **
  * transaction. 0, or -1 + error. */
 int store_beam_plan(store *st, const char *name, int depth, const store_beam_entry *e, int n, const store_config *cfgs);
 void store_beam_entries_free(store_beam_entry *e, int n);
+
+/* ---- the surrogate's fit (rys surrogate train) --------------------------------- */
+
+/* The scanned model's sha256 (malloc'd): 1, 0 when the file holds no scan identity, -1 + error. */
+int store_model_sha256(store *st, char **sha256);
+
+/* One target of a trained surrogate and its holdout: what `rys report` draws. */
+typedef struct {
+    const char *target;         /* "math_delta", "eq_delta", "balanced" */
+    double spearman, mae;       /* on the holdout; spearman NAN when undefined (a constant side) */
+    int n_train, n_holdout;
+    bool gate_passed;           /* the whole surrogate passed its Spearman gate */
+    const char *const *paths;   /* n_holdout canonical paths */
+    const double *measured, *predicted;
+} store_surrogate_target;
+
+/* Replaces the stored surrogate fit (tables surrogate_fit, surrogate_holdout)
+ * with these targets in one transaction. 0, or -1 + error. */
+int store_save_surrogate(store *st, const store_surrogate_target *t, int n);
+
+typedef struct {
+    char *target;
+    double spearman, mae;
+    int n_train, n_holdout;
+    bool gate_passed;
+    char **paths;
+    double *measured, *predicted;   /* n_holdout each */
+} store_surrogate_fit;
+
+/* The stored surrogate fit in target order: 0 with *n = 0 when none was
+ * trained on this store (or it predates the tables), -1 + error. */
+int store_surrogate_fits(store *st, store_surrogate_fit **out, int *n);
+void store_surrogate_fits_free(store_surrogate_fit *f, int n);
+
 #endif

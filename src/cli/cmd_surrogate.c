@@ -38,25 +38,11 @@ static int surrogate_train(int argc, char **argv) {
                            "marked ungated: rank refuses it without --force)."};
     cli_parse_or_exit(&spec, argc, argv);
     if (json) o.log = NULL;
-    sur_rows rows;
     double t0 = rys_now();
-    if (sur_rows_load(db_path, &rows)) rys_die("%s", rys_lasterr());
-    if (!json)
-        fprintf(stderr, "rys: surrogate: %d rows (the baseline and every measured configuration) of %d layers, targets %s, %s and balanced\n",
-                rows.n, rows.n_layers, rows.math_probe, rows.eq_probe);
     surrogate s;
-    if (sur_train(&rows, db_path, &o, &s)) rys_die("%s", rys_lasterr());
+    if (sur_train_store(db_path, &o, &s)) rys_die("%s", rys_lasterr());
     double secs = rys_now() - t0;
     if (sur_save(&s, out)) rys_die("%s", rys_lasterr());
-    /* the holdout into the store, where rys report reads it */
-    store *st = store_open(db_path);
-    if (!st) rys_die("%s", rys_lasterr());
-    store_surrogate_target tg[SUR_N_TARGETS];
-    for (int t = 0; t < SUR_N_TARGETS; t++)
-        tg[t] = (store_surrogate_target){sur_target_name[t], s.spearman[t], s.mae[t], s.n_train, s.n_holdout, s.gate_passed,
-                                         (const char *const *)s.hold_paths, s.hold_y[t], s.hold_pred[t]};
-    if (store_save_surrogate(st, tg, SUR_N_TARGETS)) rys_die("%s", rys_lasterr());
-    store_close(st);
     if (json) {
         json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:b, s:f, s:f}", "file", out, "train", s.n_train, "holdout", s.n_holdout,
                               "trial", s.trial, "gate_passed", s.gate_passed, "gate", s.gate, "seconds", secs);
@@ -82,41 +68,10 @@ static int surrogate_train(int argc, char **argv) {
         rc = 1;
     }
     sur_free(&s);
-    sur_rows_free(&rows);
     return rc;
 }
 
 /* ---- rank ------------------------------------------------------------------ */
-
-/* The count vectors of the store's measured paths (to skip them); dies when the store is of another model. */
-static int *store_counts_of(const char *db_path, const surrogate *s, int *n) {
-    store *st = store_open_readonly(db_path);
-    if (!st) rys_die("%s", rys_lasterr());
-    char *model = NULL, *sha = NULL;
-    int nl = 0;
-    if (!store_get_run(st, &model, &nl)) rys_die("%s: not a rys scan database (no scan identity)", db_path);
-    if (store_model_sha256(st, &sha) != 1) rys_die("%s", rys_lasterr());
-    if (nl != s->n_layers || strcmp(sha, s->model_sha256))
-        rys_die("the surrogate is of another model (%d layers, sha256 %.12s...) than %s (%d layers, sha256 %.12s...); train one on it",
-                s->n_layers, s->model_sha256, db_path, nl, sha);
-    store_done *rows;
-    int n_rows;
-    if (store_done_configs(st, NULL, 0, &rows, &n_rows)) rys_die("%s", rys_lasterr());
-    int *c = xmalloc((size_t)(n_rows ? n_rows : 1) * (size_t)nl * sizeof *c);
-    *n = 0;
-    for (int k = 0; k < n_rows; k++) {
-        layer_path p;
-        const char *spec = strncmp(rows[k].path, "layers:", 7) ? rows[k].path : rows[k].path + 7;
-        if (path_from_layers(spec, nl, &p)) continue;   /* a path this model cannot run cannot be a candidate either */
-        path_counts(&p, c + (size_t)(*n)++ * nl);
-        path_free(&p);
-    }
-    store_done_free(rows, n_rows);
-    free(model);
-    free(sha);
-    store_close(st);
-    return c;
-}
 
 static int surrogate_rank(int argc, char **argv) {
     const char *file = NULL, *out = NULL, *db_path = NULL;
@@ -153,7 +108,8 @@ static int surrogate_rank(int argc, char **argv) {
     if (!s.gate_passed && !force)
         rys_die("%s failed its Spearman gate (balanced %.3f < %.2f); measure more and retrain, or pass --force", file,
                 s.spearman[SUR_BALANCED], s.gate);
-    int n_ex = 0, *ex = db_path ? store_counts_of(db_path, &s, &n_ex) : NULL;
+    int n_ex = 0, *ex = NULL;
+    if (db_path && sur_measured_counts(db_path, &s, &ex, &n_ex)) rys_die("%s", rys_lasterr());
     co.n_layers = s.n_layers;
     co.n = n_cand;
     if (co.max_count < 2) cli_fail(&spec, "--max-count %d leaves no layer to traverse again", co.max_count);
@@ -175,12 +131,10 @@ static int surrogate_rank(int argc, char **argv) {
             s.n_layers, ro.min_math, ro.min_eq, db_path ? "; paths measured in the store skipped" : "");
     json_t *jp = json ? json_array() : NULL;
     for (int k = 0; k < n; k++) {
-        const uint8_t *c = cand + (size_t)best[k] * s.n_layers;
-        char line[8 + 4 * 4096];
-        int len = snprintf(line, sizeof line, "counts:");
-        for (int l = 0; l < s.n_layers; l++) len += snprintf(line + len, sizeof line - (size_t)len, l ? ",%d" : "%d", c[l]);
+        char *line = sur_counts_spec(cand + (size_t)best[k] * s.n_layers, s.n_layers);
         fprintf(f, "%s\n", line);
         if (jp) json_array_append_new(jp, json_string(line));
+        free(line);
     }
     if (fclose(f)) rys_die("%s: cannot write", out);
     if (json) {

@@ -8,6 +8,7 @@
 #include "report/report.h"
 #include "scan/evalset.h"
 #include "search/beam.h"
+#include "search/surrogate.h"
 #include "scan/scan.h"
 #include "scan/store.h"
 #include "tasks/metrics.h"
@@ -173,6 +174,73 @@ static int stage_beam(pipeline *p) {
     if (bs.stopped) p->res->stopped = true;
     int rc = stage_end(p, ST_BEAM, rys_now() - t0, !bs.stopped, note);
     beam_summary_free(&bs);
+    return rc;
+}
+
+/* Trains the surrogate on every measured path, ranks o->surrogate_candidates
+ * count vectors and measures its top o->surrogate_top under the stage's
+ * share of the budget. A surrogate that cannot be trained (too few rows) or
+ * fails its Spearman gate ends the stage with the reason: its ranking is not
+ * trusted, as the reference does. */
+static int stage_surrogate(pipeline *p) {
+    const pipeline_opts *o = p->o;
+    const char *db = p->res->db_path;
+    double t0 = rys_now();
+    if (stage_allowance(p, ST_SURROGATE) <= 0) return stage_end(p, ST_SURROGATE, 0, true, "no time left");
+    sur_train_opts to = {0.05, 42, 0.60, 3, 2, 32, NULL};
+    surrogate s;
+    char note[256];
+    if (sur_train_store(db, &to, &s)) {
+        snprintf(note, sizeof note, "not trained: %s", rys_lasterr());
+        fprintf(stderr, "rys: pipeline surrogate: %s\n", note);
+        return stage_end(p, ST_SURROGATE, rys_now() - t0, true, note);
+    }
+    fprintf(stderr, "rys: pipeline surrogate: %d rows, holdout Spearman balanced %.3f, math %.3f, EQ %.3f (gate %.2f: %s)\n",
+            s.n_train + s.n_holdout, s.spearman[SUR_BALANCED], s.spearman[SUR_MATH], s.spearman[SUR_EQ], s.gate,
+            s.gate_passed ? "passed" : "failed");
+    if (!s.gate_passed) {
+        snprintf(note, sizeof note, "gate failed: balanced holdout Spearman %.3f < %.2f; its ranking not used", s.spearman[SUR_BALANCED],
+                 s.gate);
+        sur_free(&s);
+        return stage_end(p, ST_SURROGATE, rys_now() - t0, true, note);
+    }
+    int n_ex = 0, *ex = NULL, rc = -1;
+    sur_cand_opts co = {s.n_layers, o->surrogate_candidates, 24, 8, 0.45, 8, 42};
+    sur_rank_opts ro = {0.5, -0.02, -0.02, o->surrogate_top, o->pool ? pool_size(o->pool) : 1};
+    uint8_t *cand = xmalloc((size_t)co.n * (size_t)s.n_layers);
+    int64_t *best = xmalloc((size_t)ro.top * sizeof *best);
+    double *score = xmalloc((size_t)ro.top * sizeof *score), t_pred;
+    scan_config *cfgs = NULL;
+    int n = 0;
+    if (sur_measured_counts(db, &s, &ex, &n_ex)) goto out;
+    sur_candidates(&co, s.anchors, s.n_anchors, cand);
+    int n_best = sur_rank(&s, &co, cand, ex, n_ex, &ro, best, score, &t_pred);
+    if (n_best < 0) goto out;
+    cfgs = xcalloc((size_t)(n_best ? n_best : 1), sizeof *cfgs);
+    int *counts = xmalloc((size_t)s.n_layers * sizeof *counts);
+    for (int k = 0; k < n_best; k++) {
+        const uint8_t *c = cand + (size_t)best[k] * s.n_layers;
+        for (int l = 0; l < s.n_layers; l++) counts[l] = c[l];
+        scan_config *sc = &cfgs[n];
+        sc->spec = sur_counts_spec(c, s.n_layers);
+        sc->i = sc->j = -1;
+        if (path_from_counts(counts, s.n_layers, &sc->path)) { free(sc->spec); continue; }
+        sc->key = path_canonical(&sc->path);
+        n++;
+    }
+    free(counts);
+    snprintf(note, sizeof note, "%d rows, balanced holdout Spearman %.3f; top %d of %lld candidates measured", s.n_train + s.n_holdout,
+             s.spearman[SUR_BALANCED], n, (long long)co.n);
+    /* the time spent training and ranking counts against the stage: measure() starts its own clock */
+    if (stage_end(p, ST_SURROGATE, rys_now() - t0, false, NULL)) goto out;
+    rc = measure(p, ST_SURROGATE, cfgs, n, "surrogate", note);
+out:
+    scan_free_configs(cfgs, n);
+    free(cand);
+    free(best);
+    free(score);
+    free(ex);
+    sur_free(&s);
     return rc;
 }
 
@@ -429,9 +497,10 @@ int pipeline_run(const pipeline_opts *o, pipeline_result *res) {
         case ST_COARSE: st_rc = stage_coarse(&p); break;
         case ST_FOCUS: st_rc = stage_focus(&p); break;
         case ST_BEAM: st_rc = stage_beam(&p); break;
+        case ST_SURROGATE: st_rc = stage_surrogate(&p); break;
         case ST_VALIDATE: st_rc = stage_validate(&p); break;
         case ST_REPORT: st_rc = stage_report(&p); break;
-        default: st_rc = stage_end(&p, s, 0, true, "not run (stage not wired yet)"); break;
+        default: rys_seterr("pipeline: no stage %d", s); st_rc = -1; break;
         }
         if (st_rc) goto out;
     }

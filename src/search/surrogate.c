@@ -645,3 +645,74 @@ fail:
     sur_free(s);
     return -1;
 }
+
+int sur_train_store(const char *db_path, const sur_train_opts *o, surrogate *s) {
+    sur_rows rows;
+    if (sur_rows_load(db_path, &rows)) return -1;
+    if (o->log)
+        fprintf(o->log, "rys: surrogate: %d rows (the baseline and every measured configuration) of %d layers, targets %s, %s and balanced\n",
+                rows.n, rows.n_layers, rows.math_probe, rows.eq_probe);
+    int rc = sur_train(&rows, db_path, o, s);
+    sur_rows_free(&rows);
+    if (rc) return -1;
+    /* the holdout into the store, where rys report reads it */
+    store *st = store_open(db_path);
+    if (!st) {
+        sur_free(s);
+        return -1;
+    }
+    store_surrogate_target tg[SUR_N_TARGETS];
+    for (int t = 0; t < SUR_N_TARGETS; t++)
+        tg[t] = (store_surrogate_target){sur_target_name[t], s->spearman[t], s->mae[t], s->n_train, s->n_holdout, s->gate_passed,
+                                         (const char *const *)s->hold_paths, s->hold_y[t], s->hold_pred[t]};
+    rc = store_save_surrogate(st, tg, SUR_N_TARGETS);
+    store_close(st);
+    if (rc) sur_free(s);
+    return rc;
+}
+
+int sur_measured_counts(const char *db_path, const surrogate *s, int **counts, int *n) {
+    *counts = NULL;
+    *n = 0;
+    store *st = store_open_readonly(db_path);
+    if (!st) return -1;
+    char *model = NULL, *sha = NULL;
+    int nl = 0, rc = -1;
+    store_done *rows = NULL;
+    int n_rows = 0;
+    if (!store_get_run(st, &model, &nl)) {
+        rys_seterr("%s: not a rys scan database (no scan identity)", db_path);
+        goto out;
+    }
+    if (store_model_sha256(st, &sha) != 1) goto out;
+    if (nl != s->n_layers || strcmp(sha, s->model_sha256)) {
+        rys_seterr("the surrogate is of another model (%d layers, sha256 %.12s...) than %s (%d layers, sha256 %.12s...); train one on it",
+                   s->n_layers, s->model_sha256, db_path, nl, sha);
+        goto out;
+    }
+    if (store_done_configs(st, NULL, 0, &rows, &n_rows)) goto out;
+    int *c = xmalloc((size_t)(n_rows ? n_rows : 1) * (size_t)nl * sizeof *c);
+    for (int k = 0; k < n_rows; k++) {
+        layer_path p;
+        const char *spec = strncmp(rows[k].path, "layers:", 7) ? rows[k].path : rows[k].path + 7;
+        if (path_from_layers(spec, nl, &p)) continue;   /* a path this model cannot run cannot be a candidate either */
+        path_counts(&p, c + (size_t)(*n)++ * nl);
+        path_free(&p);
+    }
+    *counts = c;
+    rc = 0;
+out:
+    store_done_free(rows, n_rows);
+    free(model);
+    free(sha);
+    store_close(st);
+    return rc;
+}
+
+char *sur_counts_spec(const uint8_t *c, int n_layers) {
+    size_t cap = 8 + 4 * (size_t)n_layers, len = 0;
+    char *s = xmalloc(cap);
+    len += (size_t)snprintf(s, cap, "counts:");
+    for (int l = 0; l < n_layers; l++) len += (size_t)snprintf(s + len, cap - len, l ? ",%d" : "%d", c[l]);
+    return s;
+}

@@ -119,6 +119,12 @@ typedef struct {
 int sur_train(const sur_rows *rows, const char *db_path, const sur_train_opts *o, surrogate *s);
 void sur_free(surrogate *s);
 
+/* sur_rows_load and sur_train on the scan store at db_path, the holdout's
+ * measured and predicted values then saved into the store (rys report draws
+ * them); o->log gets a line on the rows first. 0 with s filled (free with
+ * sur_free), or -1 + error. */
+int sur_train_store(const char *db_path, const sur_train_opts *o, surrogate *s);
+
 /* Predictions of target t for n rows of counts (n x s->n_layers) into out. 0, or -1 + error. */
 int sur_predict(const surrogate *s, int t, const float *x, int n, int n_threads, float *out);
 
@@ -159,5 +165,12 @@ typedef struct {
 } sur_rank_opts;
 int sur_rank(const surrogate *s, const sur_cand_opts *co, const uint8_t *cand, const int *exclude, int n_exclude,
              const sur_rank_opts *o, int64_t *best, double *score, double *seconds_predict);
+
+/* The count vectors (n x s->n_layers, malloc'd) of every path the scan
+ * store at db_path has measured, for sur_rank's exclude; a store of another
+ * model (layer count or sha256) is refused. 0, or -1 + error. */
+int sur_measured_counts(const char *db_path, const surrogate *s, int **counts, int *n);
+/* "counts:c0,c1,..." of one candidate (malloc'd): a paths-file line. */
+char *sur_counts_spec(const uint8_t *c, int n_layers);
 
 #endif

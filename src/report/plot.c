@@ -442,20 +442,11 @@ typedef struct { const report_data *d; const int *front; int n_front; } pareto_c
 static void draw_pareto(cairo_t *cr, const void *vctx) {
     const pareto_ctx *pc = vctx;
     const report_data *d = pc->d;
-    const double x0 = 90, y0 = 76, w = 700, h = 380;
+    /* the frame of the search view, so the two figures of extra layers against combined delta line up */
+    const report_scatter fr = report_search_layout(d);
+    const double x0 = fr.x0, y0 = fr.y0, w = fr.w, h = fr.h, lo = fr.ylo, hi = fr.yhi, yst = fr.ystep;
     /* a path that skips layers (rys scan --paths) costs fewer than the baseline: mn < 0 */
-    int mx = 1, mn = 0;
-    double lo = 0, hi = 0;
-    for (int k = 0; k < d->n_cfg; k++) {
-        if (d->cfg[k].extra > mx) mx = d->cfg[k].extra;
-        if (d->cfg[k].extra < mn) mn = d->cfg[k].extra;
-        if (d->cfg[k].combined < lo) lo = d->cfg[k].combined;
-        if (d->cfg[k].combined > hi) hi = d->cfg[k].combined;
-    }
-    if (hi - lo < 1e-12) { hi += 1; lo -= 1; }
-    double yst = nice_step(hi - lo, 6);
-    lo = floor(lo / yst - 1e-9) * yst;
-    hi = ceil(hi / yst + 1e-9) * yst;
+    const int mn = (int)lround(fr.xlo + 0.5), mx = (int)lround(fr.xhi - 0.5);
 #define PX(e) (x0 + ((double)(e) - mn + 0.5) / (mx - mn + 1.0) * w)
 #define PY(v) (y0 + (hi - (v)) / (hi - lo) * h)
     cairo_set_line_width(cr, 1);
@@ -602,7 +593,7 @@ void report_scatter_xy(const report_scatter *s, double x, double y, double *px, 
 }
 
 report_scatter report_search_layout(const report_data *d) {
-    report_scatter s = {90, 76, 700, 380, 0, 0, 0, 0, 1090, 520};
+    report_scatter s = {90, 76, 700, 380, 0, 0, 0, 0, 0, 1090, 520};
     int mx = 1, mn = 0;
     double lo = 0, hi = 0;
     for (int k = 0; k < d->n_cfg; k++) {
@@ -617,6 +608,7 @@ report_scatter report_search_layout(const report_data *d) {
     s.xhi = mx + 0.5;
     s.ylo = floor(lo / st - 1e-9) * st;
     s.yhi = ceil(hi / st + 1e-9) * st;
+    s.ystep = st;
     return s;
 }
 
@@ -729,7 +721,7 @@ int report_plot_search(const report_data *d, const char *dir, const char *name) 
 }
 
 report_scatter report_surrogate_layout(const report_surrogate *sur, int t) {
-    report_scatter s = {70 + 400.0 * t, 110, 300, 300, 0, 0, 0, 0, 1230, 480};
+    report_scatter s = {70 + 400.0 * t, 110, 300, 300, 0, 0, 0, 0, 0, 1230, 480};
     const report_sur_target *g = &sur->t[t];
     double lo = INFINITY, hi = -INFINITY;
     for (int k = 0; k < g->n_holdout; k++) {

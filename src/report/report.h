@@ -211,6 +211,7 @@ int report_validated_front(const report_data *d, int *front);
 /* A scatter plot's frame: data (x, y) is pixel (x0 + (x - xlo) / (xhi - xlo) * w, y0 + (yhi - y) / (yhi - ylo) * h). */
 typedef struct {
     double x0, y0, w, h, xlo, xhi, ylo, yhi;
+    double ystep;               /* the y grid's step (0: none chosen) */
     int width, height;          /* the whole figure */
 } report_scatter;
 void report_scatter_xy(const report_scatter *s, double x, double y, double *px, double *py);

@@ -241,11 +241,11 @@ err:
     return -1;
 }
 
-int store_add_configs(store *st, const store_config *cfgs, int n) {
-    if (db_begin(&st->db)) return -1;
+/* Inserts cfgs as pending rows, keeping any already present (inside the caller's transaction). */
+static int insert_configs(store *st, const store_config *cfgs, int n) {
     sqlite3_stmt *q;
     if (sqlite3_prepare_v2(st->db.h, "INSERT OR IGNORE INTO config(path, spec, i, j, extra_layers, sweep_order, search) VALUES (?,?,?,?,?,?,?)",
-                           -1, &q, NULL) != SQLITE_OK) goto err;
+                           -1, &q, NULL) != SQLITE_OK) return -1;
     for (int k = 0; k < n; k++) {
         const store_config *c = &cfgs[k];
         sqlite3_reset(q);
@@ -256,14 +256,20 @@ int store_add_configs(store *st, const store_config *cfgs, int n) {
         sqlite3_bind_int(q, 5, c->extra_layers);
         sqlite3_bind_int(q, 6, c->order);
         sqlite3_bind_text(q, 7, c->search ? c->search : "scan", -1, SQLITE_STATIC);
-        if (sqlite3_step(q) != SQLITE_DONE) { sqlite3_finalize(q); goto err; }
+        if (sqlite3_step(q) != SQLITE_DONE) { sqlite3_finalize(q); return -1; }
     }
     sqlite3_finalize(q);
+    return 0;
+}
+
+int store_add_configs(store *st, const store_config *cfgs, int n) {
+    if (db_begin(&st->db)) return -1;
+    if (insert_configs(st, cfgs, n)) {
+        db_fail(&st->db, "adding configurations");
+        db_rollback(&st->db);
+        return -1;
+    }
     return db_commit(&st->db);
-err:
-    db_fail(&st->db, "adding configurations");
-    db_rollback(&st->db);
-    return -1;
 }
 
 int store_is_done(store *st, const char *path) {
@@ -686,28 +692,12 @@ int store_beam_depth(store *st, const char *name, int depth, store_beam_entry **
 
 int store_beam_plan(store *st, const char *name, int depth, const store_beam_entry *e, int n, const store_config *cfgs) {
     if (db_begin(&st->db)) return -1;
-    sqlite3_stmt *q;
-    if (insert_entries(st, name, depth, e, n)) goto err;
-    if (sqlite3_prepare_v2(st->db.h, "INSERT OR IGNORE INTO config(path, spec, i, j, extra_layers, sweep_order, search) VALUES (?,?,?,?,?,?,?)",
-                           -1, &q, NULL) != SQLITE_OK) goto err;
-    for (int k = 0; k < n; k++) {
-        const store_config *c = &cfgs[k];
-        sqlite3_reset(q);
-        sqlite3_bind_text(q, 1, c->path, -1, SQLITE_STATIC);
-        sqlite3_bind_text(q, 2, c->spec, -1, SQLITE_STATIC);
-        if (c->i >= 0) sqlite3_bind_int(q, 3, c->i); else sqlite3_bind_null(q, 3);
-        if (c->j >= 0) sqlite3_bind_int(q, 4, c->j); else sqlite3_bind_null(q, 4);
-        sqlite3_bind_int(q, 5, c->extra_layers);
-        sqlite3_bind_int(q, 6, c->order);
-        sqlite3_bind_text(q, 7, c->search ? c->search : "scan", -1, SQLITE_STATIC);
-        if (sqlite3_step(q) != SQLITE_DONE) { sqlite3_finalize(q); goto err; }
+    if (insert_entries(st, name, depth, e, n) || insert_configs(st, cfgs, n)) {
+        db_fail(&st->db, "recording a beam's candidates");
+        db_rollback(&st->db);
+        return -1;
     }
-    sqlite3_finalize(q);
     return db_commit(&st->db);
-err:
-    db_fail(&st->db, "recording a beam's candidates");
-    db_rollback(&st->db);
-    return -1;
 }
 
 void store_beam_entries_free(store_beam_entry *e, int n) {

@@ -168,6 +168,9 @@ int32_t *cli_tokenize(const cli_model *cm, const char *text, bool add_bos, int *
 void cli_warn(const char *fmt, ...) RYS_PRINTF(1, 2);
 /* Sets o["warnings"] to the warnings given so far (an array, empty if none). */
 void cli_json_warnings(json_t *o);
+/* Sets o's warnings, prints o on stdout with json_dumps's flags, and frees it:
+ * the last step of every command's --json output. */
+void cli_json_print(json_t *o, size_t flags);
 /* The warnings so far as a JSON array text (malloc'd), for commands that print
  * their JSON by hand. */
 char *cli_warnings_json_text(void);

@@ -254,6 +254,14 @@ void cli_json_warnings(json_t *o) {
     json_object_set_new(o, "warnings", a);
 }
 
+void cli_json_print(json_t *o, size_t flags) {
+    cli_json_warnings(o);
+    char *s = json_dumps(o, flags);
+    puts(s);
+    free(s);
+    json_decref(o);
+}
+
 char *cli_warnings_json_text(void) {
     json_t *o = json_object();
     cli_json_warnings(o);

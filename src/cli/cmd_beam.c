@@ -42,11 +42,7 @@ static void print_json(const char *db_path, const char *name, const beam_summary
     json_t *o = json_pack("{s:s, s:s, s:o, s:i, s:i, s:i, s:f, s:b, s:s, s:o, s:f}", "db", db_path, "beam", name, "depths", depths,
                           "candidates", s->candidates, "measured_now", s->measured_now, "done_before", s->done_before, "seconds",
                           s->seconds, "stopped", s->stopped, "end", s->end, "best", best, "best_seed_balanced", s->seed_score);
-    cli_json_warnings(o);
-    char *text = json_dumps(o, JSON_INDENT(1));
-    puts(text);
-    free(text);
-    json_decref(o);
+    cli_json_print(o, JSON_INDENT(1));
 }
 
 int cmd_beam(int argc, char **argv) {

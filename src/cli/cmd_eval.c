@@ -92,11 +92,7 @@ int cmd_eval(int argc, char **argv) {
         json_object_set_new(o, "scores", scores);
         json_object_set_new(o, "seconds", json_real(dt));
         json_object_set_new(o, "items", items);
-        cli_json_warnings(o);
-        char *s = json_dumps(o, JSON_INDENT(1));
-        puts(s);
-        free(s);
-        json_decref(o);
+        cli_json_print(o, JSON_INDENT(1));
     } else {
         json_decref(items);
         for (int s = 0; s < n_sets; s++)

@@ -117,11 +117,7 @@ int cmd_pipeline(int argc, char **argv) {
         }
         json_object_set_new(jo, "validated", arr);
         json_object_set_new(jo, "winner", win ? json_string(win->spec) : json_null());
-        cli_json_warnings(jo);
-        char *s = json_dumps(jo, JSON_INDENT(1));
-        puts(s);
-        free(s);
-        json_decref(jo);
+        cli_json_print(jo, JSON_INDENT(1));
     } else {
         printf("\nvalidated against the baseline, points, paired bootstrap 95%% intervals: tasks = average accuracy over the\n"
                "tasks (what decides), math = mean item score on the generated math set\n");

@@ -103,12 +103,8 @@ int cmd_run(int argc, char **argv) {
         json_object_set_new(o, "seconds", json_real(dt));
         json_object_set_new(o, "kv_bytes", json_integer((json_int_t)forward_kv_bytes(f)));
         json_object_set_new(o, "peak_rss", json_integer((json_int_t)rys_peak_rss()));
-        cli_json_warnings(o);
-        char *s = json_dumps(o, JSON_INDENT(1) | JSON_ENSURE_ASCII);
-        puts(s);
-        free(s);
         free(canon);
-        json_decref(o);
+        cli_json_print(o, JSON_INDENT(1) | JSON_ENSURE_ASCII);
     } else {
         char tail[8];
         fwrite(tail, 1, tokenizer_stream_flush(&sc.ts, tail, sizeof tail), stdout);

@@ -170,11 +170,7 @@ int cmd_scan(int argc, char **argv) {
                               (json_int_t)sum.layer_tokens_done, "layer_tokens_naive", (json_int_t)sum.layer_tokens_naive,
                               "reuse_ratio", ratio, "stopped", sum.stopped);
         print_best(st, top, o);
-        cli_json_warnings(o);
-        char *s = json_dumps(o, JSON_INDENT(1));
-        puts(s);
-        free(s);
-        json_decref(o);
+        cli_json_print(o, JSON_INDENT(1));
     } else {
         printf("%d configurations scored now, %d before, %d in the %s; %.1f s", sum.done_now, sum.done_before, sum.total,
                paths_file ? "paths file" : "sweep", sum.seconds);

@@ -49,11 +49,7 @@ static int surrogate_train(int argc, char **argv) {
         for (int t = 0; t < SUR_N_TARGETS; t++)
             json_object_set_new(j, sur_target_name[t], json_pack("{s:o, s:f}", "spearman", isfinite(s.spearman[t]) ? json_real(s.spearman[t]) : json_null(),
                                                                  "mae", s.mae[t]));
-        cli_json_warnings(j);
-        char *txt = json_dumps(j, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
-        puts(txt);
-        free(txt);
-        json_decref(j);
+        cli_json_print(j, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
     } else {
         printf("holdout (%d of %d rows), trial %d:\n", s.n_holdout, s.n_holdout + s.n_train, s.trial);
         for (int t = 0; t < SUR_N_TARGETS; t++)
@@ -140,11 +136,7 @@ static int surrogate_rank(int argc, char **argv) {
     if (json) {
         json_t *j = json_pack("{s:s, s:i, s:i, s:f, s:f, s:f, s:i, s:o}", "file", out, "candidates", n_cand, "written", n, "seconds", total,
                               "seconds_generate", t_gen, "seconds_predict", t_pred, "threads", threads, "paths", jp);
-        cli_json_warnings(j);
-        char *txt = json_dumps(j, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
-        puts(txt);
-        free(txt);
-        json_decref(j);
+        cli_json_print(j, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
     } else {
         printf("%d paths written to %s; %d candidates ranked in %.1f s (generating %.1f s, predicting and sorting %.1f s) on %d thread%s\n",
                n, out, n_cand, total, t_gen, t_pred, threads, threads == 1 ? "" : "s");

@@ -165,11 +165,7 @@ int cmd_validate(int argc, char **argv) {
         if (json) {
             json_t *jo = json_pack("{s:b, s:I, s:I}", "stopped", 1, "docs_done", (json_int_t)res.docs_done, "docs_total",
                                   (json_int_t)res.docs_total);
-            cli_json_warnings(jo);
-            char *s = json_dumps(jo, JSON_INDENT(1));
-            puts(s);
-            free(s);
-            json_decref(jo);
+            cli_json_print(jo, JSON_INDENT(1));
         }
         if (o.dump) fclose(o.dump);
         if (o.store) validate_store_close(o.store);
@@ -225,11 +221,7 @@ int cmd_validate(int argc, char **argv) {
                                                 tasks[k].primary_metric, "n", tasks[k].n_docs));
         json_object_set_new(js, "tasks", jt);
         json_object_set_new(js, "configs", jcfgs);
-        cli_json_warnings(js);
-        char *s = json_dumps(js, JSON_INDENT(1) | JSON_REAL_PRECISION(10));
-        puts(s);
-        free(s);
-        json_decref(js);
+        cli_json_print(js, JSON_INDENT(1) | JSON_REAL_PRECISION(10));
     } else {
         printf("\n%.1f s in all%s\n", seconds, db_path ? "" : " (no --db: nothing kept)");
     }

@@ -63,6 +63,13 @@ char *xstrdup(const char *s) {
     return d;
 }
 
+uint64_t rys_splitmix64(uint64_t *state) {
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
 double rys_now(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);

@@ -31,6 +31,11 @@ void *xcalloc(size_t n, size_t size);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
 
+/* splitmix64: the next value of the stream *state, advancing it. Small, fast
+ * and the same stream on every platform, so a seed means the same draws
+ * everywhere (samplers, bootstraps, generated probes, surrogate candidates). */
+uint64_t rys_splitmix64(uint64_t *state);
+
 /* Monotonic seconds. */
 double rys_now(void);
 

@@ -107,13 +107,6 @@ mathgen_part *mathgen_default_mix(int n, int *n_parts) {
     return parts;
 }
 
-static uint64_t splitmix64(uint64_t *state) {
-    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 /* Uniform in [lo, hi] by rejection: draw as many bits as hi - lo has. */
 static void uniform_mpz(mpz_t out, const mpz_t lo, const mpz_t hi, uint64_t *rng) {
     mpz_t span;
@@ -122,7 +115,7 @@ static void uniform_mpz(mpz_t out, const mpz_t lo, const mpz_t hi, uint64_t *rng
     size_t bits = mpz_sizeinbase(span, 2), words = (bits + 63) / 64;
     uint64_t *w = xmalloc(words * sizeof *w);
     do {
-        for (size_t k = 0; k < words; k++) w[k] = splitmix64(rng);
+        for (size_t k = 0; k < words; k++) w[k] = rys_splitmix64(rng);
         if (bits % 64) w[words - 1] &= (UINT64_C(1) << (bits % 64)) - 1;
         mpz_import(out, words, -1, sizeof *w, 0, 0, w);
     } while (mpz_cmp(out, span) > 0);

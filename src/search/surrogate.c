@@ -79,12 +79,7 @@ double sur_mae(const double *a, const double *b, int n) {
 
 /* ---- generator ------------------------------------------------------------- */
 
-uint64_t sur_rng_next(sur_rng *r) {
-    uint64_t z = (r->s += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
+uint64_t sur_rng_next(sur_rng *r) { return rys_splitmix64(&r->s); }
 
 double sur_rng_unit(sur_rng *r) { return (double)(sur_rng_next(r) >> 11) * (1.0 / 9007199254740992.0); }
 

@@ -60,14 +60,6 @@ double mcnemar_exact_p(int b, int c) {
     return p < 1 ? p : 1;
 }
 
-/* splitmix64: small, fast, and the same stream on every platform */
-static uint64_t next_u64(uint64_t *s) {
-    uint64_t z = (*s += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
 static uint64_t name_hash(const char *s) {
     uint64_t h = 0xcbf29ce484222325ull;    /* FNV-1a */
     for (; s && *s; s++) h = (h ^ (unsigned char)*s) * 0x100000001b3ull;
@@ -102,7 +94,7 @@ static int bootstrap_diffs(const char *const *names, const double *const *diff, 
         for (int r = 0; r < n_rep; r++) {
             double sum = 0;     /* exact for 0/1 differences: integers far below 2^53 */
             for (int i = 0; i < n[t]; i++) {
-                int k = (int)(((unsigned __int128)next_u64(&s) * (unsigned)n[t]) >> 64);
+                int k = (int)(((unsigned __int128)rys_splitmix64(&s) * (unsigned)n[t]) >> 64);
                 sum += diff[t][k];
             }
             d[r] = sum / n[t];

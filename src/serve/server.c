@@ -428,7 +428,7 @@ static enum MHD_Result do_completion(server *s, struct MHD_Connection *c, const 
     bool any = false;
     for (int q = 0; q < n; q++) any |= n_predict[q] > 0;
     if (any) {
-        gen_request grq = {n, (const int32_t *const *)ids, n_ids, n_predict};
+        gen_request grq = {n, (const int32_t *const *)ids, n_ids, n_predict, NULL};
         if (run_generation(s, path, &grq, rq->logprobs, &j, out)) goto internal;
         generated = true;
     }
@@ -604,7 +604,7 @@ static void *stream_main(void *arg) {
     j.sink = st;
     gen_output out = {0};
     pthread_mutex_lock(&s->infer);
-    gen_request grq = {1, (const int32_t *const *)&st->ids, &st->n_ids, &st->n_predict};
+    gen_request grq = {1, (const int32_t *const *)&st->ids, &st->n_ids, &st->n_predict, NULL};
     int rc = st->n_predict > 0 ? run_generation(s, st->path, &grq, -1, &j, &out) : 0;
     pthread_mutex_unlock(&s->infer);
     if (rc) {
@@ -724,7 +724,7 @@ static enum MHD_Result do_chat(server *s, struct MHD_Connection *c, api_request 
     gen_job j = job_for(rq);
     gen_output out = {0};
     pthread_mutex_lock(&s->infer);
-    gen_request grq = {1, (const int32_t *const *)&ids, &n_ids, &n_predict};
+    gen_request grq = {1, (const int32_t *const *)&ids, &n_ids, &n_predict, NULL};
     int rc = n_predict > 0 ? run_generation(s, path, &grq, -1, &j, &out) : 0;
     pthread_mutex_unlock(&s->infer);
     free(ids);

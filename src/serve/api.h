@@ -18,7 +18,7 @@
 
 /* A failed request: the HTTP status and OpenAI's error fields. */
 typedef struct {
-    int status;             /* 400, 401, 404, 413, 500 */
+    int status;             /* 400, 401, 404, 413, 429, 499, 500, 503, 504 */
     const char *type;       /* "invalid_request_error", "not_found_error", ... */
     char param[64];         /* the offending field, "" for none */
     const char *code;       /* "model_not_found" ..., or NULL */

@@ -51,6 +51,7 @@ typedef struct {
     status_count by_status[MAX_STATUS_KEYS];
     int n_keys;
     long prompt_tokens, gen_tokens, cancelled, timeouts, rejected;
+    long steps, step_seqs;          /* decode steps run, and the sequences in them */
     long lat_bucket[N_BUCKETS];     /* per bucket, not cumulative */
     long lat_count;
     double lat_sum;
@@ -735,7 +736,12 @@ static void lane_run(server *s, lane *ln) {
     }
     pthread_mutex_unlock(&s->mu);
     if (ln->n_busy == 0) return;
+    int n_in = ln->n_busy;
     int busy = gen_loop_step(ln->g, on_token, ln);
+    pthread_mutex_lock(&s->met.mu);
+    s->met.steps++;
+    s->met.step_seqs += n_in;
+    pthread_mutex_unlock(&s->met.mu);
     pthread_mutex_lock(&s->mu);
     if (busy < 0) {
         char msg[256];
@@ -1327,13 +1333,18 @@ static enum MHD_Result do_metrics(server *s, struct MHD_Connection *c) {
           "# TYPE rys_timeouts_total counter\nrys_timeouts_total %ld\n"
           "# HELP rys_rejected_total Requests refused with 429 (the queue was full).\n"
           "# TYPE rys_rejected_total counter\nrys_rejected_total %ld\n"
+          "# HELP rys_decode_steps_total Decode steps run (each one forward batch of a path's sequences).\n"
+          "# TYPE rys_decode_steps_total counter\nrys_decode_steps_total %ld\n"
+          "# HELP rys_step_sequences_total Sequences in those steps (over steps: the mean batch).\n"
+          "# TYPE rys_step_sequences_total counter\nrys_step_sequences_total %ld\n"
           "# HELP rys_queue_depth Requests waiting for a slot.\n"
           "# TYPE rys_queue_depth gauge\nrys_queue_depth %d\n"
           "# HELP rys_active_sequences Sequences in decode slots.\n"
           "# TYPE rys_active_sequences gauge\nrys_active_sequences %d\n"
           "# HELP rys_request_duration_seconds Time from a request's arrival to its answer's end.\n"
           "# TYPE rys_request_duration_seconds histogram\n",
-          m->prompt_tokens, m->gen_tokens, m->cancelled, m->timeouts, m->rejected, queued, active);
+          m->prompt_tokens, m->gen_tokens, m->cancelled, m->timeouts, m->rejected, m->steps, m->step_seqs, queued,
+          active);
     long cum = 0;
     for (int b = 0; b < N_BUCKETS; b++) {
         cum += m->lat_bucket[b];
@@ -1526,7 +1537,10 @@ int serve_run(const serve_config *cfg) {
         /* stop accepting, answer new requests on open connections 503, let
          * the requests in flight finish, then close */
         atomic_store(&s.draining, true);
-        MHD_quiesce_daemon(d);
+        /* the listening socket is ours to close: left open, connections
+         * would wait in its backlog that nobody accepts any more */
+        MHD_socket listen_fd = MHD_quiesce_daemon(d);
+        if (listen_fd != MHD_INVALID_SOCKET) close(listen_fd);
         while (atomic_load(&s.in_flight) > 0) usleep(20 * 1000);
         rc = 0;
     }

@@ -1016,6 +1016,50 @@ static json_t *usage_json(long prompt, long completion) {
     return u;
 }
 
+/* How many of the n generated tokens begin before byte cut of their text
+ * (a stop string's start; all of them when cut < 0): those are reported. */
+static int tokens_before(const tokenizer *tok, const int32_t *tokens, int n, long cut) {
+    if (cut < 0) return n;
+    size_t off = 0;
+    int keep = 0;
+    for (; keep < n; keep++) {
+        size_t len;
+        tokenizer_token_bytes(tok, tokens[keep], &len);
+        if (off >= (size_t)cut) break;
+        off += len;
+    }
+    return keep;
+}
+
+/* A chat logprobs entry {token, logprob, bytes} of a token's bytes. */
+static json_t *chat_lp_entry(const tokenizer *tok, int32_t id, float lp) {
+    size_t len;
+    const char *b = tokenizer_token_bytes(tok, id, &len);
+    json_t *o = json_object(), *bytes = json_array();
+    json_object_set_new(o, "token", api_token_string(b, len));
+    json_object_set_new(o, "logprob", json_real(lp));
+    for (size_t i = 0; i < len; i++) json_array_append_new(bytes, json_integer((unsigned char)b[i]));
+    json_object_set_new(o, "bytes", bytes);
+    return o;
+}
+
+/* A chat answer's logprobs object {"content": [...]}: per reported token its
+ * entry and its top_logprobs (OpenAI's chat form; no end-of-generation token). */
+static json_t *chat_logprobs_json(const tokenizer *tok, const item *it, int n) {
+    json_t *content = json_array();
+    const lp_list *l = &it->lps;
+    for (int i = 0; i < n; i++) {
+        json_t *e = chat_lp_entry(tok, it->out.tokens[i], l->lp[i]), *top = json_array();
+        for (int k = 0; k < l->k; k++)
+            json_array_append_new(top, chat_lp_entry(tok, l->top_ids[(size_t)i * l->k + k], l->top_lp[(size_t)i * l->k + k]));
+        json_object_set_new(e, "top_logprobs", top);
+        json_array_append_new(content, e);
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, "content", content);
+    return o;
+}
+
 /* A finished completion job's answer. */
 static json_t *completion_json(const job *j) {
     const tokenizer *tok = j->s->cfg->tok;
@@ -1030,17 +1074,10 @@ static json_t *completion_json(const job *j) {
         char *gen_text = tokenizer_decode(tok, it->out.tokens, (size_t)n_out);
         size_t gen_len = strlen(gen_text);
         long cut = find_stop(gen_text, gen_len, rq->stop, rq->n_stop);
-        int keep = n_out;      /* generated tokens reported: those that begin before the stop string */
+        int keep = tokens_before(tok, it->out.tokens, n_out, cut);
         if (cut >= 0) {
             gen_text[cut] = 0;
             gen_len = (size_t)cut;
-            size_t off = 0;
-            for (keep = 0; keep < n_out; keep++) {
-                size_t len;
-                tokenizer_token_bytes(tok, it->out.tokens[keep], &len);
-                if (off >= (size_t)cut) break;
-                off += len;
-            }
         }
         char *prompt_text = NULL;
         if (rq->echo) prompt_text = rq->prompts[q].text ? xstrdup(rq->prompts[q].text)
@@ -1095,7 +1132,8 @@ static json_t *chat_json(const job *j) {
     json_t *ch = json_object();
     json_object_set_new(ch, "index", json_integer(0));
     json_object_set_new(ch, "message", msg);
-    json_object_set_new(ch, "logprobs", json_null());
+    int keep = tokens_before(j->s->cfg->tok, it->out.tokens, it->out.n, it->stop_at);
+    json_object_set_new(ch, "logprobs", j->rq.logprobs >= 0 ? chat_logprobs_json(j->s->cfg->tok, it, keep) : json_null());
     json_object_set_new(ch, "finish_reason", json_string(it->finish));
     json_t *choices = json_array();
     json_array_append_new(choices, ch);
@@ -1162,8 +1200,13 @@ static enum MHD_Result do_chat(server *s, struct MHD_Connection *c, api_request 
         free(ids);      /* set when the prompt tokenized but did not fit */
         return send_error(c, &e);
     }
+    if (rq->stream && rq->logprobs >= 0) {
+        free(ids);
+        api_fail(&e, 400, "invalid_request_error", "logprobs", "a streamed chat takes no logprobs (not supported yet)");
+        return send_error(c, &e);
+    }
     job *j = job_new(s, rq, true, path, 1);
-    item_init(j, 0, ids, n_ids, -1, false);
+    item_init(j, 0, ids, n_ids, j->rq.logprobs, false);
     return answer_job(s, c, j, chat_json);
 }
 

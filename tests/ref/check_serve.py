@@ -61,7 +61,7 @@ def start(port, *extra):
 
 def raw(port, method, path, body=None, headers=None):
     """status and parsed JSON of one raw request (body: bytes or a JSON-able value)."""
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=300)
     if body is not None and not isinstance(body, bytes):
         body = json.dumps(body).encode()
     c.request(method, path, body=body, headers=headers or {"Content-Type": "application/json"})
@@ -164,6 +164,28 @@ def check_eog_logprobs(client):
           f"the end-of-generation token closes the logprobs, not the text ({lp.tokens[-3:]}, {ch.finish_reason})")
 
 
+def check_chat_logprobs(client):
+    # a greedy chat with logprobs: its tokens spell the answer, each the top one of its alternatives, and
+    # each log-probability is the completion endpoint's for the same prompt ids (checked against rys logits above)
+    r = subprocess.run([RYS, "run", MODEL, "--chat", "-p", "Name a colour.", "-n", "12", "-t", "2", "--json"],
+                       capture_output=True, text=True, check=True)
+    run = json.loads(r.stdout)
+    got = client.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "Name a colour."}],
+                                         max_tokens=12, temperature=0, logprobs=True, top_logprobs=3)
+    ch = got.choices[0]
+    content = ch.logprobs.content
+    comp = client.completions.create(model=MODEL, prompt=run["prompt_tokens"], max_tokens=12, temperature=0, logprobs=3)
+    want = comp.choices[0].logprobs.token_logprobs[:len(content)]
+    ok = (ch.message.content == run["text"] and "".join(t.token for t in content) == ch.message.content
+          and all(len(t.top_logprobs) == 3 and t.top_logprobs[0].token == t.token
+                  and abs(t.top_logprobs[0].logprob - t.logprob) < 1e-6 and bytes(t.bytes).decode() == t.token
+                  for t in content)
+          and len(content) == got.usage.completion_tokens
+          and max(abs(t.logprob - w) for t, w in zip(content, want)) < 1e-5)
+    check(ok, f"chat logprobs: tokens spell the answer, top-1 is the token, == the completion's log-probabilities "
+              f"({len(content)} tokens)")
+
+
 def check_errors(port):
     def expect(status_want, method, path, body, what, param=None, headers=None):
         status, o = raw(port, method, path, body, headers)
@@ -192,6 +214,11 @@ def check_errors(port):
            "an unknown role", "messages")
     expect(400, "POST", "/v1/completions", {"model": MODEL, "prompt": "a", "stream": True, "echo": True},
            "a streamed completion with echo (not yet)", "echo")
+    expect(400, "POST", "/v1/chat/completions", {"model": MODEL, "messages": [{"role": "user", "content": "a"}],
+                                                 "logprobs": True, "stream": True},
+           "a streamed chat with logprobs (not yet)", "logprobs")
+    expect(400, "POST", "/v1/chat/completions", {"model": MODEL, "messages": [{"role": "user", "content": "a"}],
+                                                 "top_logprobs": 2}, "top_logprobs without logprobs", "top_logprobs")
     status, o = raw(port, "POST", "/v1/chat/completions",
                     {"model": MODEL, "messages": [{"role": "user", "content": "word " * (CTX + 50)}]})
     check(status == 400 and o["error"]["code"] == "context_length_exceeded", "a chat over the context: 400")
@@ -446,6 +473,7 @@ try:
     check_generation(client)
     check_logprobs(client)
     check_eog_logprobs(client)
+    check_chat_logprobs(client)
     check_errors(PORT)
     check_concurrency(PORT)
     check_metrics_and_tokenizer_info(PORT)

@@ -1366,7 +1366,7 @@ static enum MHD_Result do_metrics(server *s, struct MHD_Connection *c) {
               m->by_status[k].route < N_ROUTES ? ROUTES[m->by_status[k].route][0] : "other", m->by_status[k].status,
               m->by_status[k].n);
     textf(&t, &len, &cap,
-          "# HELP rys_prompt_tokens_total Prompt tokens of accepted generation requests.\n"
+          "# HELP rys_prompt_tokens_total Prompt tokens of generation requests that passed the checks (429s included).\n"
           "# TYPE rys_prompt_tokens_total counter\nrys_prompt_tokens_total %ld\n"
           "# HELP rys_generation_tokens_total Tokens generated.\n"
           "# TYPE rys_generation_tokens_total counter\nrys_generation_tokens_total %ld\n"

@@ -111,6 +111,12 @@ def check_generation(client):
     got = client.completions.create(model=MODEL, prompt=prompts, max_tokens=6, temperature=0)
     want = [run_text(p, 6, False) for p in prompts]
     check([c.text for c in sorted(got.choices, key=lambda c: c.index)] == want, "a list of prompts: each == rys run")
+    parts, finish = ["", ""], [None, None]
+    for chunk in client.completions.create(model=MODEL, prompt=prompts, max_tokens=6, temperature=0, stream=True):
+        for c in chunk.choices:
+            parts[c.index] += c.text
+            finish[c.index] = c.finish_reason or finish[c.index]
+    check(parts == want and None not in finish, f"a streamed list of prompts: each index's chunks == rys run ({finish})")
     status, tok = raw(PORT, "POST", "/tokenize", {"content": prompts[1]})
     check(status == 200 and isinstance(tok.get("tokens"), list) and tok["tokens"], f"/tokenize ({tok})")
     got = client.completions.create(model=MODEL, prompt=tok["tokens"], max_tokens=6, temperature=0)

@@ -276,10 +276,14 @@ def metric(m, name, **labels):
     return m[0].get((name, tuple(sorted(labels.items()))), 0.0)
 
 
-def one_request(spec):
-    """One request through a client of its own: (kind, model, prompt, max_tokens, extra) -> its text."""
+def one_request(spec, client=None, barrier=None):
+    """One request through a client of its own: (kind, model, prompt, max_tokens, extra) -> its text. With a
+    barrier, it is sent when all the barrier's parties are ready."""
     kind, model, prompt, n, extra = spec
-    client = openai.OpenAI(base_url=f"http://127.0.0.1:{PORT}/v1", api_key="unused", timeout=120, max_retries=0)
+    client = client or openai.OpenAI(base_url=f"http://127.0.0.1:{PORT}/v1", api_key="unused", timeout=300,
+                                     max_retries=0)
+    if barrier:
+        barrier.wait()
     if kind == "completion":
         r = client.completions.create(model=model, prompt=prompt, max_tokens=n, temperature=0, **extra)
         return r.choices[0].text, r.choices[0].finish_reason
@@ -302,11 +306,14 @@ def check_concurrency(port):
     for i, text in enumerate(texts):
         kind = ("completion", "chat", "stream")[i % 3] if i < 4 else ("chat", "completion", "stream")[i % 3]
         extra = {"stop": [","]} if i == 1 else {}
-        specs.append((kind, both[i % 2], text, 6 + 2 * i, extra))
+        specs.append((kind, both[i % 2], text, 16 + 4 * i, extra))
     alone = [one_request(sp) for sp in specs]
     m0 = metrics(port)
+    clients = [openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", timeout=300, max_retries=0)
+               for _ in specs]
+    barrier = threading.Barrier(len(specs))
     with concurrent.futures.ThreadPoolExecutor(len(specs)) as ex:
-        together = list(ex.map(one_request, specs))
+        together = list(ex.map(lambda sc: one_request(sc[0], sc[1], barrier), zip(specs, clients)))
     m1 = metrics(port)
     same = [a == b for a, b in zip(alone, together)]
     check(all(same), f"{len(specs)} concurrent clients (completions, chat, streams, a stop string; two paths): "
@@ -434,7 +441,7 @@ def check_drain(proc, port):
 
     def long_request(i):
         results[i] = raw(port, "POST", "/v1/completions",
-                         {"model": MODEL, "prompt": "Once upon a time", "max_tokens": 20 + 10 * i, "temperature": 0})
+                         {"model": MODEL, "prompt": "Once upon a time", "max_tokens": 100 + 30 * i, "temperature": 0})
 
     threads = [threading.Thread(target=long_request, args=(i,)) for i in range(3)]
     for t in threads:

@@ -12,7 +12,8 @@
 
 static void check_request(const api_request *rq, bool chat) {
     if (chat) {
-        if (rq->n_messages < 1) abort();
+        /* chat takes no echo; its logprobs come only from "logprobs": true */
+        if (rq->n_messages < 1 || rq->echo) abort();
         for (size_t i = 0; i < rq->n_messages; i++)
             if (!rq->messages[i].role || !rq->messages[i].content) abort();
     } else {

@@ -338,7 +338,7 @@ static void test_per_sequence_limits(void **state) {
     prompts p;
     encode_all(fx->tok, &p);
     const int limits[N_SEQ] = {3, 0, 11, 1, 7};
-    gen_request rq = {N_SEQ, (const int32_t *const *)p.ids, p.lens, limits};
+    gen_request rq = {N_SEQ, (const int32_t *const *)p.ids, p.lens, limits, NULL};
     sample_params sp = {0.0f, 1.0f, 0, 999};   /* n_predict is each sequence's own here */
     gen_output got[N_SEQ];
     forward_ctx *f = fresh(fx, N_SEQ);
@@ -418,7 +418,7 @@ static void test_runner_orders_rows(void **state) {
     prompts p;
     encode_all(fx->tok, &p);
     const int limits[N_SEQ] = {8, 2, 12, 0, 5};
-    gen_request rq = {N_SEQ, (const int32_t *const *)p.ids, p.lens, limits};
+    gen_request rq = {N_SEQ, (const int32_t *const *)p.ids, p.lens, limits, NULL};
     sample_params sp = {0.7f, 0.9f, 99, 0};
     gen_output want[N_SEQ], got[N_SEQ];
     forward_ctx *f = fresh(fx, N_SEQ);
@@ -435,10 +435,79 @@ static void test_runner_orders_rows(void **state) {
     free_all(&p);
 }
 
+/* Sequences admitted into a running loop at different steps, in slots that
+ * others left, each give exactly their generation alone (greedy, and
+ * sampled with a generator of their own); a dropped slot takes no more
+ * tokens and a new sequence can use it. */
+static void test_loop_admits_mid_flight(void **state) {
+    fixture *fx = *state;
+    prompts p;
+    encode_all(fx->tok, &p);
+    enum { SLOTS = 2 };
+    const int limits[N_SEQ] = {9, 4, 12, 6, 7};
+    const sample_params params[] = {{0.0f, 1.0f, 0, 0}, {0.8f, 0.9f, 5, 0}};
+    for (size_t k = 0; k < sizeof params / sizeof *params; k++) {
+        forward_ctx *f = fresh(fx, SLOTS);
+        gen_runner r = gen_runner_forward(f);
+        gen_loop *g = gen_loop_new(&r, fx->tok, SLOTS);
+        gen_output got[N_SEQ];
+        rng_state rng[N_SEQ];
+        int next = 0, steps = 0;
+        for (int s = 0; s < N_SEQ; s++) rng_seed(&rng[s], params[k].seed);
+        /* admit one sequence per step while a slot is free, so each joins a
+         * loop that is already decoding others */
+        while (next < N_SEQ || steps == 0) {
+            for (int slot = 0; slot < SLOTS && next < N_SEQ; slot++) {
+                if (gen_loop_busy(g, slot)) continue;
+                gen_seq q = {p.ids[next], p.lens[next], limits[next], &params[k], &rng[next]};
+                assert_int_equal(gen_loop_admit(g, slot, &q, &got[next]), 0);
+                assert_int_equal(gen_loop_admit(g, slot, &q, &got[next]), -1);   /* busy now */
+                next++;
+                break;
+            }
+            assert_true(gen_loop_step(g, NULL, NULL) >= 0);
+            steps++;
+        }
+        while (gen_loop_step(g, NULL, NULL) > 0) {}
+        for (int s = 0; s < N_SEQ; s++) {
+            gen_output alone;
+            sample_params one = params[k];
+            one.n_predict = limits[s];
+            const int32_t *ids[1] = {p.ids[s]};
+            forward_ctx *f1 = fresh(fx, 1);
+            assert_int_equal(generate(f1, fx->tok, ids, &p.lens[s], 1, &one, &alone, NULL, NULL), 0);
+            forward_free(f1);
+            assert_same_outputs(&got[s], &alone, 1);
+            gen_output_free(&alone, 1);
+        }
+        gen_output_free(got, N_SEQ);
+        /* a dropped sequence stops where it was, its slot free for the next */
+        gen_output a, b;
+        rng_state ra, rb;
+        rng_seed(&ra, 1);
+        rng_seed(&rb, 1);
+        gen_seq qa = {p.ids[0], p.lens[0], 10, &params[0], &ra}, qb = {p.ids[1], p.lens[1], 3, &params[0], &rb};
+        assert_int_equal(gen_loop_admit(g, 0, &qa, &a), 0);
+        assert_int_equal(gen_loop_step(g, NULL, NULL), 1);
+        gen_loop_drop(g, 0);
+        assert_false(gen_loop_busy(g, 0));
+        assert_int_equal(gen_loop_step(g, NULL, NULL), 0);
+        assert_int_equal(a.n, 1);
+        assert_int_equal(gen_loop_admit(g, 0, &qb, &b), 0);
+        while (gen_loop_step(g, NULL, NULL) > 0) {}
+        assert_true(b.n >= 1 && b.n <= 3);
+        gen_output_free(&a, 1);
+        gen_output_free(&b, 1);
+        gen_loop_free(g);
+        forward_free(f);
+    }
+    free_all(&p);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {cmocka_unit_test(test_argmax_matches_definition), cmocka_unit_test(test_sampler),
                                        cmocka_unit_test(test_gamma_q), cmocka_unit_test(test_sampler_distribution),
                                        cmocka_unit_test(test_loop_as_before), cmocka_unit_test(test_per_sequence_limits),
-                                       cmocka_unit_test(test_runner_orders_rows)};
+                                       cmocka_unit_test(test_runner_orders_rows), cmocka_unit_test(test_loop_admits_mid_flight)};
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -79,12 +79,23 @@ static void test_chat(void **s) {
     assert_string_equal(rq.messages[0].content, "be brief");
     assert_true(rq.stream);
     assert_int_equal(rq.max_tokens, -1);          /* chat: up to the context */
+    assert_int_equal(rq.logprobs, -1);
     const char *spec;
     assert_int_equal(api_model_name_len(rq.model, &spec), 1);
     assert_string_equal(spec, "blocks:1,2");
     api_request_free(&rq);
     assert_int_equal(api_model_name_len("plain", &spec), 5);
     assert_null(spec);
+    /* logprobs: a boolean, top_logprobs its k (0 when absent) */
+    const char *lp = "{\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"logprobs\": true}";
+    assert_int_equal(api_parse_chat(lp, strlen(lp), &rq, &e), 0);
+    assert_int_equal(rq.logprobs, 0);
+    api_request_free(&rq);
+    const char *top = "{\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": \"hi\"}], \"logprobs\": true,"
+                      " \"top_logprobs\": 5}";
+    assert_int_equal(api_parse_chat(top, strlen(top), &rq, &e), 0);
+    assert_int_equal(rq.logprobs, 5);
+    api_request_free(&rq);
 }
 
 static void test_bad_bodies(void **s) {
@@ -123,6 +134,14 @@ static void test_bad_bodies(void **s) {
     parse_bad(true, "{\"model\": \"m\", \"messages\": [{\"role\": \"user\"}]}", 400, "messages");
     parse_bad(true, "{\"model\": \"m\", \"messages\": [{\"role\": \"user\", \"content\": \"a\"}, {\"role\": 1, "
                     "\"content\": \"b\"}]}", 400, "messages");
+    const char *msgs = "\"messages\": [{\"role\": \"user\", \"content\": \"a\"}]";
+    char body[256];
+    snprintf(body, sizeof body, "{\"model\": \"m\", %s, \"logprobs\": 1}", msgs);
+    parse_bad(true, body, 400, "logprobs");
+    snprintf(body, sizeof body, "{\"model\": \"m\", %s, \"logprobs\": true, \"top_logprobs\": 21}", msgs);
+    parse_bad(true, body, 400, "top_logprobs");
+    snprintf(body, sizeof body, "{\"model\": \"m\", %s, \"top_logprobs\": 2}", msgs);
+    parse_bad(true, body, 400, "top_logprobs");
 }
 
 static void test_token_string(void **s) {

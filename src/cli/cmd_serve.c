@@ -45,7 +45,7 @@ static char **split_paths(const char *list, int *n) {
 
 int cmd_serve(int argc, char **argv) {
     const char *model_spec = NULL, *host = "127.0.0.1", *paths = "baseline", *api_key = NULL;
-    int port = 8080, n_ctx = 0, threads = 0;
+    int port = 8080, n_ctx = 0, threads = 0, max_batch = 16, max_queue = 64, timeout = 600;
     const cli_opt opts[] = {
         CLI_STR_OPT("--host", NULL, &host, "ADDR", "IPv4 address to listen on (default 127.0.0.1, loopback only)"),
         CLI_INT_OPT("--port", NULL, &port, 1, 65535, "N", "port (default 8080)"),
@@ -55,14 +55,22 @@ int cmd_serve(int argc, char **argv) {
         CLI_INT_OPT("--ctx", NULL, &n_ctx, 1, 1 << 20, "N", "the most positions of a sequence (default: the model's trained context)"),
         CLI_THREADS(&threads),
         CLI_STR_OPT("--api-key", NULL, &api_key, "KEY", "require Authorization: Bearer KEY (all routes but /health)"),
+        CLI_INT_OPT("--max-batch", NULL, &max_batch, 1, 256, "N",
+                    "sequences one path decodes together, its KV slots (default 16)"),
+        CLI_INT_OPT("--max-queue", NULL, &max_queue, 1, 1 << 20, "N",
+                    "requests that may wait for a slot; one more gets 429 with Retry-After (default 64)"),
+        CLI_INT_OPT("--timeout", NULL, &timeout, 1, 1 << 20, "S",
+                    "seconds a request may take from its arrival, queue included; then 504 (default 600)"),
         CLI_END,
     };
     const cli_arg args[] = {CLI_MODEL_ARG(&model_spec), CLI_ARG_END};
-    const cli_spec spec = {"serve", "MODEL [--host ADDR] [--port N] [--paths SPECS] [--ctx N] [-t N] [--api-key KEY]",
+    const cli_spec spec = {"serve", "MODEL [--host ADDR] [--port N] [--paths SPECS] [--ctx N] [-t N] [--api-key KEY]\n"
+                           "    [--max-batch N] [--max-queue N] [--timeout S]",
                            opts, args, NULL, NULL, false,
                            "Endpoints: GET /health, GET /v1/models, POST /v1/completions, POST /v1/chat/completions\n"
-                           "(stream: true for chat), POST /tokenize, POST /detokenize. One request runs at a time.\n"
-                           "SIGINT/SIGTERM: stop accepting, finish the request in flight, exit 0."};
+                           "(stream: true for both), POST /tokenize, POST /detokenize, GET /tokenizer_info, GET /metrics.\n"
+                           "Concurrent requests along one path share each decode step (continuous batching).\n"
+                           "SIGINT/SIGTERM: stop accepting (503 on open connections), finish the requests in flight, exit 0."};
     cli_parse_or_exit(&spec, argc, argv);
 
     cli_model cm;
@@ -84,7 +92,8 @@ int cmd_serve(int argc, char **argv) {
     chat_template *tpl = chat_template_from_gguf(cm.m->gguf);
     if (!tpl) cli_warn("no chat template (%s): /v1/chat/completions will answer 400", rys_lasterr());
 
-    serve_config cfg = {cm.m, cm.tok, cm.pool, tpl, name, served, n_specs, n_ctx, api_key, host, port};
+    serve_config cfg = {cm.m,   cm.tok, cm.pool,   tpl,       name,     served, n_specs, n_ctx,
+                        api_key, host,  port,      max_batch, max_queue, (double)timeout};
     rys_stop_install();
     int rc = serve_run(&cfg);
     if (rc) fprintf(stderr, "rys: %s\n", rys_lasterr());

@@ -84,70 +84,156 @@ void gen_output_free(gen_output *o, int n) {
     for (int i = 0; i < n; i++) free(o[i].tokens);
 }
 
-/* Where one sequence stands in the decode loop. */
+/* Where one slot of the decode loop stands. */
+enum { SLOT_FREE, SLOT_PENDING, SLOT_GOING };
 typedef struct {
-    bool going;         /* will sample another token */
+    int state;
+    gen_seq s;
+    gen_output *out;
     int next_pos;       /* position its next token takes */
-    int logit_row;      /* its row among the last batch's logits */
-} seq_state;
+    int logit_row;      /* its row among the loop's logits (prefill rows after the step rows) */
+} loop_slot;
+
+struct gen_loop {
+    gen_runner r;
+    const tokenizer *tok;
+    int n_slots, n_vocab;
+    loop_slot *slots;
+    float *logits;      /* [2 n_slots][n_vocab]: a step's rows, then a prefill's */
+    /* a step's rows: at most one per slot */
+    int32_t *tokens, *pos, *seq;
+    bool *want;
+    int *logit_row;
+    /* a prefill's prompts */
+    const int32_t **p_prompts;
+    int *p_len, *p_predict, *p_seq;
+};
+
+gen_loop *gen_loop_new(const gen_runner *r, const tokenizer *tok, int n_slots) {
+    gen_loop *g = xcalloc(1, sizeof *g);
+    size_t n = n_slots > 0 ? (size_t)n_slots : 1;
+    g->r = *r;
+    g->tok = tok;
+    g->n_slots = n_slots;
+    g->n_vocab = r->n_vocab;
+    g->slots = xcalloc(n, sizeof *g->slots);
+    g->logits = xmalloc(2 * n * (size_t)r->n_vocab * sizeof(float));
+    g->tokens = xmalloc(n * sizeof *g->tokens);
+    g->pos = xmalloc(n * sizeof *g->pos);
+    g->seq = xmalloc(n * sizeof *g->seq);
+    g->want = xmalloc(n * sizeof *g->want);
+    g->logit_row = xmalloc(n * sizeof *g->logit_row);
+    g->p_prompts = xmalloc(n * sizeof *g->p_prompts);
+    g->p_len = xmalloc(n * sizeof *g->p_len);
+    g->p_predict = xmalloc(n * sizeof *g->p_predict);
+    g->p_seq = xmalloc(n * sizeof *g->p_seq);
+    return g;
+}
+
+void gen_loop_free(gen_loop *g) {
+    if (!g) return;
+    free(g->slots); free(g->logits); free(g->tokens); free(g->pos); free(g->seq); free(g->want);
+    free(g->logit_row); free(g->p_prompts); free(g->p_len); free(g->p_predict); free(g->p_seq);
+    free(g);
+}
+
+int gen_loop_admit(gen_loop *g, int slot, const gen_seq *s, gen_output *out) {
+    if (slot < 0 || slot >= g->n_slots) { rys_seterr("generate: slot %d outside 0..%d", slot, g->n_slots - 1); return -1; }
+    if (g->slots[slot].state != SLOT_FREE) { rys_seterr("generate: slot %d is busy", slot); return -1; }
+    if (s->prompt_len < 1) { rys_seterr("generate: the prompt of slot %d is empty", slot); return -1; }
+    int limit = s->n_predict;
+    *out = (gen_output){xmalloc((size_t)(limit > 0 ? limit : 1) * sizeof(int32_t)), 0, false, -1};
+    g->slots[slot] = (loop_slot){SLOT_PENDING, *s, out, s->prompt_len, 0};
+    return 0;
+}
+
+void gen_loop_drop(gen_loop *g, int slot) {
+    if (slot >= 0 && slot < g->n_slots) g->slots[slot].state = SLOT_FREE;
+}
+
+bool gen_loop_busy(const gen_loop *g, int slot) {
+    return slot >= 0 && slot < g->n_slots && g->slots[slot].state != SLOT_FREE;
+}
+
+int gen_loop_step(gen_loop *g, gen_callback on_token, void *user) {
+    int n_vocab = g->n_vocab, n_new = 0;
+    for (int i = 0; i < g->n_slots; i++) {
+        loop_slot *q = &g->slots[i];
+        if (q->state != SLOT_PENDING) continue;
+        g->p_prompts[n_new] = q->s.prompt;
+        g->p_len[n_new] = q->s.prompt_len;
+        g->p_predict[n_new] = q->s.n_predict;
+        g->p_seq[n_new] = i;
+        n_new++;
+    }
+    if (n_new) {
+        gen_request rq = {n_new, g->p_prompts, g->p_len, g->p_predict, g->p_seq};
+        if (g->r.prefill(g->r.self, &rq, g->logits + (size_t)g->n_slots * n_vocab, g->logit_row)) goto fail;
+        for (int k = 0; k < n_new; k++) {
+            loop_slot *q = &g->slots[g->p_seq[k]];
+            q->logit_row = g->n_slots + g->logit_row[k];
+            /* a sequence allowed no new token is prefilled (its runner may want it) and done */
+            q->state = q->s.n_predict > 0 ? SLOT_GOING : SLOT_FREE;
+        }
+    }
+    int n_rows = 0;
+    /* slots in order: sequences sharing an rng draw from it in that order */
+    for (int i = 0; i < g->n_slots; i++) {
+        loop_slot *q = &g->slots[i];
+        if (q->state != SLOT_GOING) continue;
+        gen_output *out = q->out;
+        int32_t t = sample_token(g->logits + (size_t)q->logit_row * n_vocab, n_vocab, q->s.sp, q->s.rng);
+        if (tokenizer_is_eog(g->tok, t)) {
+            q->state = SLOT_FREE;
+            out->hit_eog = true;
+            out->eog_token = t;
+            continue;
+        }
+        out->tokens[out->n++] = t;
+        if (on_token) on_token(user, i, t);
+        if (q->state != SLOT_GOING) continue;   /* the callback dropped it */
+        /* the last token allowed is not fed back: nothing would read its logits */
+        if (out->n >= q->s.n_predict) { q->state = SLOT_FREE; continue; }
+        g->tokens[n_rows] = t;
+        g->pos[n_rows] = q->next_pos++;
+        g->seq[n_rows] = i;
+        g->want[n_rows] = true;
+        n_rows++;
+    }
+    if (n_rows) {
+        fwd_batch rows = {n_rows, g->tokens, g->pos, g->seq, g->want};
+        if (g->r.step(g->r.self, &rows, g->logits, g->logit_row)) goto fail;
+        for (int k = 0; k < n_rows; k++) g->slots[g->seq[k]].logit_row = g->logit_row[k];
+    }
+    int busy = 0;
+    for (int i = 0; i < g->n_slots; i++) busy += g->slots[i].state != SLOT_FREE;
+    return busy;
+fail:
+    for (int i = 0; i < g->n_slots; i++) g->slots[i].state = SLOT_FREE;
+    return -1;
+}
 
 int generate_loop(const gen_runner *r, const tokenizer *tok, const gen_request *rq, const sample_params *sp,
                   gen_output *out, gen_callback on_token, void *user) {
-    int n = rq->n, n_vocab = r->n_vocab;
-    seq_state *seqs = xmalloc((size_t)n * sizeof *seqs);
-    /* a step's rows: at most one per sequence */
-    int32_t *tokens = xmalloc((size_t)n * sizeof *tokens), *pos = xmalloc((size_t)n * sizeof *pos),
-            *seq = xmalloc((size_t)n * sizeof *seq);
-    bool *want = xmalloc((size_t)n * sizeof *want);
-    int *logit_row = xmalloc((size_t)n * sizeof *logit_row);
-    float *logits = xmalloc((size_t)n * n_vocab * sizeof(float));
+    int n = rq->n, rc = 0;
+    gen_loop *g = gen_loop_new(r, tok, n);
     rng_state rng;
     rng_seed(&rng, sp->seed);
-    int rc = -1;
-
-    for (int s = 0; s < n; s++) {
-        int limit = rq->n_predict[s];
-        out[s] = (gen_output){xmalloc((size_t)(limit > 0 ? limit : 1) * sizeof(int32_t)), 0, false, -1};
-        seqs[s] = (seq_state){limit > 0, rq->prompt_len[s], 0};
+    for (int s = 0; s < n; s++) out[s] = (gen_output){NULL, 0, false, -1};
+    for (int s = 0; s < n && rc == 0; s++) {
+        gen_seq q = {rq->prompts[s], rq->prompt_len[s], rq->n_predict[s], sp, &rng};
+        rc = gen_loop_admit(g, s, &q, &out[s]);
     }
-    if (r->prefill(r->self, rq, logits, logit_row)) goto done;
-    for (int s = 0; s < n; s++) seqs[s].logit_row = logit_row[s];
-    for (;;) {
-        int n_rows = 0;
-        /* sequences in id order: a sampled generation draws from one rng in that order */
-        for (int s = 0; s < n; s++) {
-            seq_state *q = &seqs[s];
-            if (!q->going) continue;
-            int32_t t = sample_token(logits + (size_t)q->logit_row * n_vocab, n_vocab, sp, &rng);
-            if (tokenizer_is_eog(tok, t)) {
-                q->going = false;
-                out[s].hit_eog = true;
-                out[s].eog_token = t;
-                continue;
-            }
-            out[s].tokens[out[s].n++] = t;
-            if (on_token) on_token(user, s, t);
-            /* the last token allowed is not fed back: nothing would read its logits */
-            if (out[s].n >= rq->n_predict[s]) { q->going = false; continue; }
-            tokens[n_rows] = t;
-            pos[n_rows] = q->next_pos++;
-            seq[n_rows] = s;
-            want[n_rows] = true;
-            n_rows++;
-        }
-        if (n_rows == 0) break;
-        fwd_batch rows = {n_rows, tokens, pos, seq, want};
-        if (r->step(r->self, &rows, logits, logit_row)) goto done;
-        for (int i = 0; i < n_rows; i++) seqs[seq[i]].logit_row = logit_row[i];
+    while (rc == 0) {
+        int busy = gen_loop_step(g, on_token, user);
+        if (busy <= 0) { rc = busy; break; }
     }
-    rc = 0;
-done:
     if (rc)
         for (int s = 0; s < n; s++) {
             free(out[s].tokens);
             out[s] = (gen_output){NULL, 0, false, -1};
         }
-    free(seqs); free(tokens); free(pos); free(seq); free(want); free(logit_row); free(logits);
+    gen_loop_free(g);
     return rc;
 }
 
@@ -164,7 +250,7 @@ static int batch_prefill(void *self, const gen_request *rq, float *logits, int *
         for (int i = 0; i < rq->prompt_len[s]; i++) {
             tokens[n] = rq->prompts[s][i];
             pos[n] = i;
-            seq[n] = s;
+            seq[n] = rq->seq ? rq->seq[s] : s;
             want[n] = i == rq->prompt_len[s] - 1;
             n++;
         }
@@ -207,7 +293,7 @@ int generate(forward_ctx *f, const tokenizer *tok, const int32_t *const *prompts
              int n_prompts, const sample_params *sp, gen_output *out, gen_callback on_token, void *user) {
     int *n_predict = xmalloc((size_t)n_prompts * sizeof *n_predict);
     for (int s = 0; s < n_prompts; s++) n_predict[s] = sp->n_predict;
-    gen_request rq = {n_prompts, prompts, prompt_lens, n_predict};
+    gen_request rq = {n_prompts, prompts, prompt_lens, n_predict, NULL};
     int rc = generate_seqs(f, tok, &rq, sp, out, on_token, user);
     free(n_predict);
     return rc;

@@ -44,11 +44,13 @@ typedef struct {
     const int32_t *const *prompts;  /* [n] */
     const int *prompt_len;          /* [n], each >= 1 */
     const int *n_predict;           /* [n] the most new tokens of each */
+    const int *seq;                 /* [n] the KV sequence each runs in; NULL = 0..n-1 */
 } gen_request;
 
 /* How a generation's batches run through the model. prefill runs the
- * prompts and writes the logits after each (sequence s's at row
- * logit_row[s] of logits); step runs one decode step's rows (one token per
+ * prompts (prompt s in KV sequence rq->seq[s], or s when seq is NULL) and
+ * writes the logits after each (prompt s's at row logit_row[s] of logits,
+ * at most rq->n rows); step runs one decode step's rows (one token per
  * sequence still going, in sequence order, each wanting logits) and writes
  * row i's logits at row logit_row[i]. Each returns 0 or -1 with an error.
  * The default (generate_seqs) runs forward_batch on one forward context;
@@ -59,6 +61,43 @@ typedef struct {
     int (*prefill)(void *self, const gen_request *rq, float *logits, int *logit_row);
     int (*step)(void *self, const fwd_batch *rows, float *logits, int *logit_row);
 } gen_runner;
+
+/* One sequence of a decode loop: its prompt, its limit and how it samples. */
+typedef struct {
+    const int32_t *prompt;
+    int prompt_len;             /* >= 1 */
+    int n_predict;              /* the most new tokens */
+    const sample_params *sp;    /* temperature, top_p (its n_predict is not read) */
+    rng_state *rng;             /* its draws; sequences may share one (then in slot order) */
+} gen_seq;
+
+/* The decode loop's state between steps, over n_slots KV sequences of the
+ * runner's context. A caller that admits sequences while others decode (a
+ * server) drives it step by step; generate_loop drives it to the end. */
+typedef struct gen_loop gen_loop;
+
+gen_loop *gen_loop_new(const gen_runner *r, const tokenizer *tok, int n_slots);
+void gen_loop_free(gen_loop *g);
+/* Admits s into the free slot `slot`: its prompt is prefilled at the start
+ * of the next step, batched with every other admitted since, and its tokens
+ * go to *out (initialized here; out and s's arrays must live until the slot
+ * is free again). 0, or -1 with the error set (slot busy or out of range, an
+ * empty prompt). */
+int gen_loop_admit(gen_loop *g, int slot, const gen_seq *s, gen_output *out);
+/* Ends the slot's sequence now (a stop string, a cancelled request): it is
+ * sampled no more and the slot is free. May be called from the step's
+ * on_token callback for the slot being reported. */
+void gen_loop_drop(gen_loop *g, int slot);
+/* Whether the slot holds a sequence that is admitted and not finished. */
+bool gen_loop_busy(const gen_loop *g, int slot);
+/* One step: prefills the sequences admitted since the last step, samples
+ * the next token of every going sequence in slot order (ending one on an
+ * end-of-generation token or at its n_predict, freeing its slot), then runs
+ * the going ones' new tokens through the runner in one batch. on_token sees
+ * each token as it comes. Returns how many sequences are still busy, or -1
+ * with the error set (the runner failed: every slot is freed, the outputs
+ * keep what they had). */
+int gen_loop_step(gen_loop *g, gen_callback on_token, void *user);
 
 /* The decode loop, the one every generation runs: after r's prefill, each
  * step samples every going sequence's next token, stops the sequence on an

@@ -262,7 +262,7 @@ static int config_step(void *self, const fwd_batch *rows, float *logits, int *lo
 
 /* The generation every path of a scan makes: greedy, n_predict new tokens. */
 static int run_greedy(baseline_run *b, path_run *r, gen_runner *gr, gen_output *out) {
-    gen_request rq = {b->n, (const int32_t *const *)b->prompts, b->lens, b->limits};
+    gen_request rq = {b->n, (const int32_t *const *)b->prompts, b->lens, b->limits, NULL};
     sample_params sp = {0.0f, 1.0f, 0, b->n_predict};
     gr->self = r;
     gr->n_vocab = b->m->hp.n_vocab;

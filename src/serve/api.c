@@ -217,6 +217,15 @@ int api_parse_chat(const char *body, size_t len, api_request *rq, api_error *e) 
         rq->messages[i].content = xstrdup(json_string_value(content));
         rq->n_messages = i + 1;
     }
+    bool logprobs = false;
+    json_int_t top = -1;
+    if (get_bool(o, "logprobs", &logprobs, e)) goto done;
+    if (get_int(o, "top_logprobs", 0, 20, &top, e)) goto done;
+    if (top >= 0 && !logprobs) {
+        bad_field(e, "top_logprobs", "given only with \"logprobs\": true");
+        goto done;
+    }
+    rq->logprobs = logprobs ? (int)(top >= 0 ? top : 0) : -1;
     rc = 0;
 done:
     json_decref(o);

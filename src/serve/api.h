@@ -18,7 +18,7 @@
 
 /* A failed request: the HTTP status and OpenAI's error fields. */
 typedef struct {
-    int status;             /* 400, 401, 404, 413, 500 */
+    int status;             /* 400, 401, 404, 413, 429, 499, 500, 503, 504 */
     const char *type;       /* "invalid_request_error", "not_found_error", ... */
     char param[64];         /* the offending field, "" for none */
     const char *code;       /* "model_not_found" ..., or NULL */
@@ -50,14 +50,15 @@ typedef struct {
     char **stop;            /* stop strings, n_stop of them */
     int n_stop;
     bool echo;
-    int logprobs;           /* completions: top-k to report, -1 = none */
+    int logprobs;           /* top-k to report, -1 = none (chat: top_logprobs when logprobs is true) */
     bool stream;
 } api_request;
 
 /* Parses a /v1/completions body into rq: 0, or -1 with e set (400 naming the
  * field for a missing or mistyped one, 400 for malformed JSON) and rq empty. */
 int api_parse_completion(const char *body, size_t len, api_request *rq, api_error *e);
-/* The same for a /v1/chat/completions body (messages of string contents). */
+/* The same for a /v1/chat/completions body (messages of string contents;
+ * "logprobs": true with "top_logprobs" k <= 20, default 0). */
 int api_parse_chat(const char *body, size_t len, api_request *rq, api_error *e);
 void api_request_free(api_request *rq);
 

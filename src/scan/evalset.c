@@ -1,5 +1,6 @@
 /* evalset: see evalset.h. */
 #include "scan/evalset.h"
+#include "scan/objective.h"
 #include "engine/chat.h"
 #include "engine/forward.h"
 #include "probes/eq.h"
@@ -25,6 +26,9 @@ struct evalset {
     char **logit_text;          /* their rendered prompts */
     eqlogit_item *logit_items;
     int *logit_set_of, *logit_item_of;
+    objective_set *obj;         /* benchmark objectives ("TASK:VARIANT:loglik[@N]"), after the probe sets */
+    int n_obj;
+    char **obj_names;           /* per objective: "<name>:acc", "<name>:margin" */
 };
 
 #define LOGIT_SUFFIX ":logit"
@@ -37,24 +41,51 @@ void evalset_free(evalset *e) {
     free(e->logit); free(e->logit_text); free(e->logit_items); free(e->logit_set_of); free(e->logit_item_of);
     free(e->sets); free(e->prompts); free(e->lens); free(e->set_of); free(e->item_of);
     free(e->math_system); free(e->family);
+    for (int k = 0; k < e->n_obj; k++) {
+        objective_set_free(&e->obj[k]);
+        free(e->obj_names[2 * k]);
+        free(e->obj_names[2 * k + 1]);
+    }
+    free(e->obj); free(e->obj_names);
     free(e);
 }
 
 evalset *evalset_load(const char *const *files, int n_files, const model *m, const tokenizer *tok,
                       const evalset_options *o) {
     if (n_files < 1) { rys_seterr("no probe files given"); return NULL; }
-    chat_template *tpl = chat_template_from_gguf(m->gguf);
-    if (!tpl) {
+    int n_obj = 0;
+    for (int f = 0; f < n_files; f++) n_obj += objective_is_spec(files[f]);
+    /* benchmark objectives are scored on raw documents: only probe files need a chat template */
+    chat_template *tpl = n_obj < n_files ? chat_template_from_gguf(m->gguf) : NULL;
+    if (!tpl && n_obj < n_files) {
         rys_seterr("%s: probes need a chat model (%s)", m->gguf->path, rys_lasterr());
         return NULL;
     }
     evalset *e = xcalloc(1, sizeof *e);
     e->opt = *o;
     e->math_system = o->math_system ? xstrdup(o->math_system) : NULL;
-    e->family = xstrdup(chat_template_family(tpl));
+    e->family = xstrdup(tpl ? chat_template_family(tpl) : "none");
     e->sets = xcalloc((size_t)n_files, sizeof *e->sets);
     e->logit = xcalloc((size_t)n_files, sizeof *e->logit);
+    e->obj = xcalloc((size_t)(n_obj ? n_obj : 1), sizeof *e->obj);
+    e->obj_names = xcalloc((size_t)(2 * n_obj + 1), sizeof *e->obj_names);
     for (int f = 0; f < n_files; f++) {
+        if (objective_is_spec(files[f])) {
+            objective_set *ob = &e->obj[e->n_obj];
+            if (objective_load(files[f], NULL, ob)) goto fail;
+            size_t len = strlen(ob->name) + 8;
+            e->obj_names[2 * e->n_obj] = xmalloc(len);
+            e->obj_names[2 * e->n_obj + 1] = xmalloc(len);
+            snprintf(e->obj_names[2 * e->n_obj], len, "%s:acc", ob->name);
+            snprintf(e->obj_names[2 * e->n_obj + 1], len, "%s:margin", ob->name);
+            e->n_obj++;
+            for (int g = 0; g < e->n_obj - 1; g++)
+                if (!strcmp(e->obj[g].name, ob->name)) {
+                    rys_seterr("%s: the objective %s is given twice", files[f], ob->name);
+                    goto fail;
+                }
+            continue;
+        }
         size_t len = strlen(files[f]), sl = strlen(LOGIT_SUFFIX);
         bool logit = len > sl && !strcmp(files[f] + len - sl, LOGIT_SUFFIX);
         char *file = xstrdup(files[f]);
@@ -130,12 +161,23 @@ fail:
     return NULL;
 }
 
-int evalset_n_sets(const evalset *e) { return e->n_sets; }
-const char *evalset_set_name(const evalset *e, int s) { return e->sets[s]->name; }
-const char *evalset_set_path(const evalset *e, int s) { return e->sets[s]->path; }
-const char *evalset_set_sha256(const evalset *e, int s) { return e->sets[s]->sha256; }
-const char *evalset_set_kind(const evalset *e, int s) { return e->logit[s] ? "eq_logit" : probe_kind_name(e->sets[s]->kind); }
-int evalset_set_items(const evalset *e, int s) { return e->sets[s]->n; }
+/* Sets s >= n_sets are the objectives' score pairs: 2k the accuracy of
+ * objective k, 2k+1 its margin. */
+static const char *objective_score_name(const evalset *e, int s) { return e->obj_names[s - e->n_sets]; }
+int evalset_n_sets(const evalset *e) { return e->n_sets + 2 * e->n_obj; }
+const char *evalset_set_name(const evalset *e, int s) { return s < e->n_sets ? e->sets[s]->name : objective_score_name(e, s); }
+const char *evalset_set_path(const evalset *e, int s) { return s < e->n_sets ? e->sets[s]->path : e->obj[(s - e->n_sets) / 2].ts.file; }
+const char *evalset_set_sha256(const evalset *e, int s) {
+    return s < e->n_sets ? e->sets[s]->sha256 : e->obj[(s - e->n_sets) / 2].ts.sha256;
+}
+const char *evalset_set_kind(const evalset *e, int s) {
+    if (s >= e->n_sets) return (s - e->n_sets) % 2 ? "loglik_margin" : "loglik_acc";
+    return e->logit[s] ? "eq_logit" : probe_kind_name(e->sets[s]->kind);
+}
+int evalset_set_items(const evalset *e, int s) { return s < e->n_sets ? e->sets[s]->n : e->obj[(s - e->n_sets) / 2].ts.n_docs; }
+int evalset_n_objectives(const evalset *e) { return e->n_obj; }
+const objective_set *evalset_objectives(const evalset *e) { return e->obj; }
+int evalset_objective_set(const evalset *e, int k) { return e->n_sets + 2 * k; }
 int evalset_n_prompts(const evalset *e) { return e->n; }
 const int32_t *const *evalset_prompts(const evalset *e) { return (const int32_t *const *)e->prompts; }
 const int *evalset_lens(const evalset *e) { return e->lens; }

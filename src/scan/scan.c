@@ -3,6 +3,7 @@
 #include "base/sha256.h"
 #include "probes/probe_text.h"
 #include "scan/reuse.h"
+#include "scan/objective.h"
 #include "base/util.h"
 
 #include <errno.h>
@@ -245,11 +246,21 @@ int scan_logit_naive(const model *m, const tokenizer *tok, const evalset *es, po
     return 0;
 }
 
-/* Score one configuration's outputs (generated, then logit-read items) and
- * commit them in one transaction. */
+/* Total documents of es's objectives. */
+static int objective_docs(const evalset *es) {
+    int n = 0;
+    for (int k = 0; k < evalset_n_objectives(es); k++) n += evalset_objectives(es)[k].ts.n_docs;
+    return n;
+}
+
+/* Score one configuration's outputs (generated, logit-read items, then the
+ * objectives' documents from ores's path slot) and commit them in one
+ * transaction. */
 static int save_outputs(store *st, const tokenizer *tok, const evalset *es, const scan_config *c, const gen_output *outs,
-                        const eqlogit_result *lres, double seconds, const reuse_stats *rs) {
-    int n_gen = evalset_n_prompts(es), n = n_gen + evalset_n_logit(es), n_sets = evalset_n_sets(es), rc = -1;
+                        const eqlogit_result *lres, const validate_results *ores, int slot, double seconds,
+                        const reuse_stats *rs) {
+    int n_gen = evalset_n_prompts(es), n_items = n_gen + evalset_n_logit(es), n = n_items + 2 * objective_docs(es),
+        n_sets = evalset_n_sets(es), rc = -1;
     store_item *items = xcalloc((size_t)n, sizeof *items);
     char **texts = xcalloc((size_t)n, sizeof *texts), **parsed = xcalloc((size_t)n, sizeof *parsed);
     double *sums = xcalloc((size_t)n_sets, sizeof *sums);
@@ -273,6 +284,24 @@ static int save_outputs(store *st, const tokenizer *tok, const evalset *es, cons
         sums[s] += sc;
         items[k] = (store_item){evalset_set_name(es, s), evalset_logit_key(es, k - n_gen), texts[k], parsed[k], sc};
         prompt_tokens += r->tokens_run;   /* teacher-forced: every token is read, none generated */
+    }
+    /* objectives: an accuracy item and a margin item per document, keyed by its doc_id */
+    for (int o = 0, k = n_items; o < evalset_n_objectives(es); o++) {
+        const objective_set *ob = &evalset_objectives(es)[o];
+        const validate_task_result *vr = &ores->r[slot * ores->n_tasks + o];
+        int s = evalset_objective_set(es, o);
+        for (int d = 0; d < ob->ts.n_docs; d++, k += 2) {
+            int pred;
+            double acc, margin;
+            if (objective_doc_score(ob, &vr->docs[d], d, &pred, &acc, &margin, &parsed[k])) goto done;
+            parsed[k + 1] = xstrdup(parsed[k]);
+            texts[k] = xstrdup(ob->ts.docs[d].continuations[pred]);
+            texts[k + 1] = xstrdup(texts[k]);
+            sums[s] += acc;
+            sums[s + 1] += margin;
+            items[k] = (store_item){evalset_set_name(es, s), ob->ts.docs[d].doc_id, texts[k], parsed[k], acc};
+            items[k + 1] = (store_item){evalset_set_name(es, s + 1), ob->ts.docs[d].doc_id, texts[k + 1], parsed[k + 1], margin};
+        }
     }
     for (int s = 0; s < n_sets; s++) {
         names[s] = evalset_set_name(es, s);
@@ -322,6 +351,48 @@ int scan_add_configs(store *st, const scan_config *cfgs, int n_cfgs, const char 
     return rc;
 }
 
+/* Configurations scored together by validate's engine: each group reruns
+ * the baseline once for its states (its cost spread over the group), and
+ * holds a forward context (KV slots) per path at once. */
+#define OBJECTIVE_GROUP 8
+
+/* The objectives of es along configurations todo[t0..t1) through
+ * objective_run, with the baseline's states unless naive: slot[t - t0] is a
+ * configuration's path index in out. *base_cost gets the layer-token
+ * evaluations of a baseline pass run only for its states (0 when the
+ * baseline is one of the group). */
+static int objective_group(const model *m, const tokenizer *tok, pool *pool, const evalset *es, const scan_config *cfgs,
+                           const int *todo, int t0, int t1, bool naive, validate_results *out, int *slot, long long *base_cost) {
+    int n = 0;
+    layer_path *paths = xcalloc((size_t)(t1 - t0 + 1), sizeof *paths);
+    const char **specs = xcalloc((size_t)(t1 - t0 + 1), sizeof *specs);
+    bool base_in = false;
+    if (!naive) {
+        paths[n] = (layer_path){0};
+        path_baseline(m->hp.n_layers, &paths[n]);
+        specs[n++] = "baseline";
+    }
+    for (int t = t0; t < t1; t++) {
+        const scan_config *c = &cfgs[todo[t]];
+        if (!naive && is_baseline(&c->path)) {
+            slot[t - t0] = 0;
+            base_in = true;
+            continue;
+        }
+        slot[t - t0] = n;
+        path_copy(&c->path, &paths[n]);
+        specs[n++] = c->spec;
+    }
+    int rc = objective_run(m, tok, pool, evalset_objectives(es), evalset_n_objectives(es), paths, specs, n, !naive, NULL, out);
+    *base_cost = 0;
+    if (!rc && !naive && !base_in)
+        for (int k = 0; k < out->n_tasks; k++) *base_cost += out->r[k].layer_tokens_done;
+    for (int k = 0; k < n; k++) path_free(&paths[k]);
+    free(paths);
+    free(specs);
+    return rc;
+}
+
 int scan_run(store *st, const model *m, const tokenizer *tok, const evalset *es, pool *pool,
              const scan_config *cfgs, int n_cfgs, const scan_run_opts *o, scan_summary *sum) {
     memset(sum, 0, sizeof *sum);
@@ -351,11 +422,21 @@ int scan_run(store *st, const model *m, const tokenizer *tok, const evalset *es,
     }
     progress pg;
     progress_start(&pg, "scan", n_todo);
-    int rc = 0;
+    int rc = 0, n_obj = evalset_n_objectives(es), slot[OBJECTIVE_GROUP];
+    validate_results ores = {0};
     for (int t = 0; t < n_todo; t++) {
         if (rys_stop_requested()) { sum->stopped = true; break; }  /* the safe point: nothing in flight */
         if (o->deadline > 0 && rys_now() >= o->deadline) { sum->out_of_time = true; break; }
         const scan_config *c = &cfgs[todo[t]];
+        if (n_obj && t % OBJECTIVE_GROUP == 0) {
+            int t1 = t + OBJECTIVE_GROUP < n_todo ? t + OBJECTIVE_GROUP : n_todo;
+            long long base_cost;
+            validate_results_free(&ores);
+            rc = objective_group(m, tok, pool, es, cfgs, todo, t, t1, o->naive, &ores, slot, &base_cost);
+            if (rc) break;
+            if (ores.stopped) { sum->stopped = true; break; }  /* the group's documents are incomplete: none is kept */
+            sum->layer_tokens_done += base_cost;
+        }
         rc = store_mark_running(st, c->key);
         if (rc) break;
         double t0 = rys_now();
@@ -375,7 +456,14 @@ int scan_run(store *st, const model *m, const tokenizer *tok, const evalset *es,
         rs.layer_tokens_done += lrs.layer_tokens_done;
         rs.layer_tokens_naive += lrs.layer_tokens_naive;
         double dt = rys_now() - t0;
-        rc = save_outputs(st, tok, es, c, outs, lres, dt, &rs);
+        int sl = n_obj ? slot[t % OBJECTIVE_GROUP] : 0;
+        for (int k = 0; k < n_obj; k++) {   /* its share of the group's objective run */
+            const validate_task_result *vr = &ores.r[sl * ores.n_tasks + k];
+            rs.layer_tokens_done += vr->layer_tokens_done;
+            rs.layer_tokens_naive += vr->layer_tokens_naive;
+            dt += vr->seconds;
+        }
+        rc = save_outputs(st, tok, es, c, outs, lres, &ores, sl, dt, &rs);
         gen_output_free(outs, n);
         free(outs);
         eqlogit_result_free(lres, n_logit);
@@ -390,6 +478,7 @@ int scan_run(store *st, const model *m, const tokenizer *tok, const evalset *es,
         progress_update(&pg, t + 1, extra);
     }
     progress_finish(&pg);
+    validate_results_free(&ores);
     sum->seconds = rys_now() - t_start;
     baseline_run_free(base);
     free(todo);

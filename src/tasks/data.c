@@ -446,6 +446,7 @@ void task_set_free(task_set *ts) {
     free(ts->file);
     free(ts->sha256);
     free(ts->primary_metric);
+    free(ts->split);
     memset(ts, 0, sizeof *ts);
 }
 

@@ -35,6 +35,7 @@ typedef struct {
     char *sha256;           /* of that file (MMLU: of the "sha256  relpath\n" lines of the
                              * Arrow files read, in the order read) */
     char *primary_metric;   /* "acc_raw", "acc_per_char", "acc_per_token", "acc_uncond" */
+    char *split;            /* the documents' split: "validation", "test", ... (config.json; MMLU: "test") */
     int n_docs;
     task_doc *docs;
 } task_set;

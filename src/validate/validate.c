@@ -578,7 +578,9 @@ out:
 int validate_run(const model *m, const tokenizer *tok, pool *pool, const task_set *tasks, int n_tasks,
                  const validate_config *cfgs, int n_cfgs, const validate_opts *o, validate_results *out) {
     memset(out, 0, sizeof *out);
-    if (n_cfgs < 1 || path_shared_prefix(&cfgs[0].path) != m->hp.n_layers || cfgs[0].path.n != m->hp.n_layers) {
+    /* without reuse or a store nothing depends on cfgs[0] being the baseline: `rys eval` scores one path alone */
+    bool base0 = n_cfgs >= 1 && path_shared_prefix(&cfgs[0].path) == m->hp.n_layers && cfgs[0].path.n == m->hp.n_layers;
+    if (n_cfgs < 1 || (!base0 && (o->reuse || o->store))) {
         rys_seterr("validate: the first path must be the baseline");
         return -1;
     }

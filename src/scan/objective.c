@@ -1,11 +1,14 @@
 /* objective: see objective.h. */
 #include "scan/objective.h"
 #include "base/util.h"
+#include "scan/store.h"
+#include "validate/validate_store.h"
 
 #include <errno.h>
 #include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 bool objective_is_spec(const char *spec) {
     const char *p = strstr(spec, OBJECTIVE_SUFFIX);
@@ -113,4 +116,86 @@ int objective_run(const model *m, const tokenizer *tok, pool *pool, const object
     free(cfgs);
     free(tasks);
     return rc;
+}
+
+/* The dataset a task name draws from: MMLU subjects ("mmlu_anatomy") are mmlu. */
+static const char *dataset_of(const char *name) { return strncmp(name, "mmlu", 4) ? name : "mmlu"; }
+
+/* The split of "TASK:VARIANT" as its data records it (malloc'd), or NULL + error. */
+static char *split_of(const char *spec) {
+    task_set ts;
+    if (task_load(NULL, spec, 1, &ts)) return NULL;
+    char *s = xstrdup(ts.split);
+    task_set_free(&ts);
+    return s;
+}
+
+/* -1 with the leakage error when (name, split) of a searched objective meets a validated task. */
+static int same_split(const char *db_path, const char *searched, const char *searched_split, const char *validated,
+                      const char *validated_split) {
+    char a[256], b[256];
+    snprintf(a, sizeof a, "%s", searched);
+    snprintf(b, sizeof b, "%s", validated);
+    char *ca = strchr(a, ':'), *cb = strchr(b, ':');   /* both are "TASK:VARIANT" */
+    if (ca) *ca = 0;
+    if (cb) *cb = 0;
+    if (strcmp(dataset_of(a), dataset_of(b)) || strcmp(searched_split, validated_split)) return 0;
+    rys_seterr("%s: leakage: the scan searches on %s's %s split (%s) and this store validates on it (%s); "
+               "use another --db or another split", db_path, dataset_of(a), searched_split, searched, validated);
+    return -1;
+}
+
+int objective_check_validated(const char *db_path, const objective_set *objs, int n_objs) {
+    if (!n_objs || access(db_path, F_OK)) return 0;
+    validate_store *vs = validate_store_open_readonly(db_path);
+    if (!vs) return -1;
+    char *model = NULL;
+    int n_layers, rc = validate_store_get_run(vs, &model, &n_layers), n = 0;
+    free(model);
+    validate_store_task_info *tasks = NULL;
+    if (rc == 1) rc = validate_store_list_tasks(vs, &tasks, &n);
+    for (int k = 0; k < n && !rc; k++) {
+        char spec[512];
+        snprintf(spec, sizeof spec, "%s:%s", tasks[k].name, tasks[k].variant);
+        char *split = split_of(spec);
+        if (!split) { rc = -1; break; }
+        for (int o = 0; o < n_objs && !rc; o++) {
+            char searched[512];
+            snprintf(searched, sizeof searched, "%s:%s", objs[o].ts.name, objs[o].ts.variant);
+            rc = same_split(db_path, searched, objs[o].ts.split, spec, split);
+        }
+        free(split);
+    }
+    validate_store_tasks_free(tasks, n);
+    validate_store_close(vs);
+    return rc < 0 ? -1 : 0;
+}
+
+int objective_check_searched(const char *db_path, const task_set *tasks, int n_tasks) {
+    if (!n_tasks || access(db_path, F_OK)) return 0;
+    store *st = store_open_readonly(db_path);
+    if (!st) return -1;
+    char *model = NULL;
+    int n_layers, n = 0, rc = 0;
+    store_probe_set *sets = NULL;
+    if (store_get_run(st, &model, &n_layers) == 1) rc = store_probe_sets(st, &sets, &n);
+    free(model);
+    for (int s = 0; s < n && !rc; s++) {
+        if (strcmp(sets[s].kind, "loglik_acc")) continue;   /* one of each objective's two rows */
+        char spec[512];
+        snprintf(spec, sizeof spec, "%s", sets[s].name);
+        char *colon = strrchr(spec, ':');
+        if (colon) *colon = 0;   /* "<task>:<variant>:acc" */
+        char *split = split_of(spec);
+        if (!split) { rc = -1; break; }
+        for (int k = 0; k < n_tasks && !rc; k++) {
+            char validated[512];
+            snprintf(validated, sizeof validated, "%s:%s", tasks[k].name, tasks[k].variant);
+            rc = same_split(db_path, spec, split, validated, tasks[k].split);
+        }
+        free(split);
+    }
+    store_probe_sets_free(sets, n);
+    store_close(st);
+    return rc < 0 ? -1 : 0;
 }

@@ -56,4 +56,21 @@ int objective_run(const model *m, const tokenizer *tok, pool *pool, const object
                   const layer_path *paths, const char *const *specs, int n_paths, bool reuse, FILE *dump,
                   validate_results *out);
 
+/* ---- the leakage guard -------------------------------------------------------
+ * A split searched on must not be the one a configuration is then judged on:
+ * one store file (scan tables beside val_ tables) may not hold both a scan
+ * objective and validation results on the same task and split (the split
+ * of the task's data, e.g. "validation": arc_challenge:rc_5shot and
+ * :val_rc_5shot are both ARC-Challenge's validation split; MMLU subjects
+ * count as mmlu). */
+
+/* 0 when the store at db_path (absent: fine) holds no validation results on
+ * the task and split of any of objs; else -1 with a one-line error naming
+ * the split. */
+int objective_check_validated(const char *db_path, const objective_set *objs, int n_objs);
+/* 0 when the scan in the store at db_path (absent: fine) searched on no
+ * benchmark objective sharing the task and split of one of tasks; else -1
+ * with a one-line error naming the split. */
+int objective_check_searched(const char *db_path, const task_set *tasks, int n_tasks);
+
 #endif

@@ -275,7 +275,7 @@ static int save_outputs(store *st, const tokenizer *tok, const evalset *es, cons
         gen_tokens += outs[k].n;
         prompt_tokens += evalset_lens(es)[k];
     }
-    for (int k = n_gen; k < n; k++) {
+    for (int k = n_gen; k < n_items; k++) {
         const eqlogit_result *r = &lres[k - n_gen];
         double sc = evalset_logit_score(es, k - n_gen, r, &parsed[k]);
         if (sc < 0) goto done;
@@ -323,6 +323,8 @@ static bool is_baseline(const layer_path *p) {
 store *scan_store_open(const char *db_path, const char *model_path, const model *m, const evalset *es) {
     char model_sha[65];
     if (sha256_file(model_path, model_sha)) return NULL;
+    /* refused before the store is created or changed */
+    if (objective_check_validated(db_path, evalset_objectives(es), evalset_n_objectives(es))) return NULL;
     store *st = store_open(db_path);
     if (!st) return NULL;
     int n_sets = evalset_n_sets(es);

@@ -20,7 +20,8 @@ int cmd_eval(int argc, char **argv) {
                          "probe sets; FILE.json:logit reads an EQ set by logits, nothing generated\n"
                          "(kind eq_logit, scored as \"<stem>:logit\", apart from the published EQ score);\n"
                          "TASK:VARIANT:loglik[@N] scores N benchmark documents by log-likelihood\n"
-                         "(\"<task>:<variant>:acc\" and \":margin\"; see rys data list)"),
+                         "(\"<task>:<variant>:acc\" and \":margin\"; see rys data list); ppl:TEXT[@TOKENS]\n"
+                         "scores perplexity on a text file as -log(ppl) (\"ppl:<stem>\", higher is better)"),
         CLI_BLOCKS(&blocks),
         CLI_LAYERS(&layers),
         CLI_INT_OPT("-n", NULL, &eo.n_predict, 1, 4096, "N", "new tokens per item (default 64)"),
@@ -69,19 +70,19 @@ int cmd_eval(int argc, char **argv) {
     json_t *items = json_array();
     for (int o = 0; o < n_obj; o++) {
         const objective_set *ob = &evalset_objectives(es)[o];
-        int s = evalset_objective_set(es, o);
+        int s = evalset_objective_set(es, o), ns = objective_n_scores(ob);
         for (int d = 0; d < ob->ts.n_docs; d++) {
-            int pred;
-            double acc, margin;
+            double sc[2];
+            const char *gen;
             char *parsed;
-            if (objective_doc_score(ob, &ores.r[o].docs[d], d, &pred, &acc, &margin, &parsed)) rys_die("%s", rys_lasterr());
-            sums[s] += acc;
-            sums[s + 1] += margin;
-            if (json)
-                for (int w = 0; w < 2; w++)
+            if (objective_doc_score(ob, &ores.r[o].docs[d], d, sc, &gen, &parsed)) rys_die("%s", rys_lasterr());
+            for (int w = 0; w < ns; w++) {
+                sums[s + w] += sc[w];
+                if (json)
                     json_array_append_new(items, json_pack("{s:s, s:s, s:s, s:o, s:f}", "probe", evalset_set_name(es, s + w), "key",
-                                                           ob->ts.docs[d].doc_id, "generated", ob->ts.docs[d].continuations[pred],
-                                                           "parsed", json_loads(parsed, 0, NULL), "score", w ? margin : acc));
+                                                           ob->ts.docs[d].doc_id, "generated", gen, "parsed",
+                                                           json_loads(parsed, 0, NULL), "score", sc[w]));
+            }
             free(parsed);
         }
     }

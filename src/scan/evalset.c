@@ -26,9 +26,11 @@ struct evalset {
     char **logit_text;          /* their rendered prompts */
     eqlogit_item *logit_items;
     int *logit_set_of, *logit_item_of;
-    objective_set *obj;         /* benchmark objectives ("TASK:VARIANT:loglik[@N]"), after the probe sets */
+    objective_set *obj;         /* benchmark objectives ("TASK:VARIANT:loglik[@N]", "ppl:FILE"), after the probe sets */
     int n_obj;
-    char **obj_names;           /* per objective: "<name>:acc", "<name>:margin" */
+    int n_obj_sets;             /* their score sets: set n_sets + i is score obj_which[i] of objective obj_of[i] */
+    int *obj_of, *obj_which, *obj_first;
+    char **obj_names;           /* per score set: "<name>:acc", "<name>:margin", "ppl:<stem>" */
 };
 
 #define LOGIT_SUFFIX ":logit"
@@ -41,12 +43,9 @@ void evalset_free(evalset *e) {
     free(e->logit); free(e->logit_text); free(e->logit_items); free(e->logit_set_of); free(e->logit_item_of);
     free(e->sets); free(e->prompts); free(e->lens); free(e->set_of); free(e->item_of);
     free(e->math_system); free(e->family);
-    for (int k = 0; k < e->n_obj; k++) {
-        objective_set_free(&e->obj[k]);
-        free(e->obj_names[2 * k]);
-        free(e->obj_names[2 * k + 1]);
-    }
-    free(e->obj); free(e->obj_names);
+    for (int k = 0; k < e->n_obj; k++) objective_set_free(&e->obj[k]);
+    for (int i = 0; i < e->n_obj_sets; i++) free(e->obj_names[i]);
+    free(e->obj); free(e->obj_names); free(e->obj_of); free(e->obj_which); free(e->obj_first);
     free(e);
 }
 
@@ -69,15 +68,23 @@ evalset *evalset_load(const char *const *files, int n_files, const model *m, con
     e->logit = xcalloc((size_t)n_files, sizeof *e->logit);
     e->obj = xcalloc((size_t)(n_obj ? n_obj : 1), sizeof *e->obj);
     e->obj_names = xcalloc((size_t)(2 * n_obj + 1), sizeof *e->obj_names);
+    e->obj_of = xcalloc((size_t)(2 * n_obj + 1), sizeof *e->obj_of);
+    e->obj_which = xcalloc((size_t)(2 * n_obj + 1), sizeof *e->obj_which);
+    e->obj_first = xcalloc((size_t)(n_obj + 1), sizeof *e->obj_first);
     for (int f = 0; f < n_files; f++) {
         if (objective_is_spec(files[f])) {
             objective_set *ob = &e->obj[e->n_obj];
-            if (objective_load(files[f], NULL, ob)) goto fail;
-            size_t len = strlen(ob->name) + 8;
-            e->obj_names[2 * e->n_obj] = xmalloc(len);
-            e->obj_names[2 * e->n_obj + 1] = xmalloc(len);
-            snprintf(e->obj_names[2 * e->n_obj], len, "%s:acc", ob->name);
-            snprintf(e->obj_names[2 * e->n_obj + 1], len, "%s:margin", ob->name);
+            if (objective_load(files[f], NULL, m, tok, ob)) goto fail;
+            e->obj_first[e->n_obj] = e->n_obj_sets;
+            for (int i = 0; i < objective_n_scores(ob); i++) {
+                const char *suffix = objective_score_suffix(ob, i);
+                size_t len = strlen(ob->name) + (suffix ? strlen(suffix) : 0) + 2;
+                char *name = xmalloc(len);
+                snprintf(name, len, "%s%s%s", ob->name, suffix ? ":" : "", suffix ? suffix : "");
+                e->obj_names[e->n_obj_sets] = name;
+                e->obj_of[e->n_obj_sets] = e->n_obj;
+                e->obj_which[e->n_obj_sets++] = i;
+            }
             e->n_obj++;
             for (int g = 0; g < e->n_obj - 1; g++)
                 if (!strcmp(e->obj[g].name, ob->name)) {
@@ -161,23 +168,20 @@ fail:
     return NULL;
 }
 
-/* Sets s >= n_sets are the objectives' score pairs: 2k the accuracy of
- * objective k, 2k+1 its margin. */
-static const char *objective_score_name(const evalset *e, int s) { return e->obj_names[s - e->n_sets]; }
-int evalset_n_sets(const evalset *e) { return e->n_sets + 2 * e->n_obj; }
-const char *evalset_set_name(const evalset *e, int s) { return s < e->n_sets ? e->sets[s]->name : objective_score_name(e, s); }
-const char *evalset_set_path(const evalset *e, int s) { return s < e->n_sets ? e->sets[s]->path : e->obj[(s - e->n_sets) / 2].ts.file; }
-const char *evalset_set_sha256(const evalset *e, int s) {
-    return s < e->n_sets ? e->sets[s]->sha256 : e->obj[(s - e->n_sets) / 2].ts.sha256;
-}
+/* Sets s >= n_sets are the objectives' score sets (obj_of, obj_which). */
+static const objective_set *set_objective(const evalset *e, int s) { return &e->obj[e->obj_of[s - e->n_sets]]; }
+int evalset_n_sets(const evalset *e) { return e->n_sets + e->n_obj_sets; }
+const char *evalset_set_name(const evalset *e, int s) { return s < e->n_sets ? e->sets[s]->name : e->obj_names[s - e->n_sets]; }
+const char *evalset_set_path(const evalset *e, int s) { return s < e->n_sets ? e->sets[s]->path : set_objective(e, s)->ts.file; }
+const char *evalset_set_sha256(const evalset *e, int s) { return s < e->n_sets ? e->sets[s]->sha256 : set_objective(e, s)->ts.sha256; }
 const char *evalset_set_kind(const evalset *e, int s) {
-    if (s >= e->n_sets) return (s - e->n_sets) % 2 ? "loglik_margin" : "loglik_acc";
+    if (s >= e->n_sets) return objective_score_kind(set_objective(e, s), e->obj_which[s - e->n_sets]);
     return e->logit[s] ? "eq_logit" : probe_kind_name(e->sets[s]->kind);
 }
-int evalset_set_items(const evalset *e, int s) { return s < e->n_sets ? e->sets[s]->n : e->obj[(s - e->n_sets) / 2].ts.n_docs; }
+int evalset_set_items(const evalset *e, int s) { return s < e->n_sets ? e->sets[s]->n : set_objective(e, s)->ts.n_docs; }
 int evalset_n_objectives(const evalset *e) { return e->n_obj; }
 const objective_set *evalset_objectives(const evalset *e) { return e->obj; }
-int evalset_objective_set(const evalset *e, int k) { return e->n_sets + 2 * k; }
+int evalset_objective_set(const evalset *e, int k) { return e->n_sets + e->obj_first[k]; }
 int evalset_n_prompts(const evalset *e) { return e->n; }
 const int32_t *const *evalset_prompts(const evalset *e) { return (const int32_t *const *)e->prompts; }
 const int *evalset_lens(const evalset *e) { return e->lens; }

@@ -12,7 +12,8 @@
  * A file spelled "TASK:VARIANT:loglik[@N]" is a benchmark objective
  * (objective.h): no prompts, two score sets "<task>:<variant>:acc" (kind
  * loglik_acc) and "...:margin" (loglik_margin) after every probe file's set,
- * each with one item per document. */
+ * each with one item per document; "ppl:FILE[@TOKENS]" one set "ppl:<stem>"
+ * (ppl_loglik) with one item per chunk. */
 #ifndef RYS_EVALSET_H
 #define RYS_EVALSET_H
 
@@ -43,7 +44,7 @@ const char *evalset_set_sha256(const evalset *e, int s);
 const char *evalset_set_kind(const evalset *e, int s);   /* "math" | "eq" | "eq_logit" */
 int evalset_set_items(const evalset *e, int s);
 /* Benchmark objectives, in the order given; evalset_objective_set(k) is the
- * index of objective k's accuracy set (its margin set follows it). */
+ * index of objective k's first score set (objective_n_scores of them follow in order). */
 int evalset_n_objectives(const evalset *e);
 const objective_set *evalset_objectives(const evalset *e);
 int evalset_objective_set(const evalset *e, int k);

@@ -1,5 +1,6 @@
 /* objective: see objective.h. */
 #include "scan/objective.h"
+#include "base/sha256.h"
 #include "base/util.h"
 #include "scan/store.h"
 #include "validate/validate_store.h"
@@ -11,6 +12,7 @@
 #include <unistd.h>
 
 bool objective_is_spec(const char *spec) {
+    if (!strncmp(spec, OBJECTIVE_PPL_PREFIX, strlen(OBJECTIVE_PPL_PREFIX))) return true;
     const char *p = strstr(spec, OBJECTIVE_SUFFIX);
     /* the last occurrence decides: a task or variant never holds ":loglik" itself */
     while (p && strstr(p + 1, OBJECTIVE_SUFFIX)) p = strstr(p + 1, OBJECTIVE_SUFFIX);
@@ -19,31 +21,101 @@ bool objective_is_spec(const char *spec) {
     return !*p || *p == '@';
 }
 
-int objective_load(const char *spec, const char *data_dir, objective_set *out) {
-    memset(out, 0, sizeof *out);
-    if (!objective_is_spec(spec)) {
-        rys_seterr("%s: not a benchmark objective (expected TASK:VARIANT:loglik[@N])", spec);
+/* "@N" at the end of s (N >= 1, digits only) cut off into *n (0 when s has none). 0, or -1 + error naming spec. */
+static int cut_count(char *s, const char *spec, long *n) {
+    *n = 0;
+    char *at = strrchr(s, '@');
+    if (!at) return 0;
+    char *end;
+    errno = 0;
+    long v = strtol(at + 1, &end, 10);
+    if (at[1] < '0' || at[1] > '9' || *end || errno || v < 1 || v > 1 << 30) {
+        rys_seterr("%s: '@%s' is not a count (expected @N, N >= 1)", spec, at + 1);
         return -1;
     }
-    const char *p = spec, *q;
-    while ((q = strstr(p + 1, OBJECTIVE_SUFFIX))) p = q;
-    if (p == spec) p = strstr(spec, OBJECTIVE_SUFFIX);
-    char *task = xstrdup(spec);
-    task[p - spec] = 0;
-    const char *at = p + strlen(OBJECTIVE_SUFFIX);
-    long limit = 0;
-    if (*at == '@') {
-        char *end;
-        errno = 0;
-        limit = strtol(at + 1, &end, 10);
-        if (at[1] < '0' || at[1] > '9' || *end || errno || limit < 1 || limit > 1 << 30) {
-            rys_seterr("%s: '@%s' is not a document count (expected @N, N >= 1)", spec, at + 1);
-            free(task);
-            return -1;
-        }
+    *at = 0;
+    *n = v;
+    return 0;
+}
+
+/* The chunks of a ppl text as requests of one choice (objective.h). */
+static int load_ppl(const char *spec, const model *m, const tokenizer *tok, objective_set *out) {
+    char *file = xstrdup(spec + strlen(OBJECTIVE_PPL_PREFIX));
+    long budget;
+    size_t len;
+    char *text = NULL, hex[65];
+    int32_t *toks = NULL;
+    size_t n_tok = 0;
+    if (cut_count(file, spec, &budget)) goto fail;
+    if (!*file) { rys_seterr("%s: no file (expected ppl:FILE[@TOKENS])", spec); goto fail; }
+    if (!(text = read_file(file, &len)) || sha256_file(file, hex)) { rys_seterr("%s: %s", spec, rys_lasterr()); goto fail; }
+    if (strlen(text) != len) { rys_seterr("%s: not a text file (it holds a NUL byte)", file); goto fail; }
+    /* as rys perplexity reads it: BOS as the model says, special-token text parsed */
+    if (tokenizer_encode(tok, text, len, true, true, &toks, &n_tok)) { rys_seterr("%s: %s", file, rys_lasterr()); goto fail; }
+    int ctx = OBJECTIVE_PPL_CTX, first = ctx / 2;
+    if (m->hp.n_ctx_train > 0 && m->hp.n_ctx_train < ctx) ctx = m->hp.n_ctx_train, first = ctx / 2;
+    long use = budget > 0 && budget < (long)n_tok ? budget : (long)n_tok;
+    int n_chunks = (int)(use / ctx);
+    if (n_chunks < 1) {
+        rys_seterr("%s: %ld tokens; a perplexity chunk needs %d", spec, use, ctx);
+        goto fail;
     }
-    int rc = task_load(data_dir, task, (int)limit, &out->ts);
-    if (rc) {
+    int32_t bos = tokenizer_bos(tok);
+    bool add_bos = bos >= 0 && toks[0] == bos;
+    task_set *ts = &out->ts;
+    const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
+    char *stem = xstrdup(base), *dot = strrchr(stem, '.');
+    if (dot && dot != stem) *dot = 0;
+    ts->name = xstrdup("ppl");
+    ts->variant = stem;
+    ts->file = xstrdup(file);
+    ts->sha256 = xstrdup(hex);
+    ts->primary_metric = xstrdup("acc_raw");
+    ts->split = xstrdup("text");
+    ts->docs = xcalloc((size_t)n_chunks, sizeof *ts->docs);
+    for (int c = 0; c < n_chunks; c++) {
+        task_doc *D = &ts->docs[ts->n_docs++];
+        char id[32];
+        snprintf(id, sizeof id, "%d", c);
+        D->doc_id = xstrdup(id);
+        D->n_choices = 1;
+        D->continuations = xcalloc(1, sizeof *D->continuations);
+        D->continuations[0] = xstrdup("");
+        D->cont_chars = xcalloc(1, sizeof *D->cont_chars);
+        D->cont_chars[0] = 1;
+        D->ids = xmalloc((size_t)ctx * sizeof *D->ids);
+        memcpy(D->ids, toks + (size_t)c * ctx, (size_t)ctx * sizeof *D->ids);
+        if (add_bos) D->ids[0] = bos;
+        /* rys perplexity scores tokens first+1 .. ctx-1, each after every token before it */
+        D->n_ids = ctx;
+        D->n_cont_ids = ctx - first - 1;
+        D->line = c;
+    }
+    size_t nl = strlen(OBJECTIVE_PPL_PREFIX) + strlen(stem) + 1;
+    out->name = xmalloc(nl);
+    snprintf(out->name, nl, "%s%s", OBJECTIVE_PPL_PREFIX, stem);
+    out->metric = METRIC_ACC_RAW;
+    out->ppl = true;
+    free(toks); free(text); free(file);
+    return 0;
+fail:
+    free(toks); free(text); free(file);
+    task_set_free(&out->ts);
+    return -1;
+}
+
+int objective_load(const char *spec, const char *data_dir, const model *m, const tokenizer *tok, objective_set *out) {
+    memset(out, 0, sizeof *out);
+    if (!objective_is_spec(spec)) {
+        rys_seterr("%s: not a benchmark objective (expected TASK:VARIANT:loglik[@N] or ppl:FILE[@TOKENS])", spec);
+        return -1;
+    }
+    if (!strncmp(spec, OBJECTIVE_PPL_PREFIX, strlen(OBJECTIVE_PPL_PREFIX))) return load_ppl(spec, m, tok, out);
+    char *task = xstrdup(spec);
+    long limit;
+    if (cut_count(task, spec, &limit)) { free(task); return -1; }
+    task[strlen(task) - strlen(OBJECTIVE_SUFFIX)] = 0;   /* objective_is_spec: it ends so now */
+    if (task_load(data_dir, task, (int)limit, &out->ts)) {
         rys_seterr("%s: %s", spec, rys_lasterr());
         free(task);
         return -1;
@@ -67,17 +139,32 @@ void objective_set_free(objective_set *o) {
     memset(o, 0, sizeof *o);
 }
 
-int objective_doc_score(const objective_set *o, const validate_doc *doc, int d, int *pred_out, double *correct, double *margin,
+int objective_n_scores(const objective_set *o) { return o->ppl ? 1 : 2; }
+const char *objective_score_suffix(const objective_set *o, int i) { return o->ppl ? NULL : i ? "margin" : "acc"; }
+const char *objective_score_kind(const objective_set *o, int i) {
+    return o->ppl ? "ppl_loglik" : i ? "loglik_margin" : "loglik_acc";
+}
+
+int objective_doc_score(const objective_set *o, const validate_doc *doc, int d, double *scores, const char **generated,
                         char **parsed_json) {
     const task_doc *D = &o->ts.docs[d];
+    if (o->ppl) {
+        scores[0] = doc->choices[0].logprob / D->n_cont_ids;
+        *generated = "";
+        size_t cap = 160;
+        *parsed_json = xmalloc(cap);
+        snprintf(*parsed_json, cap, "{\"chunk\": %d, \"logprob\": %.17g, \"n_tokens\": %d}", d, doc->choices[0].logprob,
+                 D->n_cont_ids);
+        return 0;
+    }
     int pred = metric_predict(o->metric, doc->choices, doc->n_choices);
-    *pred_out = pred;
     if (pred < 0) {
         rys_seterr("%s: %s cannot be computed for document %s", o->ts.file, metric_name(o->metric), D->doc_id);
         return -1;
     }
-    *correct = pred == D->label;
-    double gold = metric_choice_value(o->metric, &doc->choices[D->label]), best = 0;
+    *generated = D->continuations[pred];
+    scores[0] = pred == D->label;
+    double gold = metric_choice_value(o->metric, &doc->choices[D->label]), best = 0, margin;
     bool any = false;
     for (int c = 0; c < doc->n_choices; c++) {
         if (c == D->label) continue;
@@ -85,12 +172,12 @@ int objective_doc_score(const objective_set *o, const validate_doc *doc, int d, 
         if (!any || v > best) best = v;
         any = true;
     }
-    *margin = any ? gold - best : 0;
+    margin = scores[1] = any ? gold - best : 0;
     /* %.17g text so an audit reads back the exact doubles */
     size_t cap = 256 + strlen(D->doc_id) + (size_t)doc->n_choices * 80, n = 0;
     char *s = xmalloc(cap);
     n += (size_t)snprintf(s + n, cap - n, "{\"doc_id\": \"%s\", \"metric\": \"%s\", \"pred\": %d, \"label\": %d, \"margin\": %.17g, \"logprobs\": [",
-                          D->doc_id, metric_name(o->metric), pred, D->label, *margin);
+                          D->doc_id, metric_name(o->metric), pred, D->label, margin);
     for (int c = 0; c < doc->n_choices; c++) n += (size_t)snprintf(s + n, cap - n, "%s%.17g", c ? ", " : "", doc->choices[c].logprob);
     n += (size_t)snprintf(s + n, cap - n, "]");
     if (D->uncond_context) {
@@ -160,6 +247,7 @@ int objective_check_validated(const char *db_path, const objective_set *objs, in
         char *split = split_of(spec);
         if (!split) { rc = -1; break; }
         for (int o = 0; o < n_objs && !rc; o++) {
+            if (objs[o].ppl) continue;   /* a text file has no split to leak */
             char searched[512];
             snprintf(searched, sizeof searched, "%s:%s", objs[o].ts.name, objs[o].ts.variant);
             rc = same_split(db_path, searched, objs[o].ts.split, spec, split);

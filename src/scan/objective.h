@@ -13,7 +13,16 @@
  * "<task>:<variant>:margin", the mean over documents of the gold choice's
  * value minus the best wrong choice's in that metric's normalisation (per
  * character for acc_per_char, ...): continuous, so it separates
- * configurations with fewer documents. */
+ * configurations with fewer documents.
+ *
+ * "ppl:FILE[@TOKENS]" is perplexity on a text file as `rys perplexity`
+ * defines it (llama.cpp's): the text tokenized once, cut into chunks of
+ * OBJECTIVE_PPL_CTX tokens (the first made BOS when the model uses one), the
+ * second half of each chunk scored. Each chunk is one request of validate's
+ * engine (context: its first half, continuation: the rest); the first
+ * TOKENS tokens of the file are used (default: all), in whole chunks. Its
+ * one score, "ppl:<file stem>", is the mean log-likelihood per scored token,
+ * -log(perplexity): higher is better, like every other score. */
 #ifndef RYS_OBJECTIVE_H
 #define RYS_OBJECTIVE_H
 
@@ -23,28 +32,41 @@
 #include "validate/validate.h"
 
 #define OBJECTIVE_SUFFIX ":loglik"
+#define OBJECTIVE_PPL_PREFIX "ppl:"
+#define OBJECTIVE_PPL_CTX 512   /* rys perplexity's default -c */
 
 typedef struct {
-    char *name;             /* "arc_challenge:val_rc_5shot" */
-    task_set ts;            /* the documents scored (the first N of the split) */
+    char *name;             /* "arc_challenge:val_rc_5shot", "ppl:wiki" */
+    task_set ts;            /* the documents scored (the first N of the split; ppl: the chunks as token requests) */
     metric_kind metric;     /* the task's primary metric */
+    bool ppl;               /* a perplexity text rather than benchmark documents */
 } objective_set;
 
-/* Whether spec names a benchmark objective ("TASK:VARIANT:loglik[@N]"). */
+/* Whether spec names a benchmark objective ("TASK:VARIANT:loglik[@N]") or a
+ * perplexity text ("ppl:FILE[@TOKENS]"). */
 bool objective_is_spec(const char *spec);
-/* Loads the documents of spec from data_dir (NULL: the default data root).
- * 0, or -1 with a one-line error naming spec. */
-int objective_load(const char *spec, const char *data_dir, objective_set *out);
+/* Loads the documents of spec from data_dir (NULL: the default data root),
+ * or tokenizes the text of a ppl spec for m. 0, or -1 with a one-line error
+ * naming spec. */
+int objective_load(const char *spec, const char *data_dir, const model *m, const tokenizer *tok, objective_set *out);
 void objective_set_free(objective_set *o);
 
-/* Document d's scores from its choices' log-likelihoods: *pred the choice
- * the primary metric picks, *correct 1 when
- * the primary metric picks the label, *margin the gold choice's value minus
- * the best wrong one's (0 for a document with one choice); *parsed_json
- * (malloc'd) is the audit record: prediction, label, margin and every
- * choice's log-likelihoods (%.17g). 0, or -1 with an error when the
- * metric cannot be computed for the document. */
-int objective_doc_score(const objective_set *o, const validate_doc *doc, int d, int *pred, double *correct, double *margin,
+/* Scores an objective gives: 2 (accuracy, margin) or 1 (ppl). */
+int objective_n_scores(const objective_set *o);
+/* Score i's name suffix ("acc", "margin"; NULL for ppl: its name alone)
+ * and kind as the store records it ("loglik_acc", "loglik_margin", "ppl_loglik"). */
+const char *objective_score_suffix(const objective_set *o, int i);
+const char *objective_score_kind(const objective_set *o, int i);
+
+/* Document d's scores[objective_n_scores(o)] from its choices'
+ * log-likelihoods. loglik: scores[0] is 1 when the primary metric picks the
+ * label, scores[1] the gold choice's value minus the best wrong one's (0 for
+ * a document with one choice), *generated the picked continuation; ppl:
+ * scores[0] is the chunk's mean log-likelihood per scored token and
+ * *generated "". *parsed_json (malloc'd) is the audit record: prediction,
+ * label, margin and every choice's log-likelihoods (%.17g). 0, or -1 with
+ * an error when the metric cannot be computed for the document. */
+int objective_doc_score(const objective_set *o, const validate_doc *doc, int d, double *scores, const char **generated,
                         char **parsed_json);
 
 /* Every objective along paths[0..n_paths), through validate_run: with

@@ -246,10 +246,11 @@ int scan_logit_naive(const model *m, const tokenizer *tok, const evalset *es, po
     return 0;
 }
 
-/* Total documents of es's objectives. */
-static int objective_docs(const evalset *es) {
+/* Items of es's objectives: each document once per score. */
+static int objective_items(const evalset *es) {
     int n = 0;
-    for (int k = 0; k < evalset_n_objectives(es); k++) n += evalset_objectives(es)[k].ts.n_docs;
+    for (int k = 0; k < evalset_n_objectives(es); k++)
+        n += evalset_objectives(es)[k].ts.n_docs * objective_n_scores(&evalset_objectives(es)[k]);
     return n;
 }
 
@@ -259,7 +260,7 @@ static int objective_docs(const evalset *es) {
 static int save_outputs(store *st, const tokenizer *tok, const evalset *es, const scan_config *c, const gen_output *outs,
                         const eqlogit_result *lres, const validate_results *ores, int slot, double seconds,
                         const reuse_stats *rs) {
-    int n_gen = evalset_n_prompts(es), n_items = n_gen + evalset_n_logit(es), n = n_items + 2 * objective_docs(es),
+    int n_gen = evalset_n_prompts(es), n_items = n_gen + evalset_n_logit(es), n = n_items + objective_items(es),
         n_sets = evalset_n_sets(es), rc = -1;
     store_item *items = xcalloc((size_t)n, sizeof *items);
     char **texts = xcalloc((size_t)n, sizeof *texts), **parsed = xcalloc((size_t)n, sizeof *parsed);
@@ -285,22 +286,21 @@ static int save_outputs(store *st, const tokenizer *tok, const evalset *es, cons
         items[k] = (store_item){evalset_set_name(es, s), evalset_logit_key(es, k - n_gen), texts[k], parsed[k], sc};
         prompt_tokens += r->tokens_run;   /* teacher-forced: every token is read, none generated */
     }
-    /* objectives: an accuracy item and a margin item per document, keyed by its doc_id */
+    /* objectives: an item per document and score (accuracy, margin; ppl: one), keyed by its doc_id */
     for (int o = 0, k = n_items; o < evalset_n_objectives(es); o++) {
         const objective_set *ob = &evalset_objectives(es)[o];
         const validate_task_result *vr = &ores->r[slot * ores->n_tasks + o];
-        int s = evalset_objective_set(es, o);
-        for (int d = 0; d < ob->ts.n_docs; d++, k += 2) {
-            int pred;
-            double acc, margin;
-            if (objective_doc_score(ob, &vr->docs[d], d, &pred, &acc, &margin, &parsed[k])) goto done;
-            parsed[k + 1] = xstrdup(parsed[k]);
-            texts[k] = xstrdup(ob->ts.docs[d].continuations[pred]);
-            texts[k + 1] = xstrdup(texts[k]);
-            sums[s] += acc;
-            sums[s + 1] += margin;
-            items[k] = (store_item){evalset_set_name(es, s), ob->ts.docs[d].doc_id, texts[k], parsed[k], acc};
-            items[k + 1] = (store_item){evalset_set_name(es, s + 1), ob->ts.docs[d].doc_id, texts[k + 1], parsed[k + 1], margin};
+        int s = evalset_objective_set(es, o), ns = objective_n_scores(ob);
+        for (int d = 0; d < ob->ts.n_docs; d++, k += ns) {
+            double sc[2];
+            const char *gen;
+            if (objective_doc_score(ob, &vr->docs[d], d, sc, &gen, &parsed[k])) goto done;
+            for (int w = 0; w < ns; w++) {
+                if (w) parsed[k + w] = xstrdup(parsed[k]);
+                texts[k + w] = xstrdup(gen);
+                sums[s + w] += sc[w];
+                items[k + w] = (store_item){evalset_set_name(es, s + w), ob->ts.docs[d].doc_id, texts[k + w], parsed[k + w], sc[w]};
+            }
         }
     }
     for (int s = 0; s < n_sets; s++) {

@@ -434,6 +434,7 @@ void task_doc_free(task_doc *d) {
     free(d->cont_chars);
     free(d->uncond_context);
     free(d->subject);
+    free(d->ids);
     memset(d, 0, sizeof *d);
 }
 

@@ -24,6 +24,10 @@ typedef struct {
                              * their continuations are continuations[k] (checked on load) */
     int label;              /* index of the gold choice */
     char *subject;          /* MMLU subject, NULL elsewhere */
+    int32_t *ids;           /* NULL, or the document's one request already as tokens (a perplexity
+                             * chunk): its context, then its last n_cont_ids tokens are scored;
+                             * contexts are then unused */
+    int n_ids, n_cont_ids;
     long line;              /* first line of the document in its file, from 1 (MMLU: its row in the
                              * test split, from 0, as in doc_id "subject/row"), for errors */
 } task_doc;

@@ -21,6 +21,13 @@ bool objective_is_spec(const char *spec) {
     return !*p || *p == '@';
 }
 
+/* The error so far, prefixed with what (rys_lasterr's buffer is the one written). */
+static void prefix_err(const char *what) {
+    char *why = xstrdup(rys_lasterr());
+    rys_seterr("%s: %s", what, why);
+    free(why);
+}
+
 /* "@N" at the end of s (N >= 1, digits only) cut off into *n (0 when s has none). 0, or -1 + error naming spec. */
 static int cut_count(char *s, const char *spec, long *n) {
     *n = 0;
@@ -48,10 +55,10 @@ static int load_ppl(const char *spec, const model *m, const tokenizer *tok, obje
     size_t n_tok = 0;
     if (cut_count(file, spec, &budget)) goto fail;
     if (!*file) { rys_seterr("%s: no file (expected ppl:FILE[@TOKENS])", spec); goto fail; }
-    if (!(text = read_file(file, &len)) || sha256_file(file, hex)) { rys_seterr("%s: %s", spec, rys_lasterr()); goto fail; }
+    if (!(text = read_file(file, &len)) || sha256_file(file, hex)) goto fail;   /* the error names the file */
     if (strlen(text) != len) { rys_seterr("%s: not a text file (it holds a NUL byte)", file); goto fail; }
     /* as rys perplexity reads it: BOS as the model says, special-token text parsed */
-    if (tokenizer_encode(tok, text, len, true, true, &toks, &n_tok)) { rys_seterr("%s: %s", file, rys_lasterr()); goto fail; }
+    if (tokenizer_encode(tok, text, len, true, true, &toks, &n_tok)) { prefix_err(file); goto fail; }
     int ctx = OBJECTIVE_PPL_CTX, first = ctx / 2;
     if (m->hp.n_ctx_train > 0 && m->hp.n_ctx_train < ctx) ctx = m->hp.n_ctx_train, first = ctx / 2;
     long use = budget > 0 && budget < (long)n_tok ? budget : (long)n_tok;
@@ -116,7 +123,7 @@ int objective_load(const char *spec, const char *data_dir, const model *m, const
     if (cut_count(task, spec, &limit)) { free(task); return -1; }
     task[strlen(task) - strlen(OBJECTIVE_SUFFIX)] = 0;   /* objective_is_spec: it ends so now */
     if (task_load(data_dir, task, (int)limit, &out->ts)) {
-        rys_seterr("%s: %s", spec, rys_lasterr());
+        prefix_err(spec);
         free(task);
         return -1;
     }

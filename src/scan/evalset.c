@@ -213,6 +213,14 @@ char *evalset_settings_json(const evalset *e) {
     /* how logit-read sets are read (eqlogit.h); absent without such sets,
      * so stores of scans without them keep their identity */
     if (e->n_logit) json_object_set_new(o, "eq_logit", json_string("terminated scores 0..10, argmax fed back"));
+    /* how many documents (chunks) each objective scores: the probe set rows' sha256 names only the data
+     * file, so "@100" against a store scanned "@50" is refused here; absent without objectives */
+    if (e->n_obj) {
+        json_t *ob = json_object();
+        for (int k = 0; k < e->n_obj; k++)
+            json_object_set_new(ob, e->obj[k].name, json_pack("{s:i}", e->obj[k].ppl ? "chunks" : "docs", e->obj[k].ts.n_docs));
+        json_object_set_new(o, "objectives", ob);
+    }
     char *s = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
     json_decref(o);
     return s;

@@ -14,7 +14,7 @@
      stores items (score, picked continuation, every choice's log-likelihood)
      and set scores equal to eval's from scratch, and costs fewer layer-token
      evaluations than from scratch for paths sharing a prefix with the baseline;
-  5. the leakage guard: `rys validate --db` on the scan's store refuses a task
+  5. a scan with another document count on the same store is refused; the leakage guard: `rys validate --db` on the scan's store refuses a task
      split the scan searched on (another variant of the same split too), and a
      scan refuses to search on a split its store holds validation results on;
      both with a one-line error naming the split, the store unchanged.
@@ -152,8 +152,12 @@ def main():
             fail(f"{spec}: {done} layer-token evaluations, not fewer than the {naive} from scratch")
     con.close()
 
-    # 5. leakage, both ways; refusals change nothing
+    # 5. leakage, both ways; refusals change nothing (nor does another document count on the same store)
     before = sha(db)
+    r = subprocess.run([RYS, "scan", MODEL, "--probes", f"{TASK}:loglik@{N_DOCS - 1},{PPL}", "--paths", paths, "--db", db],
+                       capture_output=True, text=True)
+    if r.returncode != 1 or "other settings" not in r.stderr:
+        fail(f"a scan with another document count on the store: exit {r.returncode}, stderr {r.stderr!r}")
     for task in (TASK, "arc_challenge:rc_5shot"):    # the same split under another variant
         r = subprocess.run([RYS, "validate", MODEL, "--tasks", task, "--limit", "2", "--db", db],
                            capture_output=True, text=True)

@@ -130,9 +130,9 @@ static void test_ppl(void **state) {
     /* from scratch, each path alone; then the relayered path from the baseline's states */
     validate_results scratch[2], reuse;
     for (int p = 0; p < 2; p++)
-        if (objective_run(fx->m, fx->tok, fx->pool, &o, 1, &paths[p], &specs[p], 1, false, NULL, &scratch[p]))
+        if (objective_run(fx->m, fx->tok, fx->pool, &o, 1, &paths[p], &specs[p], 1, false, NULL, false, &scratch[p]))
             fail_msg("%s", rys_lasterr());
-    if (objective_run(fx->m, fx->tok, fx->pool, &o, 1, paths, specs, 2, true, NULL, &reuse)) fail_msg("%s", rys_lasterr());
+    if (objective_run(fx->m, fx->tok, fx->pool, &o, 1, paths, specs, 2, true, NULL, false, &reuse)) fail_msg("%s", rys_lasterr());
     for (int p = 0; p < 2; p++)
         for (int c = 0; c < 2; c++) {
             double want = chunk_logprob(fx->m, fx->pool, &paths[p], o.ts.docs[c].ids, 512);

@@ -20,7 +20,8 @@ int cmd_eval(int argc, char **argv) {
                          "probe sets; FILE.json:logit reads an EQ set by logits, nothing generated\n"
                          "(kind eq_logit, scored as \"<stem>:logit\", apart from the published EQ score);\n"
                          "TASK:VARIANT:loglik[@N] scores N benchmark documents by log-likelihood\n"
-                         "(\"<task>:<variant>:acc\" and \":margin\"; see rys data list); ppl:TEXT[@TOKENS]\n"
+                         "(\"<task>:<variant>:acc\" and \":margin\"; see rys data list; @N/SEED draws N at random);\n"
+                         "ppl:TEXT[@TOKENS] "
                          "scores perplexity on a text file as -log(ppl) (\"ppl:<stem>\", higher is better)"),
         CLI_BLOCKS(&blocks),
         CLI_LAYERS(&layers),
@@ -61,7 +62,7 @@ int cmd_eval(int argc, char **argv) {
     char *canon = path_canonical(&path);
     if (n_obj) {
         const char *spec_name = canon;
-        if (objective_run(cm.m, cm.tok, cm.pool, evalset_objectives(es), n_obj, &path, &spec_name, 1, false, dump, &ores))
+        if (objective_run(cm.m, cm.tok, cm.pool, evalset_objectives(es), n_obj, &path, &spec_name, 1, false, dump, false, &ores))
             rys_die("%s", rys_lasterr());
     }
     if (dump && fclose(dump)) rys_die("%s: cannot write", dump_path);

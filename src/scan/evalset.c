@@ -218,7 +218,10 @@ char *evalset_settings_json(const evalset *e) {
     if (e->n_obj) {
         json_t *ob = json_object();
         for (int k = 0; k < e->n_obj; k++)
-            json_object_set_new(ob, e->obj[k].name, json_pack("{s:i}", e->obj[k].ppl ? "chunks" : "docs", e->obj[k].ts.n_docs));
+            json_object_set_new(ob, e->obj[k].name, e->obj[k].seed >= 0 ? json_pack("{s:i, s:I}", "docs", e->obj[k].ts.n_docs, "seed",
+                                                                                      (json_int_t)e->obj[k].seed)
+                                                                        : json_pack("{s:i}", e->obj[k].ppl ? "chunks" : "docs",
+                                                                                    e->obj[k].ts.n_docs));
         json_object_set_new(o, "objectives", ob);
     }
     char *s = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);

@@ -45,6 +45,42 @@ static int cut_count(char *s, const char *spec, long *n) {
     return 0;
 }
 
+/* Keeps n of ts's documents drawn without replacement by a generator
+ * seeded with seed (a partial Fisher-Yates shuffle, splitmix64), in the
+ * file's order; the others are freed. */
+static void sample_docs(task_set *ts, int n, uint64_t seed) {
+    if (n >= ts->n_docs) return;
+    int *idx = xmalloc((size_t)ts->n_docs * sizeof *idx);
+    for (int i = 0; i < ts->n_docs; i++) idx[i] = i;
+    uint64_t st = seed;
+    for (int i = 0; i < n; i++) {
+        uint64_t z = (st += 0x9E3779B97F4A7C15ull);
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+        z ^= z >> 31;
+        int j = i + (int)(((unsigned __int128)z * (unsigned)(ts->n_docs - i)) >> 64);
+        int t = idx[i];
+        idx[i] = idx[j];
+        idx[j] = t;
+    }
+    bool *keep = xcalloc((size_t)ts->n_docs, sizeof *keep);
+    for (int i = 0; i < n; i++) keep[idx[i]] = true;
+    task_set rest = {0};    /* the documents dropped, freed as a set of their own */
+    rest.docs = xcalloc((size_t)(ts->n_docs - n), sizeof *rest.docs);
+    task_doc *kept = xcalloc((size_t)n, sizeof *kept);
+    int k = 0;
+    for (int d = 0; d < ts->n_docs; d++) {
+        if (keep[d]) kept[k++] = ts->docs[d];
+        else rest.docs[rest.n_docs++] = ts->docs[d];
+    }
+    task_set_free(&rest);
+    free(ts->docs);
+    ts->docs = kept;
+    ts->n_docs = n;
+    free(keep);
+    free(idx);
+}
+
 /* The chunks of a ppl text as requests of one choice (objective.h). */
 static int load_ppl(const char *spec, const model *m, const tokenizer *tok, objective_set *out) {
     char *file = xstrdup(spec + strlen(OBJECTIVE_PPL_PREFIX));
@@ -103,6 +139,7 @@ static int load_ppl(const char *spec, const model *m, const tokenizer *tok, obje
     snprintf(out->name, nl, "%s%s", OBJECTIVE_PPL_PREFIX, stem);
     out->metric = METRIC_ACC_RAW;
     out->ppl = true;
+    out->seed = -1;
     free(toks); free(text); free(file);
     return 0;
 fail:
@@ -119,10 +156,27 @@ int objective_load(const char *spec, const char *data_dir, const model *m, const
     }
     if (!strncmp(spec, OBJECTIVE_PPL_PREFIX, strlen(OBJECTIVE_PPL_PREFIX))) return load_ppl(spec, m, tok, out);
     char *task = xstrdup(spec);
-    long limit;
+    long limit, seed = -1;
+    char *at = strrchr(task, '@'), *slash = at ? strchr(at, '/') : NULL;
+    if (slash) {   /* "@N/SEED": N documents drawn with SEED */
+        char *end;
+        errno = 0;
+        seed = strtol(slash + 1, &end, 10);
+        if (slash[1] < '0' || slash[1] > '9' || *end || errno) {
+            rys_seterr("%s: '/%s' is not a seed (expected @N/SEED, SEED >= 0)", spec, slash + 1);
+            free(task);
+            return -1;
+        }
+        *slash = 0;
+    }
     if (cut_count(task, spec, &limit)) { free(task); return -1; }
+    if (seed >= 0 && !limit) {
+        rys_seterr("%s: a seed needs a document count (@N/SEED)", spec);
+        free(task);
+        return -1;
+    }
     task[strlen(task) - strlen(OBJECTIVE_SUFFIX)] = 0;   /* objective_is_spec: it ends so now */
-    if (task_load(data_dir, task, (int)limit, &out->ts)) {
+    if (task_load(data_dir, task, seed >= 0 ? 0 : (int)limit, &out->ts)) {
         prefix_err(spec);
         free(task);
         return -1;
@@ -134,8 +188,10 @@ int objective_load(const char *spec, const char *data_dir, const model *m, const
         free(task);
         return -1;
     }
+    if (seed >= 0) sample_docs(&out->ts, (int)limit, (uint64_t)seed);
     out->metric = (metric_kind)k;
     out->name = task;
+    out->seed = seed;
     return 0;
 }
 
@@ -199,13 +255,13 @@ int objective_doc_score(const objective_set *o, const validate_doc *doc, int d, 
 }
 
 int objective_run(const model *m, const tokenizer *tok, pool *pool, const objective_set *sets, int n_sets,
-                  const layer_path *paths, const char *const *specs, int n_paths, bool reuse, FILE *dump,
+                  const layer_path *paths, const char *const *specs, int n_paths, bool reuse, FILE *dump, bool progress,
                   validate_results *out) {
     task_set *tasks = xcalloc((size_t)n_sets, sizeof *tasks);
     for (int k = 0; k < n_sets; k++) tasks[k] = sets[k].ts;   /* shallow: validate only reads them */
     validate_config *cfgs = xcalloc((size_t)n_paths, sizeof *cfgs);
     for (int c = 0; c < n_paths; c++) cfgs[c] = (validate_config){(char *)specs[c], paths[c]};
-    validate_opts o = {NULL, dump, reuse, false};
+    validate_opts o = {NULL, dump, reuse, progress};
     int rc = validate_run(m, tok, pool, tasks, n_sets, cfgs, n_paths, &o, out);
     free(cfgs);
     free(tasks);

@@ -1,8 +1,9 @@
 /* objective: benchmark documents as scan objectives ("TASK:VARIANT:loglik[@N]").
  *
  * A probe set spelled "arc_challenge:val_rc_5shot:loglik@100" is the first
- * 100 documents of that `rys data` task, scored by the log-likelihood of each
- * choice: nothing is generated. Every request runs through validate's engine
+ * 100 documents of that `rys data` task ("...@100/7": 100 drawn at random
+ * with seed 7, kept in the file's order), scored by the log-likelihood of
+ * each choice: nothing is generated. Every request runs through validate's engine
  * (validate_run: few-shot and per-document contexts computed once, a
  * configuration starting from the baseline's states at its first differing
  * layer), so a scan, `rys eval` and `rys validate` compute the same
@@ -40,9 +41,10 @@ typedef struct {
     task_set ts;            /* the documents scored (the first N of the split; ppl: the chunks as token requests) */
     metric_kind metric;     /* the task's primary metric */
     bool ppl;               /* a perplexity text rather than benchmark documents */
+    long seed;              /* "@N/SEED": the N documents were drawn with SEED; -1: the first N */
 } objective_set;
 
-/* Whether spec names a benchmark objective ("TASK:VARIANT:loglik[@N]") or a
+/* Whether spec names a benchmark objective ("TASK:VARIANT:loglik[@N[/SEED]]") or a
  * perplexity text ("ppl:FILE[@TOKENS]"). */
 bool objective_is_spec(const char *spec);
 /* Loads the documents of spec from data_dir (NULL: the default data root),
@@ -72,10 +74,11 @@ int objective_doc_score(const objective_set *o, const validate_doc *doc, int d, 
 /* Every objective along paths[0..n_paths), through validate_run: with
  * reuse, paths[0] must be the baseline and the others start from its
  * states; without, every path runs from its first layer. dump (NULL: none)
- * gets validate's JSON lines of every request. Results as validate_run's
+ * gets validate's JSON lines of every request; progress shows validate's
+ * bar (documents x paths). Results as validate_run's
  * (free with validate_results_free); 0, or -1 + error. */
 int objective_run(const model *m, const tokenizer *tok, pool *pool, const objective_set *sets, int n_sets,
-                  const layer_path *paths, const char *const *specs, int n_paths, bool reuse, FILE *dump,
+                  const layer_path *paths, const char *const *specs, int n_paths, bool reuse, FILE *dump, bool progress,
                   validate_results *out);
 
 /* ---- the leakage guard -------------------------------------------------------

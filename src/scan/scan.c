@@ -364,7 +364,8 @@ int scan_add_configs(store *st, const scan_config *cfgs, int n_cfgs, const char 
  * evaluations of a baseline pass run only for its states (0 when the
  * baseline is one of the group). */
 static int objective_group(const model *m, const tokenizer *tok, pool *pool, const evalset *es, const scan_config *cfgs,
-                           const int *todo, int t0, int t1, bool naive, validate_results *out, int *slot, long long *base_cost) {
+                           const int *todo, int t0, int t1, bool naive, bool progress, validate_results *out, int *slot,
+                           long long *base_cost) {
     int n = 0;
     layer_path *paths = xcalloc((size_t)(t1 - t0 + 1), sizeof *paths);
     const char **specs = xcalloc((size_t)(t1 - t0 + 1), sizeof *specs);
@@ -385,7 +386,7 @@ static int objective_group(const model *m, const tokenizer *tok, pool *pool, con
         path_copy(&c->path, &paths[n]);
         specs[n++] = c->spec;
     }
-    int rc = objective_run(m, tok, pool, evalset_objectives(es), evalset_n_objectives(es), paths, specs, n, !naive, NULL, out);
+    int rc = objective_run(m, tok, pool, evalset_objectives(es), evalset_n_objectives(es), paths, specs, n, !naive, NULL, progress, out);
     *base_cost = 0;
     if (!rc && !naive && !base_in)
         for (int k = 0; k < out->n_tasks; k++) *base_cost += out->r[k].layer_tokens_done;
@@ -434,7 +435,8 @@ int scan_run(store *st, const model *m, const tokenizer *tok, const evalset *es,
             int t1 = t + OBJECTIVE_GROUP < n_todo ? t + OBJECTIVE_GROUP : n_todo;
             long long base_cost;
             validate_results_free(&ores);
-            rc = objective_group(m, tok, pool, es, cfgs, todo, t, t1, o->naive, &ores, slot, &base_cost);
+            /* the group's documents take minutes before its first configuration is kept: validate's bar shows them */
+            rc = objective_group(m, tok, pool, es, cfgs, todo, t, t1, o->naive, o->progress, &ores, slot, &base_cost);
             if (rc) break;
             if (ores.stopped) { sum->stopped = true; break; }  /* the group's documents are incomplete: none is kept */
             sum->layer_tokens_done += base_cost;

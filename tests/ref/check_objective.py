@@ -8,6 +8,7 @@
   2. eval's two scores recomputed here from its dump: accuracy under the
      task's primary metric (acc_per_char: logprob / characters, first maximum)
      and the mean margin (gold value minus best wrong one);
+     `@6/SEED` draws 6 distinct documents, the same for the same seed;
   3. `ppl:TEXT@TOKENS` gives -log of `rys perplexity -c 512 --chunks K` on
      the same text (within the 6 digits rys perplexity prints);
   4. `rys scan --paths` on the same objectives (with the baseline's states)
@@ -114,6 +115,15 @@ def main():
             fail(f"{spec}: eval scores {sc}, recomputed accuracy {acc!r}, margin {margin!r}")
         print(f"{spec}: {len(er)} requests {'differ from' if diff else 'equal'} validate's; acc {acc:.4f}, margin {margin:+.5f}, "
               f"ppl:GPL-3 {sc.get('ppl:GPL-3')}")
+    # 2b. "@N/SEED": N distinct documents drawn with the seed, the same each time, in the file's order
+    drawn = []
+    for seed in (3, 3, 4):
+        ev = json.loads(run(["eval", MODEL, "--probe", f"{TASK}:loglik@6/{seed}", "--json"]).stdout)
+        drawn.append([int(it["key"]) for it in ev["items"] if it["probe"] == f"{TASK}:acc"])
+    if len(set(drawn[0])) != 6 or drawn[0] != sorted(drawn[0]) or drawn[0] != drawn[1] or drawn[0] == drawn[2] \
+            or drawn[0] == list(range(6)):
+        fail(f"@6/SEED drew documents {drawn} (want 6 distinct in file order, the same for seed 3 twice, others for 4)")
+    print(f"@6/3 drew documents {drawn[0]}, @6/4 {drawn[2]}")
     # 3. perplexity as rys perplexity computes it
     ppl = json.loads(run(["perplexity", MODEL, "-f", TEXT, "-c", "512", "--chunks", str(PPL_CHUNKS), "--json"]).stdout)
     got = math.exp(-evals["baseline"]["scores"]["ppl:GPL-3"])

@@ -50,7 +50,9 @@ int cmd_eval(int argc, char **argv) {
     gen_output *outs = xcalloc((size_t)n, sizeof *outs);
     reuse_stats rs;
     double t0 = rys_now();
-    if (!json) fprintf(stderr, "rys: %d items on a path of %d layers (%+d)...\n", n + n_logit, path.n, path_extra_layers(&path));
+    int n_docs = 0;     /* benchmark objectives' documents (chunks) */
+    for (int o = 0; o < evalset_n_objectives(es); o++) n_docs += evalset_objectives(es)[o].ts.n_docs;
+    if (!json) fprintf(stderr, "rys: %d items on a path of %d layers (%+d)...\n", n + n_logit + n_docs, path.n, path_extra_layers(&path));
     if (scan_generate_naive(cm.m, cm.tok, es, cm.pool, &path, outs, &rs)) rys_die("%s", rys_lasterr());
     eqlogit_result *lres = xcalloc((size_t)n_logit, sizeof *lres);
     if (scan_logit_naive(cm.m, cm.tok, es, cm.pool, &path, lres, &rs)) rys_die("%s", rys_lasterr());

@@ -2,7 +2,8 @@
  * errors, a document's accuracy and margin on hand-computed choices, and a
  * perplexity text through validate's engine against one plain forward per
  * chunk (rys perplexity's definition), from scratch and with the baseline's
- * states for a relayered path. */
+ * states for a relayered path; a scan of every single block (three groups,
+ * the baseline rerun for the later ones) stores what each path gives alone. */
 #include "testutil.h"
 #define N_LAYERS 6
 #define TINY_FIXTURE_LAYERS N_LAYERS
@@ -10,8 +11,13 @@
 
 #include "engine/forward.h"
 #include "engine/loglik.h"
+#include "scan/evalset.h"
 #include "scan/objective.h"
+#include "scan/scan.h"
 #include "base/util.h"
+
+#include <sqlite3.h>
+#include <stdlib.h>
 
 #include <math.h>
 #include <stdio.h>
@@ -155,11 +161,77 @@ static void test_ppl(void **state) {
     objective_set_free(&o);
 }
 
+/* A text of about 1,500 tiny-model tokens at path. */
+static void write_text(const char *path) {
+    FILE *f = fopen(path, "w");
+    for (int i = 0; i < 3000; i++) fprintf(f, "%s%d ", i % 7 ? "word" : "Line\n", i * 37 % 101);
+    fclose(f);
+}
+
+static void test_scan_groups(void **state) {
+    fixture *fx = *state;
+    const char *text = test_tmp_path("objective-scan.txt");
+    char txt[512], spec[600], model_file[512], db[512];
+    snprintf(txt, sizeof txt, "%s", text);
+    write_text(txt);
+    snprintf(spec, sizeof spec, "ppl:%s@600", txt);   /* one chunk */
+    snprintf(model_file, sizeof model_file, "%s", txt);  /* the store's identity hashes some file: the text will do */
+    snprintf(db, sizeof db, "%s", test_tmp_path("objective-scan.sqlite"));
+    test_remove_db(db);
+    const char *files[1] = {spec};
+    evalset_options eo = {4, NULL, false};
+    evalset *es = evalset_load(files, 1, fx->m, fx->tok, &eo);
+    if (!es) fail_msg("%s", rys_lasterr());
+    assert_int_equal(evalset_n_sets(es), 1);
+    assert_string_equal(evalset_set_kind(es, 0), "ppl_loglik");
+    scan_sweep sw = {0};
+    scan_config *cfgs;
+    int n;
+    assert_int_equal(scan_build_configs(N_LAYERS, &sw, &cfgs, &n), 0);
+    assert_int_equal(n, 1 + N_LAYERS * (N_LAYERS + 1) / 2);   /* more than two groups of 8 */
+    store *st = scan_store_open(db, model_file, fx->m, es);
+    if (!st) fail_msg("%s", rys_lasterr());
+    assert_int_equal(scan_add_configs(st, cfgs, n, "scan"), 0);
+    scan_run_opts ro = {false, false, 0, 0};
+    scan_summary sum;
+    if (scan_run(st, fx->m, fx->tok, es, fx->pool, cfgs, n, &ro, &sum)) fail_msg("%s", rys_lasterr());
+    assert_int_equal(sum.done_now, n);
+    assert_true(sum.layer_tokens_done < sum.layer_tokens_naive);
+    store_close(st);
+    sqlite3 *h;
+    assert_int_equal(sqlite3_open(db, &h), SQLITE_OK);
+    const objective_set *ob = evalset_objectives(es);
+    for (int c = 0; c < n; c++) {
+        validate_results alone;
+        const char *name = cfgs[c].spec;
+        if (objective_run(fx->m, fx->tok, fx->pool, ob, 1, &cfgs[c].path, &name, 1, false, NULL, false, &alone))
+            fail_msg("%s", rys_lasterr());
+        sqlite3_stmt *q;
+        assert_int_equal(sqlite3_prepare_v2(h, "SELECT i.parsed, i.score FROM item i JOIN config c ON c.id = i.config_id "
+                                               "WHERE c.path = ? AND i.item_key = '0'", -1, &q, NULL), SQLITE_OK);
+        sqlite3_bind_text(q, 1, cfgs[c].key, -1, SQLITE_STATIC);
+        assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+        const char *parsed = (const char *)sqlite3_column_text(q, 0), *lp = strstr(parsed, "\"logprob\": ");
+        assert_non_null(lp);
+        /* %.17g reads back the exact double */
+        assert_true(strtod(lp + 11, NULL) == alone.r[0].docs[0].choices[0].logprob);
+        assert_true(sqlite3_column_double(q, 1) == alone.r[0].docs[0].choices[0].logprob / 255);
+        sqlite3_finalize(q);
+        validate_results_free(&alone);
+    }
+    sqlite3_close(h);
+    scan_free_configs(cfgs, n);
+    evalset_free(es);
+    test_remove_db(db);
+    unlink(txt);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_spelling),
         cmocka_unit_test(test_doc_score),
         cmocka_unit_test(test_ppl),
+        cmocka_unit_test(test_scan_groups),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -1,6 +1,7 @@
 /* rys eval: score one layer path on probe sets, from scratch. */
 #include "cli/cli.h"
 #include "scan/evalset.h"
+#include "scan/objective.h"
 #include "scan/scan.h"
 #include "base/util.h"
 
@@ -10,19 +11,25 @@
 #include <string.h>
 
 int cmd_eval(int argc, char **argv) {
-    const char *model_spec = NULL, *probes = NULL, *blocks = NULL, *layers = NULL;
+    const char *model_spec = NULL, *probes = NULL, *blocks = NULL, *layers = NULL, *dump_path = NULL;
     bool json = false;
     int threads = 0;
     evalset_options eo = {64, NULL, false};
     const cli_opt opts[] = {
         CLI_STR_REQUIRED("--probe", "--probes", &probes, "FILE[,FILE...]",
                          "probe sets; FILE.json:logit reads an EQ set by logits, nothing generated\n"
-                         "(kind eq_logit, scored as \"<stem>:logit\", apart from the published EQ score)"),
+                         "(kind eq_logit, scored as \"<stem>:logit\", apart from the published EQ score);\n"
+                         "TASK:VARIANT:loglik[@N] scores N benchmark documents by log-likelihood\n"
+                         "(\"<task>:<variant>:acc\" and \":margin\"; see rys data list; @N/SEED draws N at random);\n"
+                         "ppl:TEXT[@TOKENS] "
+                         "scores perplexity on a text file as -log(ppl) (\"ppl:<stem>\", higher is better)"),
         CLI_BLOCKS(&blocks),
         CLI_LAYERS(&layers),
         CLI_INT_OPT("-n", NULL, &eo.n_predict, 1, 4096, "N", "new tokens per item (default 64)"),
         CLI_STR_OPT("--system", NULL, &eo.math_system, "TEXT", "system prompt for math items (default: the reference's)"),
         CLI_FLAG_OPT("--no-think", NULL, &eo.no_think, "prefix user turns with \"/no_think \" (thinking models)"),
+        CLI_STR_OPT("--dump-requests", NULL, &dump_path, "F",
+                    "benchmark objectives: every request's token ids and log-likelihood, as rys validate writes them"),
         CLI_THREADS(&threads),
         CLI_JSON(&json, "every item's prompt token ids, generated text, parsed values and score"),
         CLI_END,
@@ -43,13 +50,46 @@ int cmd_eval(int argc, char **argv) {
     gen_output *outs = xcalloc((size_t)n, sizeof *outs);
     reuse_stats rs;
     double t0 = rys_now();
-    if (!json) fprintf(stderr, "rys: %d items on a path of %d layers (%+d)...\n", n + n_logit, path.n, path_extra_layers(&path));
+    int n_docs = 0;     /* benchmark objectives' documents (chunks) */
+    for (int o = 0; o < evalset_n_objectives(es); o++) n_docs += evalset_objectives(es)[o].ts.n_docs;
+    if (!json) fprintf(stderr, "rys: %d items on a path of %d layers (%+d)...\n", n + n_logit + n_docs, path.n, path_extra_layers(&path));
     if (scan_generate_naive(cm.m, cm.tok, es, cm.pool, &path, outs, &rs)) rys_die("%s", rys_lasterr());
     eqlogit_result *lres = xcalloc((size_t)n_logit, sizeof *lres);
     if (scan_logit_naive(cm.m, cm.tok, es, cm.pool, &path, lres, &rs)) rys_die("%s", rys_lasterr());
+    /* benchmark objectives: validate's engine along this one path from its first layer */
+    int n_obj = evalset_n_objectives(es);
+    validate_results ores = {0};
+    FILE *dump = NULL;
+    if (dump_path && !(dump = fopen(dump_path, "w"))) rys_die("%s: cannot write", dump_path);
+    char *canon = path_canonical(&path);
+    if (n_obj) {
+        const char *spec_name = canon;
+        if (objective_run(cm.m, cm.tok, cm.pool, evalset_objectives(es), n_obj, &path, &spec_name, 1, false, dump, false, &ores))
+            rys_die("%s", rys_lasterr());
+    }
+    if (dump && fclose(dump)) rys_die("%s: cannot write", dump_path);
     double dt = rys_now() - t0;
     double *sums = xcalloc((size_t)n_sets, sizeof *sums);
     json_t *items = json_array();
+    for (int o = 0; o < n_obj; o++) {
+        const objective_set *ob = &evalset_objectives(es)[o];
+        int s = evalset_objective_set(es, o), ns = objective_n_scores(ob);
+        for (int d = 0; d < ob->ts.n_docs; d++) {
+            double sc[2];
+            const char *gen;
+            char *parsed;
+            if (objective_doc_score(ob, &ores.r[o].docs[d], d, sc, &gen, &parsed)) rys_die("%s", rys_lasterr());
+            for (int w = 0; w < ns; w++) {
+                sums[s + w] += sc[w];
+                if (json)
+                    json_array_append_new(items, json_pack("{s:s, s:s, s:s, s:o, s:f}", "probe", evalset_set_name(es, s + w), "key",
+                                                           ob->ts.docs[d].doc_id, "generated", gen, "parsed",
+                                                           json_loads(parsed, 0, NULL), "score", sc[w]));
+            }
+            free(parsed);
+        }
+    }
+    validate_results_free(&ores);
     for (int k = 0; k < n; k++) {
         char *text = scan_output_text(cm.tok, &outs[k]), *parsed = NULL;
         double sc = evalset_score(es, k, text, &parsed);
@@ -83,7 +123,6 @@ int cmd_eval(int argc, char **argv) {
         }
         free(parsed);
     }
-    char *canon = path_canonical(&path);
     if (json) {
         json_t *o = json_object(), *scores = json_object();
         for (int s = 0; s < n_sets; s++) json_object_set_new(scores, evalset_set_name(es, s), json_real(sums[s] / evalset_set_items(es, s)));

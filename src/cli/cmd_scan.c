@@ -77,7 +77,8 @@ int cmd_scan(int argc, char **argv) {
     const cli_opt opts[] = {
         CLI_STR_OPT("--probes", NULL, &probes, "A.json[,B.json]",
                     "probe sets; EQ.json:logit reads an EQ set by logits (kind eq_logit, named\n"
-                    "\"<stem>:logit\"; run per path, without prefix reuse)"),
+                    "\"<stem>:logit\"; run per path, without prefix reuse); TASK:VARIANT:loglik[@N] scores\n"
+                    "N benchmark documents (\"<task>:<variant>:acc\", \":margin\"), ppl:TEXT[@TOKENS] -log(perplexity)"),
         CLI_STR_OPT("--db", NULL, &db_path, "FILE", "the SQLite store; re-running the same command resumes"),
         CLI_FLAG_OPT("--status", NULL, &status, "report the progress of the scan in --db"),
         CLI_INT_OPT("--max-extra", NULL, &sw.max_extra, 1, 100000, "K", "only blocks of at most K repeated layers"),

@@ -4,6 +4,7 @@
 #include "cli/cli.h"
 #include "base/sha256.h"
 #include "base/util.h"
+#include "scan/objective.h"
 #include "validate/validate.h"
 #include "validate/validate_store.h"
 
@@ -141,6 +142,8 @@ int cmd_validate(int argc, char **argv) {
     if (db_path) {
         char sha[65];
         if (sha256_file(cm.path, sha)) rys_die("%s", rys_lasterr());
+        /* a split a scan in this file searched on is not validated here */
+        if (objective_check_searched(db_path, tasks, n_tasks)) rys_die("%s", rys_lasterr());
         if (!(o.store = validate_store_open(db_path))) rys_die("%s", rys_lasterr());
         if (validate_store_identity(o.store, cm.path, sha, cm.m->hp.arch_name, N)) rys_die("%s", rys_lasterr());
     }

@@ -1,5 +1,6 @@
 /* evalset: see evalset.h. */
 #include "scan/evalset.h"
+#include "scan/objective.h"
 #include "engine/chat.h"
 #include "engine/forward.h"
 #include "probes/eq.h"
@@ -25,6 +26,11 @@ struct evalset {
     char **logit_text;          /* their rendered prompts */
     eqlogit_item *logit_items;
     int *logit_set_of, *logit_item_of;
+    objective_set *obj;         /* benchmark objectives ("TASK:VARIANT:loglik[@N]", "ppl:FILE"), after the probe sets */
+    int n_obj;
+    int n_obj_sets;             /* their score sets: set n_sets + i is score obj_which[i] of objective obj_of[i] */
+    int *obj_of, *obj_which, *obj_first;
+    char **obj_names;           /* per score set: "<name>:acc", "<name>:margin", "ppl:<stem>" */
 };
 
 #define LOGIT_SUFFIX ":logit"
@@ -37,24 +43,56 @@ void evalset_free(evalset *e) {
     free(e->logit); free(e->logit_text); free(e->logit_items); free(e->logit_set_of); free(e->logit_item_of);
     free(e->sets); free(e->prompts); free(e->lens); free(e->set_of); free(e->item_of);
     free(e->math_system); free(e->family);
+    for (int k = 0; k < e->n_obj; k++) objective_set_free(&e->obj[k]);
+    for (int i = 0; i < e->n_obj_sets; i++) free(e->obj_names[i]);
+    free(e->obj); free(e->obj_names); free(e->obj_of); free(e->obj_which); free(e->obj_first);
     free(e);
 }
 
 evalset *evalset_load(const char *const *files, int n_files, const model *m, const tokenizer *tok,
                       const evalset_options *o) {
     if (n_files < 1) { rys_seterr("no probe files given"); return NULL; }
-    chat_template *tpl = chat_template_from_gguf(m->gguf);
-    if (!tpl) {
+    int n_obj = 0;
+    for (int f = 0; f < n_files; f++) n_obj += objective_is_spec(files[f]);
+    /* benchmark objectives are scored on raw documents: only probe files need a chat template */
+    chat_template *tpl = n_obj < n_files ? chat_template_from_gguf(m->gguf) : NULL;
+    if (!tpl && n_obj < n_files) {
         rys_seterr("%s: probes need a chat model (%s)", m->gguf->path, rys_lasterr());
         return NULL;
     }
     evalset *e = xcalloc(1, sizeof *e);
     e->opt = *o;
     e->math_system = o->math_system ? xstrdup(o->math_system) : NULL;
-    e->family = xstrdup(chat_template_family(tpl));
+    e->family = xstrdup(tpl ? chat_template_family(tpl) : "none");
     e->sets = xcalloc((size_t)n_files, sizeof *e->sets);
     e->logit = xcalloc((size_t)n_files, sizeof *e->logit);
+    e->obj = xcalloc((size_t)(n_obj ? n_obj : 1), sizeof *e->obj);
+    e->obj_names = xcalloc((size_t)(2 * n_obj + 1), sizeof *e->obj_names);
+    e->obj_of = xcalloc((size_t)(2 * n_obj + 1), sizeof *e->obj_of);
+    e->obj_which = xcalloc((size_t)(2 * n_obj + 1), sizeof *e->obj_which);
+    e->obj_first = xcalloc((size_t)(n_obj + 1), sizeof *e->obj_first);
     for (int f = 0; f < n_files; f++) {
+        if (objective_is_spec(files[f])) {
+            objective_set *ob = &e->obj[e->n_obj];
+            if (objective_load(files[f], NULL, m, tok, ob)) goto fail;
+            e->obj_first[e->n_obj] = e->n_obj_sets;
+            for (int i = 0; i < objective_n_scores(ob); i++) {
+                const char *suffix = objective_score_suffix(ob, i);
+                size_t len = strlen(ob->name) + (suffix ? strlen(suffix) : 0) + 2;
+                char *name = xmalloc(len);
+                snprintf(name, len, "%s%s%s", ob->name, suffix ? ":" : "", suffix ? suffix : "");
+                e->obj_names[e->n_obj_sets] = name;
+                e->obj_of[e->n_obj_sets] = e->n_obj;
+                e->obj_which[e->n_obj_sets++] = i;
+            }
+            e->n_obj++;
+            for (int g = 0; g < e->n_obj - 1; g++)
+                if (!strcmp(e->obj[g].name, ob->name)) {
+                    rys_seterr("%s: the objective %s is given twice", files[f], ob->name);
+                    goto fail;
+                }
+            continue;
+        }
         size_t len = strlen(files[f]), sl = strlen(LOGIT_SUFFIX);
         bool logit = len > sl && !strcmp(files[f] + len - sl, LOGIT_SUFFIX);
         char *file = xstrdup(files[f]);
@@ -130,12 +168,20 @@ fail:
     return NULL;
 }
 
-int evalset_n_sets(const evalset *e) { return e->n_sets; }
-const char *evalset_set_name(const evalset *e, int s) { return e->sets[s]->name; }
-const char *evalset_set_path(const evalset *e, int s) { return e->sets[s]->path; }
-const char *evalset_set_sha256(const evalset *e, int s) { return e->sets[s]->sha256; }
-const char *evalset_set_kind(const evalset *e, int s) { return e->logit[s] ? "eq_logit" : probe_kind_name(e->sets[s]->kind); }
-int evalset_set_items(const evalset *e, int s) { return e->sets[s]->n; }
+/* Sets s >= n_sets are the objectives' score sets (obj_of, obj_which). */
+static const objective_set *set_objective(const evalset *e, int s) { return &e->obj[e->obj_of[s - e->n_sets]]; }
+int evalset_n_sets(const evalset *e) { return e->n_sets + e->n_obj_sets; }
+const char *evalset_set_name(const evalset *e, int s) { return s < e->n_sets ? e->sets[s]->name : e->obj_names[s - e->n_sets]; }
+const char *evalset_set_path(const evalset *e, int s) { return s < e->n_sets ? e->sets[s]->path : set_objective(e, s)->ts.file; }
+const char *evalset_set_sha256(const evalset *e, int s) { return s < e->n_sets ? e->sets[s]->sha256 : set_objective(e, s)->ts.sha256; }
+const char *evalset_set_kind(const evalset *e, int s) {
+    if (s >= e->n_sets) return objective_score_kind(set_objective(e, s), e->obj_which[s - e->n_sets]);
+    return e->logit[s] ? "eq_logit" : probe_kind_name(e->sets[s]->kind);
+}
+int evalset_set_items(const evalset *e, int s) { return s < e->n_sets ? e->sets[s]->n : set_objective(e, s)->ts.n_docs; }
+int evalset_n_objectives(const evalset *e) { return e->n_obj; }
+const objective_set *evalset_objectives(const evalset *e) { return e->obj; }
+int evalset_objective_set(const evalset *e, int k) { return e->n_sets + e->obj_first[k]; }
 int evalset_n_prompts(const evalset *e) { return e->n; }
 const int32_t *const *evalset_prompts(const evalset *e) { return (const int32_t *const *)e->prompts; }
 const int *evalset_lens(const evalset *e) { return e->lens; }
@@ -167,6 +213,17 @@ char *evalset_settings_json(const evalset *e) {
     /* how logit-read sets are read (eqlogit.h); absent without such sets,
      * so stores of scans without them keep their identity */
     if (e->n_logit) json_object_set_new(o, "eq_logit", json_string("terminated scores 0..10, argmax fed back"));
+    /* how many documents (chunks) each objective scores: the probe set rows' sha256 names only the data
+     * file, so "@100" against a store scanned "@50" is refused here; absent without objectives */
+    if (e->n_obj) {
+        json_t *ob = json_object();
+        for (int k = 0; k < e->n_obj; k++)
+            json_object_set_new(ob, e->obj[k].name, e->obj[k].seed >= 0 ? json_pack("{s:i, s:I}", "docs", e->obj[k].ts.n_docs, "seed",
+                                                                                      (json_int_t)e->obj[k].seed)
+                                                                        : json_pack("{s:i}", e->obj[k].ppl ? "chunks" : "docs",
+                                                                                    e->obj[k].ts.n_docs));
+        json_object_set_new(o, "objectives", ob);
+    }
     char *s = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
     json_decref(o);
     return s;

@@ -7,7 +7,13 @@
  * A file named "FILE.json:logit" is an EQ set read by logits instead
  * (eqlogit.h): its set is named "<stem>:logit" and of kind "eq_logit", so its
  * scores never mix with the published EQ probe's, and its items are not
- * among the prompts to generate from but among the logit items. */
+ * among the prompts to generate from but among the logit items.
+ *
+ * A file spelled "TASK:VARIANT:loglik[@N]" is a benchmark objective
+ * (objective.h): no prompts, two score sets "<task>:<variant>:acc" (kind
+ * loglik_acc) and "...:margin" (loglik_margin) after every probe file's set,
+ * each with one item per document; "ppl:FILE[@TOKENS]" one set "ppl:<stem>"
+ * (ppl_loglik) with one item per chunk. */
 #ifndef RYS_EVALSET_H
 #define RYS_EVALSET_H
 
@@ -15,6 +21,7 @@
 #include <stdint.h>
 
 #include "scan/eqlogit.h"
+#include "scan/objective.h"
 #include "engine/model.h"
 #include "engine/tokenizer.h"
 
@@ -36,6 +43,11 @@ const char *evalset_set_path(const evalset *e, int s);
 const char *evalset_set_sha256(const evalset *e, int s);
 const char *evalset_set_kind(const evalset *e, int s);   /* "math" | "eq" | "eq_logit" */
 int evalset_set_items(const evalset *e, int s);
+/* Benchmark objectives, in the order given; evalset_objective_set(k) is the
+ * index of objective k's first score set (objective_n_scores of them follow in order). */
+int evalset_n_objectives(const evalset *e);
+const objective_set *evalset_objectives(const evalset *e);
+int evalset_objective_set(const evalset *e, int k);
 
 int evalset_n_prompts(const evalset *e);
 const int32_t *const *evalset_prompts(const evalset *e);

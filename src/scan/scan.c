@@ -3,6 +3,7 @@
 #include "base/sha256.h"
 #include "probes/probe_text.h"
 #include "scan/reuse.h"
+#include "scan/objective.h"
 #include "base/util.h"
 
 #include <errno.h>
@@ -282,11 +283,22 @@ int scan_logit_naive(const model *m, const tokenizer *tok, const evalset *es, po
     return 0;
 }
 
-/* Score one configuration's outputs (generated, then logit-read items) and
- * commit them in one transaction. */
+/* Items of es's objectives: each document once per score. */
+static int objective_items(const evalset *es) {
+    int n = 0;
+    for (int k = 0; k < evalset_n_objectives(es); k++)
+        n += evalset_objectives(es)[k].ts.n_docs * objective_n_scores(&evalset_objectives(es)[k]);
+    return n;
+}
+
+/* Score one configuration's outputs (generated, logit-read items, then the
+ * objectives' documents from ores's path slot) and commit them in one
+ * transaction. */
 static int save_outputs(store *st, const tokenizer *tok, const evalset *es, const scan_config *c, const gen_output *outs,
-                        const eqlogit_result *lres, double seconds, const reuse_stats *rs) {
-    int n_gen = evalset_n_prompts(es), n = n_gen + evalset_n_logit(es), n_sets = evalset_n_sets(es), rc = -1;
+                        const eqlogit_result *lres, const validate_results *ores, int slot, double seconds,
+                        const reuse_stats *rs) {
+    int n_gen = evalset_n_prompts(es), n_items = n_gen + evalset_n_logit(es), n = n_items + objective_items(es),
+        n_sets = evalset_n_sets(es), rc = -1;
     store_item *items = xcalloc((size_t)n, sizeof *items);
     char **texts = xcalloc((size_t)n, sizeof *texts), **parsed = xcalloc((size_t)n, sizeof *parsed);
     double *sums = xcalloc((size_t)n_sets, sizeof *sums);
@@ -301,7 +313,7 @@ static int save_outputs(store *st, const tokenizer *tok, const evalset *es, cons
         gen_tokens += outs[k].n;
         prompt_tokens += evalset_lens(es)[k];
     }
-    for (int k = n_gen; k < n; k++) {
+    for (int k = n_gen; k < n_items; k++) {
         const eqlogit_result *r = &lres[k - n_gen];
         double sc = evalset_logit_score(es, k - n_gen, r, &parsed[k]);
         if (sc < 0) goto done;
@@ -310,6 +322,23 @@ static int save_outputs(store *st, const tokenizer *tok, const evalset *es, cons
         sums[s] += sc;
         items[k] = (store_item){evalset_set_name(es, s), evalset_logit_key(es, k - n_gen), texts[k], parsed[k], sc};
         prompt_tokens += r->tokens_run;   /* teacher-forced: every token is read, none generated */
+    }
+    /* objectives: an item per document and score (accuracy, margin; ppl: one), keyed by its doc_id */
+    for (int o = 0, k = n_items; o < evalset_n_objectives(es); o++) {
+        const objective_set *ob = &evalset_objectives(es)[o];
+        const validate_task_result *vr = &ores->r[slot * ores->n_tasks + o];
+        int s = evalset_objective_set(es, o), ns = objective_n_scores(ob);
+        for (int d = 0; d < ob->ts.n_docs; d++, k += ns) {
+            double sc[2];
+            const char *gen;
+            if (objective_doc_score(ob, &vr->docs[d], d, sc, &gen, &parsed[k])) goto done;
+            for (int w = 0; w < ns; w++) {
+                if (w) parsed[k + w] = xstrdup(parsed[k]);
+                texts[k + w] = xstrdup(gen);
+                sums[s + w] += sc[w];
+                items[k + w] = (store_item){evalset_set_name(es, s + w), ob->ts.docs[d].doc_id, texts[k + w], parsed[k + w], sc[w]};
+            }
+        }
     }
     for (int s = 0; s < n_sets; s++) {
         names[s] = evalset_set_name(es, s);
@@ -331,6 +360,8 @@ static bool is_baseline(const layer_path *p) {
 store *scan_store_open(const char *db_path, const char *model_path, const model *m, const evalset *es) {
     char model_sha[65];
     if (sha256_file(model_path, model_sha)) return NULL;
+    /* refused before the store is created or changed */
+    if (objective_check_validated(db_path, evalset_objectives(es), evalset_n_objectives(es))) return NULL;
     store *st = store_open(db_path);
     if (!st) return NULL;
     int n_sets = evalset_n_sets(es);
@@ -356,6 +387,49 @@ int scan_add_configs(store *st, const scan_config *cfgs, int n_cfgs, const char 
         sc[k] = (store_config){cfgs[k].spec, cfgs[k].key, cfgs[k].i, cfgs[k].j, path_extra_layers(&cfgs[k].path), k, search};
     int rc = store_add_configs(st, sc, n_cfgs);
     free(sc);
+    return rc;
+}
+
+/* Configurations scored together by validate's engine: each group reruns
+ * the baseline once for its states (its cost spread over the group), and
+ * holds a forward context (KV slots) per path at once. */
+#define OBJECTIVE_GROUP 8
+
+/* The objectives of es along configurations todo[t0..t1) through
+ * objective_run, with the baseline's states unless naive: slot[t - t0] is a
+ * configuration's path index in out. *base_cost gets the layer-token
+ * evaluations of a baseline pass run only for its states (0 when the
+ * baseline is one of the group). */
+static int objective_group(const model *m, const tokenizer *tok, pool *pool, const evalset *es, const scan_config *cfgs,
+                           const int *todo, int t0, int t1, bool naive, bool progress, validate_results *out, int *slot,
+                           long long *base_cost) {
+    int n = 0;
+    layer_path *paths = xcalloc((size_t)(t1 - t0 + 1), sizeof *paths);
+    const char **specs = xcalloc((size_t)(t1 - t0 + 1), sizeof *specs);
+    bool base_in = false;
+    if (!naive) {
+        paths[n] = (layer_path){0};
+        path_baseline(m->hp.n_layers, &paths[n]);
+        specs[n++] = "baseline";
+    }
+    for (int t = t0; t < t1; t++) {
+        const scan_config *c = &cfgs[todo[t]];
+        if (!naive && is_baseline(&c->path)) {
+            slot[t - t0] = 0;
+            base_in = true;
+            continue;
+        }
+        slot[t - t0] = n;
+        path_copy(&c->path, &paths[n]);
+        specs[n++] = c->spec;
+    }
+    int rc = objective_run(m, tok, pool, evalset_objectives(es), evalset_n_objectives(es), paths, specs, n, !naive, NULL, progress, out);
+    *base_cost = 0;
+    if (!rc && !naive && !base_in)
+        for (int k = 0; k < out->n_tasks; k++) *base_cost += out->r[k].layer_tokens_done;
+    for (int k = 0; k < n; k++) path_free(&paths[k]);
+    free(paths);
+    free(specs);
     return rc;
 }
 
@@ -395,11 +469,22 @@ int scan_run(store *st, const model *m, const tokenizer *tok, const evalset *es,
     }
     progress pg;
     progress_start(&pg, o->label ? o->label : "scan", n_todo);
-    int rc = 0;
+    int rc = 0, n_obj = evalset_n_objectives(es), slot[OBJECTIVE_GROUP];
+    validate_results ores = {0};
     for (int t = 0; t < n_todo; t++) {
         if (rys_stop_requested()) { sum->stopped = true; break; }  /* the safe point: nothing in flight */
         if (o->deadline > 0 && rys_now() >= o->deadline) { sum->out_of_time = true; break; }
         const scan_config *c = &cfgs[todo[t]];
+        if (n_obj && t % OBJECTIVE_GROUP == 0) {
+            int t1 = t + OBJECTIVE_GROUP < n_todo ? t + OBJECTIVE_GROUP : n_todo;
+            long long base_cost;
+            validate_results_free(&ores);
+            /* the group's documents take minutes before its first configuration is kept: validate's bar shows them */
+            rc = objective_group(m, tok, pool, es, cfgs, todo, t, t1, o->naive, o->progress, &ores, slot, &base_cost);
+            if (rc) break;
+            if (ores.stopped) { sum->stopped = true; break; }  /* the group's documents are incomplete: none is kept */
+            sum->layer_tokens_done += base_cost;
+        }
         rc = store_mark_running(st, c->key);
         if (rc) break;
         double t0 = rys_now();
@@ -419,7 +504,14 @@ int scan_run(store *st, const model *m, const tokenizer *tok, const evalset *es,
         rs.layer_tokens_done += lrs.layer_tokens_done;
         rs.layer_tokens_naive += lrs.layer_tokens_naive;
         double dt = rys_now() - t0;
-        rc = save_outputs(st, tok, es, c, outs, lres, dt, &rs);
+        int sl = n_obj ? slot[t % OBJECTIVE_GROUP] : 0;
+        for (int k = 0; k < n_obj; k++) {   /* its share of the group's objective run */
+            const validate_task_result *vr = &ores.r[sl * ores.n_tasks + k];
+            rs.layer_tokens_done += vr->layer_tokens_done;
+            rs.layer_tokens_naive += vr->layer_tokens_naive;
+            dt += vr->seconds;
+        }
+        rc = save_outputs(st, tok, es, c, outs, lres, &ores, sl, dt, &rs);
         gen_output_free(outs, n);
         free(outs);
         eqlogit_result_free(lres, n_logit);
@@ -434,6 +526,7 @@ int scan_run(store *st, const model *m, const tokenizer *tok, const evalset *es,
         progress_update(&pg, t + 1, extra);
     }
     progress_finish(&pg);
+    validate_results_free(&ores);
     sum->seconds = rys_now() - t_start;
     baseline_run_free(base);
     free(todo);

@@ -434,6 +434,7 @@ void task_doc_free(task_doc *d) {
     free(d->cont_chars);
     free(d->uncond_context);
     free(d->subject);
+    free(d->ids);
     memset(d, 0, sizeof *d);
 }
 
@@ -446,6 +447,7 @@ void task_set_free(task_set *ts) {
     free(ts->file);
     free(ts->sha256);
     free(ts->primary_metric);
+    free(ts->split);
     memset(ts, 0, sizeof *ts);
 }
 

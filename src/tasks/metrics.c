@@ -16,7 +16,7 @@ int metric_from_name(const char *name) {
     return -1;
 }
 
-static double choice_value(metric_kind k, const choice_score *c) {
+double metric_choice_value(metric_kind k, const choice_score *c) {
     switch (k) {
     case METRIC_ACC_RAW: return c->logprob;
     case METRIC_ACC_PER_CHAR: return c->logprob / (c->n_chars > 0 ? c->n_chars : 1);
@@ -29,10 +29,10 @@ static double choice_value(metric_kind k, const choice_score *c) {
 int metric_predict(metric_kind k, const choice_score *choices, int n) {
     if (n < 1 || k < 0 || k >= METRIC_COUNT) return -1;
     int best = 0;
-    double best_v = choice_value(k, &choices[0]);
+    double best_v = metric_choice_value(k, &choices[0]);
     if (isnan(best_v)) return -1;
     for (int c = 1; c < n; c++) {
-        double v = choice_value(k, &choices[c]);
+        double v = metric_choice_value(k, &choices[c]);
         if (isnan(v)) return -1;
         if (v > best_v) { best_v = v; best = c; }
     }

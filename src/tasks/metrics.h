@@ -37,6 +37,10 @@ typedef struct {
     bool uncond_greedy;
 } choice_score;
 
+/* Choice c's value under metric k (the quantity metric_predict maximises):
+ * logprob, per character, per token, or minus the unconditional logprob. */
+double metric_choice_value(metric_kind k, const choice_score *c);
+
 /* The choice the metric picks (first maximum wins), or -1 when it cannot be
  * computed (acc_uncond without unconditional scores, no choices). */
 int metric_predict(metric_kind k, const choice_score *choices, int n);

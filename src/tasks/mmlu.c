@@ -436,6 +436,7 @@ int mmlu_load(const char *pkg_dir, const char *subject, const char *variant, int
         out->file = xstrdup(dir);
         out->sha256 = xstrdup(hex);
         out->primary_metric = xstrdup("acc_raw");
+        out->split = xstrdup("test");
     }
     data_free_names(subjects, n_subjects);
     if (rc) task_set_free(out);

@@ -268,6 +268,7 @@ static int read_config(const char *path, task_set *out, long long *uncond_offset
     }
     json_t *tc = json_object_get(j, "task_config");
     const char *metric = json_string_value(json_object_get(tc, "primary_metric"));
+    const char *split = json_string_value(json_object_get(tc, "split"));
     json_t *off = json_object_get(json_object_get(tc, "metric_kwargs"), "uncond_docid_offset");
     int rc = 0;
     if (!metric) {
@@ -278,6 +279,7 @@ static int read_config(const char *path, task_set *out, long long *uncond_offset
         rc = -1;
     } else {
         out->primary_metric = xstrdup(metric);
+        out->split = xstrdup(split ? split : "unknown");  /* the leakage guard compares splits by name */
         *uncond_offset = json_is_integer(off) ? json_integer_value(off) : 0;
     }
     json_decref(j);

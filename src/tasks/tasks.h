@@ -24,6 +24,10 @@ typedef struct {
                              * their continuations are continuations[k] (checked on load) */
     int label;              /* index of the gold choice */
     char *subject;          /* MMLU subject, NULL elsewhere */
+    int32_t *ids;           /* NULL, or the document's one request already as tokens (a perplexity
+                             * chunk): its context, then its last n_cont_ids tokens are scored;
+                             * contexts are then unused */
+    int n_ids, n_cont_ids;
     long line;              /* first line of the document in its file, from 1 (MMLU: its row in the
                              * test split, from 0, as in doc_id "subject/row"), for errors */
 } task_doc;
@@ -35,6 +39,7 @@ typedef struct {
     char *sha256;           /* of that file (MMLU: of the "sha256  relpath\n" lines of the
                              * Arrow files read, in the order read) */
     char *primary_metric;   /* "acc_raw", "acc_per_char", "acc_per_token", "acc_uncond" */
+    char *split;            /* the documents' split: "validation", "test", ... (config.json; MMLU: "test") */
     int n_docs;
     task_doc *docs;
 } task_set;

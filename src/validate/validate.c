@@ -76,6 +76,19 @@ static int add_request(vtask *t, const tokenizer *tok, const char *ctx, const ch
     return 0;
 }
 
+/* A request given as tokens (task_doc.ids): scored as it is, nothing encoded. */
+static void add_request_ids(vtask *t, const task_doc *D, int doc) {
+    vreq *r = &t->req[t->n_req++];
+    r->n = D->n_ids;
+    r->n_cont = D->n_cont_ids;
+    r->ids = xmalloc((size_t)r->n * sizeof *r->ids);
+    memcpy(r->ids, D->ids, (size_t)r->n * sizeof *r->ids);
+    r->doc = doc;
+    r->choice = 0;
+    r->uncond = false;
+    if (r->n > t->max_len) t->max_len = r->n;
+}
+
 /* Tokens all requests of the group share, never reaching into a
  * continuation: the pre stage then ends where some context ends. */
 static void close_group(vtask *t, int first) {
@@ -103,6 +116,10 @@ static int vtask_build(vtask *t, const task_set *ts, const tokenizer *tok, int n
                        MAX_SEQ / 2 - 1);
             return -1;
         }
+        if (D->ids && (D->n_choices != 1 || D->uncond_context || D->n_cont_ids < 1 || D->n_cont_ids >= D->n_ids)) {
+            rys_seterr("%s: document %s: a request as tokens needs one choice and a context", ts->file, D->doc_id);
+            return -1;
+        }
         if (D->label < 0 || D->label >= D->n_choices) {
             rys_seterr("%s:%ld: document %s: label %d is not one of its %d choices", ts->file, D->line, D->doc_id, D->label,
                        D->n_choices);
@@ -118,6 +135,11 @@ static int vtask_build(vtask *t, const task_set *ts, const tokenizer *tok, int n
         t->doc_grp[d] = t->n_grp;
         for (int u = 0; u < (D->uncond_context ? 2 : 1); u++) {
             int first = t->n_req;
+            if (D->ids) {
+                add_request_ids(t, D, d);
+                close_group(t, first);
+                continue;
+            }
             for (int c = 0; c < D->n_choices; c++)
                 if (add_request(t, tok, u ? D->uncond_context : D->contexts[c], D->continuations[c], d, c, u)) {
                     rys_seterr("%s:%ld: document %s, choice %d: %s", ts->file, D->line, D->doc_id, c, rys_lasterr());
@@ -578,7 +600,9 @@ out:
 int validate_run(const model *m, const tokenizer *tok, pool *pool, const task_set *tasks, int n_tasks,
                  const validate_config *cfgs, int n_cfgs, const validate_opts *o, validate_results *out) {
     memset(out, 0, sizeof *out);
-    if (n_cfgs < 1 || path_shared_prefix(&cfgs[0].path) != m->hp.n_layers || cfgs[0].path.n != m->hp.n_layers) {
+    /* without reuse or a store nothing depends on cfgs[0] being the baseline: `rys eval` scores one path alone */
+    bool base0 = n_cfgs >= 1 && path_shared_prefix(&cfgs[0].path) == m->hp.n_layers && cfgs[0].path.n == m->hp.n_layers;
+    if (n_cfgs < 1 || (!base0 && (o->reuse || o->store))) {
         rys_seterr("validate: the first path must be the baseline");
         return -1;
     }

@@ -68,7 +68,8 @@ typedef struct {
     bool progress;
 } validate_opts;
 
-/* Scores every task along every path (cfgs[0] must be the baseline path).
+/* Scores every task along every path (cfgs[0] must be the baseline path,
+ * unless o->reuse is off and there is no store: then any paths).
  * Returns 0, or -1 with an error naming the task file and line. When a stop
  * is asked for it returns 0 after the chunk in flight (committed to the
  * store) with out->stopped set: the results are then incomplete. */

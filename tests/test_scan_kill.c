@@ -139,14 +139,7 @@ static void test_kill_and_resume_paths(void **state) {
 int main(int argc, char **argv) {
     (void)argc;
     /* build/tests/test_scan_kill -> build/rys */
-    snprintf(rys_bin, sizeof rys_bin, "%s", argv[0]);
-    char *slash = strrchr(rys_bin, '/');
-    if (!slash) return 1;
-    *slash = 0;
-    slash = strrchr(rys_bin, '/');
-    if (slash) *slash = 0; else strcpy(rys_bin, ".");
-    strncat(rys_bin, "/rys", sizeof rys_bin - strlen(rys_bin) - 1);
-    if (access(rys_bin, X_OK)) { fprintf(stderr, "%s not built\n", rys_bin); return 1; }
+    if (test_rys_binary(argv[0], rys_bin, sizeof rys_bin)) return 1;
     model_path = test_tmp_path("kill-tiny.gguf");
     probe_path = test_tmp_path("kill-math.json");
     if (tiny_model_write(model_path, 4, 11)) return 1;

@@ -67,4 +67,18 @@ static inline const char *test_repo_file(const char *rel) {
     }
     return NULL;
 }
+
+/* The rys binary beside the test binary's folder (build/tests/test_x ->
+ * build/rys) into out; 0, or -1 (with a line on stderr) when it is not built. */
+static inline int test_rys_binary(const char *argv0, char *out, size_t size) {
+    snprintf(out, size, "%s", argv0);
+    char *slash = strrchr(out, '/');
+    if (!slash) return -1;
+    *slash = 0;
+    slash = strrchr(out, '/');
+    if (slash) *slash = 0; else snprintf(out, size, ".");
+    strncat(out, "/rys", size - strlen(out) - 1);
+    if (access(out, X_OK)) { fprintf(stderr, "%s not built\n", out); return -1; }
+    return 0;
+}
 #endif

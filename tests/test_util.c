@@ -76,6 +76,22 @@ static int child_after_signals(const char *signals) {
     return WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status);
 }
 
+/* An error may be prefixed with the one before it: the old text survives the
+ * formatting (it was read from the buffer being written). Also the splitmix64
+ * stream's published first values for seed 0 hold. */
+static void test_error_prefix_and_splitmix(void **state) {
+    (void)state;
+    rys_seterr("unknown task 'x' (present: arc_challenge, mmlu)");
+    rys_seterr("%s: %s", "objective", rys_lasterr());
+    assert_string_equal(rys_lasterr(), "objective: unknown task 'x' (present: arc_challenge, mmlu)");
+    rys_seterr("%s", rys_lasterr());
+    assert_string_equal(rys_lasterr(), "objective: unknown task 'x' (present: arc_challenge, mmlu)");
+    uint64_t s = 0;
+    assert_true(rys_splitmix64(&s) == 0xE220A8397B1DCDAFull);
+    assert_true(rys_splitmix64(&s) == 0x6E789E6AA1B965F4ull);
+    assert_true(rys_splitmix64(&s) == 0x06C45D188009454Full);
+}
+
 static void test_stop_first_signal_asks(void **state) {
     (void)state;
     assert_int_equal(child_after_signals("I"), 10 + SIGINT);  /* not killed: the loop decides */
@@ -100,7 +116,8 @@ int main(int argc, char **argv) {
         printf("%zu\n", rys_peak_rss());
         return 0;
     }
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_peak_rss_grows_with_use),
+    const struct CMUnitTest tests[] = {cmocka_unit_test(test_error_prefix_and_splitmix),
+                                       cmocka_unit_test(test_peak_rss_grows_with_use),
                                        cmocka_unit_test(test_peak_rss_not_inherited),
                                        cmocka_unit_test(test_stop_first_signal_asks),
                                        cmocka_unit_test(test_stop_second_interrupt_exits),

@@ -15,10 +15,14 @@
 static _Thread_local char last_error[512];
 
 void rys_seterr(const char *fmt, ...) {
+    /* formatted aside first: callers prefix the previous error, rys_seterr("%s: %s", name, rys_lasterr()),
+     * and vsnprintf into the buffer it reads from would overwrite the text it is copying */
+    char buf[sizeof last_error];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(last_error, sizeof last_error, fmt, ap);
+    vsnprintf(buf, sizeof buf, fmt, ap);
     va_end(ap);
+    memcpy(last_error, buf, sizeof buf);
 }
 
 const char *rys_lasterr(void) { return last_error[0] ? last_error : "unknown error"; }

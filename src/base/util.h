@@ -18,7 +18,8 @@
 #define RYS_PRINTF(a, b)
 #endif
 
-/* Last error of this thread, a single line without "rys: " prefix. */
+/* Last error of this thread, a single line without "rys: " prefix; the
+ * arguments may include rys_lasterr() itself, to prefix the previous error. */
 void rys_seterr(const char *fmt, ...) RYS_PRINTF(1, 2);
 const char *rys_lasterr(void);
 

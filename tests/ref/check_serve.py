@@ -381,9 +381,10 @@ def raw_socket_request(port, req):
 
 
 def check_limits():
-    """One sequence per path, one request may wait, 6 s per request."""
+    """One sequence per path, one request may wait, 20 s per request (long enough that the long request
+    is still running when the queue checks finish, on a fast idle machine too)."""
     port = free_port()
-    proc = start(port, "--max-batch", "1", "--max-queue", "1", "--timeout", "6", "--ctx", "2048")
+    proc = start(port, "--max-batch", "1", "--max-queue", "1", "--timeout", "20", "--ctx", "2048")
     # four passes over the layers, 2000 tokens: a minute or more on any machine
     slow = MODEL + "@layers:" + ",".join(["0-29"] * 4)
     long_req = {"model": slow, "prompt": "Once upon a time", "max_tokens": 2000, "temperature": 0}

@@ -101,6 +101,10 @@ static void attach_scales(layer_path *out, float *sc) {
     else free(sc);
 }
 
+/* The longest path a spec may ask for: each layer 64 times and some, so
+ * that every parser accepts what another's canonical key spells. */
+static long max_positions(int n_model) { return 64 * (long)n_model + 1024; }
+
 int path_baseline(int n_model, layer_path *out) {
     ivec a = {0};
     for (int l = 0; l < n_model; l++) ivec_push(&a, l);
@@ -168,6 +172,10 @@ int path_from_blocks(const char *spec, int n_model, layer_path *out) {
             }
         }
         n_blocks++;
+        if (a.n > max_positions(n_model)) {
+            rys_seterr("--blocks: path too long (at most %ld positions for %d layers)", max_positions(n_model), n_model);
+            goto fail;
+        }
         if (!*s) break;
         s++;
     }
@@ -252,7 +260,10 @@ int path_from_layers(const char *spec, int n_model, layer_path *out) {
             while (*s == ' ') s++;
         }
         if (hi >= n_model) { rys_seterr("--layers '%s': layer %ld out of range (model has %d layers, 0..%d)", spec, hi, n_model, n_model - 1); goto fail; }
-        if (a.n + (hi - lo + 1) > 64 * (long)n_model + 1024) { rys_seterr("--layers '%s': path too long", spec); goto fail; }
+        if (a.n + (hi - lo + 1) > max_positions(n_model)) {
+            rys_seterr("--layers: path too long (at most %ld positions for %d layers)", max_positions(n_model), n_model);
+            goto fail;
+        }
         for (long l = lo; l <= hi; l++) { ivec_push(&a, (int)l); fvec_push(&sc, scale); }
         if (!*s || s == plus) break;
         if (*s != ',') goto garbage;

@@ -3,6 +3,7 @@
  * the candidates' constraints and reproducibility; the ranking against a
  * brute-force ranking of the same predictions; the fit the store keeps. */
 #include "search/surrogate.h"
+#include "base/stats.h"
 #include "scan/store.h"
 #include "engine/path.h"
 #include "base/util.h"
@@ -24,26 +25,26 @@ static void test_spearman(void **state) {
     (void)state;
     /* no ties: rho = 1 - 6 sum d^2 / (n (n^2 - 1)); ranks a 1..5, b 2,1,4,3,5: sum d^2 = 4 -> 1 - 24/120 = 0.8 */
     double a[5] = {10, 20, 30, 40, 50}, b[5] = {2, 1, 4, 3, 5};
-    assert_true(fabs(sur_spearman(a, b, 5) - 0.8) < 1e-12);
+    assert_true(fabs(stat_spearman(a, b, 5) - 0.8) < 1e-12);
     double rb[5];
     for (int k = 0; k < 5; k++) rb[k] = -b[k];
-    assert_true(fabs(sur_spearman(a, rb, 5) + 0.8) < 1e-12);
+    assert_true(fabs(stat_spearman(a, rb, 5) + 0.8) < 1e-12);
     /* ties: c = 1,2,2,3 has ranks 1, 2.5, 2.5, 4; d = 1,2,3,4 ranks 1..4.
      * Pearson of (1,2.5,2.5,4) and (1,2,3,4): means 2.5; sum xy dev = (-1.5)(-1.5) + 0 + 0 + (1.5)(1.5) = 4.5;
      * sum x dev^2 = 4.5, sum y dev^2 = 5 -> 4.5 / sqrt(22.5) = 0.9486832980505138 */
     double c[4] = {1, 2, 2, 3}, d[4] = {1, 2, 3, 4}, r[4];
-    sur_ranks(c, 4, r);
+    stat_ranks(c, 4, r);
     assert_true(r[0] == 1 && r[1] == 2.5 && r[2] == 2.5 && r[3] == 4);
-    assert_true(fabs(sur_spearman(c, d, 4) - 0.9486832980505138) < 1e-12);
+    assert_true(fabs(stat_spearman(c, d, 4) - 0.9486832980505138) < 1e-12);
     /* three-way tie: 5,5,5,1 -> ranks 3,3,3,1 */
     double e[4] = {5, 5, 5, 1};
-    sur_ranks(e, 4, r);
+    stat_ranks(e, 4, r);
     assert_true(r[0] == 3 && r[1] == 3 && r[2] == 3 && r[3] == 1);
     /* constant side or too few rows: undefined */
     double k3[3] = {1, 1, 1};
-    assert_true(isnan(sur_spearman(k3, a, 3)));
-    assert_true(isnan(sur_spearman(a, b, 1)));
-    assert_true(fabs(sur_mae(a, b, 2) - (8 + 19) / 2.0) < 1e-12);
+    assert_true(isnan(stat_spearman(k3, a, 3)));
+    assert_true(isnan(stat_spearman(a, b, 1)));
+    assert_true(fabs(stat_mae(a, b, 2) - (8 + 19) / 2.0) < 1e-12);
 }
 
 static void test_holdout(void **state) {
@@ -166,8 +167,8 @@ static void test_train_save_load(void **state) {
     assert_int_equal(s.n_train + s.n_holdout, 301);
     for (int t = 0; t < SUR_N_TARGETS; t++) assert_true(s.spearman[t] > 0.9);
     /* metrics recomputed from the kept holdout predictions */
-    assert_true(fabs(s.spearman[SUR_BALANCED] - sur_spearman(s.hold_y[SUR_BALANCED], s.hold_pred[SUR_BALANCED], s.n_holdout)) < 1e-12);
-    assert_true(fabs(s.mae[SUR_MATH] - sur_mae(s.hold_y[SUR_MATH], s.hold_pred[SUR_MATH], s.n_holdout)) < 1e-12);
+    assert_true(fabs(s.spearman[SUR_BALANCED] - stat_spearman(s.hold_y[SUR_BALANCED], s.hold_pred[SUR_BALANCED], s.n_holdout)) < 1e-12);
+    assert_true(fabs(s.mae[SUR_MATH] - stat_mae(s.hold_y[SUR_MATH], s.hold_pred[SUR_MATH], s.n_holdout)) < 1e-12);
     /* the best anchor is a best measured row: no row has a higher balanced score */
     double best = -INFINITY;
     for (int k = 0; k < r.n; k++) best = fmax(best, r.y[SUR_BALANCED][k]);
@@ -228,7 +229,7 @@ static void test_train_save_load(void **state) {
     assert_int_equal(f[2].n_holdout, s.n_holdout);
     assert_true(fabs(f[2].spearman - s.spearman[SUR_BALANCED]) < 1e-12);
     /* rows come sorted by measured value: their Spearman is the stored one */
-    assert_true(fabs(sur_spearman(f[2].measured, f[2].predicted, f[2].n_holdout) - f[2].spearman) < 1e-12);
+    assert_true(fabs(stat_spearman(f[2].measured, f[2].predicted, f[2].n_holdout) - f[2].spearman) < 1e-12);
     for (int k = 1; k < f[2].n_holdout; k++) assert_true(f[2].measured[k - 1] <= f[2].measured[k]);
     store_surrogate_fits_free(f, nf);
     store_close(st);

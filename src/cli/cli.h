@@ -114,6 +114,13 @@ _Noreturn void cli_fail(const cli_spec *spec, const char *fmt, ...) RYS_PRINTF(2
 char **cli_split(const char *s, char sep, int *n);
 void cli_free_split(char **items);
 
+/* The repository's probe file NAME beside the executable (build/rys ->
+ * probes/NAME), else probes/NAME of the working directory, into out. */
+void cli_default_probe(const char *name, char *out, size_t n);
+/* The searches' default probe sets, "<math_16>,<eq_16>" as cli_default_probe
+ * finds them, into out (2 * PATH_MAX + 2 is room enough). */
+void cli_default_search_probes(char *out, size_t n);
+
 int cmd_info(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
@@ -132,6 +139,7 @@ int cmd_bench(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_pipeline(int argc, char **argv);
+int cmd_prescreen(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_surrogate(int argc, char **argv);
 

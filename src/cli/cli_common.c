@@ -6,9 +6,11 @@
 #include "base/util.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The table entry spelled `arg`, or NULL. */
 static const cli_opt *find_opt(const cli_opt *opts, const char *arg) {
@@ -276,4 +278,28 @@ void cli_check_context(const cli_model *cm, long n_tokens, const char *what) {
         cli_warn("%s: %ld positions, past the %d this model was trained on; positions beyond it were never seen in "
                  "training and the output usually degrades",
                  what, n_tokens, trained);
+}
+
+/* The repository's probe file name beside the executable (build/rys ->
+ * probes/NAME), else NAME under probes/ of the working directory. */
+void cli_default_probe(const char *name, char *out, size_t n) {
+    char exe[PATH_MAX];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len > 0) {
+        exe[len] = 0;
+        char *slash = strrchr(exe, '/');
+        if (slash) {
+            *slash = 0;
+            int w = snprintf(out, n, "%s/../probes/%s", exe, name);
+            if (w > 0 && (size_t)w < n && !access(out, R_OK)) return;
+        }
+    }
+    snprintf(out, n, "probes/%s", name);
+}
+
+void cli_default_search_probes(char *out, size_t n) {
+    char math[PATH_MAX], eq[PATH_MAX];
+    cli_default_probe("math_16.json", math, sizeof math);
+    cli_default_probe("eq_16.json", eq, sizeof eq);
+    snprintf(out, n, "%s,%s", math, eq);
 }

@@ -11,7 +11,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 /* Seconds of a budget written "90", "90s", "80m", "2h" or "1h30m"; -1 when
  * it is none of those or not positive. */
@@ -32,23 +31,6 @@ static double parse_budget(const char *s) {
         p = end;
     }
     return total > 0 ? total : -1;
-}
-
-/* The repository's probe file name beside the executable (build/rys ->
- * probes/NAME), else NAME under probes/ of the working directory. */
-static void default_probe(const char *name, char *out, size_t n) {
-    char exe[PATH_MAX];
-    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (len > 0) {
-        exe[len] = 0;
-        char *slash = strrchr(exe, '/');
-        if (slash) {
-            *slash = 0;
-            int w = snprintf(out, n, "%s/../probes/%s", exe, name);
-            if (w > 0 && (size_t)w < n && !access(out, R_OK)) return;
-        }
-    }
-    snprintf(out, n, "probes/%s", name);
 }
 
 int cmd_pipeline(int argc, char **argv) {
@@ -82,15 +64,13 @@ int cmd_pipeline(int argc, char **argv) {
 
     cli_model cm;
     cli_open_model(model_spec, threads, &cm);
-    char dir_buf[4096], math[4096], eq[4096], probe_buf[8200];
+    char dir_buf[4096], probe_buf[2 * PATH_MAX + 2];
     if (!dir) {
         snprintf(dir_buf, sizeof dir_buf, "pipeline-%s", cm.m->name);
         dir = dir_buf;
     }
     if (!probes) {
-        default_probe("math_16.json", math, sizeof math);
-        default_probe("eq_16.json", eq, sizeof eq);
-        snprintf(probe_buf, sizeof probe_buf, "%s,%s", math, eq);
+        cli_default_search_probes(probe_buf, sizeof probe_buf);
         probes = probe_buf;
     }
     pipeline_opts o = {model_spec, cm.path, cm.m, cm.tok, cm.pool, dir, budget_s, probes, tasks, data_dir, 0, per_family,

@@ -3,13 +3,15 @@
  * the same command resumes. `rys scan --status --db F` reports progress. */
 #include "cli/cli.h"
 #include "scan/evalset.h"
+#include "scan/prescreen.h"
 #include "scan/scan.h"
 #include "scan/store.h"
 #include "base/util.h"
 
-#include <jansson.h>
-#include <signal.h>
 #include <errno.h>
+#include <jansson.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,6 +66,34 @@ static int show_status(const char *db_path, bool json) {
     return 0;
 }
 
+/* --order prescreen: cfgs in the order of the pre-screen kept in st,
+ * computed on the default calibration probes and kept there first when st
+ * has none (so a resumed scan keeps its order). Dies on error. */
+static void order_by_prescreen(store *st, const cli_model *cm, const evalset_options *eo, scan_config *cfgs, int n_cfgs, bool quiet) {
+    store_prescreen_block *b;
+    int nb;
+    if (store_prescreen_get(st, &b, &nb, NULL)) rys_die("%s", rys_lasterr());
+    if (nb == 0) {
+        char probes[2 * PATH_MAX + 2];
+        cli_default_search_probes(probes, sizeof probes);
+        int n_files;
+        char **files = cli_split(probes, ',', &n_files);
+        evalset *cal = evalset_load((const char *const *)files, n_files, cm->m, cm->tok, eo);
+        cli_free_split(files);
+        if (!cal) rys_die("%s", rys_lasterr());
+        prescreen_result r;
+        if (prescreen_run_save(st, cm->m, cal, 16, PRESCREEN_COMPOSITE, cm->pool, &r)) rys_die("%s", rys_lasterr());
+        if (!quiet)
+            fprintf(stderr, "rys: pre-screen (CircuitProbe composite, %d prompts of math_16 and eq_16) in %.1f s: top block (%d,%d)\n",
+                    r.n_prompts, r.seconds, r.blocks[0].i, r.blocks[0].j);
+        prescreen_result_free(&r);
+        evalset_free(cal);
+        if (store_prescreen_get(st, &b, &nb, NULL)) rys_die("%s", rys_lasterr());
+    }
+    scan_order_by_prescreen(cfgs, n_cfgs, b, nb);
+    free(b);
+}
+
 int cmd_scan(int argc, char **argv) {
     const char *model_spec = NULL, *probes = NULL, *db_path = NULL, *only = NULL, *paths_file = NULL, *scales = NULL;
     bool status = false, json = false;
@@ -72,7 +102,7 @@ int cmd_scan(int argc, char **argv) {
     scan_sweep sw = {0};
     scan_run_opts ro = {true, false, 0, 0, NULL};
     evalset_options eo = {64, NULL, false};
-    static const char *const orders[] = {"rows", "coarse", NULL}, *const modes[] = {"blocks", "repeat", NULL};
+    static const char *const orders[] = {"rows", "coarse", "prescreen", NULL}, *const modes[] = {"blocks", "repeat", NULL};
     static const char *const searches[] = {"paths", "surrogate", "beam", NULL};
     const cli_opt opts[] = {
         CLI_STR_OPT("--probes", NULL, &probes, "A.json[,B.json]",
@@ -85,7 +115,9 @@ int cmd_scan(int argc, char **argv) {
         CLI_INT_OPT("--stride", NULL, &sw.stride, 1, 100000, "S", "only i, j that are multiples of S (j = N always kept)"),
         CLI_STR_OPT("--only", NULL, &only, "I0-I1,J0-J1", "only blocks with i in [I0,I1] and j in [J0,J1]"),
         CLI_STR_OPT("--scales", NULL, &scales, "A,B,...", "each configuration at each residual scale of its repeats (1 = as is; README: Damped repeats)"),
-        CLI_CHOICE_OPT("--order", NULL, &order, orders, "rows|coarse", "sweep order (coarse: a coarse grid first, then finer)"),
+        CLI_CHOICE_OPT("--order", NULL, &order, orders, "rows|coarse|prescreen",
+                       "sweep order (coarse: a coarse grid first, then finer; prescreen: the store's\n"
+                       "pre-screen ranking (rys prescreen), computed and kept there first if missing)"),
         CLI_CHOICE_OPT("--mode", NULL, &mode, modes, "blocks|repeat", "single blocks (default) or single-layer repeats"),
         CLI_INT_OPT("--max-repeat", NULL, &sw.max_repeat, 2, 64, "R", "repeat mode: traverse each layer 2..R times (default 4)"),
         CLI_STR_OPT("--paths", NULL, &paths_file, "FILE",
@@ -114,8 +146,9 @@ int cmd_scan(int argc, char **argv) {
     }
     if (search >= 0 && !paths_file) cli_fail(&spec, "--search marks the rows of a paths file; it needs --paths");
     if (!sw.max_repeat) sw.max_repeat = 4;
-    sw.order = order == 1 ? ORDER_COARSE : ORDER_ROWS;
+    sw.order = order == 1 ? ORDER_COARSE : order == 2 ? ORDER_PRESCREEN : ORDER_ROWS;
     sw.repeat = mode == 1;
+    if (sw.order == ORDER_PRESCREEN && sw.repeat) cli_fail(&spec, "--order prescreen ranks single blocks; --mode repeat has none");
     if (only && scan_parse_only(only, &sw)) cli_fail(&spec, "%s", rys_lasterr());
     int n_scales = 0;
     float *scale_list = NULL;
@@ -153,6 +186,7 @@ int cmd_scan(int argc, char **argv) {
     if (!es) rys_die("%s", rys_lasterr());
     store *st = scan_store_open(db_path, cm.path, cm.m, es);
     if (!st) rys_die("%s", rys_lasterr());
+    if (sw.order == ORDER_PRESCREEN) order_by_prescreen(st, &cm, &eo, cfgs, n_cfgs, json);
     if (scan_add_configs(st, cfgs, n_cfgs, paths_file ? searches[search < 0 ? 0 : search] : "scan")) rys_die("%s", rys_lasterr());
     if (!json)
         fprintf(stderr, "rys: scanning %s (%d layers): %d configurations, %d prompts, %d new tokens each\n", cm.m->name,

@@ -12,6 +12,7 @@ static const cli_command commands[] = {
     {"perplexity", cmd_perplexity, "perplexity of a text file, llama.cpp's definition"},
     {"eval", cmd_eval, "score one layer path on probe sets (math, EQ)"},
     {"scan", cmd_scan, "score every layer configuration of a sweep into a SQLite store"},
+    {"prescreen", cmd_prescreen, "rank every single block from activation statistics in seconds, before any scan"},
     {"beam", cmd_beam, "beam search over block compositions, seeded by a scan, into its store"},
     {"report", cmd_report, "heatmaps, skylines, rankings and Pareto front of a scan, as PNG/SVG and index.html"},
     {"hellaswag", cmd_hellaswag, "HellaSwag accuracy, scored as llama.cpp does"},

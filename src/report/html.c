@@ -2,6 +2,7 @@
  * must open offline from a copied folder, so it has inline CSS, relative links
  * only, and no scripts, fonts or images from elsewhere. */
 #include "report/report.h"
+#include "base/stats.h"
 #include "base/util.h"
 
 #include <errno.h>
@@ -189,6 +190,34 @@ static void searches_section(FILE *f, const report_data *d) {
     figure(f, "surrogate", "Surrogate holdout: predicted against measured, per target.");
 }
 
+/* The pre-screen's ranking against the measured one, and its top blocks. */
+static void prescreen_section(FILE *f, const report_data *d) {
+    const report_prescreen *p = d->prescreen;
+    if (!p) return;
+    fprintf(f, "<h2 id=prescreen>Pre-screen</h2>\n<p class=cap>From <code>rys prescreen</code> (CircuitProbe, arXiv 2604.00716, "
+               "%s score over %d calibration prompts of the unmodified model): its rank of each measured single block against "
+               "the block's rank by the balanced score. ", p->method, p->n_prompts);
+    if (p->n >= 2 && !isnan(p->spearman)) fprintf(f, "Spearman %.3f over %d blocks. ", p->spearman, p->n);
+    if (p->best_cfg >= 0) {
+        const report_config *b = &d->cfg[p->best_cfg];
+        fprintf(f, "Its top block (%d,%d) is %d layers from the best measured (%d,%d) at the start and %d at the end.",
+                p->top_i, p->top_j, abs(p->top_i - b->i), b->i, b->j, abs(p->top_j - b->j));
+    }
+    fputs("</p>\n", f);
+    if (p->n) figure(f, "prescreen", "Pre-screen rank against measured rank; red: its top block and the best measured.");
+    /* the measured blocks it ranks highest */
+    int *order = xmalloc((size_t)(p->n + 1) * sizeof *order);
+    stat_order(p->score, p->n, true, order);
+    fputs("<table><tr><th>pre-screen rank (of the measured)</th><th>block</th><th>measured rank</th><th>balanced</th></tr>\n", f);
+    for (int r = 0; r < p->n && r < 10; r++) {
+        const report_config *c = &d->cfg[p->cfg[order[r]]];
+        fprintf(f, "<tr><td>%g</td><td>(%d,%d)</td><td>%g of %d</td><td>%+.3f</td></tr>\n", p->pre_rank[order[r]], c->i, c->j,
+                p->measured_rank[order[r]], p->n, c->balanced);
+    }
+    free(order);
+    fputs("</table>\n", f);
+}
+
 static int write_validation_index(const report_data *d, const char *dir) {
     char path[4096];
     snprintf(path, sizeof path, "%s/index.html", dir);
@@ -308,6 +337,7 @@ static int write_index(const report_data *d, const char *dir, int top_k) {
     table(f, d, idx, n_front, false);
     free(idx);
     searches_section(f, d);
+    prescreen_section(f, d);
     if (d->validation) validation_section(f, d);
     fputs("</body></html>\n", f);
     int bad = ferror(f);
@@ -340,5 +370,6 @@ int report_write(const report_data *d, const char *dir, double clip, int top_k) 
     if (report_plot_pareto(d, dir, "pareto")) return -1;
     if (report_plot_search(d, dir, "searches")) return -1;
     if (d->surrogate && report_plot_surrogate(d, dir, "surrogate")) return -1;
+    if (d->prescreen && d->prescreen->n && report_plot_prescreen(d, dir, "prescreen")) return -1;
     return write_index(d, dir, top_k);
 }

@@ -735,33 +735,38 @@ report_scatter report_surrogate_layout(const report_surrogate *sur, int t) {
     return s;
 }
 
+/* A square scatter frame of equal axes: the grid every step with its labels,
+ * the diagonal (x = y: a perfect prediction, the same rank) and the frame. */
+static void square_axes(cairo_t *cr, const report_scatter *s, double step) {
+    double px, py, qx, qy;
+    cairo_set_line_width(cr, 1);
+    for (double v = ceil(s->xlo / step) * step; v <= s->xhi; v += step) {
+        report_scatter_xy(s, v, v, &px, &py);
+        cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
+        cairo_move_to(cr, px, s->y0);
+        cairo_line_to(cr, px, s->y0 + s->h);
+        cairo_move_to(cr, s->x0, py);
+        cairo_line_to(cr, s->x0 + s->w, py);
+        cairo_stroke(cr);
+        textf(cr, px, s->y0 + s->h + 15, 10, false, 0.5, "%.3g", fabs(v) < step / 2 ? 0 : v);
+        textf(cr, s->x0 - 5, py + 4, 10, false, 1, "%.3g", fabs(v) < step / 2 ? 0 : v);
+    }
+    report_scatter_xy(s, s->xlo, s->ylo, &px, &py);
+    report_scatter_xy(s, s->xhi, s->yhi, &qx, &qy);
+    cairo_set_source_rgb(cr, 0.6, 0.6, 0.6);
+    cairo_move_to(cr, px, py);
+    cairo_line_to(cr, qx, qy);
+    cairo_stroke(cr);
+    frame(cr, s->x0, s->y0, s->w, s->h);
+}
+
 static void draw_surrogate(cairo_t *cr, const void *vctx) {
     const report_surrogate *sur = vctx;
-    double px, py, qx, qy;
+    double px, py;
     for (int t = 0; t < sur->n; t++) {
         const report_sur_target *g = &sur->t[t];
         report_scatter s = report_surrogate_layout(sur, t);
-        double st = nice_step(s.xhi - s.xlo, 5);
-        cairo_set_line_width(cr, 1);
-        for (double v = ceil(s.xlo / st) * st; v <= s.xhi; v += st) {
-            report_scatter_xy(&s, v, v, &px, &py);
-            cairo_set_source_rgb(cr, 0.9, 0.9, 0.9);
-            cairo_move_to(cr, px, s.y0);
-            cairo_line_to(cr, px, s.y0 + s.h);
-            cairo_move_to(cr, s.x0, py);
-            cairo_line_to(cr, s.x0 + s.w, py);
-            cairo_stroke(cr);
-            textf(cr, px, s.y0 + s.h + 15, 10, false, 0.5, "%.3g", fabs(v) < st / 2 ? 0 : v);
-            textf(cr, s.x0 - 5, py + 4, 10, false, 1, "%.3g", fabs(v) < st / 2 ? 0 : v);
-        }
-        /* the diagonal: a perfect prediction */
-        report_scatter_xy(&s, s.xlo, s.ylo, &px, &py);
-        report_scatter_xy(&s, s.xhi, s.yhi, &qx, &qy);
-        cairo_set_source_rgb(cr, 0.6, 0.6, 0.6);
-        cairo_move_to(cr, px, py);
-        cairo_line_to(cr, qx, qy);
-        cairo_stroke(cr);
-        frame(cr, s.x0, s.y0, s.w, s.h);
+        square_axes(cr, &s, nice_step(s.xhi - s.xlo, 5));
         cairo_set_source_rgb(cr, 0.12, 0.30, 0.62);
         for (int k = 0; k < g->n_holdout; k++) {
             report_scatter_xy(&s, g->measured[k], g->predicted[k], &px, &py);
@@ -784,4 +789,46 @@ int report_plot_surrogate(const report_data *d, const char *dir, const char *nam
     if (!d->surrogate || !d->surrogate->n) { rys_seterr("%s: no surrogate fit in the store", name); return -1; }
     report_scatter s = report_surrogate_layout(d->surrogate, 0);
     return render(dir, name, s.width, s.height, draw_surrogate, d->surrogate);
+}
+
+report_scatter report_prescreen_layout(const report_prescreen *p) {
+    report_scatter s = {80, 100, 420, 420, 0, 0, 0, 0, 0, 560, 580};
+    s.xlo = s.ylo = 0.5;
+    s.xhi = s.yhi = p->n + 0.5;
+    return s;
+}
+
+static void draw_prescreen(cairo_t *cr, const void *vctx) {
+    const report_data *d = vctx;
+    const report_prescreen *p = d->prescreen;
+    report_scatter s = report_prescreen_layout(p);
+    double px, py, st = nice_step(p->n, 6);
+    square_axes(cr, &s, st < 1 ? 1 : st);
+    for (int k = 0; k < p->n; k++) {
+        const report_config *c = &d->cfg[p->cfg[k]];
+        bool top = c->i == p->top_i && c->j == p->top_j, best = p->cfg[k] == p->best_cfg;
+        report_scatter_xy(&s, p->measured_rank[k], p->pre_rank[k], &px, &py);
+        if (top || best) cairo_set_source_rgb(cr, 0.85, 0.15, 0.10);
+        else cairo_set_source_rgb(cr, 0.12, 0.30, 0.62);
+        cairo_arc(cr, px, py, top || best ? 5 : 3.5, 0, 2 * M_PI);
+        cairo_fill(cr);
+        if (top || best) textf(cr, px + 7, py - 5, 10, false, 0, "(%d,%d)%s", c->i, c->j, top && best ? " top & best" : top ? " top" : " best");
+    }
+    text(cr, 20, 26, 16, true, 0, "Pre-screen rank against measured rank");
+    if (isnan(p->spearman))
+        textf(cr, 20, 46, 12, false, 0, "CircuitProbe %s, %d prompts; %d measured blocks; Spearman undefined", p->method, p->n_prompts, p->n);
+    else
+        textf(cr, 20, 46, 12, false, 0, "CircuitProbe %s, %d prompts; %d measured blocks; Spearman %.3f", p->method, p->n_prompts, p->n,
+              p->spearman);
+    if (p->top_measured_rank > 0)
+        textf(cr, 20, 64, 12, false, 0, "top prediction (%d,%d): measured rank %g of %d", p->top_i, p->top_j, p->top_measured_rank, p->n);
+    else textf(cr, 20, 64, 12, false, 0, "top prediction (%d,%d): not measured", p->top_i, p->top_j);
+    text(cr, s.x0 + s.w / 2, s.y0 + s.h + 34, 12, false, 0.5, "measured rank (balanced score; 1 = best)");
+    vertical_text(cr, s.x0 - 44, s.y0 + s.h / 2, 12, "pre-screen rank");
+}
+
+int report_plot_prescreen(const report_data *d, const char *dir, const char *name) {
+    if (!d->prescreen || !d->prescreen->n) { rys_seterr("%s: no measured block the pre-screen ranked", name); return -1; }
+    report_scatter s = report_prescreen_layout(d->prescreen);
+    return render(dir, name, s.width, s.height, draw_prescreen, d);
 }

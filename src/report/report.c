@@ -19,6 +19,7 @@ void report_free(report_data *d) {
     free(d->cfg);
     report_validation_free(d->validation);
     report_surrogate_free(d->surrogate);
+    report_prescreen_free(d->prescreen);
     free(d);
 }
 
@@ -107,8 +108,8 @@ report_data *report_load(const char *db_path) {
     store_done_free(rows, n_rows);
     store_probe_sets_free(sets, n_sets);
     free(model);
-    store_close(st);
     if (!d->has_baseline) {
+        store_close(st);
         rys_seterr("%s: the baseline is not scored yet, and every delta needs it (resume the scan)", db_path);
         report_free(d);
         return NULL;
@@ -121,7 +122,9 @@ report_data *report_load(const char *db_path) {
         if (c->repeat_n >= 2) d->n_repeats++;
     }
     report_derive(d);
-    if (report_validation_load(db_path, &d->validation) < 0) {
+    int rc = report_prescreen_read(st, d, &d->prescreen);
+    store_close(st);
+    if (rc || report_validation_load(db_path, &d->validation) < 0) {
         report_free(d);
         return NULL;
     }

@@ -52,6 +52,7 @@ typedef struct {
     int n_unfinished;           /* configurations in the store not done (pending or running) */
     struct report_validation *validation;   /* `rys validate` results in the same file, or NULL */
     struct report_surrogate *surrogate;     /* `rys surrogate train`'s holdout fit in the same file, or NULL */
+    struct report_prescreen *prescreen;     /* `rys prescreen`'s ranking against the measured blocks, or NULL */
 } report_data;
 
 /* What a ranking or a clip looks at: one probe set's delta, or combined. */
@@ -221,6 +222,31 @@ report_scatter report_surrogate_layout(const report_surrogate *s, int t);
 int report_plot_search(const report_data *d, const char *dir, const char *name);
 /* Needs d->surrogate. */
 int report_plot_surrogate(const report_data *d, const char *dir, const char *name);
+
+/* ---- the pre-screen against measurement (searches.c, drawn in plot.c) ----------
+ * The measured single blocks the pre-screen scored, ranked both ways. */
+typedef struct report_prescreen {
+    char method[16];            /* "composite", "stability", "anomaly" */
+    int n_prompts;              /* calibration prompts */
+    int n_scored;               /* blocks it scored (every (i, j)) */
+    int top_i, top_j;           /* its best block of all */
+    int n;                      /* measured single blocks among the scored */
+    int *cfg;                   /* their indices in d->cfg */
+    double *score;              /* their pre-screen scores */
+    double *pre_rank, *measured_rank;   /* 1 = best among the n (ties: average ranks); measured = balanced */
+    double spearman;            /* of score against balanced, NAN when undefined */
+    int best_cfg;               /* the best measured of the n (balanced), -1 when n = 0 */
+    double top_measured_rank;   /* measured rank of the top block, 0 when it was not measured */
+} report_prescreen;
+
+/* Reads the pre-screen stored beside the scan in st and ranks the measured
+ * single blocks of d (balanced scores derived) both ways into *out: NULL
+ * when the store has none. 0, or -1 with the error set. */
+int report_prescreen_read(struct store *st, const report_data *d, report_prescreen **out);
+void report_prescreen_free(report_prescreen *p);
+/* Pre-screen rank against measured rank, one point per measured block. Needs d->prescreen with n > 0. */
+report_scatter report_prescreen_layout(const report_prescreen *p);
+int report_plot_prescreen(const report_data *d, const char *dir, const char *name);
 
 /* ---- everything (html.c) --------------------------------------------------- */
 

@@ -1,10 +1,14 @@
 /* search views: the data behind the report's figures of searches (see
  * report.h): the surrogate's holdout fit read from the store, the colour of
- * each search, and the Pareto front of the validated configurations. */
+ * each search, the Pareto front of the validated configurations, and the
+ * pre-screen ranked against the measured blocks. */
 #include "report/report.h"
 #include "scan/store.h"
+#include "base/stats.h"
 #include "base/util.h"
 
+#include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,4 +91,65 @@ int report_validated_front(const report_data *d, int *front) {
             front[q - 1] = t;
         }
     return n;
+}
+
+int report_prescreen_read(struct store *st, const report_data *d, report_prescreen **out) {
+    *out = NULL;
+    store_prescreen_block *b;
+    int nb;
+    char *about;
+    if (store_prescreen_get(st, &b, &nb, &about)) return -1;
+    if (nb == 0) { free(about); return 0; }
+    report_prescreen *p = xcalloc(1, sizeof *p);
+    json_t *o = about ? json_loads(about, 0, NULL) : NULL;
+    snprintf(p->method, sizeof p->method, "%s", json_string_value(json_object_get(o, "method")) ? json_string_value(json_object_get(o, "method")) : "?");
+    p->n_prompts = (int)json_integer_value(json_object_get(o, "n_prompts"));
+    json_decref(o);
+    free(about);
+    p->n_scored = nb;
+    p->top_i = b[0].i;
+    p->top_j = b[0].j;
+    p->cfg = xmalloc((size_t)(d->n_cfg + 1) * sizeof *p->cfg);
+    p->score = xmalloc((size_t)(d->n_cfg + 1) * sizeof *p->score);
+    double *balanced = xmalloc((size_t)(d->n_cfg + 1) * sizeof *balanced), *neg = xmalloc((size_t)(d->n_cfg + 1) * sizeof *neg);
+    for (int k = 0; k < d->n_cfg; k++) {
+        const report_config *c = &d->cfg[k];
+        if (c->i < 0) continue;
+        for (int q = 0; q < nb; q++)
+            if (b[q].i == c->i && b[q].j == c->j) {
+                p->cfg[p->n] = k;
+                p->score[p->n] = b[q].score;
+                balanced[p->n++] = c->balanced;
+                break;
+            }
+    }
+    p->pre_rank = xmalloc((size_t)(p->n + 1) * sizeof *p->pre_rank);
+    p->measured_rank = xmalloc((size_t)(p->n + 1) * sizeof *p->measured_rank);
+    /* rank 1 = best: ranks of the negated values */
+    for (int k = 0; k < p->n; k++) neg[k] = -p->score[k];
+    stat_ranks(neg, p->n, p->pre_rank);
+    for (int k = 0; k < p->n; k++) neg[k] = -balanced[k];
+    stat_ranks(neg, p->n, p->measured_rank);
+    p->spearman = stat_spearman(p->score, balanced, p->n);
+    p->best_cfg = -1;
+    for (int k = 0; k < p->n; k++) {
+        const report_config *c = &d->cfg[p->cfg[k]];
+        if (p->best_cfg < 0 || report_compare(d, c, &d->cfg[p->best_cfg], c->balanced, d->cfg[p->best_cfg].balanced) < 0)
+            p->best_cfg = p->cfg[k];
+        if (c->i == p->top_i && c->j == p->top_j) p->top_measured_rank = p->measured_rank[k];
+    }
+    free(balanced);
+    free(neg);
+    free(b);
+    *out = p;
+    return 0;
+}
+
+void report_prescreen_free(report_prescreen *p) {
+    if (!p) return;
+    free(p->cfg);
+    free(p->score);
+    free(p->pre_rank);
+    free(p->measured_rank);
+    free(p);
 }

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 void scan_free_configs(scan_config *c, int n) {
     for (int k = 0; k < n; k++) {
@@ -98,6 +99,22 @@ int scan_build_configs(int n_layers, const scan_sweep *sw, scan_config **out, in
     *out = c;
     *n_out = n + 1;
     return 0;
+}
+
+void scan_order_by_prescreen(scan_config *cfgs, int n, const store_prescreen_block *b, int nb) {
+    if (n < 2) return;
+    keyed *ks = xcalloc((size_t)n - 1, sizeof *ks);
+    for (int k = 1; k < n; k++) {
+        keyed *kk = &ks[k - 1];
+        kk->c = cfgs[k];
+        kk->key1 = nb;              /* not ranked: after every ranked block */
+        for (int r = 0; r < nb && cfgs[k].i >= 0; r++)
+            if (b[r].i == cfgs[k].i && b[r].j == cfgs[k].j) { kk->key1 = r; break; }
+        kk->key2 = k;
+    }
+    qsort(ks, (size_t)n - 1, sizeof *ks, by_keys);
+    for (int k = 1; k < n; k++) cfgs[k] = ks[k - 1].c;
+    free(ks);
 }
 
 int scan_apply_scales(scan_config **cfgs, int *n, const float *scales, int n_scales) {
@@ -378,6 +395,24 @@ store *scan_store_open(const char *db_path, const char *model_path, const model 
         store_close(st);
         return NULL;
     }
+    return st;
+}
+
+store *scan_store_attach(const char *db_path, const char *model_path) {
+    if (access(db_path, R_OK)) { rys_seterr("%s: no such scan store", db_path); return NULL; }
+    char model_sha[65], *sha = NULL;
+    if (sha256_file(model_path, model_sha)) return NULL;
+    store *st = store_open(db_path);
+    if (!st) return NULL;
+    int has = store_model_sha256(st, &sha);
+    if (has <= 0 || strcmp(sha, model_sha)) {
+        if (has == 0) rys_seterr("%s: holds no scan", db_path);
+        else if (has > 0) rys_seterr("%s: holds a scan of another model (sha256 %.12s..., this one %.12s...)", db_path, sha, model_sha);
+        free(sha);
+        store_close(st);
+        return NULL;
+    }
+    free(sha);
     return st;
 }
 

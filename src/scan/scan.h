@@ -19,7 +19,7 @@ typedef struct {
     char *key;              /* path_canonical(&path): the store's key, made once */
 } scan_config;
 
-enum scan_order { ORDER_ROWS, ORDER_COARSE };
+enum scan_order { ORDER_ROWS, ORDER_COARSE, ORDER_PRESCREEN };   /* prescreen: scan_order_by_prescreen after building */
 
 typedef struct {
     int max_extra;          /* block length cap, 0 = none */
@@ -48,6 +48,10 @@ int scan_load_paths(const char *path, int n_layers, scan_config **out, int *n_ou
  * is), spec "<spec>@a" and i, j unset for a != 1. 0, or -1 with the error
  * for a scale out of 0..16 or given twice. */
 int scan_apply_scales(scan_config **cfgs, int *n, const float *scales, int n_scales);
+/* Reorders cfgs[1..n) (the baseline stays first) by the pre-screen's
+ * blocks b[0..nb), best first: the single blocks it ranks in its order,
+ * then every other configuration in the order it had. */
+void scan_order_by_prescreen(scan_config *cfgs, int n, const store_prescreen_block *b, int nb);
 /* Parses "i0-i1,j0-j1" for --only. */
 int scan_parse_only(const char *s, scan_sweep *sw);
 
@@ -55,6 +59,11 @@ int scan_parse_only(const char *s, scan_sweep *sw);
  * model_path scanned on es: records the scan identity (model sha256, probe
  * sets, settings) or checks it against the one recorded. NULL + error. */
 store *scan_store_open(const char *db_path, const char *model_path, const model *m, const evalset *es);
+/* Opens the existing scan store at db_path to keep something beside its
+ * scan (the pre-screen), whatever its probe sets: NULL + error when the file
+ * is missing, holds no scan, or holds another model's (sha256 of the file at
+ * model_path). */
+store *scan_store_attach(const char *db_path, const char *model_path);
 /* Adds cfgs to the store as pending rows proposed by search ("scan",
  * "paths", "beam", "surrogate"); rows already present keep theirs. */
 int scan_add_configs(store *st, const scan_config *cfgs, int n_cfgs, const char *search);

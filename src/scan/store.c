@@ -845,3 +845,82 @@ void store_surrogate_fits_free(store_surrogate_fit *f, int n) {
     }
     free(f);
 }
+
+/* Created by the first pre-screen written to the store. */
+static const char prescreen_schema[] =
+    "CREATE TABLE IF NOT EXISTS prescreen (\n"
+    "    i     INTEGER NOT NULL,\n"
+    "    j     INTEGER NOT NULL,\n"
+    "    score REAL NOT NULL,                 -- CircuitProbe's block score: higher = measured earlier\n"
+    "    PRIMARY KEY (i, j)\n"
+    ");\n"
+    "CREATE TABLE IF NOT EXISTS prescreen_about (\n"
+    "    id      INTEGER PRIMARY KEY CHECK (id = 1),\n"
+    "    about   TEXT NOT NULL,               -- JSON: method, calibration prompts, per-layer statistics\n"
+    "    made_at TEXT NOT NULL\n"
+    ");\n";
+
+int store_prescreen_save(store *st, const char *about, const store_prescreen_block *b, int n) {
+    if (db_exec(&st->db, prescreen_schema) || db_begin(&st->db)) return -1;
+    sqlite3_stmt *q = NULL, *aq = NULL;
+    char now[32];
+    db_now_iso(now, sizeof now);
+    if (db_exec(&st->db, "DELETE FROM prescreen; DELETE FROM prescreen_about;") ||
+        db_prepare(&st->db, "INSERT INTO prescreen(i, j, score) VALUES (?,?,?)", "saving the pre-screen", &q) ||
+        db_prepare(&st->db, "INSERT INTO prescreen_about(id, about, made_at) VALUES (1,?,?)", "saving the pre-screen", &aq))
+        goto fail;
+    for (int k = 0; k < n; k++) {
+        sqlite3_reset(q);
+        sqlite3_bind_int(q, 1, b[k].i);
+        sqlite3_bind_int(q, 2, b[k].j);
+        sqlite3_bind_double(q, 3, b[k].score);
+        if (sqlite3_step(q) != SQLITE_DONE) { db_fail(&st->db, "saving the pre-screen"); goto fail; }
+    }
+    sqlite3_bind_text(aq, 1, about, -1, SQLITE_STATIC);
+    sqlite3_bind_text(aq, 2, now, -1, SQLITE_STATIC);
+    if (sqlite3_step(aq) != SQLITE_DONE) { db_fail(&st->db, "saving the pre-screen"); goto fail; }
+    sqlite3_finalize(q);
+    sqlite3_finalize(aq);
+    return db_commit(&st->db);
+fail:
+    sqlite3_finalize(q);
+    sqlite3_finalize(aq);
+    db_rollback(&st->db);
+    return -1;
+}
+
+int store_prescreen_get(store *st, store_prescreen_block **out, int *n, char **about) {
+    *out = NULL;
+    *n = 0;
+    if (about) *about = NULL;
+    sqlite3_stmt *q = NULL;
+    /* a store never pre-screened lacks the tables: none, not an error */
+    if (sqlite3_prepare_v2(st->db.h, "SELECT 1 FROM prescreen_about LIMIT 0", -1, &q, NULL) != SQLITE_OK) {
+        sqlite3_finalize(q);
+        return 0;
+    }
+    sqlite3_finalize(q);
+    if (db_prepare(&st->db, "SELECT i, j, score FROM prescreen ORDER BY score DESC, i, j", "reading the pre-screen", &q))
+        return -1;
+    int rc, cap = 0;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (*n == cap) *out = xrealloc(*out, (size_t)(cap = cap ? 2 * cap : 64) * sizeof **out);
+        (*out)[(*n)++] = (store_prescreen_block){sqlite3_column_int(q, 0), sqlite3_column_int(q, 1), sqlite3_column_double(q, 2)};
+    }
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE) goto fail;
+    if (about) {
+        if (db_prepare(&st->db, "SELECT about FROM prescreen_about WHERE id = 1", "reading the pre-screen", &q)) goto fail_quiet;
+        if ((rc = sqlite3_step(q)) == SQLITE_ROW) *about = db_col_dup(q, 0);
+        sqlite3_finalize(q);
+        if (rc != SQLITE_ROW && rc != SQLITE_DONE) goto fail;
+    }
+    return 0;
+fail:
+    db_fail(&st->db, "reading the pre-screen");
+fail_quiet:
+    free(*out);
+    *out = NULL;
+    *n = 0;
+    return -1;
+}

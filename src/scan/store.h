@@ -217,4 +217,20 @@ typedef struct {
 int store_surrogate_fits(store *st, store_surrogate_fit **out, int *n);
 void store_surrogate_fits_free(store_surrogate_fit *f, int n);
 
+/* ---- the pre-screen (scan/prescreen.h) ------------------------------------------ */
+
+typedef struct {
+    int i, j;               /* the block of layers i..j-1 */
+    double score;           /* higher = measured earlier */
+} store_prescreen_block;
+
+/* Replaces the stored pre-screen with blocks b[0..n) and about (JSON: the
+ * method, the calibration prompts, the layers' statistics) in one
+ * transaction. 0, or -1 + error. */
+int store_prescreen_save(store *st, const char *about, const store_prescreen_block *b, int n);
+/* The stored pre-screen, best score first (ties: smaller i, then j), and its
+ * about JSON (malloc'd; about may be NULL): 0 with *n = 0 when the store has
+ * none, -1 + error. */
+int store_prescreen_get(store *st, store_prescreen_block **out, int *n, char **about);
+
 #endif

@@ -4,6 +4,7 @@
 #include "report/report.h"
 #include "scan/store.h"
 #include "engine/path.h"
+#include "base/stats.h"
 #include "base/util.h"
 
 #include <jansson.h>
@@ -22,60 +23,6 @@ const sur_params sur_presets[SUR_N_PRESETS] = {
     {900, 8, 0.03, 0.90, 0.80},
     {350, 6, 0.10, 0.95, 0.95},
 };
-
-/* ---- statistics ------------------------------------------------------------ */
-
-typedef struct { const double *v; } rank_ctx;
-
-static int cmp_idx(const void *a, const void *b, void *ctx) {
-    const double *v = ((const rank_ctx *)ctx)->v;
-    int i = *(const int *)a, j = *(const int *)b;
-    if (v[i] != v[j]) return v[i] < v[j] ? -1 : 1;
-    return (i > j) - (i < j);
-}
-
-void sur_ranks(const double *v, int n, double *r) {
-    int *idx = xmalloc((size_t)(n ? n : 1) * sizeof *idx);
-    for (int k = 0; k < n; k++) idx[k] = k;
-    rank_ctx c = {v};
-    qsort_r(idx, (size_t)n, sizeof *idx, cmp_idx, &c);
-    for (int k = 0; k < n;) {
-        int e = k;
-        while (e + 1 < n && v[idx[e + 1]] == v[idx[k]]) e++;
-        /* positions k..e (0-based) share the mean of ranks k+1..e+1 */
-        double avg = (k + e) / 2.0 + 1;
-        for (int q = k; q <= e; q++) r[idx[q]] = avg;
-        k = e + 1;
-    }
-    free(idx);
-}
-
-double sur_spearman(const double *a, const double *b, int n) {
-    if (n < 2) return NAN;
-    double *ra = xmalloc((size_t)n * sizeof *ra), *rb = xmalloc((size_t)n * sizeof *rb);
-    sur_ranks(a, n, ra);
-    sur_ranks(b, n, rb);
-    double ma = 0, mb = 0;
-    for (int k = 0; k < n; k++) ma += ra[k], mb += rb[k];
-    ma /= n;
-    mb /= n;
-    double sab = 0, saa = 0, sbb = 0;
-    for (int k = 0; k < n; k++) {
-        sab += (ra[k] - ma) * (rb[k] - mb);
-        saa += (ra[k] - ma) * (ra[k] - ma);
-        sbb += (rb[k] - mb) * (rb[k] - mb);
-    }
-    free(ra);
-    free(rb);
-    if (saa <= 0 || sbb <= 0) return NAN;
-    return sab / sqrt(saa * sbb);
-}
-
-double sur_mae(const double *a, const double *b, int n) {
-    double s = 0;
-    for (int k = 0; k < n; k++) s += fabs(a[k] - b[k]);
-    return n ? s / n : 0;
-}
 
 /* ---- generator ------------------------------------------------------------- */
 
@@ -96,9 +43,7 @@ int sur_holdout(const double *y, int n, double frac, uint64_t seed, bool *hold) 
     if (target > n - 1) target = n - 1;
     int bins = n / 20 < 2 ? 2 : n / 20 > 10 ? 10 : n / 20;
     int *idx = xmalloc((size_t)n * sizeof *idx);
-    for (int k = 0; k < n; k++) idx[k] = k;
-    rank_ctx c = {y};
-    qsort_r(idx, (size_t)n, sizeof *idx, cmp_idx, &c);
+    stat_order(y, n, false, idx);
     /* bin b holds sorted positions [start[b], start[b+1]) : rank r goes to floor((r + 0.5) / n * bins) */
     int start[11] = {0}, take[10] = {0};
     double rem[10];
@@ -346,13 +291,6 @@ void sur_free(surrogate *s) {
 }
 
 
-/* Descending by v, earlier row first on a tie. */
-static int cmp_desc(const void *a, const void *b, void *ctx) {
-    const double *v = ((const rank_ctx *)ctx)->v;
-    int i = *(const int *)a, j = *(const int *)b;
-    if (v[i] != v[j]) return v[i] > v[j] ? -1 : 1;
-    return (i > j) - (i < j);
-}
 
 int sur_train(const sur_rows *rows, const char *db_path, const sur_train_opts *o, surrogate *s) {
     memset(s, 0, sizeof *s);
@@ -412,8 +350,8 @@ int sur_train(const sur_rows *rows, const char *db_path, const sur_train_opts *o
                  !predict_with(b[t], xh, nh, N, o->n_threads, pred);
             if (!ok) break;
             for (int k = 0; k < nh; k++) pd[k] = pred[k];
-            rho[t] = sur_spearman(s->hold_y[t], pd, nh);
-            mae[t] = sur_mae(s->hold_y[t], pd, nh);
+            rho[t] = stat_spearman(s->hold_y[t], pd, nh);
+            mae[t] = stat_mae(s->hold_y[t], pd, nh);
         }
         if (!ok) {
             for (int t = 0; t < SUR_N_TARGETS; t++) if (b[t]) XGBoosterFree(b[t]);
@@ -447,9 +385,7 @@ int sur_train(const sur_rows *rows, const char *db_path, const sur_train_opts *o
     s->gate_passed = best_rho >= o->gate;
     /* anchors: the best measured paths by balanced score, for the candidates' mutations */
     int *idx = xmalloc((size_t)n * sizeof *idx);
-    for (int k = 0; k < n; k++) idx[k] = k;
-    rank_ctx c = {rows->y[SUR_BALANCED]};
-    qsort_r(idx, (size_t)n, sizeof *idx, cmp_desc, &c);
+    stat_order(rows->y[SUR_BALANCED], n, true, idx);
     s->n_anchors = o->n_anchors < n ? o->n_anchors : n;
     s->anchors = xmalloc((size_t)(s->n_anchors ? s->n_anchors : 1) * N * sizeof *s->anchors);
     for (int a = 0; a < s->n_anchors; a++)

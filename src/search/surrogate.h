@@ -24,16 +24,6 @@ enum { SUR_MATH, SUR_EQ, SUR_BALANCED, SUR_N_TARGETS };
 /* "math_delta", "eq_delta", "balanced": the targets' names in files and tables. */
 extern const char *const sur_target_name[SUR_N_TARGETS];
 
-/* ---- statistics ------------------------------------------------------------ */
-
-/* Ranks of v[0..n) into r, 1-based, ties given the average of their ranks. */
-void sur_ranks(const double *v, int n, double *r);
-/* Spearman's rho: Pearson's correlation of the average ranks; NAN when n < 2
- * or either side is constant. */
-double sur_spearman(const double *a, const double *b, int n);
-/* Mean absolute difference of a and b (0 for n = 0). */
-double sur_mae(const double *a, const double *b, int n);
-
 /* ---- a seeded generator (splitmix64): the same seed, the same numbers everywhere ---- */
 typedef struct { uint64_t s; } sur_rng;
 uint64_t sur_rng_next(sur_rng *r);

@@ -17,6 +17,8 @@ import hashlib, json, math, os, sqlite3, subprocess, sys, tempfile
 
 RYS = os.environ.get("RYS", "build/rys")
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from rank_stats import spearman  # noqa: E402
 ROOT = os.path.join(HERE, "..", "..")
 MODEL = os.path.join(ROOT, "tests", "data", "tiny-gemma3.gguf")
 OTHER = os.path.join(ROOT, "tests", "data", "tiny-llama.gguf")
@@ -35,30 +37,6 @@ def run(args, ok=True):
         print(p.stderr)
         raise SystemExit(f"rys {' '.join(args)} exited {p.returncode}")
     return p
-
-
-def ranks(v):
-    """1-based ranks, ties given their average."""
-    order = sorted(range(len(v)), key=lambda i: v[i])
-    r = [0.0] * len(v)
-    k = 0
-    while k < len(order):
-        e = k
-        while e + 1 < len(order) and v[order[e + 1]] == v[order[k]]:
-            e += 1
-        for q in range(k, e + 1):
-            r[order[q]] = (k + e) / 2 + 1
-        k = e + 1
-    return r
-
-
-def spearman(a, b):
-    ra, rb = ranks(a), ranks(b)
-    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
-    sab = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
-    saa = sum((x - ma) ** 2 for x in ra)
-    sbb = sum((y - mb) ** 2 for y in rb)
-    return float("nan") if saa <= 0 or sbb <= 0 else sab / math.sqrt(saa * sbb)
 
 
 def counts(path, n):

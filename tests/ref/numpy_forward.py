@@ -232,6 +232,7 @@ class Session:
         self.k = [np.zeros((0, model.n_head_kv, model.head_dim)) for _ in self.path]
         self.v = [np.zeros((0, model.n_head_kv, model.head_dim)) for _ in self.path]
         self.n_past = 0
+        self.hidden = None      # a list: eval appends the state entering each position, then the last one leaving
 
     def eval(self, tokens):
         m = self.m
@@ -241,6 +242,8 @@ class Session:
         x = m.w["token_embd.weight"][tokens] * m.embd_scale
         group = m.n_head // m.n_head_kv
         for slot, L in enumerate(self.path):
+            if self.hidden is not None:
+                self.hidden.append(x.copy())
             if any(b == slot for b, _, _ in self.segs):
                 x0 = x.copy()
             h = rms_norm(x, m.layer(L, "attn_norm.weight"), m.eps)
@@ -297,6 +300,8 @@ class Session:
                 if e == slot + 1:
                     x = x0 + step * (x - x0)
         self.n_past += n
+        if self.hidden is not None:
+            self.hidden.append(x.copy())
         return rms_norm(x, m.w["output_norm.weight"], m.eps) @ m.w["output.weight"].T
 
 

@@ -1,0 +1,28 @@
+"""Rank statistics in plain Python, written from their definitions, for the
+checks that recompute rys's Spearman numbers (surrogate holdout, pre-screen)."""
+import math
+
+
+def ranks(v):
+    """1-based ranks, ties given their average."""
+    order = sorted(range(len(v)), key=lambda i: v[i])
+    r = [0.0] * len(v)
+    k = 0
+    while k < len(order):
+        e = k
+        while e + 1 < len(order) and v[order[e + 1]] == v[order[k]]:
+            e += 1
+        for q in range(k, e + 1):
+            r[order[q]] = (k + e) / 2 + 1
+        k = e + 1
+    return r
+
+
+def spearman(a, b):
+    """Pearson's correlation of the average ranks; NaN when either side is constant."""
+    ra, rb = ranks(a), ranks(b)
+    ma, mb = sum(ra) / len(ra), sum(rb) / len(rb)
+    sab = sum((x - ma) * (y - mb) for x, y in zip(ra, rb))
+    saa = sum((x - ma) ** 2 for x in ra)
+    sbb = sum((y - mb) ** 2 for y in rb)
+    return float("nan") if saa <= 0 or sbb <= 0 else sab / math.sqrt(saa * sbb)

@@ -27,38 +27,11 @@ static const char probe_json[] =
     " \"1\": {\"question\": \"What is 7 times 8?\", \"answer\": 56},\n"
     " \"2\": {\"question\": \"Cube root of 1000?\", \"answer\": 10}}\n";
 
-/* Runs rys with args (NULL-terminated, after the binary), stdout to out (or
- * /dev/null); kills it after delay_us (0 = let it finish). The exit status,
- * or -SIGKILL when killed. */
-static int run_rys(const char *const *args, long delay_us, const char *out) {
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open(out ? out : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644), null = open("/dev/null", O_WRONLY);
-        dup2(fd, 1);
-        dup2(null, 2);
-        const char *argv[32] = {rys_bin};
-        int n = 1;
-        while (args[n - 1] && n < 31) { argv[n] = args[n - 1]; n++; }
-        argv[n] = NULL;
-        execv(rys_bin, (char *const *)argv);
-        _exit(127);
-    }
-    if (delay_us > 0) {
-        struct timespec ts = {delay_us / 1000000, (delay_us % 1000000) * 1000};
-        nanosleep(&ts, NULL);
-        kill(pid, SIGKILL);
-    }
-    int st;
-    waitpid(pid, &st, 0);
-    if (WIFSIGNALED(st)) return -WTERMSIG(st);
-    return WEXITSTATUS(st);
-}
-
 /* A fresh store holding the tiny model's scan: the baseline and its 6 single blocks. */
 static void scan(const char *db) {
     test_remove_db(db);
     const char *args[] = {"scan", model_path, "--probes", probe_path, "--db", db, "-n", "6", "-t", "1", "--top", "0", NULL};
-    assert_int_equal(run_rys(args, 0, NULL), 0);
+    assert_int_equal(test_run_binary(rys_bin, args, 0, NULL), 0);
 }
 
 static int beam(const char *db, long delay_us, const char *out) {
@@ -66,7 +39,7 @@ static int beam(const char *db, long delay_us, const char *out) {
      * resumed run that re-planned a depth with its own measured paths counted as stored would measure more */
     const char *args[] = {"beam", model_path, "--db", db, "--width", "2", "--depth", "3", "--seeds", "6", "--expand", "6",
                           "--max-new-per-depth", "20", "-t", "1", "--json", NULL};
-    return run_rys(args, delay_us, out);
+    return test_run_binary(rys_bin, args, delay_us, out);
 }
 
 /* Every row a scan and a beam leave, as text, sorted. */

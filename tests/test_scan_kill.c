@@ -30,28 +30,9 @@ static const char probe_json[] =
 /* Runs rys scan (a sweep, or --paths paths_path when listed); kills it after
  * delay_us (0 = let it finish). Returns the exit status, or -SIGKILL when killed. */
 static int run_scan(const char *db, long delay_us, bool listed) {
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open("/dev/null", O_WRONLY);
-        dup2(fd, 1);
-        dup2(fd, 2);
-        if (listed)
-            execl(rys_bin, rys_bin, "scan", model_path, "--probes", probe_path, "--db", db, "-n", "6", "-t", "1", "--top", "0",
-                  "--paths", paths_path, (char *)NULL);
-        else
-            execl(rys_bin, rys_bin, "scan", model_path, "--probes", probe_path, "--db", db, "-n", "6", "-t", "1", "--top", "0",
-                  (char *)NULL);
-        _exit(127);
-    }
-    if (delay_us > 0) {
-        struct timespec ts = {delay_us / 1000000, (delay_us % 1000000) * 1000};
-        nanosleep(&ts, NULL);
-        kill(pid, SIGKILL);
-    }
-    int st;
-    waitpid(pid, &st, 0);
-    if (WIFSIGNALED(st)) return -WTERMSIG(st);
-    return WEXITSTATUS(st);
+    const char *args[] = {"scan", model_path, "--probes", probe_path, "--db", db, "-n", "6", "-t", "1", "--top", "0",
+                          listed ? "--paths" : NULL, paths_path, NULL};
+    return test_run_binary(rys_bin, args, delay_us, NULL);
 }
 
 /* "spec|status|score per probe|item texts" for every configuration, sorted. */

@@ -11,6 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <time.h>
 
 /* A temporary path under $TMPDIR (or /tmp), unique per process and tag. */
 static inline const char *test_tmp_path(const char *tag) {
@@ -80,5 +84,32 @@ static inline int test_rys_binary(const char *argv0, char *out, size_t size) {
     strncat(out, "/rys", size - strlen(out) - 1);
     if (access(out, X_OK)) { fprintf(stderr, "%s not built\n", out); return -1; }
     return 0;
+}
+
+/* Runs the binary bin with args (NULL-terminated, at most 30), stdout to the
+ * file out (NULL: discarded), stderr discarded; after delay_us > 0 it is
+ * killed with SIGKILL. Its exit status, or minus the signal that ended it. */
+static inline int test_run_binary(const char *bin, const char *const *args, long delay_us, const char *out) {
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(out ? out : "/dev/null", O_WRONLY | O_CREAT | O_TRUNC, 0644), null = open("/dev/null", O_WRONLY);
+        dup2(fd, 1);
+        dup2(null, 2);
+        const char *argv[32] = {bin};
+        int n = 1;
+        while (args[n - 1] && n < 31) { argv[n] = args[n - 1]; n++; }
+        argv[n] = NULL;
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    if (delay_us > 0) {
+        struct timespec ts = {delay_us / 1000000, (delay_us % 1000000) * 1000};
+        nanosleep(&ts, NULL);
+        kill(pid, SIGKILL);
+    }
+    int st;
+    waitpid(pid, &st, 0);
+    if (WIFSIGNALED(st)) return -WTERMSIG(st);
+    return WEXITSTATUS(st);
 }
 #endif

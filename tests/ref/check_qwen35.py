@@ -16,8 +16,11 @@ shared by 4 value heads), with check_engine's checks:
   Q8_0 copy (matrices Q8_0): (q) check_engine's bound for quantized files
   (1.5 x the larger of rys's spread across its kernel paths and llama.cpp's
   between flash attention on and off, + 1e-2; same argmax) and (c).
-  (s) `rys scan` is refused with one line: its prefix reuse shares and copies
-      KV slots, and a recurrent state cannot be shared that way yet.
+  (s) `rys scan --stride 1` (every block of the 4 layers, math and EQ items):
+      every stored item equals `rys eval --blocks` from scratch (check_moe's
+      check; a recurrent model's scan runs without prefix reuse);
+  (o) a scan of a perplexity objective (Apache-2.0, 1024 tokens): every
+      stored score equals `rys eval --blocks` on that path.
   qwen35moe (the same layers, each feed-forward 8 experts of which 2 are
   used plus a shared expert gated per token; F32): (a), (b), (d), (c).
 Prints PASS/FAIL per check; exits 1 when any fails.
@@ -25,6 +28,7 @@ usage: check_qwen35.py   binary: $RYS or build/rys
 """
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -32,20 +36,28 @@ import tempfile
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import check_engine as ce  # noqa: E402
+from check_moe import check_scan  # noqa: E402
 from make_tiny_qwen35 import N_LAYERS, write  # noqa: E402
 
 
-def check_scan_refused(model, tmp):
-    probe = os.path.join(tmp, "m.json")
-    with open(os.path.join(HERE, "..", "..", "probes", "math_16.json"), encoding="utf-8") as f:
-        items = json.load(f)
-    with open(probe, "w", encoding="utf-8") as f:
-        json.dump({k: items[k] for k in ("0", "5")}, f)
-    r = subprocess.run([ce.RYS, "scan", model, "--probes", probe, "--db", os.path.join(tmp, "s.sqlite"), "--stride",
-                        "1", "-n", "8", "--json", "-t", ce.THREADS], capture_output=True, text=True)
-    err = r.stderr.strip()
-    ce.report("(s) scan refused", r.returncode != 0 and "recurrent (Gated DeltaNet) layers" in err and len(err.splitlines()) == 1,
-              f"exit {r.returncode}: {err[-200:]!r}")
+def check_objective_scan(model, tmp):
+    """(o): a perplexity objective scanned (reuse off: recurrent layers) equals `rys eval` per path."""
+    probe = f"ppl:{os.path.join(ce.LICENSES, 'Apache-2.0')}@1024"
+    db = os.path.join(tmp, "objective.sqlite")
+    subprocess.run([ce.RYS, "scan", model, "--probes", probe, "--db", db, "--stride", "1", "--top", "0", "-t", ce.THREADS],
+                   capture_output=True, text=True, check=True)
+    con = sqlite3.connect(db)
+    rows = con.execute("SELECT c.spec, s.score FROM score s JOIN config c ON c.id = s.config_id").fetchall()
+    con.close()
+    bad = []
+    for spec, score in rows:
+        args = [] if spec == "baseline" else ["--blocks", spec.split(":")[1]]
+        ev = json.loads(subprocess.run([ce.RYS, "eval", model, "--probe", probe, "--json", "-t", ce.THREADS] + args,
+                                       capture_output=True, text=True, check=True).stdout)
+        if list(ev["scores"].values()) != [score]:
+            bad.append(f"{spec}: {score!r} vs {ev['scores']}")
+    ce.report("(o) scan of a perplexity objective equals rys eval", len(rows) == 11 and not bad,
+              f"{len(rows)} configurations" + (f"; differ: {'; '.join(bad[:4])}" if bad else ""))
 
 
 def main():
@@ -57,7 +69,7 @@ def main():
         write(q8, qtype="q8_0")
         write(moe, moe=True)
         print(f"check_qwen35: {f32}, {q8}, {moe}; rys = {ce.RYS}", flush=True)
-        for model, checks in ((f32, "abdcs"), (q8, "qc"), (moe, "abdc")):
+        for model, checks in ((f32, "abdcs"), (q8, "qc"), (moe, "abdcs")):
             print(f"check_qwen35: {os.path.basename(model)}", flush=True)
             items = ce.prompts(model)
             ref = ce.LlamaRef(model)
@@ -74,7 +86,10 @@ def main():
                 if "c" in checks:
                     ce.check_perplexity(model, ref, tmp)
                 if "s" in checks:
-                    check_scan_refused(model, tmp)
+                    own = os.path.join(tmp, "scan-" + arch)     # a store per model
+                    os.makedirs(own, exist_ok=True)
+                    check_scan(model, own)
+                    check_objective_scan(model, own)
             except (RuntimeError, OSError, ValueError, KeyError) as e:
                 ce.report(os.path.basename(model), False, f"could not run: {e}")
             del ref

@@ -111,6 +111,41 @@ static void test_stop_exit_code(void **state) {
     assert_int_equal(rys_stop_exit_code(), 0);
 }
 
+/* The lines a progress bar writes to stderr when it is a file, as a log sees them. */
+static int plain_progress_lines(int64_t total, const int64_t *updates, int n) {
+    const char *path = test_tmp_path("progress.txt");
+    fflush(stderr);
+    int saved = dup(2), fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 2);
+    close(fd);
+    unsetenv("RYS_PROGRESS");
+    progress p;
+    progress_start(&p, "work", total);
+    for (int k = 0; k < n; k++) progress_update(&p, updates[k], NULL);
+    progress_finish(&p);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    char *text = read_file(path, NULL);
+    int lines = 0;
+    for (char *c = text; *c; c++) lines += *c == '\n';
+    free(text);
+    unlink(path);
+    return lines;
+}
+
+static void test_progress_plain_lines(void **state) {
+    (void)state;
+    /* within 30 s: nothing until the end, which shows once however often it is reported */
+    int64_t to_end[] = {1, 2, 3, 3, 3};
+    assert_int_equal(plain_progress_lines(3, to_end, 5), 1);
+    /* an unknown total (0) has no end: a short job prints nothing (export's tiny tensors did, once a call) */
+    int64_t unknown[] = {0, 0, 0, 0};
+    assert_int_equal(plain_progress_lines(0, unknown, 4), 0);
+    int64_t short_of_end[] = {1, 2};
+    assert_int_equal(plain_progress_lines(3, short_of_end, 2), 0);
+}
+
 int main(int argc, char **argv) {
     if (argc == 2 && !strcmp(argv[1], PRINT_FLAG)) {
         printf("%zu\n", rys_peak_rss());
@@ -121,6 +156,7 @@ int main(int argc, char **argv) {
                                        cmocka_unit_test(test_peak_rss_not_inherited),
                                        cmocka_unit_test(test_stop_first_signal_asks),
                                        cmocka_unit_test(test_stop_second_interrupt_exits),
-                                       cmocka_unit_test(test_stop_exit_code)};
+                                       cmocka_unit_test(test_stop_exit_code),
+                                       cmocka_unit_test(test_progress_plain_lines)};
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

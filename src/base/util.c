@@ -116,6 +116,7 @@ void progress_start(progress *p, const char *label, int64_t total) {
     p->label = label;
     p->total = total;
     p->done = 0;
+    p->end_shown = false;
     p->t_start = p->t_last = rys_now();
     p->tty = force ? atoi(force) != 0 : isatty(2);
     p->enabled = force ? atoi(force) != 0 : true;
@@ -132,7 +133,10 @@ void progress_update(progress *p, int64_t done, const char *extra) {
     p->done = done;
     if (!p->enabled) return;
     double now = rys_now();
-    if (now - p->t_last < (p->tty ? 0.1 : 30.0) && done < p->total) return;
+    /* the end is shown at once, once (a plain log would repeat it per call); an unknown total (0) never ends early */
+    bool end = p->total > 0 && done >= p->total && !p->end_shown;
+    if (now - p->t_last < (p->tty ? 0.1 : 30.0) && !end) return;
+    p->end_shown |= end;
     p->t_last = now;
     double el = now - p->t_start;
     double frac = p->total > 0 ? (double)done / p->total : 0;
@@ -152,6 +156,7 @@ void progress_finish(progress *p) {
     if (!p->enabled) return;
     if (!p->tty) return;   /* the last plain line stands; a final one would repeat it */
     p->t_last = 0;
+    p->end_shown = false;
     progress_update(p, p->done, NULL);
     fputc('\n', stderr);
 }

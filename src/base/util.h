@@ -54,6 +54,7 @@ typedef struct {
     int64_t total, done;
     double t_start, t_last;
     bool enabled, tty;
+    bool end_shown;         /* the line at done = total was printed */
 } progress;
 
 void progress_start(progress *p, const char *label, int64_t total);

@@ -5,6 +5,7 @@
  * independently, a path measured before kept and not measured again, and the
  * same store whether the beam runs in one go or is continued. */
 #define TINY_FIXTURE_LAYERS 3
+#include "testdb.h"
 #include "tiny_loaded.h"
 
 #include "engine/path.h"
@@ -14,7 +15,6 @@
 #include "search/beam.h"
 #include "base/util.h"
 
-#include <sqlite3.h>
 #include <math.h>
 
 #define N_LAYERS TINY_FIXTURE_LAYERS
@@ -148,40 +148,12 @@ static store *scanned_store(fixture *fx, const evalset *es, const char *db, cons
 
 /* Every row of what a beam leaves in a store, as text, sorted. */
 static char *dump(const char *db) {
-    sqlite3 *h;
-    assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    const char *sql =
+    return test_query_rows(db,
         "SELECT 'config ' || path || ' ' || spec || ' ' || search || ' ' || status || ' ' || measured || ' ' || "
         "(SELECT group_concat(printf('%.17g', score)) FROM score WHERE config_id = config.id) FROM config "
         "UNION ALL SELECT 'cand ' || beam || ' ' || depth || ' ' || rank || ' ' || spec || ' ' || path || ' ' || printf('%.17g', heuristic) "
         "FROM beam_candidate "
-        "UNION ALL SELECT 'zstat ' || beam || ' ' || position || ' ' || printf('%.17g %.17g', mean, sd) FROM beam_zstat ORDER BY 1";
-    sqlite3_stmt *q;
-    assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &q, NULL), SQLITE_OK);
-    size_t cap = 1 << 16, len = 0;
-    char *out = xmalloc(cap);
-    out[0] = 0;
-    while (sqlite3_step(q) == SQLITE_ROW) {
-        const char *t = (const char *)sqlite3_column_text(q, 0);
-        size_t n = strlen(t) + 2;
-        if (len + n >= cap) out = xrealloc(out, cap = 2 * (cap + n));
-        len += (size_t)snprintf(out + len, cap - len, "%s\n", t);
-    }
-    sqlite3_finalize(q);
-    sqlite3_close(h);
-    return out;
-}
-
-static int query_int(const char *db, const char *sql) {
-    sqlite3 *h;
-    assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(h, sql, -1, &q, NULL) != SQLITE_OK) fail_msg("%s: %s", sql, sqlite3_errmsg(h));
-    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    int v = sqlite3_column_int(q, 0);
-    sqlite3_finalize(q);
-    sqlite3_close(h);
-    return v;
+        "UNION ALL SELECT 'zstat ' || beam || ' ' || position || ' ' || printf('%.17g %.17g', mean, sd) FROM beam_zstat ORDER BY 1");
 }
 
 /* Distinct paths of every pair (a;b) of the single blocks. */
@@ -231,19 +203,19 @@ static void test_beam_on_tiny(void **state) {
     assert_int_equal(s.depth[0].candidates, pairs);
     assert_int_equal(s.depth[0].done_before, 1);
     assert_int_equal(s.depth[0].measured_now, pairs - 1);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM beam_candidate WHERE depth = 2"), pairs);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM beam_candidate WHERE depth = 1"), N_BLOCKS);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM beam_candidate WHERE depth = 2 AND spec = 'blocks:0,1;0,1'"), 1);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM config WHERE spec = 'blocks:0,1;0,1' AND search = 'paths' AND measured = 1"), 1);
+    assert_int_equal(test_query_int(db, "SELECT count(*) FROM beam_candidate WHERE depth = 2"), pairs);
+    assert_int_equal(test_query_int(db, "SELECT count(*) FROM beam_candidate WHERE depth = 1"), N_BLOCKS);
+    assert_int_equal(test_query_int(db, "SELECT count(*) FROM beam_candidate WHERE depth = 2 AND spec = 'blocks:0,1;0,1'"), 1);
+    assert_int_equal(test_query_int(db, "SELECT count(*) FROM config WHERE spec = 'blocks:0,1;0,1' AND search = 'paths' AND measured = 1"), 1);
     /* depth 3: the 2 best of depth 2, each extended by every block */
     assert_true(s.depth[1].candidates <= 2 * N_BLOCKS && s.depth[1].candidates >= N_BLOCKS);
-    assert_int_equal(query_int(db, "SELECT count(DISTINCT substr(spec, 1, length(spec) - 4)) FROM beam_candidate WHERE depth = 3 "
+    assert_int_equal(test_query_int(db, "SELECT count(DISTINCT substr(spec, 1, length(spec) - 4)) FROM beam_candidate WHERE depth = 3 "
                                    "AND spec GLOB 'blocks:?,?;?,?;?,?'"),
                      2);
     /* every measured path measured once: the engine ran as many configurations as the store has done rows */
-    int done = query_int(db, "SELECT count(*) FROM config WHERE status = 'done'");
-    assert_int_equal(query_int(db, "SELECT sum(measured) FROM config"), done);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM config WHERE search = 'beam'"), s.measured_now);
+    int done = test_query_int(db, "SELECT count(*) FROM config WHERE status = 'done'");
+    assert_int_equal(test_query_int(db, "SELECT sum(measured) FROM config"), done);
+    assert_int_equal(test_query_int(db, "SELECT count(*) FROM config WHERE search = 'beam'"), s.measured_now);
     assert_int_equal(s.measured_now + s.done_before, s.candidates);
     assert_int_equal(done, 1 + N_BLOCKS + 1 + s.measured_now);
     /* the z statistics frozen at the start are the single blocks' deltas' mean and population std */
@@ -370,9 +342,9 @@ static void test_beam_ranks_by_hand(void **state) {
     assert_true(fabs(s.seed_score - 6 / S) < 1e-12);
     assert_true(fabs(s.best_delta[0] - 10.0 / 16) < 1e-12 && fabs(s.best_delta[1] - 8.0 / 16) < 1e-12);
     beam_summary_free(&s);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM beam_candidate WHERE depth = 1 AND "
+    assert_int_equal(test_query_int(db, "SELECT count(*) FROM beam_candidate WHERE depth = 1 AND "
                                    "((rank = 0 AND spec = 'blocks:0,2') OR (rank = 1 AND spec = 'blocks:0,1'))"), 2);
-    assert_int_equal(query_int(db, "SELECT count(*) FROM beam_candidate WHERE depth = 2 AND "
+    assert_int_equal(test_query_int(db, "SELECT count(*) FROM beam_candidate WHERE depth = 2 AND "
                                    "((rank = 0 AND spec = 'blocks:0,2;0,2') OR (rank = 1 AND spec = 'blocks:0,2;0,1') OR "
                                    "(rank = 2 AND spec = 'blocks:0,1;0,2') OR (rank = 3 AND spec = 'blocks:0,1;0,1'))"), 4);
     /* the report normalises over every measured path, compositions included, and ranks otherwise: the beam keeps its own */
@@ -426,7 +398,7 @@ static void test_beam_refuses(void **state) {
     assert_int_equal(beam_run(st, db, fx->m, fx->tok, es, fx->pool, &o, false, &s), -1);
     assert_non_null(strstr(rys_lasterr(), "no single blocks"));
     assert_null(strchr(rys_lasterr(), '\n'));
-    assert_int_equal(query_int(db, "SELECT count(*) FROM beam"), 0);
+    assert_int_equal(test_query_int(db, "SELECT count(*) FROM beam"), 0);
     free(key);
     scan_free_configs(cfgs, n);
     store_close(st);

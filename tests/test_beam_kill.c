@@ -8,7 +8,7 @@
  * Runs the rys binary built beside this test (../rys relative to it) on a
  * tiny self-written model scanned first with `rys scan`. The kill delays are
  * drawn from a seed the test prints; RYS_TEST_SEED sets it. */
-#include "testutil.h"
+#include "testdb.h"
 #include "tiny_model.h"
 
 #include <fcntl.h>
@@ -44,42 +44,14 @@ static int beam(const char *db, long delay_us, const char *out) {
 
 /* Every row a scan and a beam leave, as text, sorted. */
 static char *dump(const char *db) {
-    sqlite3 *h;
-    assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    const char *sql =
+    return test_query_rows(db,
         "SELECT 'config ' || c.path || ' ' || c.spec || ' ' || c.search || ' ' || c.status || ' ' || c.measured || ' ' || "
         "coalesce((SELECT group_concat(printf('%s=%.17g', probe, score)) FROM score s WHERE s.config_id = c.id), '') || ' ' || "
         "coalesce((SELECT group_concat(item_key || ':' || generated || ':' || printf('%.17g', score), '|') FROM item i "
         "WHERE i.config_id = c.id), '') FROM config c "
         "UNION ALL SELECT 'cand ' || beam || ' ' || depth || ' ' || rank || ' ' || spec || ' ' || path || ' ' || printf('%.17g', heuristic) "
         "FROM beam_candidate "
-        "UNION ALL SELECT 'zstat ' || beam || ' ' || position || ' ' || printf('%.17g %.17g', mean, sd) FROM beam_zstat ORDER BY 1";
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(h, sql, -1, &q, NULL) != SQLITE_OK) fail_msg("%s", sqlite3_errmsg(h));
-    size_t cap = 1 << 16, len = 0;
-    char *out = malloc(cap);
-    out[0] = 0;
-    while (sqlite3_step(q) == SQLITE_ROW) {
-        const char *t = (const char *)sqlite3_column_text(q, 0);
-        size_t n = strlen(t ? t : "") + 2;
-        if (len + n >= cap) out = realloc(out, cap = 2 * (cap + n));
-        len += (size_t)snprintf(out + len, cap - len, "%s\n", t ? t : "");
-    }
-    sqlite3_finalize(q);
-    sqlite3_close(h);
-    return out;
-}
-
-static int query_int(const char *db, const char *sql) {
-    sqlite3 *h;
-    assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *q;
-    if (sqlite3_prepare_v2(h, sql, -1, &q, NULL) != SQLITE_OK) fail_msg("%s: %s", sql, sqlite3_errmsg(h));
-    assert_int_equal(sqlite3_step(q), SQLITE_ROW);
-    int v = sqlite3_column_int(q, 0);
-    sqlite3_finalize(q);
-    sqlite3_close(h);
-    return v;
+        "UNION ALL SELECT 'zstat ' || beam || ' ' || position || ' ' || printf('%.17g %.17g', mean, sd) FROM beam_zstat ORDER BY 1");
 }
 
 /* The integer member key of the JSON object in the file at path. */
@@ -96,15 +68,7 @@ static int json_int(const char *path, const char *key) {
 
 static void test_kill_and_resume(void **state) {
     (void)state;
-    unsigned seed = (unsigned)time(NULL);
-    const char *env = getenv("RYS_TEST_SEED");
-    if (env && *env) {
-        char *end;
-        unsigned long long v = strtoull(env, &end, 10);
-        if (*end || env[0] == '-' || v > 0xffffffffull) fail_msg("RYS_TEST_SEED='%s': want an integer 0..4294967295", env);
-        seed = (unsigned)v;
-    }
-    fprintf(stderr, "test_beam_kill: seed %u (replay: RYS_TEST_SEED=%u)\n", seed, seed);
+    unsigned seed = test_seed("test_beam_kill");
     srand(seed);
     const char *ref_db = test_tmp_path("beam-ref.sqlite"), *db = test_tmp_path("beam-killed.sqlite");
     const char *out = test_tmp_path("beam-out.json");
@@ -117,8 +81,8 @@ static void test_kill_and_resume(void **state) {
     long run_us = (t1.tv_sec - t0.tv_sec) * 1000000L + (t1.tv_nsec - t0.tv_nsec) / 1000;
     int measured = json_int(out, "measured_now"), candidates = json_int(out, "candidates");
     assert_true(measured > 30);
-    assert_int_equal(query_int(ref_db, "SELECT count(*) FROM config WHERE search = 'beam' AND status = 'done'"), measured);
-    assert_int_equal(query_int(ref_db, "SELECT count(*) FROM beam_candidate WHERE depth > 1"), candidates);
+    assert_int_equal(test_query_int(ref_db, "SELECT count(*) FROM config WHERE search = 'beam' AND status = 'done'"), measured);
+    assert_int_equal(test_query_int(ref_db, "SELECT count(*) FROM beam_candidate WHERE depth > 1"), candidates);
     char *want = dump(ref_db);
     assert_null(strstr(want, " pending "));
 
@@ -138,9 +102,9 @@ static void test_kill_and_resume(void **state) {
     char *got = dump(db);
     assert_string_equal(got, want);
     /* none measured twice: every done row's results were committed once */
-    assert_int_equal(query_int(db, "SELECT max(measured) FROM config"), 1);
-    assert_int_equal(query_int(db, "SELECT sum(measured) FROM config"), query_int(db, "SELECT count(*) FROM config WHERE status = 'done'"));
-    assert_int_equal(query_int(db, "SELECT count(*) FROM config WHERE search = 'beam'"), measured);
+    assert_int_equal(test_query_int(db, "SELECT max(measured) FROM config"), 1);
+    assert_int_equal(test_query_int(db, "SELECT sum(measured) FROM config"), test_query_int(db, "SELECT count(*) FROM config WHERE status = 'done'"));
+    assert_int_equal(test_query_int(db, "SELECT count(*) FROM config WHERE search = 'beam'"), measured);
     free(got);
     free(want);
     test_remove_db(db);

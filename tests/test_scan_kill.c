@@ -4,7 +4,7 @@
  * Runs the rys binary built beside this test (../rys relative to it) on a
  * tiny self-written model and a 3-item math probe file. The kill delays are
  * drawn from a seed the test prints; RYS_TEST_SEED sets it. */
-#include "testutil.h"
+#include "testdb.h"
 #include "tiny_model.h"
 
 #include <signal.h>
@@ -37,28 +37,10 @@ static int run_scan(const char *db, long delay_us, bool listed) {
 
 /* "spec|status|score per probe|item texts" for every configuration, sorted. */
 static char *dump(const char *db) {
-    sqlite3 *h;
-    assert_int_equal(sqlite3_open_v2(db, &h, SQLITE_OPEN_READONLY, NULL), SQLITE_OK);
-    sqlite3_stmt *q;
-    const char *sql =
+    return test_query_rows(db,
         "SELECT c.spec, c.status, (SELECT group_concat(printf('%s=%.17g', probe, score), ',') FROM score s WHERE s.config_id = c.id), "
         "(SELECT group_concat(item_key || ':' || generated || ':' || printf('%.17g', score), '|') FROM item i WHERE i.config_id = c.id), "
-        "(SELECT count(*) FROM item i WHERE i.config_id = c.id) FROM config c ORDER BY c.spec";
-    assert_int_equal(sqlite3_prepare_v2(h, sql, -1, &q, NULL), SQLITE_OK);
-    size_t cap = 1 << 16, len = 0;
-    char *out = malloc(cap);
-    out[0] = 0;
-    while (sqlite3_step(q) == SQLITE_ROW) {
-        for (int c = 0; c < 5; c++) {
-            const char *t = (const char *)sqlite3_column_text(q, c);
-            size_t n = strlen(t ? t : "") + 2;
-            if (len + n + 1 > cap) { cap = 2 * (cap + n); out = realloc(out, cap); }
-            len += (size_t)snprintf(out + len, cap - len, "%s%c", t ? t : "", c == 4 ? '\n' : '\t');
-        }
-    }
-    sqlite3_finalize(q);
-    sqlite3_close(h);
-    return out;
+        "(SELECT count(*) FROM item i WHERE i.config_id = c.id) FROM config c ORDER BY c.spec");
 }
 
 /* Kills the scan (a sweep, or the listed paths) at random moments, resumes
@@ -67,15 +49,7 @@ static void kill_and_resume(bool listed) {
     /* the kill delays come from this seed: printed, and RYS_TEST_SEED=N
      * replays the same delays (where the process is when a delay ends still
      * depends on the machine's speed) */
-    unsigned seed = (unsigned)time(NULL);
-    const char *env = getenv("RYS_TEST_SEED");
-    if (env && *env) {
-        char *end;
-        unsigned long long v = strtoull(env, &end, 10);
-        if (*end || env[0] == '-' || v > 0xffffffffull) fail_msg("RYS_TEST_SEED='%s': want an integer 0..4294967295", env);
-        seed = (unsigned)v;
-    }
-    fprintf(stderr, "test_scan_kill: seed %u (replay: RYS_TEST_SEED=%u)\n", seed, seed);
+    unsigned seed = test_seed("test_scan_kill");
     srand(seed);
     const char *ref_db = test_tmp_path("ref.sqlite"), *db = test_tmp_path("killed.sqlite");
     unlink(ref_db);

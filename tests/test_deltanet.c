@@ -136,10 +136,49 @@ static void order_and_copies(void **state) {
     fixture_free(&fx);
 }
 
+/* A state read from one cache and written into another (what a scan's
+ * configuration does with the baseline's states after the prompts)
+ * continues exactly as the original; positions without a state refuse. */
+static void state_read_write(void **state) {
+    (void)state;
+    fixture fx;
+    fixture_init(&fx);
+    uint64_t s = 31;
+    float *x = rnd((size_t)NT * DIM, 1.0, &s), whole[NT * DIM], o[DIM];
+    int32_t seq[NT] = {0}, pos[NT];
+    for (int t = 0; t < NT; t++) pos[t] = t;
+    dn_cache *a = dn_new(&fx.m, &fx.path, 1, NT), *b = dn_new(&fx.m, &fx.path, 2, NT);
+    dn_layer(a, 0, &fx.L, x, NT, seq, pos, whole, NULL);   /* the reference: all NT in one batch */
+    dn_cache *c = dn_new(&fx.m, &fx.path, 1, NT);
+    dn_layer(c, 0, &fx.L, x, 4, seq, pos, o, NULL);        /* 4 tokens absorbed */
+    size_t n = dn_state_floats(c);
+    assert_int_equal(n, (size_t)(DCONV - 1) * CONV + (size_t)NV * S * S);
+    float *buf = xmalloc(n * sizeof *buf);
+    int held;
+    assert_int_equal(dn_state_read(c, 0, 0, buf, &held), 0);
+    assert_int_equal(held, 4);
+    assert_int_equal(dn_state_write(b, 0, 1, buf, held), 0);  /* into another cache's sequence 1 */
+    int32_t one = 1, next = 4;
+    dn_layer(b, 0, &fx.L, x + 4 * DIM, 1, &one, &next, o, NULL);
+    assert_memory_equal(o, whole + 4 * DIM, sizeof o);
+    int32_t skip = 6;
+    assert_int_equal(dn_check(b, 0, 1, 1, &one, &skip), -1);   /* it holds 5 now */
+    assert_int_equal(dn_state_read(c, 1, 0, buf, &held), -1);  /* no position 1 */
+    assert_int_equal(dn_state_write(b, 0, 2, buf, 4), -1);     /* no sequence 2 */
+    assert_int_equal(dn_state_floats(NULL), 0);
+    free(buf);
+    dn_free(a);
+    dn_free(b);
+    dn_free(c);
+    free(x);
+    fixture_free(&fx);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(pieces_equal_one_batch),
         cmocka_unit_test(order_and_copies),
+        cmocka_unit_test(state_read_write),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -283,6 +283,27 @@ static void info_model(gguf_file **gp, const char *blocks, const char *layers, F
     }
     char *canon = path_canonical(&path), *ranges = path_ranges(&path);
     size_t kv_per_token = (size_t)2 * path.n * hp->n_head_kv * hp->head_dim * sizeof(float);
+    /* hybrid models: each position's kind, in runs of consecutive layers of one kind ("0-2 recurrent, 3 attention") */
+    bool hybrid = false;
+    for (int l = 0; l < hp->n_layers; l++) hybrid |= m->layers[l].recurrent;
+    char *kinds = NULL;
+    json_t *kinds_json = json_array();
+    if (hybrid) {
+        size_t cap = (size_t)path.n * 32 + 1, len = 0;
+        kinds = xmalloc(cap);
+        kinds[0] = 0;
+        for (int p = 0; p < path.n;) {
+            bool rec = m->layers[path.layers[p]].recurrent;
+            int q = p;
+            while (q + 1 < path.n && path.layers[q + 1] == path.layers[q] + 1 && m->layers[path.layers[q + 1]].recurrent == rec) q++;
+            if (path.layers[q] > path.layers[p])
+                len += (size_t)snprintf(kinds + len, cap - len, "%s%d-%d %s", p ? ", " : "", path.layers[p], path.layers[q],
+                                        rec ? "recurrent" : "attention");
+            else len += (size_t)snprintf(kinds + len, cap - len, "%s%d %s", p ? ", " : "", path.layers[p], rec ? "recurrent" : "attention");
+            p = q + 1;
+        }
+        for (int p = 0; p < path.n; p++) json_array_append_new(kinds_json, json_string(m->layers[path.layers[p]].recurrent ? "recurrent" : "attention"));
+    }
     if (root) {
         json_object_set_new(root, "model", json_pack("{s:s, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:i, s:f, s:f}", "arch", hp->arch_name,
                                                      "n_layers", hp->n_layers, "n_ctx_train", hp->n_ctx_train, "dim", hp->dim, "ffn_dim", hp->ffn_dim, "n_head",
@@ -297,6 +318,7 @@ static void info_model(gguf_file **gp, const char *blocks, const char *layers, F
         json_object_set_new(root, "path", json_pack("{s:s, s:s, s:s, s:i, s:i, s:I}", "source", source, "canonical", canon,
                                                     "ranges", ranges, "length", path.n, "extra_layers", path_extra_layers(&path),
                                                     "kv_bytes_per_token", (json_int_t)kv_per_token));
+        if (hybrid) json_object_set(json_object_get(root, "path"), "kinds", kinds_json);
     } else {
         fprintf(out, "model: %s, %d layers, dim %d, ffn %d, heads %d/%d (kv), head dim %d, vocab %d, rope base %g\n",
                 hp->arch_name, hp->n_layers, hp->dim, hp->ffn_dim, hp->n_head, hp->n_head_kv, hp->head_dim, hp->n_vocab,
@@ -306,7 +328,10 @@ static void info_model(gguf_file **gp, const char *blocks, const char *layers, F
                     hp->expert_ffn_dim);
         fprintf(out, "path (%s): %s = %d layers (%+d, +%.2f%%), KV cache %.1f KiB per token\n  %s\n", source, ranges, path.n,
                 path_extra_layers(&path), 100.0 * path_extra_layers(&path) / hp->n_layers, kv_per_token / 1024.0, canon);
+        if (hybrid) fprintf(out, "  kinds: %s\n", kinds);
     }
+    json_decref(kinds_json);
+    free(kinds);
     free(canon);
     free(ranges);
     path_free(&path);

@@ -194,9 +194,9 @@ int cmd_scan(int argc, char **argv) {
     scan_summary sum;
     rys_stop_install();
     if (scan_run(st, cm.m, cm.tok, es, cm.pool, cfgs, n_cfgs, &ro, &sum)) rys_die("%s", rys_lasterr());
-    if (sum.from_scratch && !json)
-        fprintf(stderr, "rys: note: %s has recurrent (Gated DeltaNet) layers, whose states the prefix reuse cannot borrow: "
-                        "every configuration ran from scratch\n", cm.m->hp.arch_name);
+    if (sum.objectives_from_scratch && !json)
+        fprintf(stderr, "rys: note: %s has recurrent (Gated DeltaNet) layers, whose states an objective's shared contexts "
+                        "cannot copy: its benchmark objectives ran from scratch for each configuration\n", cm.m->hp.arch_name);
     double ratio = sum.layer_tokens_naive ? (double)sum.layer_tokens_done / sum.layer_tokens_naive : 1.0;
     if (sum.stopped)
         fprintf(stderr, "rys: scan stopped on %s: %d configurations kept in %s (%d of %d done); the same command continues it\n",

@@ -186,3 +186,32 @@ int dn_copy_seq(dn_cache *c, int slot_begin, int slot_end, int src, int dst, int
     }
     return 0;
 }
+
+size_t dn_state_floats(const dn_cache *c) {
+    return c ? (size_t)(c->d_conv - 1) * c->conv_dim + (size_t)c->n_v * c->S * c->S : 0;
+}
+
+/* Whether (slot, seq) names a recurrent state of c; else the error. */
+static bool dn_state_at(const dn_cache *c, int slot, int seq) {
+    if (c && slot >= 0 && slot < c->n_slots && c->conv[slot] && seq >= 0 && seq < c->n_seq) return true;
+    rys_seterr("forward: path position %d holds no recurrent state of sequence %d", slot, seq);
+    return false;
+}
+
+int dn_state_read(const dn_cache *c, int slot, int seq, float *buf, int *held) {
+    if (!dn_state_at(c, slot, seq)) return -1;
+    size_t conv = (size_t)(c->d_conv - 1) * c->conv_dim, st = (size_t)c->n_v * c->S * c->S;
+    memcpy(buf, c->conv[slot] + seq * conv, conv * sizeof(float));
+    memcpy(buf + conv, c->state[slot] + seq * st, st * sizeof(float));
+    *held = c->held[slot][seq];
+    return 0;
+}
+
+int dn_state_write(dn_cache *c, int slot, int seq, const float *buf, int held) {
+    if (!dn_state_at(c, slot, seq)) return -1;
+    size_t conv = (size_t)(c->d_conv - 1) * c->conv_dim, st = (size_t)c->n_v * c->S * c->S;
+    memcpy(c->conv[slot] + seq * conv, buf, conv * sizeof(float));
+    memcpy(c->state[slot] + seq * st, buf + conv, st * sizeof(float));
+    c->held[slot][seq] = held;
+    return 0;
+}

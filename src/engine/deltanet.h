@@ -36,5 +36,14 @@ void dn_layer(dn_cache *c, int slot, const layer_weights *L, const float *xn, in
 /* Sequence dst's states in slots [slot_begin, slot_end) become copies of
  * src's, which must hold exactly n_pos tokens; 0 or -1 with an error. */
 int dn_copy_seq(dn_cache *c, int slot_begin, int slot_end, int src, int dst, int n_pos);
+/* Floats of one sequence's state at one recurrent position (convolution
+ * inputs, then the value heads' matrices); 0 for a NULL cache. */
+size_t dn_state_floats(const dn_cache *c);
+/* Copies sequence seq's state at recurrent position slot into buf
+ * (dn_state_floats of them) and the tokens it absorbed into *held; the
+ * reverse with dn_state_write. -1 with an error for a position that is not
+ * recurrent or a sequence out of range. */
+int dn_state_read(const dn_cache *c, int slot, int seq, float *buf, int *held);
+int dn_state_write(dn_cache *c, int slot, int seq, const float *buf, int held);
 
 #endif

@@ -218,6 +218,18 @@ int forward_share_slot(forward_ctx *f, int slot, forward_ctx *src, int src_slot)
     return 0;
 }
 
+bool forward_slot_recurrent(const forward_ctx *f, int slot) { return dn_slot_recurrent(f->dn, slot); }
+
+size_t forward_recurrent_floats(const forward_ctx *f) { return dn_state_floats(f->dn); }
+
+int forward_recurrent_read(const forward_ctx *f, int slot, int seq, float *buf, int *held) {
+    return dn_state_read(f->dn, slot, seq, buf, held);
+}
+
+int forward_recurrent_write(forward_ctx *f, int slot, int seq, const float *buf, int held) {
+    return dn_state_write(f->dn, slot, seq, buf, held);
+}
+
 size_t forward_kv_bytes(const forward_ctx *f) {
     return (size_t)2 * f->kv.n_slots * f->kv.n_seq * f->kv.n_ctx * f->kv.kv_dim * sizeof(uint16_t);
 }

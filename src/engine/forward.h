@@ -56,6 +56,17 @@ size_t forward_kv_bytes(const forward_ctx *f);
 int forward_kv_read(const forward_ctx *f, int slot, int seq, int pos, int n_pos, uint16_t *k, uint16_t *v);
 /* The reverse: writes k and v there (a borrowed slot's owner sees it). */
 int forward_kv_write(forward_ctx *f, int slot, int seq, int pos, int n_pos, const uint16_t *k, const uint16_t *v);
+/* Whether path position slot is a recurrent layer (it keeps a state per
+ * sequence instead of K and V). */
+bool forward_slot_recurrent(const forward_ctx *f, int slot);
+/* Floats of one sequence's recurrent state at one such position (0 for a
+ * model without recurrent layers). */
+size_t forward_recurrent_floats(const forward_ctx *f);
+/* Sequence seq's recurrent state at position slot (and the tokens it has
+ * absorbed) into buf, and back: a configuration sharing a path's first
+ * positions starts from that path's states there. 0 or -1 with an error. */
+int forward_recurrent_read(const forward_ctx *f, int slot, int seq, float *buf, int *held);
+int forward_recurrent_write(forward_ctx *f, int slot, int seq, const float *buf, int held);
 /* Copy positions [0, n_pos) of sequence src to sequence dst in every KV slot:
  * several continuations of one context then share its computation. */
 int forward_copy_seq(forward_ctx *f, int src, int dst, int n_pos);

@@ -145,3 +145,60 @@ void kv_snapshot_free(kv_snapshot *s) {
     free(s->pos); free(s->k); free(s->v);
     free(s);
 }
+
+struct recurrent_snapshot {
+    int n_slots, n_seq;
+    size_t per_seq;             /* floats per sequence and position */
+    float **state;              /* [slot] -> [n_seq][per_seq], NULL where not recurrent */
+    int **held;                 /* [slot] -> [n_seq] tokens absorbed */
+};
+
+recurrent_snapshot *recurrent_snapshot_save(const forward_ctx *f, int n_slots) {
+    kv_shape kv = forward_kv_shape(f);
+    if (n_slots < 0 || n_slots > kv.n_slots) {
+        rys_seterr("prefix: cannot save the recurrent states of %d positions of %d", n_slots, kv.n_slots);
+        return NULL;
+    }
+    recurrent_snapshot *s = xcalloc(1, sizeof *s);
+    *s = (recurrent_snapshot){n_slots, kv.n_seq, forward_recurrent_floats(f), NULL, NULL};
+    s->state = xcalloc((size_t)n_slots + 1, sizeof *s->state);
+    s->held = xcalloc((size_t)n_slots + 1, sizeof *s->held);
+    for (int p = 0; p < n_slots; p++) {
+        if (!forward_slot_recurrent(f, p)) continue;
+        s->state[p] = xmalloc((size_t)s->n_seq * s->per_seq * sizeof(float));
+        s->held[p] = xmalloc((size_t)s->n_seq * sizeof(int));
+        for (int q = 0; q < s->n_seq; q++)
+            if (forward_recurrent_read(f, p, q, s->state[p] + (size_t)q * s->per_seq, &s->held[p][q])) {
+                recurrent_snapshot_free(s);
+                return NULL;
+            }
+    }
+    return s;
+}
+
+int recurrent_snapshot_restore(const recurrent_snapshot *s, forward_ctx *f, int k) {
+    if (k < 0 || k > s->n_slots || forward_kv_shape(f).n_seq != s->n_seq) {
+        rys_seterr("prefix: cannot restore the recurrent states of %d positions (%d saved)", k, s->n_slots);
+        return -1;
+    }
+    for (int p = 0; p < k; p++) {
+        if (!s->state[p] != !forward_slot_recurrent(f, p)) {
+            rys_seterr("prefix: path position %d is recurrent in one context only", p);
+            return -1;
+        }
+        for (int q = 0; s->state[p] && q < s->n_seq; q++)
+            if (forward_recurrent_write(f, p, q, s->state[p] + (size_t)q * s->per_seq, s->held[p][q])) return -1;
+    }
+    return 0;
+}
+
+void recurrent_snapshot_free(recurrent_snapshot *s) {
+    if (!s) return;
+    for (int p = 0; p < s->n_slots; p++) {
+        free(s->state[p]);
+        free(s->held[p]);
+    }
+    free(s->state);
+    free(s->held);
+    free(s);
+}

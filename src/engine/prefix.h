@@ -62,4 +62,18 @@ kv_snapshot *kv_snapshot_save(const forward_ctx *f, int slot_begin, int slot_end
 int kv_snapshot_restore(const kv_snapshot *snap, forward_ctx *f);
 void kv_snapshot_free(kv_snapshot *snap);
 
+/* The recurrent states of some positions of a context, saved so that
+ * another context whose first positions are the same layers can start from
+ * them: a configuration takes the baseline's states after the prompts at
+ * the positions it shares with it, which it never runs on the prompts. */
+typedef struct recurrent_snapshot recurrent_snapshot;
+
+/* Saves every sequence's state at the recurrent positions among [0, n_slots)
+ * of f (none: an empty snapshot). NULL + error. */
+recurrent_snapshot *recurrent_snapshot_save(const forward_ctx *f, int n_slots);
+/* Writes the saved states of positions [0, k) into f (k at most the saved
+ * n_slots; f's positions there are the same layers). 0 or -1 + error. */
+int recurrent_snapshot_restore(const recurrent_snapshot *s, forward_ctx *f, int k);
+void recurrent_snapshot_free(recurrent_snapshot *s);
+
 #endif

@@ -26,6 +26,12 @@ struct baseline_run {
     state_store *states;            /* every layer boundary; (seq s, position pos) in row seqs[s].row0 + pos */
     gen_output *out;                /* baseline generations */
     reuse_stats stats;
+    /* Recurrent layers (qwen35): a state holds a sequence's whole past, so
+     * nothing is copied between sequences, a configuration starts from the
+     * baseline's states after the prompts (prompt_states) at the positions
+     * it shares, and every token it generates runs its whole path. */
+    bool recurrent;
+    recurrent_snapshot *prompt_states;
 };
 
 const gen_output *baseline_outputs(const baseline_run *b) { return b->out; }
@@ -38,6 +44,7 @@ void baseline_run_free(baseline_run *b) {
     for (int s = 0; s < b->n; s++) free(b->prompts ? b->prompts[s] : NULL);
     free(b->prompts); free(b->out); free(b->lens); free(b->limits); free(b->seqs);
     state_store_free(b->states);
+    recurrent_snapshot_free(b->prompt_states);
     free(b);
 }
 
@@ -86,7 +93,8 @@ static void plan_shared_prefixes(baseline_run *b) {
         base_seq *q = &b->seqs[s];
         q->donor = s;
         q->shared = 0;
-        for (int r = 0; r < s; r++) {
+        /* a recurrent state cannot be copied at a length its donor has passed */
+        for (int r = 0; r < s && !b->recurrent; r++) {
             if (b->seqs[r].donor != r) continue;
             int c = common_prefix(b->prompts[s], b->lens[s], b->prompts[r], b->lens[r]);
             if (c > b->lens[s] - 1) c = b->lens[s] - 1;
@@ -195,7 +203,11 @@ done:
  * baseline's own prompts. */
 static int baseline_prefill(void *self, const gen_request *rq, float *logits, int *logit_row) {
     (void)rq;
-    return prompt_run(self, true, logits, logit_row);
+    path_run *r = self;
+    baseline_run *b = r->b;
+    if (prompt_run(r, true, logits, logit_row)) return -1;
+    if (b->recurrent && !(b->prompt_states = recurrent_snapshot_save(r->f, forward_path(r->f)->n))) return -1;
+    return 0;
 }
 
 static int config_prefill(void *self, const gen_request *rq, float *logits, int *logit_row) {
@@ -235,7 +247,8 @@ static int config_step(void *self, const fwd_batch *rows, float *logits, int *lo
     for (int i = 0; i < n; i++) {
         int s = rows->seq[i], step = rows->pos[i] - b->lens[s];
         /* the token the baseline fed at this position has the baseline's states */
-        r->agrees[s] = r->agrees[s] && r->k > 0 && step < b->seqs[s].fed && b->out[s].tokens[step] == rows->tokens[i];
+        r->agrees[s] = r->agrees[s] && r->k > 0 && !b->recurrent && step < b->seqs[s].fed &&
+                       b->out[s].tokens[step] == rows->tokens[i];
         n_full += !r->agrees[s];
     }
     /* two queues, each in sequence order: the full rows at [0, n_full), the
@@ -294,8 +307,9 @@ baseline_run *baseline_run_new(const model *m, const tokenizer *tok, const int32
         if (lens[s] > max_len) max_len = lens[s];
     }
     b->n_ctx = max_len + n_predict;
-    plan_shared_prefixes(b);
     int N = m->hp.n_layers;
+    for (int l = 0; l < N; l++) b->recurrent |= m->layers[l].recurrent;
+    plan_shared_prefixes(b);
     layer_path base;
     path_baseline(N, &base);
     b->f = forward_new(m, &base, n, b->n_ctx, pool);
@@ -325,7 +339,9 @@ int baseline_run_config(baseline_run *b, const layer_path *path, gen_output *out
      * written back after, so the cache stays whole for the next configuration */
     kv_snapshot *generated = kv_snapshot_save(b->f, 0, k, b->n, b->lens, b->n_predict);
     int rc = generated ? 0 : -1;
-    for (int p = 0; p < k && !rc; p++) rc = forward_share_slot(f, p, b->f, p);
+    for (int p = 0; p < k && !rc; p++)
+        if (!forward_slot_recurrent(f, p)) rc = forward_share_slot(f, p, b->f, p);
+    if (!rc && b->prompt_states) rc = recurrent_snapshot_restore(b->prompt_states, f, k);
     path_run r;
     path_run_init(&r, b, f, k);
     gen_runner gr = {.prefill = config_prefill, .step = config_step};

@@ -471,13 +471,14 @@ static int objective_group(const model *m, const tokenizer *tok, pool *pool, con
 int scan_run(store *st, const model *m, const tokenizer *tok, const evalset *es, pool *pool,
              const scan_config *cfgs, int n_cfgs, const scan_run_opts *o, scan_summary *sum) {
     memset(sum, 0, sizeof *sum);
-    /* The reuse lets a configuration borrow the baseline's KV slots below its
-     * first new position (decoding; an objective's continuations copying
-     * their shared context there); a recurrent layer's state cannot be
-     * borrowed or copied from a run that holds it elsewhere, so such models
-     * run every configuration from scratch. */
-    for (int l = 0; l < m->hp.n_layers; l++) sum->from_scratch |= m->layers[l].recurrent && !o->naive;
-    bool naive = o->naive || sum->from_scratch;
+    /* An objective's continuations copy their shared context from sequence
+     * to sequence at positions a configuration borrows; a recurrent state
+     * cannot be copied from a run that went past that length, so on such
+     * models objectives run every configuration from scratch (generation
+     * keeps its reuse: reuse.c starts from the baseline's states). */
+    bool recurrent = false;
+    for (int l = 0; l < m->hp.n_layers; l++) recurrent |= m->layers[l].recurrent;
+    sum->objectives_from_scratch = recurrent && !o->naive && evalset_n_objectives(es) > 0;
     sum->total = n_cfgs;
     int *todo = xmalloc((size_t)n_cfgs * sizeof *todo), n_todo = 0;
     for (int k = 0; k < n_cfgs; k++) {
@@ -492,7 +493,7 @@ int scan_run(store *st, const model *m, const tokenizer *tok, const evalset *es,
     int n = evalset_n_prompts(es);
     double t_start = rys_now();
     baseline_run *base = NULL;
-    if (!naive && n > 0) {
+    if (!o->naive && n > 0) {
         base = baseline_run_new(m, tok, evalset_prompts(es), evalset_lens(es), n, evalset_n_predict(es), pool);
         if (!base) { free(todo); return -1; }
         /* The baseline's own pass is real work: it is charged to the baseline's
@@ -515,7 +516,7 @@ int scan_run(store *st, const model *m, const tokenizer *tok, const evalset *es,
             long long base_cost;
             validate_results_free(&ores);
             /* the group's documents take minutes before its first configuration is kept: validate's bar shows them */
-            rc = objective_group(m, tok, pool, es, cfgs, todo, t, t1, naive, o->progress, &ores, slot, &base_cost);
+            rc = objective_group(m, tok, pool, es, cfgs, todo, t, t1, o->naive || recurrent, o->progress, &ores, slot, &base_cost);
             if (rc) break;
             if (ores.stopped) { sum->stopped = true; break; }  /* the group's documents are incomplete: none is kept */
             sum->layer_tokens_done += base_cost;

@@ -82,7 +82,7 @@ typedef struct {
     long long layer_tokens_done, layer_tokens_naive;
     bool stopped;           /* a stop was asked for (rys_stop_requested): configurations were left undone */
     bool out_of_time;       /* the deadline passed: configurations were left undone */
-    bool from_scratch;      /* recurrent layers: every configuration ran without prefix reuse */
+    bool objectives_from_scratch;   /* recurrent layers: benchmark objectives ran without prefix reuse */
 } scan_summary;
 
 /* Greedy outputs of every prompt of es along path, from scratch (no reuse):

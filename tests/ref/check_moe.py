@@ -130,7 +130,7 @@ def check_refused(tmp):
 
 
 def check_scan(model, tmp):
-    """(s): every configuration a scan stores equals `rys eval` from scratch."""
+    """(s): every configuration a scan stores equals `rys eval` from scratch, its reuse running fewer layer-tokens."""
     math, eq = os.path.join(tmp, "math_sub.json"), os.path.join(tmp, "eq_sub.json")
     subset(os.path.join(PROBES, "math_16.json"), ["0", "5", "9", "13"], math)
     subset(os.path.join(PROBES, "eq_16.json"), ["1", "7"], eq)
@@ -150,7 +150,8 @@ def check_scan(model, tmp):
             if stored.get((it["probe"], it["key"])) != (it["generated"], it["score"]):
                 bad.append(f"{spec} {it['probe']}/{it['key']}")
     con.close()
-    ce.report("(s) scan items equal rys eval from scratch", len(configs) == 11 and not bad and items > 0,
+    ce.report("(s) scan items equal rys eval from scratch", len(configs) == 11 and not bad and items > 0
+              and out["layer_tokens_done"] < out["layer_tokens_naive"],
               f"{len(configs)} configurations (10 blocks of 4 layers + baseline), {items} items compared, "
               f"reuse {out['layer_tokens_done']} of {out['layer_tokens_naive']} layer-tokens"
               + (f"; differ: {', '.join(bad[:6])}" if bad else ""))

@@ -10,8 +10,9 @@ then |b - a|, cos(a, b), the variance over prompts, the effective rank by
 numpy's SVD) and every block's stability, anomaly and composite scores,
 written here from that definition, not from rys's C. Checks:
   - each layer's four statistics agree (relative 1e-2: rys keeps K, V and Q
-    in fp16 and multiplies Q8_0 weights with Q8_0-rounded activations, as
-    llama.cpp does; the reference is float64 throughout; the drift grows with
+    in fp16 and multiplies block-quantized weights (SmolLM2's Q4_1) with
+    activations rounded to 8 bits, as llama.cpp does; the reference is
+    float64 throughout; the drift grows with
     depth, 0.7% at SmolLM2's last layer);
   - every block's score recomputed here from rys's own statistics equals
     rys's (1e-9), and the ranking from the reference's statistics has

@@ -16,11 +16,18 @@ shared by 4 value heads), with check_engine's checks:
   Q8_0 copy (matrices Q8_0): (q) check_engine's bound for quantized files
   (1.5 x the larger of rys's spread across its kernel paths and llama.cpp's
   between flash attention on and off, + 1e-2; same argmax) and (c).
+  (t) along --blocks 0,2 (two recurrent layers traversed twice) rys equals
+      make_tiny_qwen35's float64 pass with a state per path position, and
+      that pass with one state per layer (both traversals sharing it) lies
+      outside that bound (1e-3 of max|logit|): the states must be separate;
+  (i) `rys info --blocks 0,2` lists each path position's kind;
   (s) `rys scan --stride 1` (every block of the 4 layers, math and EQ items):
       every stored item equals `rys eval --blocks` from scratch (check_moe's
-      check; a recurrent model's scan runs without prefix reuse);
-  (o) a scan of a perplexity objective (Apache-2.0, 1024 tokens): every
-      stored score equals `rys eval --blocks` on that path.
+      check), with fewer layer-tokens than a naive run: configurations start
+      from the baseline's recurrent states after the prompts;
+  (o) a scan of a perplexity objective (Apache-2.0, 1024 tokens; objectives
+      run from scratch on recurrent models): every stored score equals
+      `rys eval --blocks` on that path.
   qwen35moe (the same layers, each feed-forward 8 experts of which 2 are
   used plus a shared expert gated per token; F32): (a), (b), (d), (c).
 Prints PASS/FAIL per check; exits 1 when any fails.
@@ -33,11 +40,14 @@ import subprocess
 import sys
 import tempfile
 
+import numpy as np
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import check_engine as ce  # noqa: E402
 from check_moe import check_scan  # noqa: E402
-from make_tiny_qwen35 import N_LAYERS, write  # noqa: E402
+from make_tiny_qwen35 import INTERVAL, N_LAYERS, forward, write  # noqa: E402
+from numpy_forward import blocks_path  # noqa: E402
 
 
 def check_objective_scan(model, tmp):
@@ -60,6 +70,36 @@ def check_objective_scan(model, tmp):
               f"{len(rows)} configurations" + (f"; differ: {'; '.join(bad[:4])}" if bad else ""))
 
 
+def check_info_kinds(model):
+    """(i): `rys info --blocks` names each path position's kind (every INTERVAL-th layer is attention)."""
+    spec = "0,2"
+    out = json.loads(subprocess.run([ce.RYS, "info", model, "--blocks", spec, "--json"], capture_output=True, text=True,
+                                    check=True).stdout)
+    want = ["attention" if (L + 1) % INTERVAL == 0 else "recurrent" for L in blocks_path(spec, N_LAYERS)]
+    text = subprocess.run([ce.RYS, "info", model, "--blocks", spec], capture_output=True, text=True, check=True).stdout
+    ce.report("(i) rys info: layer kinds along the path", out["path"].get("kinds") == want and "kinds: 0-1 recurrent" in text,
+              f"{out['path'].get('kinds')} (want {want})")
+
+
+def check_separate_states(model, ref, items):
+    """(t): along --blocks 0,2 (layers 0 and 1, both recurrent, twice) rys equals the float64 reference with a
+    state per path position, and that reference with one state per layer (shared by both traversals) differs."""
+    spec = "0,2"
+    layers = blocks_path(spec, N_LAYERS)
+    for name, text in items:
+        if name not in ("chat", "code"):
+            continue
+        toks = ref.tokenize(text)
+        got = ce.rys_logits(model, toks, blocks=spec)
+        own = forward(model, toks, layers)[-1]
+        shared = forward(model, toks, layers, share_states=True)[-1]
+        rel_own = float(np.abs(got - own).max() / np.abs(own).max())
+        rel_shared = float(np.abs(got - shared).max() / np.abs(own).max())
+        # the bound rys meets tells the two apart: a shared state lies outside it
+        ce.report(f"(t) separate recurrent states, blocks {spec} '{name}'", rel_own <= 1e-3 < rel_shared,
+                  f"rys vs a state per position {rel_own:.2e} (<= 1e-3); vs one state per layer {rel_shared:.2e} (> 1e-3)")
+
+
 def main():
     ce.PPL_TEXTS = ["Apache-2.0"]
     with tempfile.TemporaryDirectory(prefix="rys-check-qwen35-") as tmp:
@@ -69,7 +109,7 @@ def main():
         write(q8, qtype="q8_0")
         write(moe, moe=True)
         print(f"check_qwen35: {f32}, {q8}, {moe}; rys = {ce.RYS}", flush=True)
-        for model, checks in ((f32, "abdcs"), (q8, "qc"), (moe, "abdcs")):
+        for model, checks in ((f32, "abdcts"), (q8, "qc"), (moe, "abdcs")):
             print(f"check_qwen35: {os.path.basename(model)}", flush=True)
             items = ce.prompts(model)
             ref = ce.LlamaRef(model)
@@ -85,6 +125,9 @@ def main():
                     ce.check_quantized(model, ref, items)
                 if "c" in checks:
                     ce.check_perplexity(model, ref, tmp)
+                if "t" in checks:
+                    check_separate_states(model, ref, items)
+                    check_info_kinds(model)
                 if "s" in checks:
                     own = os.path.join(tmp, "scan-" + arch)     # a store per model
                     os.makedirs(own, exist_ok=True)

@@ -26,6 +26,10 @@ Sizes, in Qwen3-30B-A3B's ratios (128 experts, 8 used, expert_ffn 0.375 dim,
         q8_0, and q4_k_m: the f32 file through llama.cpp's own quantizer
         (llama_model_quantize, as the real releases are made; experts Q4_K
         with some down projections Q6_K).
+  a3b   2 layers of Qwen3-30B-A3B's own shapes (dim 2048, 32 query heads over
+        4 KV heads of head_dim 128, 128 experts, 8 used, expert_ffn 768), the
+        same vocabulary: the MoE speed benchmark's model (bench/vs-peers on
+        it; q4_k_m is 0.7 GB, its F32 intermediate 4.8 GB).
 
 usage: make_tiny_moe.py OUT.gguf [--size tiny|mid] [--type f32|q8_0|q4_k_m] [--seed N]
 API:   make_moe(path, size="tiny", qtype="f32", seed=None)
@@ -48,6 +52,8 @@ SIZES = {
                  seed=55),
     "mid": dict(n_layers=6, dim=256, n_head=8, n_head_kv=2, head_dim=64, n_expert=32, n_used=4, expert_ffn=256,
                 seed=66),
+    "a3b": dict(n_layers=2, dim=2048, n_head=32, n_head_kv=4, head_dim=128, n_expert=128, n_used=8, expert_ffn=768,
+                seed=77),
 }
 CTX = 1024
 

@@ -175,8 +175,11 @@ def moe_ffn(W, p, h):
     return out + shared * gate[:, None]
 
 
-def forward(path, toks):
-    """float64 logits [len(toks), n_vocab] of the file at path, from an empty state."""
+def forward(path, toks, layers=None, share_states=False):
+    """float64 logits [len(toks), n_vocab] of the file at path, from an empty state, along the layer path
+    `layers` (default 0..N-1). Each path position keeps its own recurrent state; share_states=True keeps one
+    per layer instead, so a repeated layer's second traversal continues from the state its first one left
+    (what an engine sharing the state by layer would compute), for the check that this matters."""
     r = gguf.GGUFReader(path)
     arch = r.fields["general.architecture"].contents()
     W = {t.name: dequantize(t.data, t.tensor_type).astype(np.float64).reshape([int(d) for d in reversed(t.shape)])
@@ -204,7 +207,8 @@ def forward(path, toks):
 
     n = len(toks)
     x = W["token_embd.weight"][toks]
-    for L in range(N_LAYERS):
+    states = {}                 # key -> (conv past [D_CONV - 1, conv_dim], M [N_V, S, S])
+    for position, L in enumerate(range(N_LAYERS) if layers is None else layers):
         p = f"blk.{L}."
         h = rms(x, W[p + "attn_norm.weight"])
         if (L + 1) % INTERVAL:
@@ -212,14 +216,16 @@ def forward(path, toks):
             beta = sigmoid(h @ W[p + "ssm_beta.weight"].T)
             g = W[p + "ssm_a"] * np.log1p(np.exp(h @ W[p + "ssm_alpha.weight"].T + W[p + "ssm_dt.bias"]))
             cw = W[p + "ssm_conv1d.weight"]                     # [conv_dim, d_conv], column 0 the oldest
-            past = np.concatenate([np.zeros((D_CONV - 1, mixed.shape[1])), mixed])
+            key = L if share_states else position
+            past0, M = states.get(key, (np.zeros((D_CONV - 1, mixed.shape[1])), np.zeros((N_V, S, S))))
+            past = np.concatenate([past0, mixed])
             conv = silu(np.stack([(past[t:t + D_CONV].T * cw).sum(1) for t in range(n)]))
             kd = S * N_K
             q, k = conv[:, :kd].reshape(n, N_K, S), conv[:, kd:2 * kd].reshape(n, N_K, S)
             v = conv[:, 2 * kd:].reshape(n, N_V, S)
             q = q / np.sqrt((q * q).sum(-1, keepdims=True) + eps)
             k = k / np.sqrt((k * k).sum(-1, keepdims=True) + eps)
-            M, out = np.zeros((N_V, S, S)), np.zeros((n, N_V, S))
+            M, out = M.copy(), np.zeros((n, N_V, S))
             for t in range(n):
                 for hh in range(N_V):
                     kh, qh = k[t, hh % N_K], q[t, hh % N_K]
@@ -227,6 +233,7 @@ def forward(path, toks):
                     delta = (v[t, hh] - M[hh].T @ kh) * beta[t, hh]
                     M[hh] += np.outer(kh, delta)
                     out[t, hh] = M[hh].T @ qh / np.sqrt(S)
+            states[key] = (past[-(D_CONV - 1):], M)
             o = rms(out, W[p + "ssm_norm.weight"]) * silu(z.reshape(n, N_V, S))
             y = o.reshape(n, -1) @ W[p + "ssm_out.weight"].T
         else:

@@ -26,36 +26,18 @@ written here from that definition, not from rys's C. Checks:
   - bad input: --db of another model's store, --n 1, --method bogus.
 
 usage: check_prescreen.py; RYS = the binary."""
-import json, os, sqlite3, subprocess, sys, tempfile
+import json, os, sqlite3, sys, tempfile
 
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import numpy_forward as nf  # noqa: E402
-from rank_stats import spearman  # noqa: E402
+from refcheck import fail, failures, run, spearman  # noqa: E402
 
-RYS = os.environ.get("RYS", "build/rys")
 ROOT = os.path.join(HERE, "..", "..")
 TINY = os.path.join(ROOT, "tests", "data", "tiny-gemma3.gguf")
 OTHER = os.path.join(ROOT, "tests", "data", "tiny-llama.gguf")
-fails = 0
-
-
-def fail(msg):
-    global fails
-    print("FAIL: " + msg)
-    fails += 1
-
-
-def run(args, ok=True):
-    p = subprocess.run([RYS] + args, capture_output=True, text=True)
-    if ok and p.returncode != 0:
-        print(p.stderr)
-        raise SystemExit(f"rys {' '.join(args)} exited {p.returncode}")
-    return p
-
-
 def layer_stats(hidden_per_prompt):
     """CircuitProbe's statistics per layer from each prompt's list of states."""
     n_layers = len(hidden_per_prompt[0]) - 1
@@ -209,8 +191,8 @@ def main():
     check_model(smol, 6)
     with tempfile.TemporaryDirectory(prefix="rys-check-prescreen-") as tmp:
         check_refusals(check_scan_order(tmp))
-    print("PASS" if not fails else f"FAIL ({fails})")
-    return 1 if fails else 0
+    print("PASS" if not failures else f"FAIL ({len(failures)})")
+    return 1 if failures else 0
 
 
 if __name__ == "__main__":

@@ -13,32 +13,14 @@ model's store and, after a failed gate, without --force; `rys report` draws
 the search views.
 
 usage: check_surrogate.py; RYS = the binary."""
-import hashlib, json, math, os, sqlite3, subprocess, sys, tempfile
+import hashlib, json, math, os, sqlite3, sys, tempfile
 
-RYS = os.environ.get("RYS", "build/rys")
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from rank_stats import spearman  # noqa: E402
+from refcheck import fail, failures, run, spearman  # noqa: E402
 ROOT = os.path.join(HERE, "..", "..")
 MODEL = os.path.join(ROOT, "tests", "data", "tiny-gemma3.gguf")
 OTHER = os.path.join(ROOT, "tests", "data", "tiny-llama.gguf")
-fails = 0
-
-
-def fail(msg):
-    global fails
-    print("FAIL: " + msg)
-    fails += 1
-
-
-def run(args, ok=True):
-    p = subprocess.run([RYS] + args, capture_output=True, text=True)
-    if ok and p.returncode != 0:
-        print(p.stderr)
-        raise SystemExit(f"rys {' '.join(args)} exited {p.returncode}")
-    return p
-
-
 def counts(path, n):
     c = [0] * n
     for l in path.split(":", 1)[1].split(","):
@@ -161,8 +143,8 @@ def main():
     for fig in ("searches", "surrogate"):
         if f'src="{fig}.png"' not in html or not os.path.exists(os.path.join(rep, fig + ".svg")):
             fail(f"report lacks {fig}.png/svg")
-    print("check_surrogate: " + ("OK" if not fails else f"{fails} failures"))
-    sys.exit(1 if fails else 0)
+    print("check_surrogate: " + ("OK" if not failures else f"{len(failures)} failures"))
+    sys.exit(1 if failures else 0)
 
 
 if __name__ == "__main__":

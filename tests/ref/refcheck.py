@@ -1,6 +1,28 @@
-"""Rank statistics in plain Python, written from their definitions, for the
-checks that recompute rys's Spearman numbers (surrogate holdout, pre-screen)."""
+"""What the reference checks that drive the rys binary share: running it,
+counting failures, and rank statistics in plain Python, written from their
+definitions, for the checks that recompute rys's Spearman numbers
+(surrogate holdout, pre-screen)."""
 import math
+import os
+import subprocess
+
+RYS = os.environ.get("RYS", "build/rys")
+failures = []
+
+
+def fail(msg):
+    """Records and prints one failed check; the script ends non-zero when any was recorded."""
+    print("FAIL: " + msg)
+    failures.append(msg)
+
+
+def run(args, ok=True):
+    """rys ARGS; with ok, a non-zero exit stops the script with its stderr."""
+    p = subprocess.run([RYS] + args, capture_output=True, text=True)
+    if ok and p.returncode != 0:
+        print(p.stderr)
+        raise SystemExit(f"rys {' '.join(args)} exited {p.returncode}")
+    return p
 
 
 def ranks(v):

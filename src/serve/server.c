@@ -52,6 +52,7 @@ typedef struct {
     int n_keys;
     long prompt_tokens, gen_tokens, cancelled, timeouts, rejected;
     long steps, step_seqs;          /* decode steps run, and the sequences in them */
+    long echo_shared;               /* echoed prompt positions copied from another prompt of their prefill */
     long lat_bucket[N_BUCKETS];     /* per bucket, not cumulative */
     long lat_count;
     double lat_sum;
@@ -225,6 +226,23 @@ static void lp_push(lp_list *l, const float *lsm, int n_vocab, int32_t token) {
 }
 
 static void lp_free(lp_list *l) { free(l->lp); free(l->top_ids); free(l->top_lp); }
+
+/* Appends the first n entries of src (same k) to dst. */
+static void lp_copy_prefix(lp_list *dst, const lp_list *src, int n) {
+    int k = dst->k ? dst->k : 1;
+    while (dst->cap < dst->n + n) {
+        dst->cap = dst->cap ? 2 * dst->cap : 16;
+        dst->lp = xrealloc(dst->lp, (size_t)dst->cap * sizeof *dst->lp);
+        dst->top_ids = xrealloc(dst->top_ids, (size_t)dst->cap * k * sizeof *dst->top_ids);
+        dst->top_lp = xrealloc(dst->top_lp, (size_t)dst->cap * k * sizeof *dst->top_lp);
+    }
+    memcpy(dst->lp + dst->n, src->lp, (size_t)n * sizeof *dst->lp);
+    if (dst->k) {
+        memcpy(dst->top_ids + (size_t)dst->n * k, src->top_ids, (size_t)n * k * sizeof *dst->top_ids);
+        memcpy(dst->top_lp + (size_t)dst->n * k, src->top_lp, (size_t)n * k * sizeof *dst->top_lp);
+    }
+    dst->n += n;
+}
 
 /* Appends the first n tokens of ids with their entries of l to the four
  * arrays of a completion's logprobs object; *offset is the running text offset. */
@@ -468,15 +486,29 @@ static void keep_lsm(lane *ln, int slot, const float *row) {
 
 /* An echoed prompt of slot `slot` in chunks with every position's logits:
  * each position's log-probabilities into the item, the last row's logits
- * to out. 0 or -1. */
-static int echo_prefill(lane *ln, int slot, float *out) {
+ * to out. When donor >= 0 (an echoed prompt of this prefill, same top-k)
+ * shares the first `common` tokens, its KV rows of positions [0, common-1)
+ * are copied and its entries of tokens [0, common) taken: rows are causal,
+ * so those are the bits this prompt would compute (lm-eval's requests share
+ * their context and differ in the continuation). 0 or -1. */
+static int echo_prefill(lane *ln, int slot, int donor, int common, float *out) {
     item *it = ln->slot[slot];
-    int n_vocab = ln->inner.n_vocab, n = it->n_ids;
+    int n_vocab = ln->inner.n_vocab, n = it->n_ids, from = 0;
     int32_t pos[ECHO_CHUNK], seq[ECHO_CHUNK];
+    if (donor >= 0 && common >= 2) {
+        /* row common-2 predicts token common-1, still shared; row common-1 predicts the first that may differ */
+        from = common - 1;
+        if (forward_copy_seq(ln->f, donor, slot, from)) return -1;
+        lp_copy_prefix(&it->echo_lps, &ln->slot[donor]->echo_lps, common);
+        pthread_mutex_lock(&ln->s->met.mu);
+        ln->s->met.echo_shared += from;
+        pthread_mutex_unlock(&ln->s->met.mu);
+    } else {
+        lp_push(&it->echo_lps, NULL, n_vocab, it->ids[0]);
+    }
     float *lsm = xmalloc((size_t)n_vocab * sizeof(float));
     int rc = 0;
-    lp_push(&it->echo_lps, NULL, n_vocab, it->ids[0]);
-    for (int start = 0; start < n && rc == 0; start += ECHO_CHUNK) {
+    for (int start = from; start < n && rc == 0; start += ECHO_CHUNK) {
         int len = n - start < ECHO_CHUNK ? n - start : ECHO_CHUNK;
         for (int i = 0; i < len; i++) {
             pos[i] = start + i;
@@ -493,6 +525,25 @@ static int echo_prefill(lane *ln, int slot, float *out) {
     }
     free(lsm);
     return rc;
+}
+
+/* The echoed prompt among done[0..n_done) sharing the most first tokens
+ * with slot's (same top-k), into *common; -1 when none shares two. Never on
+ * recurrent layers, whose states cannot be copied at a shorter length. */
+static int echo_donor(const lane *ln, int slot, const int *done, int n_done, int *common) {
+    const item *it = ln->slot[slot];
+    int best = -1;
+    *common = 0;
+    for (int p = 0; p < forward_path(ln->f)->n; p++)
+        if (forward_slot_recurrent(ln->f, p)) return -1;
+    for (int d = 0; d < n_done; d++) {
+        const item *o = ln->slot[done[d]];
+        if (o->echo_lps.k != it->echo_lps.k) continue;
+        int c = 0;
+        while (c < it->n_ids && c < o->n_ids && it->ids[c] == o->ids[c]) c++;
+        if (c > *common) { *common = c; best = done[d]; }
+    }
+    return *common >= 2 ? best : -1;
 }
 
 /* gen_runner.prefill of a lane: the plain prompts in one batch through the
@@ -512,11 +563,13 @@ static int lane_prefill(void *self, const gen_request *rq, float *logits, int *l
         gen_request plain = {n_plain, ln->p_prompts, ln->p_len, ln->p_predict, ln->p_seq};
         if (ln->inner.prefill(ln->inner.self, &plain, logits, ln->p_row)) return -1;
     }
-    int k = 0, next_row = n_plain;
+    int k = 0, next_row = n_plain, n_echoed = 0;
     for (int s = 0; s < rq->n; s++) {
         int slot = rq->seq[s];
         if (ln->slot[slot]->echo_lp) {
-            if (echo_prefill(ln, slot, logits + (size_t)next_row * n_vocab)) return -1;
+            int common, donor = echo_donor(ln, slot, ln->p_seq + n_plain, n_echoed, &common);
+            if (echo_prefill(ln, slot, donor, common, logits + (size_t)next_row * n_vocab)) return -1;
+            ln->p_seq[n_plain + n_echoed++] = slot;     /* a donor for the next ones */
             logit_row[s] = next_row++;
         } else {
             logit_row[s] = ln->p_row[k++];
@@ -1380,14 +1433,16 @@ static enum MHD_Result do_metrics(server *s, struct MHD_Connection *c) {
           "# TYPE rys_decode_steps_total counter\nrys_decode_steps_total %ld\n"
           "# HELP rys_step_sequences_total Sequences in those steps (over steps: the mean batch).\n"
           "# TYPE rys_step_sequences_total counter\nrys_step_sequences_total %ld\n"
+          "# HELP rys_echo_shared_tokens_total Echoed prompt positions copied from another prompt of the same prefill.\n"
+          "# TYPE rys_echo_shared_tokens_total counter\nrys_echo_shared_tokens_total %ld\n"
           "# HELP rys_queue_depth Requests waiting for a slot.\n"
           "# TYPE rys_queue_depth gauge\nrys_queue_depth %d\n"
           "# HELP rys_active_sequences Sequences in decode slots.\n"
           "# TYPE rys_active_sequences gauge\nrys_active_sequences %d\n"
           "# HELP rys_request_duration_seconds Time from a request's arrival to its answer's end.\n"
           "# TYPE rys_request_duration_seconds histogram\n",
-          m->prompt_tokens, m->gen_tokens, m->cancelled, m->timeouts, m->rejected, m->steps, m->step_seqs, queued,
-          active);
+          m->prompt_tokens, m->gen_tokens, m->cancelled, m->timeouts, m->rejected, m->steps, m->step_seqs, m->echo_shared,
+          queued, active);
     long cum = 0;
     for (int b = 0; b < N_BUCKETS; b++) {
         cum += m->lat_bucket[b];

@@ -154,6 +154,38 @@ def check_logprobs(client):
               f"echo + logprobs=1, max_tokens={max_tokens}: prompt log-probabilities == rys logits (max diff {diff:.2e})")
 
 
+def check_shared_context_logprobs(client):
+    # lm-eval's requests: one context, several continuations, in one request so they share a prefill; the
+    # server computes the context once and copies its KV (echo_prefill's donor): every prompt's entries must
+    # equal the prompt served alone
+    ctx = "Question: which planet is closest to the sun? Answer:"
+    prompts = [ctx + " Mercury", ctx + " Venus, the second planet", ctx + " Mercury"]
+    ids = [raw(PORT, "POST", "/tokenize", {"content": p})[1]["tokens"] for p in prompts]
+
+    def common(a, b):
+        c = 0
+        while c < min(len(a), len(b)) and a[c] == b[c]:
+            c += 1
+        return c
+    # each later prompt copies the longest beginning of an earlier one but its last shared token
+    want_shared = sum(max(c - 1, 0) for c in (max(common(ids[q], ids[r]) for r in range(q)) for q in (1, 2)))
+    before = metric(metrics(PORT), "rys_echo_shared_tokens_total")
+    both = client.completions.create(model=MODEL, prompt=prompts, max_tokens=0, temperature=0, echo=True, logprobs=2)
+    shared = metric(metrics(PORT), "rys_echo_shared_tokens_total") - before
+    worst, same_tokens = 0.0, True
+    for q, prompt in enumerate(prompts):
+        alone = client.completions.create(model=MODEL, prompt=prompt, max_tokens=0, temperature=0, echo=True, logprobs=2)
+        a, b = both.choices[q].logprobs, alone.choices[0].logprobs
+        same_tokens &= a.tokens == b.tokens and a.text_offset == b.text_offset
+        for x, y in zip(a.token_logprobs[1:], b.token_logprobs[1:]):
+            worst = max(worst, abs(x - y))
+        for x, y in zip(a.top_logprobs[1:], b.top_logprobs[1:]):
+            same_tokens &= sorted(x) == sorted(y)
+    check(same_tokens and worst == 0.0 and shared == want_shared > 0,
+          f"echo of {len(prompts)} prompts sharing a context in one request == each alone (max diff {worst:.1e}); "
+          f"{shared:.0f} positions copied, {want_shared} expected")
+
+
 def check_eog_logprobs(client):
     # a chat turn as a plain prompt ends on <|im_end|>: not in the text, but
     # its log-probability is the last entry (lm-eval's echo reads it as the generated one)
@@ -486,6 +518,7 @@ try:
     check(ids == [MODEL, MODEL + "@blocks:10,24"], f"/v1/models: one id per served path ({ids})")
     check_generation(client)
     check_logprobs(client)
+    check_shared_context_logprobs(client)
     check_eog_logprobs(client)
     check_chat_logprobs(client)
     check_errors(PORT)

@@ -10,6 +10,9 @@
  *  - Every kernel family this CPU runs against the portable one.
  *  - Dispatch: RYS_CPU, refusals of paths that cannot run. */
 #include "testutil.h"
+
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include "base/pool.h"
 #include "quant/quant.h"
 #include "quant/kquants.h"
@@ -942,6 +945,96 @@ static void test_errors(void **state) {
     assert_int_equal(quant_dequantize_row(QT_Q8_0, w, y, 31), -1);
 }
 
+/* ---- copies kept on disk --------------------------------------------------- */
+
+/* A products' run over two matrices of a file mapped at this call: batch 5
+ * (packed copies) and batch 1 (interleaved), outputs into y (4 x 40 floats),
+ * with the cache file at cache_path; returns the copies read from it. */
+static size_t cached_products(const char *model_path, const char *cache_path, float *y, size_t *made) {
+    int fd = open(model_path, O_RDONLY);
+    assert_true(fd >= 0);
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    const uint8_t *map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    close(fd);
+    assert_true(map != MAP_FAILED);
+    quant_cache_file(map, (size_t)st.st_size, cache_path);
+    int64_t n_in = 896, n_out = 40;
+    size_t q5 = quant_row_size(QT_Q5_0, n_in) * (size_t)n_out;
+    quant_matrix a = {.type = QT_Q5_0, .n_in = n_in, .n_out = n_out, .data = map};
+    quant_matrix b = {.type = QT_Q4_0, .n_in = n_in, .n_out = n_out, .data = map + q5};
+    rng_state = 77;
+    float *x = random_activations(n_in, 5);
+    assert_int_equal(quant_matmul(&a, x, 5, y, NULL), 0);
+    assert_int_equal(quant_matmul(&b, x, 5, y + 5 * n_out, NULL), 0);
+    assert_int_equal(quant_matmul(&a, x, 1, y + 10 * n_out, NULL), 0);
+    assert_int_equal(quant_matmul(&b, x, 1, y + 11 * n_out, NULL), 0);
+    size_t loaded;
+    quant_cache_file_counts(map, &loaded, made);
+    quant_release(map, (size_t)st.st_size);
+    munmap((void *)map, (size_t)st.st_size);
+    free(x);
+    return loaded;
+}
+
+/* Copies written at release are read back by the next run with the same
+ * bits; a damaged copy, a truncated file or a changed source are rebuilt. */
+static void test_cache_file(void **state) {
+    (void)state;
+    const char *model = test_tmp_path("cached-weights.bin"), *cache = test_tmp_path("cached-weights.pack");
+    unlink(cache);
+    int64_t n_in = 896, n_out = 40;
+    size_t q5 = quant_row_size(QT_Q5_0, n_in) * (size_t)n_out, q4 = quant_row_size(QT_Q4_0, n_in) * (size_t)n_out;
+    rng_state = 5;
+    uint8_t *wa = random_weights(QT_Q5_0, n_in, n_out), *wb = random_weights(QT_Q4_0, n_in, n_out);
+    FILE *f = fopen(model, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(wa, 1, q5, f), q5);
+    assert_int_equal(fwrite(wb, 1, q4, f), q4);
+    fclose(f);
+    float want[12 * 40], got[12 * 40];
+    size_t made;
+    assert_int_equal(cached_products(model, cache, want, &made), 0);       /* no file yet: every copy built */
+    assert_int_equal(made, 4);
+    struct stat st;
+    assert_int_equal(stat(cache, &st), 0);
+    assert_int_equal(cached_products(model, cache, got, &made), 4);        /* all four from the file */
+    assert_int_equal(made, 0);
+    assert_memory_equal(got, want, sizeof want);
+    /* a flipped byte inside a copy: that copy is rebuilt, the others still read */
+    int fd = open(cache, O_RDWR);
+    uint8_t byte;
+    off_t at = st.st_size - 100;
+    assert_int_equal(pread(fd, &byte, 1, at), 1);
+    byte ^= 0x40;
+    assert_int_equal(pwrite(fd, &byte, 1, at), 1);
+    close(fd);
+    assert_int_equal(cached_products(model, cache, got, &made), 3);
+    assert_int_equal(made, 1);
+    assert_memory_equal(got, want, sizeof want);
+    /* the rewritten file is whole again; a truncated one is ignored */
+    assert_int_equal(cached_products(model, cache, got, &made), 4);
+    assert_int_equal(truncate(cache, 200), 0);
+    assert_int_equal(cached_products(model, cache, got, &made), 0);
+    assert_int_equal(made, 4);
+    assert_memory_equal(got, want, sizeof want);
+    /* new weights at the same offsets: the file's copies no longer match them */
+    rng_state = 6;
+    uint8_t *wc = random_weights(QT_Q5_0, n_in, n_out);
+    f = fopen(model, "r+b");
+    assert_int_equal(fwrite(wc, 1, q5, f), q5);
+    fclose(f);
+    assert_int_equal(cached_products(model, cache, got, &made), 2);         /* only the Q4_0 matrix's copies */
+    assert_int_equal(made, 2);
+    assert_memory_not_equal(got, want, 5 * 40 * sizeof(float));
+    assert_memory_equal(got + 5 * 40, want + 5 * 40, 5 * 40 * sizeof(float));
+    free(wa);
+    free(wb);
+    free(wc);
+    unlink(model);
+    unlink(cache);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_info),
@@ -962,6 +1055,7 @@ int main(void) {
         cmocka_unit_test(test_expf_n),
         cmocka_unit_test(test_dispatch),
         cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_cache_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -213,3 +213,19 @@ void rys_stop_install(void) {
 bool rys_stop_requested(void) { return stop_signal != 0; }
 int rys_stop_signal(void) { return stop_signal; }
 int rys_stop_exit_code(void) { return stop_signal ? 128 + stop_signal : 0; }
+
+const char *rys_cache_dir(const char *sub, char *buf, size_t cap) {
+    const char *root = getenv("RYS_CACHE_DIR"), *home = getenv("HOME");
+    int n;
+    if (root && *root) n = snprintf(buf, cap, "%s/%s", root, sub);
+    else if (home && *home) n = snprintf(buf, cap, "%s/.cache/rys/%s", home, sub);
+    else {
+        rys_seterr("%s cache: neither RYS_CACHE_DIR nor HOME is set", sub);
+        return NULL;
+    }
+    if (n < 0 || (size_t)n >= cap) {
+        rys_seterr("%s cache: path too long", sub);
+        return NULL;
+    }
+    return buf;
+}

@@ -42,6 +42,10 @@ double rys_now(void);
 
 /* Peak resident set size in bytes (from getrusage). */
 size_t rys_peak_rss(void);
+/* The directory `sub` of rys's cache into buf: $RYS_CACHE_DIR/sub, else
+ * $HOME/.cache/rys/sub. buf, or NULL with the error ("<what> cache: neither
+ * RYS_CACHE_DIR nor HOME is set", or the path too long). */
+const char *rys_cache_dir(const char *sub, char *buf, size_t cap);
 /* mkdir -p: path and its missing parents (0755). 0, or -1 with errno set. */
 int rys_mkdirs(const char *path);
 

@@ -85,25 +85,7 @@ const known_model *models_find(const char *name) {
     return NULL;
 }
 
-const char *models_dir(char *buf, size_t cap) {
-    const char *root = getenv("RYS_CACHE_DIR");
-    int n;
-    if (root && *root) {
-        n = snprintf(buf, cap, "%s/models", root);
-    } else {
-        const char *home = getenv("HOME");
-        if (!home || !*home) {
-            rys_seterr("model cache: neither RYS_CACHE_DIR nor HOME is set");
-            return NULL;
-        }
-        n = snprintf(buf, cap, "%s/.cache/rys/models", home);
-    }
-    if (n < 0 || (size_t)n >= cap) {
-        rys_seterr("model cache: path too long");
-        return NULL;
-    }
-    return buf;
-}
+const char *models_dir(char *buf, size_t cap) { return rys_cache_dir("models", buf, cap); }
 
 const char *models_cached_path(const known_model *km, char *buf, size_t cap) {
     char dir[4096];

@@ -4,10 +4,14 @@
 #include "engine/model.h"
 #include "base/util.h"
 
+#include <dirent.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 typedef struct {
     const char *name;
@@ -412,11 +416,48 @@ fail:
 
 bool model_layer_sliding(const char *arch, int l) { return !strcmp(arch, "gemma3") && (l + 1) % 6 != 0; }
 
+/* FNV-1a of s: a short, stable name for a path. */
+static uint64_t fnv1a(const char *s) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (; *s; s++) h = (h ^ (uint8_t)*s) * 0x100000001b3ull;
+    return h;
+}
+
+/* Keeps the kernels' copies of the file's matrices in rys's cache
+ * (quant_cache_file), unless RYS_PACK_CACHE=0 or the file is smaller than
+ * RYS_PACK_CACHE_MIN bytes (default 64 MiB: a smaller model builds them in a
+ * blink, and tests' temporary models would only litter the cache). The
+ * cache file is named by the model file's real path, size, modification
+ * time and inode; the same path's files of other versions are removed. */
+static void attach_pack_cache(const gguf_file *g, const char *path) {
+    const char *off = getenv("RYS_PACK_CACHE"), *min_env = getenv("RYS_PACK_CACHE_MIN");
+    long long min_bytes = min_env && *min_env ? atoll(min_env) : 64ll << 20;
+    struct stat st;
+    char dir[4096], real[4096], name[160], file[4400];
+    if ((off && !strcmp(off, "0")) || stat(path, &st) || (long long)st.st_size < min_bytes || !realpath(path, real) ||
+        !rys_cache_dir("packed", dir, sizeof dir) || rys_mkdirs(dir))
+        return;
+    char prefix[32];
+    snprintf(prefix, sizeof prefix, "%016llx-", (unsigned long long)fnv1a(real));
+    snprintf(name, sizeof name, "%s%lld-%lld%09ld-%llu.pack", prefix, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+             st.st_mtim.tv_nsec, (unsigned long long)st.st_ino);
+    DIR *d = opendir(dir);
+    for (struct dirent *de; d && (de = readdir(d));)
+        if (!strncmp(de->d_name, prefix, strlen(prefix)) && strcmp(de->d_name, name) && !strstr(de->d_name, ".tmp.")) {
+            snprintf(file, sizeof file, "%s/%s", dir, de->d_name);
+            unlink(file);
+        }
+    if (d) closedir(d);
+    snprintf(file, sizeof file, "%s/%s", dir, name);
+    quant_cache_file(g->map, g->map_size, file);
+}
+
 model *model_load(const char *path) {
     gguf_file *g = gguf_open(path);
     if (!g) return NULL;
     model *m = model_from_gguf(g);
     if (!m) gguf_close(g);
+    else if (g->map) attach_pack_cache(g, path);
     return m;
 }
 

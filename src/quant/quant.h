@@ -106,6 +106,15 @@ double quant_peak_macs(void);
 /* Drop what quant_matmul derived from weights in [data, data+size) (their
  * packed copies); call it before that memory is freed or unmapped. */
 void quant_release(const void *data, size_t size);
+/* Keeps the packed and interleaved copies of the matrices inside [base,
+ * base + size) (a model file's mapping) in the file at path: copies found
+ * there (same layout, offset, shape and sampled bytes) are used from it, and
+ * quant_release of the range writes the file again, whole, atomically, when
+ * the run made copies it lacked. A missing, stale or damaged file costs only
+ * the building; a file that cannot be written is left as it was. */
+void quant_cache_file(const void *base, size_t size, const char *path);
+/* The copies of base's registered range read from its file and made anew so far. */
+void quant_cache_file_counts(const void *base, size_t *loaded, size_t *made);
 
 /* Kernel families, best last. quant_cpu_path() is the one in use: the best
  * one rys has kernels for and the CPU supports, or the one forced by

@@ -59,16 +59,7 @@ static const char *fit(char *buf, size_t cap, int n, const char *what) {
     return buf;
 }
 
-const char *data_root(char *buf, size_t cap) {
-    const char *root = getenv("RYS_CACHE_DIR");
-    if (root && *root) return fit(buf, cap, snprintf(buf, cap, "%s/data", root), root);
-    const char *home = getenv("HOME");
-    if (!home || !*home) {
-        rys_seterr("data cache: neither RYS_CACHE_DIR nor HOME is set");
-        return NULL;
-    }
-    return fit(buf, cap, snprintf(buf, cap, "%s/.cache/rys/data", home), home);
-}
+const char *data_root(char *buf, size_t cap) { return rys_cache_dir("data", buf, cap); }
 
 const char *data_package_dir(const char *root, const char *name, char *buf, size_t cap) {
     char rbuf[4096];

@@ -13,7 +13,8 @@ shared by 4 value heads), with check_engine's checks:
       kind in qwen35.attention.recurrent_layers, which llama.cpp reads), for
       0,4 (every layer twice), 1,2 and 1,2;2,3;
   (c) perplexity (Apache-2.0 licence text, -c 512) within 0.5%;
-  Q8_0 copy (matrices Q8_0): (q) check_engine's bound for quantized files
+  Q8_0 copy (matrices Q8_0), and a mid-sized model (8 layers, dim 256) made
+  Q4_K_M by llama.cpp's own quantizer, as the releases are: (q) check_engine's bound for quantized files
   (1.5 x the larger of rys's spread across its kernel paths and llama.cpp's
   between flash attention on and off, + 1e-2; same argmax) and (c).
   (t) along --blocks 0,2 (two recurrent layers traversed twice) rys equals
@@ -103,13 +104,14 @@ def check_separate_states(model, ref, items):
 def main():
     ce.PPL_TEXTS = ["Apache-2.0"]
     with tempfile.TemporaryDirectory(prefix="rys-check-qwen35-") as tmp:
-        f32, q8, moe = (os.path.join(tmp, n) for n in ("tiny-qwen35.gguf", "tiny-qwen35-q8_0.gguf",
-                                                       "tiny-qwen35moe.gguf"))
+        f32, q8, moe, kq = (os.path.join(tmp, n) for n in ("tiny-qwen35.gguf", "tiny-qwen35-q8_0.gguf",
+                                                           "tiny-qwen35moe.gguf", "mid-qwen35-q4_k_m.gguf"))
         write(f32)
         write(q8, qtype="q8_0")
         write(moe, moe=True)
-        print(f"check_qwen35: {f32}, {q8}, {moe}; rys = {ce.RYS}", flush=True)
-        for model, checks in ((f32, "abdcts"), (q8, "qc"), (moe, "abdcs")):
+        write(kq, qtype="q4_k_m", size="mid")
+        print(f"check_qwen35: {f32}, {q8}, {moe}, {kq}; rys = {ce.RYS}", flush=True)
+        for model, checks in ((f32, "abdcts"), (q8, "qc"), (moe, "abdcs"), (kq, "qc")):
             print(f"check_qwen35: {os.path.basename(model)}", flush=True)
             items = ce.prompts(model)
             ref = ce.LlamaRef(model)

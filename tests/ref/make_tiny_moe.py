@@ -135,7 +135,7 @@ def _write(path, size, qtype, seed, broken=None):
     w.close()
 
 
-def _quantize_llama(src, dst, ftype):
+def quantize_llama(src, dst, ftype):
     """src (F32) -> dst through llama.cpp's quantizer, as llama-quantize does."""
     import llama_cpp
     params = llama_cpp.llama_model_quantize_default_params()
@@ -158,7 +158,7 @@ def make_moe(path, size="tiny", qtype="f32", seed=None, broken=None):
         with tempfile.TemporaryDirectory(prefix="rys-moe-") as tmp:
             f32 = os.path.join(tmp, "f32.gguf")
             _write(f32, size, "f32", seed)
-            _quantize_llama(f32, path, llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M)
+            quantize_llama(f32, path, llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M)
     else:
         raise ValueError(f"type {qtype}: not one of f32, q8_0, q4_k_m")
     return os.path.getsize(path)

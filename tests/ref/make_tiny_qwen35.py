@@ -34,7 +34,7 @@ rmsnorm(out, ssm_norm) * silu(z) per head and ssm_out. A path through such
 a model needs, per path position and sequence, the convolution state and M
 beside the attention layers' KV slots.
 
-usage: make_tiny_qwen35.py OUT.gguf [--type f32|q8_0] [--moe] [--check]   (--check: numpy against llama.cpp,
+usage: make_tiny_qwen35.py OUT.gguf [--type f32|q8_0|q4_k_m] [--size tiny|mid] [--moe] [--check]   (--check: numpy against llama.cpp,
        last-position logits within 1e-3 of max|logit|, exit 1 otherwise)
 """
 import argparse
@@ -57,17 +57,37 @@ S, N_K, N_V, D_CONV, INTERVAL = 16, 2, 4, 4, 4
 N_EXPERT, N_USED, EXPERT_FFN, SHEXP_FFN = 8, 2, 32, 64
 
 
-def write(path, seed=77, qtype="f32", moe=False):
+# mid: 8 layers (two attention), every matrix's input a multiple of 256, so that llama.cpp's own quantizer
+# can make the K-quant file the real releases are (Q4_K_M); the numpy pass below is the tiny model's only
+SIZES = {
+    "tiny": (N_LAYERS, DIM, N_HEAD, N_HEAD_KV, HEAD_DIM, FFN, N_ROT, S, N_K, N_V, D_CONV, INTERVAL),
+    "mid": (8, 256, 4, 2, 64, 512, 8, 64, 2, 4, 4, 4),
+}
+
+
+def write(path, seed=77, qtype="f32", moe=False, size="tiny"):
     """The model; qtype "q8_0" stores the matrices (not the embeddings, norms,
-    convolution, dt, a, beta and alpha) as Q8_0; moe writes a qwen35moe file
-    (every layer's feed-forward qwen3moe's experts plus a gated shared expert)."""
+    convolution, dt, a, beta and alpha) as Q8_0, "q4_k_m" is the F32 file through
+    llama.cpp's quantizer (size "mid": K-quants need inputs of 256); moe writes a
+    qwen35moe file (every layer's feed-forward qwen3moe's experts plus a gated
+    shared expert)."""
+    if qtype == "q4_k_m":
+        import tempfile
+        import llama_cpp
+        from make_tiny_moe import quantize_llama
+        with tempfile.TemporaryDirectory(prefix="rys-qwen35-") as tmp:
+            f32 = os.path.join(tmp, "f32.gguf")
+            write(f32, seed, "f32", moe, size)
+            quantize_llama(f32, path, llama_cpp.LLAMA_FTYPE_MOSTLY_Q4_K_M)
+        return
+    N_LAYERS, DIM, N_HEAD, N_HEAD_KV, HEAD_DIM, FFN, N_ROT, S, N_K, N_V, D_CONV, INTERVAL = SIZES[size]
     arch = "qwen35moe" if moe else "qwen35"
     rng = np.random.default_rng(seed + moe)
     key_dim, val_dim = S * N_K, S * N_V
     conv_dim = 2 * key_dim + val_dim
     tokens, types = vocabulary()
     w = gguf.GGUFWriter(path, arch)
-    w.add_name(f"rys tiny {arch}")
+    w.add_name(f"rys {size} {arch}")
     w.add_block_count(N_LAYERS)
     w.add_context_length(256)
     w.add_embedding_length(DIM)
@@ -283,10 +303,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("out")
     ap.add_argument("--check", action="store_true")
-    ap.add_argument("--type", default="f32", choices=("f32", "q8_0"))
+    ap.add_argument("--type", default="f32", choices=("f32", "q8_0", "q4_k_m"))
+    ap.add_argument("--size", default="tiny", choices=sorted(SIZES))
     ap.add_argument("--moe", action="store_true", help="qwen35moe")
     a = ap.parse_args()
-    write(a.out, qtype=a.type, moe=a.moe)
+    if a.check and a.size != "tiny":
+        ap.error("--check: the numpy pass is the tiny model's")
+    write(a.out, qtype=a.type, moe=a.moe, size=a.size)
     print(f"{a.out}: {os.path.getsize(a.out)} bytes")
     if a.check and not check(a.out):
         sys.exit(1)

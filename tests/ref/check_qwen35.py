@@ -30,7 +30,8 @@ shared by 4 value heads), with check_engine's checks:
       run from scratch on recurrent models): every stored score equals
       `rys eval --blocks` on that path.
   qwen35moe (the same layers, each feed-forward 8 experts of which 2 are
-  used plus a shared expert gated per token; F32): (a), (b), (d), (c).
+  used plus a shared expert gated per token; F32): (a), (b), (d), (c), (s);
+  its Q8_0 copy: (q), (c).
 Prints PASS/FAIL per check; exits 1 when any fails.
 usage: check_qwen35.py   binary: $RYS or build/rys
 """
@@ -104,18 +105,20 @@ def check_separate_states(model, ref, items):
 def main():
     ce.PPL_TEXTS = ["Apache-2.0"]
     with tempfile.TemporaryDirectory(prefix="rys-check-qwen35-") as tmp:
-        f32, q8, moe, kq = (os.path.join(tmp, n) for n in ("tiny-qwen35.gguf", "tiny-qwen35-q8_0.gguf",
-                                                           "tiny-qwen35moe.gguf", "mid-qwen35-q4_k_m.gguf"))
+        f32, q8, moe, moe_q8, kq = (os.path.join(tmp, n) for n in (
+            "tiny-qwen35.gguf", "tiny-qwen35-q8_0.gguf", "tiny-qwen35moe.gguf", "tiny-qwen35moe-q8_0.gguf",
+            "mid-qwen35-q4_k_m.gguf"))
         write(f32)
         write(q8, qtype="q8_0")
         write(moe, moe=True)
+        write(moe_q8, qtype="q8_0", moe=True)
         write(kq, qtype="q4_k_m", size="mid")
-        print(f"check_qwen35: {f32}, {q8}, {moe}, {kq}; rys = {ce.RYS}", flush=True)
-        for model, checks in ((f32, "abdcts"), (q8, "qc"), (moe, "abdcs"), (kq, "qc")):
+        print(f"check_qwen35: {f32}, {q8}, {moe}, {moe_q8}, {kq}; rys = {ce.RYS}", flush=True)
+        for model, checks in ((f32, "abdcts"), (q8, "qc"), (moe, "abdcs"), (moe_q8, "qc"), (kq, "qc")):
             print(f"check_qwen35: {os.path.basename(model)}", flush=True)
             items = ce.prompts(model)
             ref = ce.LlamaRef(model)
-            arch = "qwen35moe" if model == moe else "qwen35"
+            arch = "qwen35moe" if model in (moe, moe_q8) else "qwen35"
             try:
                 if "a" in checks:
                     ce.check_logits(model, ref, items)

@@ -31,7 +31,7 @@ APT_PKGS=(build-essential libpcre2-dev libsqlite3-dev libjansson-dev libcairo2-d
 REF_APT_PKGS=(libcmocka-dev clang libclang-rt-14-dev bzip2 unzip python3-venv cmake)
 [ "$REFERENCE" = 1 ] && APT_PKGS+=("${REF_APT_PKGS[@]}")
 PY_PKGS=(numpy==2.4.6 gguf==0.19.0 tokenizers==0.23.3 jinja2==3.1.6 safetensors==0.8.0 pyarrow==26.0.1 openai==3.63.0
-         prometheus_client==0.26.0)
+         prometheus_client==0.26.0 "lm_eval[api]==0.4.13")
 LLAMA_PKG=llama-cpp-python==0.3.36
 BENCH_PKGS=(torch==2.15.0 transformers==5.24.0 accelerate==1.15.0)
 NOAMX="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16"
@@ -79,7 +79,7 @@ fi
 # ---- Python reference venv -------------------------------------------------
 py_ok() {
     "$VENV/bin/python" - <<'PY' 2>/dev/null
-import numpy, gguf, tokenizers, jinja2, safetensors, pyarrow, openai, llama_cpp, prometheus_client
+import numpy, gguf, tokenizers, jinja2, safetensors, pyarrow, openai, llama_cpp, prometheus_client, lm_eval
 info = llama_cpp.llama_print_system_info().decode()
 raise SystemExit(1 if "AMX" in info else 0)
 PY

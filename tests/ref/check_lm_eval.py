@@ -79,7 +79,7 @@ metric_list:
   - metric: acc
   - metric: acc_norm
 """)
-    return [d["doc_id"] for d in docs]
+    return [d["doc_id"] for d in docs], sum(len(d["continuations"]) for d in docs)
 
 
 def harness(model, port, spec, tmp):
@@ -137,7 +137,7 @@ def main():
     a = ap.parse_args()
     tmp = a.keep or tempfile.mkdtemp(prefix="rys-check-lm-eval-")
     os.makedirs(tmp, exist_ok=True)
-    doc_ids = write_task(tmp, a.limit)
+    doc_ids, n_requests = write_task(tmp, a.limit)   # ARC has documents of 3 and 5 choices too
     vll, vacc = validate(a.model, a.limit, tmp)
     specs = {s: s for s in vacc}
     port = free_port()
@@ -155,7 +155,7 @@ def main():
                 worst = max(worst, abs(ll - want))
                 n += 1
             raw, per_char, n_docs = vacc[vspec]
-            ok = n == 4 * a.limit and worst <= 1e-4 and abs(hacc - raw) < 1e-9 and abs(hnorm - per_char) < 1e-9
+            ok = n == n_requests and worst <= 1e-4 and abs(hacc - raw) < 1e-9 and abs(hnorm - per_char) < 1e-9
             if not ok:
                 fail(f"{spec}: {n} requests, max |harness - validate| {worst:.2e}; acc {hacc} vs {raw}, acc_norm {hnorm} vs {per_char}")
             print(f"{'ok  ' if ok else 'FAIL'} {a.model} {spec}: {n} requests of {a.limit} documents, max |lm_eval - rys validate| "

@@ -144,13 +144,13 @@ static void state_read_write(void **state) {
     fixture fx;
     fixture_init(&fx);
     uint64_t s = 31;
-    float *x = rnd((size_t)NT * DIM, 1.0, &s), whole[NT * DIM], o[DIM];
+    float *x = rnd((size_t)NT * DIM, 1.0, &s), whole[NT * DIM], first[NT * DIM], o[DIM];
     int32_t seq[NT] = {0}, pos[NT];
     for (int t = 0; t < NT; t++) pos[t] = t;
     dn_cache *a = dn_new(&fx.m, &fx.path, 1, NT), *b = dn_new(&fx.m, &fx.path, 2, NT);
     dn_layer(a, 0, &fx.L, x, NT, seq, pos, whole, NULL);   /* the reference: all NT in one batch */
     dn_cache *c = dn_new(&fx.m, &fx.path, 1, NT);
-    dn_layer(c, 0, &fx.L, x, 4, seq, pos, o, NULL);        /* 4 tokens absorbed */
+    dn_layer(c, 0, &fx.L, x, 4, seq, pos, first, NULL);    /* 4 tokens absorbed */
     size_t n = dn_state_floats(c);
     assert_int_equal(n, (size_t)(DCONV - 1) * CONV + (size_t)NV * S * S);
     float *buf = xmalloc(n * sizeof *buf);

@@ -420,7 +420,10 @@ def check_limits():
     # four passes over the layers, 2000 tokens: a minute or more on any machine
     slow = MODEL + "@layers:" + ",".join(["0-29"] * 4)
     long_req = {"model": slow, "prompt": "Once upon a time", "max_tokens": 2000, "temperature": 0}
-    short_req = {"model": MODEL, "prompt": "One, two, three,", "max_tokens": 4, "temperature": 0}
+    # the short requests go along the same path, so they compete for the long one's lane and its one slot
+    # (another path has a lane of its own, whose slot is free: a short request there waits only while the
+    # server thread runs a step of the long one, a race that a fast step loses)
+    short_req = {"model": slow, "prompt": "One, two, three,", "max_tokens": 4, "temperature": 0}
     try:
         st, want = raw(port, "POST", "/v1/completions", short_req)
         m0 = metrics(port)

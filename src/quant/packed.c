@@ -509,6 +509,12 @@ static bool copy_bytes(const cache_entry *c, uint32_t kind, const void **at, siz
     return false;
 }
 
+/* A copy to write: its entry (first, so that cmp_disk_entry sorts these) and its bytes. */
+typedef struct {
+    disk_entry e;
+    const void *src;
+} disk_copy;
+
 /* Writes every copy of dc's range in the cache to a new file that replaces
  * dc->path; with cache_lock held. Best effort: a failure leaves the old
  * file (or none), never a partial one. */
@@ -516,38 +522,26 @@ static void disk_write(const disk_cache *dc) {
     size_t n = 0;
     for (size_t i = 0; i < cache_len; i++)
         if (disk_of(cache[i].data) == dc) n += (cache[i].packed != NULL) + (cache[i].interleaved != NULL);
-    disk_entry *e = xcalloc(n ? n : 1, sizeof *e);
-    const void **src = xcalloc(n ? n : 1, sizeof *src);
+    disk_copy *cp = xcalloc(n ? n : 1, sizeof *cp);
     size_t k = 0;
     for (size_t i = 0; i < cache_len; i++) {
         const cache_entry *c = &cache[i];
         if (disk_of(c->data) != dc) continue;
         for (uint32_t kind = KIND_PACKED; kind <= KIND_INTERLEAVED; kind++) {
             size_t bytes;
-            if (!copy_bytes(c, kind, &src[k], &bytes)) continue;
-            e[k] = (disk_entry){(uint64_t)((const uint8_t *)c->data - dc->base), kind, c->type, c->n_in, c->n_out, {{0}}, 0, bytes,
-                                copy_check(src[k], bytes)};
-            memcpy(e[k].sample, c->sample, sizeof e[k].sample);
+            if (!copy_bytes(c, kind, &cp[k].src, &bytes)) continue;
+            cp[k].e = (disk_entry){(uint64_t)((const uint8_t *)c->data - dc->base), kind, c->type, c->n_in, c->n_out, {{0}}, 0,
+                                   bytes, copy_check(cp[k].src, bytes)};
+            memcpy(cp[k].e.sample, c->sample, sizeof cp[k].e.sample);
             k++;
         }
     }
-    /* sorted with their sources alongside: an index sort, then both in that order */
-    size_t *order = xmalloc((n ? n : 1) * sizeof *order);
-    for (size_t i = 0; i < n; i++) order[i] = i;
-    for (size_t i = 1; i < n; i++)      /* insertion: entries arrive nearly in file order */
-        for (size_t j = i; j > 0 && cmp_disk_entry(&e[order[j - 1]], &e[order[j]]) > 0; j--) {
-            size_t t = order[j];
-            order[j] = order[j - 1];
-            order[j - 1] = t;
-        }
-    disk_entry *sorted = xcalloc(n ? n : 1, sizeof *sorted);
-    const void **sorted_src = xcalloc(n ? n : 1, sizeof *sorted_src);
+    /* in file order for the readers' bsearch; a mixture of experts meets its matrices in any order */
+    qsort(cp, n, sizeof *cp, cmp_disk_entry);
     uint64_t at = (sizeof(disk_header) + n * sizeof(disk_entry) + 63) & ~(uint64_t)63;
     for (size_t i = 0; i < n; i++) {
-        sorted[i] = e[order[i]];
-        sorted_src[i] = src[order[i]];
-        sorted[i].at = at;
-        at = (at + sorted[i].bytes + 63) & ~(uint64_t)63;
+        cp[i].e.at = at;
+        at = (at + cp[i].e.bytes + 63) & ~(uint64_t)63;
     }
     char *tmp = xmalloc(strlen(dc->path) + 32);
     sprintf(tmp, "%s.tmp.%ld", dc->path, (long)getpid());
@@ -555,20 +549,17 @@ static void disk_write(const disk_cache *dc) {
     bool ok = f != NULL;
     disk_header h = {DISK_MAGIC, DISK_LAYOUT, (uint32_t)n, dc->size};
     static const uint8_t zeros[64];
-    if (ok) ok = fwrite(&h, sizeof h, 1, f) == 1 && (n == 0 || fwrite(sorted, sizeof *sorted, n, f) == n);
+    if (ok) ok = fwrite(&h, sizeof h, 1, f) == 1;
+    for (size_t i = 0; ok && i < n; i++) ok = fwrite(&cp[i].e, sizeof cp[i].e, 1, f) == 1;
     for (size_t i = 0; ok && i < n; i++) {
-        long pad = (long)sorted[i].at - ftell(f);
+        long pad = (long)cp[i].e.at - ftell(f);
         ok = pad >= 0 && pad < 64 && fwrite(zeros, 1, (size_t)pad, f) == (size_t)pad &&
-             fwrite(sorted_src[i], 1, sorted[i].bytes, f) == sorted[i].bytes;
+             fwrite(cp[i].src, 1, cp[i].e.bytes, f) == cp[i].e.bytes;
     }
     if (f && fclose(f)) ok = false;
     if (!ok || rename(tmp, dc->path)) unlink(tmp);
     free(tmp);
-    free(e);
-    free(src);
-    free(order);
-    free(sorted);
-    free(sorted_src);
+    free(cp);
 }
 
 void quant_cache_file(const void *base, size_t size, const char *path) {

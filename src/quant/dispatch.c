@@ -40,9 +40,9 @@ static const quant_kernels kernels_portable = {
 };
 
 #ifdef RYS_X86
-/* AVX2: block formats through packed weights and the vpmaddubsw kernel for
- * every batch size, with the VNNI kernel's bits; float formats on the dot
- * kernels. */
+/* AVX2: block formats through packed weights and the vpmaddubsw kernel,
+ * one-row products on the interleaved blocks, both with the VNNI kernel's
+ * bits; float formats on the dot kernels. */
 static const quant_kernels kernels_avx2 = {
     .path = QP_AVX2,
     .gemm = quant_gemm_avx2,
@@ -57,6 +57,8 @@ static const quant_kernels kernels_avx2 = {
     .attn_accum_f16 = quant_attn_accum_f16_avx2,
     .round_f16 = quant_round_f16_avx2,
     .to_f16 = quant_to_f16_avx2,
+    .gemv = {[QT_Q4_0] = quant_gemv_q4_0_avx2, [QT_Q4_1] = quant_gemv_q4_1_avx2, [QT_Q5_0] = quant_gemv_q5_0_avx2,
+             [QT_Q5_1] = quant_gemv_q5_1_avx2, [QT_Q4_K] = quant_gemv_q4_K_avx2, [QT_Q6_K] = quant_gemv_q6_K_avx2},
 };
 
 /* AVX-512: block formats through packed weights and the VNNI kernel, and

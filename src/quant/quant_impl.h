@@ -253,6 +253,14 @@ void quant_attn_accum_f16_avx512(float *y, size_t y_stride, const float *p, size
 void quant_gemm_avx2(const quant_packed *w, int64_t g0, int64_t g1, const quant_packed_act *a, int64_t n_batch,
                      float *y);
 double quant_gemm_peak_avx2(int64_t iters);
+/* src/kernels/gemv_avx2.c: one activation row against interleaved blocks,
+ * with quant_gemm_avx2's bits. */
+void quant_gemv_q4_0_avx2(const quant_interleaved *w, int64_t g0, int64_t g1, const quant_packed_act *a, float *y);
+void quant_gemv_q4_1_avx2(const quant_interleaved *w, int64_t g0, int64_t g1, const quant_packed_act *a, float *y);
+void quant_gemv_q5_0_avx2(const quant_interleaved *w, int64_t g0, int64_t g1, const quant_packed_act *a, float *y);
+void quant_gemv_q5_1_avx2(const quant_interleaved *w, int64_t g0, int64_t g1, const quant_packed_act *a, float *y);
+void quant_gemv_q4_K_avx2(const quant_interleaved *w, int64_t g0, int64_t g1, const quant_packed_act *a, float *y);
+void quant_gemv_q6_K_avx2(const quant_interleaved *w, int64_t g0, int64_t g1, const quant_packed_act *a, float *y);
 
 /* src/kernels/gemm_amx.c: the same products on AMX tiles for batches of 16
  * rows and more (the VNNI kernel for the rest), with its bits. */

@@ -21,8 +21,9 @@
 static void compare_measured(const char *db_path, json_t *o) {
     report_data *d = report_load(db_path);
     if (!d) {
-        /* no baseline yet: nothing measured to compare with */
+        /* no baseline yet (or an unreadable store): nothing measured to compare with */
         if (o) json_object_set_new(o, "measured", json_null());
+        else printf("nothing to compare with: %s\n", rys_lasterr());
         return;
     }
     const report_prescreen *p = d->prescreen;

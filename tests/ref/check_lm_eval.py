@@ -20,37 +20,17 @@ Prints both accuracies side by side.
 
 usage: check_lm_eval.py [--model smollm2-135m] [--limit 12] [--keep DIR]; RYS = the binary.
 The README's table: --model qwen2.5-coder-0.5b --limit 200."""
-import argparse, json, os, signal, socket, sqlite3, subprocess, sys, tempfile, time, http.client
+import argparse, json, os, signal, sqlite3, subprocess, sys, tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from refcheck import RYS, fail, failures, run  # noqa: E402
+from refcheck import RYS, fail, failures, free_port, run, start_server  # noqa: E402
 
 TASK, VARIANT, PATHS = "arc_challenge", "test_rc_5shot", ["baseline", "blocks:10,24"]
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def serve(model, port):
-    proc = subprocess.Popen([RYS, "serve", model, "--port", str(port), "--paths", ";".join(PATHS), "--ctx", "2048",
-                             "-t", "2"], stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"rys serve exited {proc.returncode}: {proc.stderr.read()}")
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            c.request("GET", "/health")
-            if c.getresponse().status == 200:
-                return proc
-        except OSError:
-            time.sleep(0.3)
-    proc.kill()
-    sys.exit("rys serve did not answer /health")
+    return start_server(model, port, ["--paths", ";".join(PATHS), "--ctx", "2048", "-t", "2"], wait_s=120)
 
 
 def write_task(tmp, limit):

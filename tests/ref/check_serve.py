@@ -22,7 +22,9 @@ import numpy as np
 import openai
 from prometheus_client.parser import text_string_to_metric_families
 
-RYS = os.environ.get("RYS", "build/rys")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from refcheck import RYS, free_port, start_server  # noqa: E402
+
 MODEL = sys.argv[1] if len(sys.argv) > 1 else "smollm2-135m"
 CTX = 256
 fails = 0
@@ -34,29 +36,9 @@ def check(ok, what):
     fails += not ok
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start(port, *extra):
     ctx = [] if "--ctx" in extra else ["--ctx", str(CTX)]
-    proc = subprocess.Popen([RYS, "serve", MODEL, "--port", str(port), "--paths", "baseline;blocks:10,24",
-                             *ctx, "-t", "2", *extra], stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 60
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            sys.exit(f"rys serve exited {proc.returncode}: {proc.stderr.read()}")
-        try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
-            c.request("GET", "/health")
-            if c.getresponse().status == 200:
-                return proc
-        except OSError:
-            time.sleep(0.2)
-    proc.kill()
-    sys.exit("rys serve did not answer /health within 60 s")
+    return start_server(MODEL, port, ["--paths", "baseline;blocks:10,24", *ctx, "-t", "2", *extra])
 
 
 def raw(port, method, path, body=None, headers=None):

@@ -2,9 +2,13 @@
 counting failures, and rank statistics in plain Python, written from their
 definitions, for the checks that recompute rys's Spearman numbers
 (surrogate holdout, pre-screen)."""
+import http.client
 import math
 import os
+import socket
 import subprocess
+import sys
+import time
 
 RYS = os.environ.get("RYS", "build/rys")
 failures = []
@@ -23,6 +27,32 @@ def run(args, ok=True):
         print(p.stderr)
         raise SystemExit(f"rys {' '.join(args)} exited {p.returncode}")
     return p
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(model, port, args, wait_s=60):
+    """rys serve MODEL on 127.0.0.1:PORT with ARGS, once /health answers 200; exits the script
+    with the server's stderr if it ends first, or if it does not answer within wait_s seconds."""
+    proc = subprocess.Popen([RYS, "serve", model, "--port", str(port), *args], stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + wait_s
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            sys.exit(f"rys serve exited {proc.returncode}: {proc.stderr.read()}")
+        try:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+            c.request("GET", "/health")
+            if c.getresponse().status == 200:
+                return proc
+        except OSError:
+            time.sleep(0.2)
+    proc.kill()
+    sys.exit(f"rys serve did not answer /health within {wait_s} s")
 
 
 def ranks(v):

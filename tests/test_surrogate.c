@@ -76,13 +76,15 @@ static void test_holdout(void **state) {
 static double math_of(const int *c) { return 0.40 + 0.06 * (c[3] - 1) - 0.01 * (c[6] - 1); }
 static double eq_of(const int *c) { return 0.50 + 0.05 * (c[5] - 1) - 0.03 * (c[1] - 1); }
 
-/* A store of `rows` random count-vector paths (and the baseline) scored by the truth above. */
-static void make_store(const char *path, const char *sha, int rows) {
+/* A store of `rows` random count-vector paths (and the baseline) scored by
+ * the truth above: math and EQ sets, or with_eq false a math set alone. */
+static void make_store_sets(const char *path, const char *sha, int rows, bool with_eq) {
     unlink(path);
     store *st = store_open(path);
     assert_non_null(st);
     store_probe pr[2] = {{"m", "/m.json", "aa", "math", 4}, {"e", "/e.json", "bb", "eq", 4}};
-    store_identity id = {"/tiny.gguf", sha, "llama", NL, pr, 2, "{}"};
+    int n_sets = with_eq ? 2 : 1;
+    store_identity id = {"/tiny.gguf", sha, "llama", NL, pr, n_sets, "{}"};
     assert_int_equal(store_set_identity(st, &id), 0);
     sur_rng g = {123};
     for (int k = 0; k <= rows; k++) {
@@ -97,13 +99,15 @@ static void make_store(const char *path, const char *sha, int rows) {
         if (store_add_configs(st, &sc, 1)) fail_msg("%s", rys_lasterr());
         const char *names[2] = {"m", "e"};
         double scores[2] = {math_of(c), eq_of(c)};
-        store_result r = {canon, 1, 1, 1, 1, 1, names, scores, 2, NULL, 0};
+        store_result r = {canon, 1, 1, 1, 1, 1, names, scores, n_sets, NULL, 0};
         assert_int_equal(store_save_result(st, &r), 0);
         free(canon);
         path_free(&p);
     }
     store_close(st);
 }
+
+static void make_store(const char *path, const char *sha, int rows) { make_store_sets(path, sha, rows, true); }
 
 static int setup(void **state) {
     (void)state;
@@ -246,6 +250,77 @@ static void test_train_save_load(void **state) {
     sur_rows_free(&r);
 }
 
+/* A scan with a math set alone (as `rys scan --probes probes/math_16.json`):
+ * no EQ target, balanced is the math delta's z-score (the report's balanced
+ * score of such a scan); training, the file, the store's fit and ranking
+ * work on the two targets. */
+static void test_math_only(void **state) {
+    (void)state;
+    char mdb[160], path[192];
+    snprintf(mdb, sizeof mdb, "%s/math.sqlite", dir);
+    snprintf(path, sizeof path, "%s/m.json", dir);
+    make_store_sets(mdb, "cafe", 300, false);
+    sur_rows r;
+    if (sur_rows_load(mdb, &r)) fail_msg("%s", rys_lasterr());
+    assert_false(r.has_eq);
+    assert_null(r.eq_probe);
+    assert_int_equal(r.n, 301);
+    /* z-scores over the configurations (not the baseline), population deviation, by hand */
+    double m = 0, ss = 0;
+    for (int k = 1; k < r.n; k++) m += r.y[SUR_MATH][k];
+    m /= r.n - 1;
+    for (int k = 1; k < r.n; k++) ss += pow(r.y[SUR_MATH][k] - m, 2);
+    double sd = sqrt(ss / (r.n - 1));
+    for (int k = 0; k < r.n; k++) {
+        assert_true(r.y[SUR_EQ][k] == 0);
+        assert_true(fabs(r.y[SUR_BALANCED][k] - (r.y[SUR_MATH][k] - m) / sd) < 1e-9);
+    }
+    surrogate s, s2;
+    if (sur_train_store(mdb, &topts, &s)) fail_msg("%s", rys_lasterr());
+    assert_false(s.has_eq);
+    assert_false(sur_has_target(&s, SUR_EQ));
+    assert_true(sur_has_target(&s, SUR_MATH) && sur_has_target(&s, SUR_BALANCED));
+    assert_null(s.booster[SUR_EQ]);
+    assert_true(isnan(s.spearman[SUR_EQ]));
+    assert_true(s.gate_passed);
+    assert_true(s.spearman[SUR_MATH] > 0.9 && s.spearman[SUR_BALANCED] > 0.9);
+    assert_int_equal(sur_save(&s, path), 0);
+    if (sur_load(path, &s2)) fail_msg("%s", rys_lasterr());
+    assert_false(s2.has_eq);
+    assert_null(s2.booster[SUR_EQ]);
+    assert_true(fabs(s2.spearman[SUR_MATH] - s.spearman[SUR_MATH]) < 1e-12);
+    float *p1 = malloc((size_t)r.n * sizeof *p1), *p2 = malloc((size_t)r.n * sizeof *p2);
+    assert_int_equal(sur_predict(&s, SUR_BALANCED, r.x, r.n, 1, p1), 0);
+    assert_int_equal(sur_predict(&s2, SUR_BALANCED, r.x, r.n, 1, p2), 0);
+    assert_memory_equal(p1, p2, (size_t)r.n * sizeof *p1);
+    free(p1);
+    free(p2);
+    /* the store keeps the two fits, balanced last (the report reads it as the gate's) */
+    store *st = store_open_readonly(mdb);
+    store_surrogate_fit *f;
+    int nf;
+    assert_int_equal(store_surrogate_fits(st, &f, &nf), 0);
+    assert_int_equal(nf, 2);
+    assert_string_equal(f[0].target, "math_delta");
+    assert_string_equal(f[1].target, "balanced");
+    store_surrogate_fits_free(f, nf);
+    store_close(st);
+    /* ranking: an EQ floor no prediction could meet is ignored without an EQ target */
+    enum { N = 2000, TOP = 10 };
+    sur_cand_opts co = {NL, N, 12, 6, 0.45, 8, 5};
+    uint8_t *c = malloc((size_t)N * NL);
+    sur_candidates(&co, s2.anchors, s2.n_anchors, c);
+    sur_rank_opts ro = {0.5, -1e9, 1e9, TOP, 1};
+    int64_t best[TOP];
+    double sc[TOP];
+    assert_int_equal(sur_rank(&s2, &co, c, NULL, 0, &ro, best, sc, NULL), TOP);
+    for (int k = 1; k < TOP; k++) assert_true(sc[k - 1] >= sc[k]);
+    free(c);
+    sur_free(&s2);
+    sur_free(&s);
+    sur_rows_free(&r);
+}
+
 static void test_candidates(void **state) {
     (void)state;
     enum { N = 20000 };
@@ -368,6 +443,7 @@ int main(void) {
         cmocka_unit_test(test_holdout),
         cmocka_unit_test(test_rows),
         cmocka_unit_test(test_train_save_load),
+        cmocka_unit_test(test_math_only),
         cmocka_unit_test(test_candidates),
         cmocka_unit_test(test_rank),
         cmocka_unit_test(test_refusals),

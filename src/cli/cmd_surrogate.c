@@ -32,7 +32,8 @@ static int surrogate_train(int argc, char **argv) {
         CLI_END,
     };
     const cli_spec spec = {"surrogate train", "--db scan.sqlite -o surrogate.json [options]", opts, NULL, NULL, NULL, false,
-                           "Targets: math delta, EQ delta, balanced (z(math delta) + z(EQ delta), as rys report ranks).\n"
+                           "Targets: math delta, EQ delta, balanced (z(math delta) + z(EQ delta), as rys report ranks);\n"
+                           "a scan without an EQ set: math delta and balanced (its z-score).\n"
                            "Writes the holdout's predicted and measured values into the store for rys report.\n"
                            "Exit status 1 when the gate fails after the retries (the file is still written,\n"
                            "marked ungated: rank refuses it without --force)."};
@@ -47,13 +48,15 @@ static int surrogate_train(int argc, char **argv) {
         json_t *j = json_pack("{s:s, s:i, s:i, s:i, s:b, s:f, s:f}", "file", out, "train", s.n_train, "holdout", s.n_holdout,
                               "trial", s.trial, "gate_passed", s.gate_passed, "gate", s.gate, "seconds", secs);
         for (int t = 0; t < SUR_N_TARGETS; t++)
-            json_object_set_new(j, sur_target_name[t], json_pack("{s:o, s:f}", "spearman", isfinite(s.spearman[t]) ? json_real(s.spearman[t]) : json_null(),
+            if (sur_has_target(&s, t))
+                json_object_set_new(j, sur_target_name[t], json_pack("{s:o, s:f}", "spearman", isfinite(s.spearman[t]) ? json_real(s.spearman[t]) : json_null(),
                                                                  "mae", s.mae[t]));
         cli_json_print(j, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
     } else {
         printf("holdout (%d of %d rows), trial %d:\n", s.n_holdout, s.n_holdout + s.n_train, s.trial);
         for (int t = 0; t < SUR_N_TARGETS; t++)
-            printf("  %-10s Spearman %6.3f  MAE %.4f\n", sur_target_name[t], s.spearman[t], s.mae[t]);
+            if (sur_has_target(&s, t)) printf("  %-10s Spearman %6.3f  MAE %.4f\n", sur_target_name[t], s.spearman[t], s.mae[t]);
+        if (!s.has_eq) printf("  (no EQ set in the scan: no EQ target; balanced is the math delta's z-score)\n");
         printf("gate (balanced Spearman >= %.2f): %s; %s written in %.1f s\n", s.gate, s.gate_passed ? "passed" : "FAILED", out, secs);
     }
     int rc = 0;
@@ -120,11 +123,14 @@ static int surrogate_rank(int argc, char **argv) {
     double total = rys_now() - t0;
     FILE *f = fopen(out, "w");
     if (!f) rys_die("%s: cannot write", out);
+    char filters[96];
+    if (s.has_eq) snprintf(filters, sizeof filters, "predicted math and EQ deltas >= %g and %g", ro.min_math, ro.min_eq);
+    else snprintf(filters, sizeof filters, "predicted math delta >= %g (no EQ target)", ro.min_math);
     fprintf(f, "# rys surrogate rank %s: the %d best of %d candidates (seed %llu, at most %d extra layers, at most %d traversals\n"
                "# of a layer, %.2f of them mutations of %d measured paths), by predicted balanced score - %g x extra / %d,\n"
-               "# predicted math and EQ deltas >= %g and %g%s. Predictions only rank: measure these with rys scan --paths.\n",
+               "# %s%s. Predictions only rank: measure these with rys scan --paths.\n",
             file, n, n_cand, (unsigned long long)co.seed, co.max_extra, co.max_count, co.anchor_frac, s.n_anchors, ro.lambda,
-            s.n_layers, ro.min_math, ro.min_eq, db_path ? "; paths measured in the store skipped" : "");
+            s.n_layers, filters, db_path ? "; paths measured in the store skipped" : "");
     json_t *jp = json ? json_array() : NULL;
     for (int k = 0; k < n; k++) {
         char *line = sur_counts_spec(cand + (size_t)best[k] * s.n_layers, s.n_layers);

@@ -131,29 +131,31 @@ int sur_rows_load(const char *db_path, sur_rows *out) {
         if (pm < 0 && !strcmp(sets[p].kind, "math")) pm = p;
         if (pe < 0 && !strncmp(sets[p].kind, "eq", 2)) pe = p;
     }
-    if (pm < 0 || pe < 0) {
-        rys_seterr("%s: the surrogate needs a math and an EQ probe set; this scan has %s", db_path, pm < 0 ? "no math set" : "no EQ set");
+    if (pm < 0) {
+        rys_seterr("%s: the surrogate needs a math probe set (its targets are the math and EQ deltas); this scan has none", db_path);
         goto out;
     }
     out->math_probe = xstrdup(sets[pm].name);
-    out->eq_probe = xstrdup(sets[pe].name);
+    out->has_eq = pe >= 0;
+    out->eq_probe = out->has_eq ? xstrdup(sets[pe].name) : NULL;
+    const int n_probes = out->has_eq ? 2 : 1;
     const char *probes[2] = {out->math_probe, out->eq_probe};
-    if (store_done_configs(st, probes, 2, &rows, &n_rows)) goto out;
+    if (store_done_configs(st, probes, n_probes, &rows, &n_rows)) goto out;
     int N = out->n_layers;
     out->x = xcalloc((size_t)(n_rows ? n_rows : 1) * (size_t)N, sizeof *out->x);
     out->paths = xcalloc((size_t)(n_rows ? n_rows : 1), sizeof *out->paths);
     for (int t = 0; t < SUR_N_TARGETS; t++) out->y[t] = xcalloc((size_t)(n_rows ? n_rows : 1), sizeof *out->y[t]);
     /* the deltas and balanced scores as the report computes them: report_derive over the non-baseline rows */
-    d.n_probes = 2;
+    d.n_probes = n_probes;
     d.math = 0;
-    d.eq = 1;
+    d.eq = out->has_eq ? 1 : -1;
     d.cfg = xcalloc((size_t)(n_rows ? n_rows : 1), sizeof *d.cfg);
     double bscore[2] = {0, 0};
     for (int k = 0; k < n_rows; k++)
         if (rows[k].complete && !strcmp(rows[k].spec, "baseline")) {
             base = k;
             bscore[0] = rows[k].scores[0];
-            bscore[1] = rows[k].scores[1];
+            if (out->has_eq) bscore[1] = rows[k].scores[1];
         }
     if (base < 0) { rys_seterr("%s: the baseline is not scored yet, and every target is a delta from it", db_path); goto out; }
     int *row_of = xmalloc((size_t)(n_rows ? n_rows : 1) * sizeof *row_of);
@@ -167,10 +169,10 @@ int sur_rows_load(const char *db_path, sur_rows *out) {
         }
         out->paths[out->n] = xstrdup(rows[k].path);
         out->y[SUR_MATH][out->n] = rows[k].scores[0] - bscore[0];
-        out->y[SUR_EQ][out->n] = rows[k].scores[1] - bscore[1];
+        if (out->has_eq) out->y[SUR_EQ][out->n] = rows[k].scores[1] - bscore[1];
         if (k != base) {
             d.cfg[d.n_cfg].delta[0] = out->y[SUR_MATH][out->n];
-            d.cfg[d.n_cfg].delta[1] = out->y[SUR_EQ][out->n];
+            if (out->has_eq) d.cfg[d.n_cfg].delta[1] = out->y[SUR_EQ][out->n];
             row_of[d.n_cfg++] = out->n;
         }
         out->n++;
@@ -178,7 +180,7 @@ int sur_rows_load(const char *db_path, sur_rows *out) {
     report_derive(&d);
     /* the baseline's balanced score: the same z-scores at deltas of 0 (mean and population std of the others) */
     double zb = 0;
-    for (int p = 0; p < 2; p++) {
+    for (int p = 0; p < n_probes; p++) {
         double m = 0, ss = 0;
         for (int k = 0; k < d.n_cfg; k++) m += d.cfg[k].delta[p];
         m = d.n_cfg ? m / d.n_cfg : 0;
@@ -268,6 +270,8 @@ static int predict_with(BoosterHandle b, const float *x, int n, int n_layers, in
     return rc;
 }
 
+bool sur_has_target(const surrogate *s, int t) { return t != SUR_EQ || s->has_eq; }
+
 int sur_predict(const surrogate *s, int t, const float *x, int n, int n_threads, float *out) {
     return predict_with(s->booster[t], x, n, s->n_layers, n_threads, out);
 }
@@ -303,7 +307,8 @@ int sur_train(const sur_rows *rows, const char *db_path, const sur_train_opts *o
     s->model_path = xstrdup(rows->model_path);
     s->model_sha256 = xstrdup(rows->model_sha256);
     s->math_probe = xstrdup(rows->math_probe);
-    s->eq_probe = xstrdup(rows->eq_probe);
+    s->has_eq = rows->has_eq;
+    s->eq_probe = rows->has_eq ? xstrdup(rows->eq_probe) : NULL;
     s->db_path = xstrdup(db_path);
     s->seed = o->seed;
     s->holdout_frac = o->holdout_frac;
@@ -342,9 +347,10 @@ int sur_train(const sur_rows *rows, const char *db_path, const sur_train_opts *o
     double best_rho = -INFINITY;
     for (int trial = 0; trial < tries; trial++) {
         BoosterHandle b[SUR_N_TARGETS] = {0};
-        double rho[SUR_N_TARGETS], mae[SUR_N_TARGETS];
+        double rho[SUR_N_TARGETS] = {NAN, NAN, NAN}, mae[SUR_N_TARGETS] = {NAN, NAN, NAN};
         bool ok = true;
         for (int t = 0; t < SUR_N_TARGETS && ok; t++) {
+            if (!sur_has_target(s, t)) continue;
             /* each trial a different subsampling seed, as in the reference's retries */
             ok = !fit(xt, yt[t], nt, N, &sur_presets[trial], o->seed + (uint64_t)trial, o->n_threads, &b[t]) &&
                  !predict_with(b[t], xh, nh, N, o->n_threads, pred);
@@ -361,10 +367,13 @@ int sur_train(const sur_rows *rows, const char *db_path, const sur_train_opts *o
         double r = isnan(rho[SUR_BALANCED]) ? -INFINITY : rho[SUR_BALANCED];
         s->trial_spearman[trial] = rho[SUR_BALANCED];
         s->n_trials = trial + 1;
-        if (o->log)
+        if (o->log) {
             fprintf(o->log, "trial %d (rounds %d, depth %d, eta %g, subsample %g, colsample %g): holdout Spearman balanced %.3f, "
-                    "math %.3f, eq %.3f\n", trial + 1, sur_presets[trial].rounds, sur_presets[trial].max_depth, sur_presets[trial].eta,
-                    sur_presets[trial].subsample, sur_presets[trial].colsample, rho[SUR_BALANCED], rho[SUR_MATH], rho[SUR_EQ]);
+                    "math %.3f", trial + 1, sur_presets[trial].rounds, sur_presets[trial].max_depth, sur_presets[trial].eta,
+                    sur_presets[trial].subsample, sur_presets[trial].colsample, rho[SUR_BALANCED], rho[SUR_MATH]);
+            if (s->has_eq) fprintf(o->log, ", eq %.3f", rho[SUR_EQ]);
+            fputc('\n', o->log);
+        }
         if (r > best_rho || trial == 0) {
             best_rho = r;
             for (int t = 0; t < SUR_N_TARGETS; t++) {
@@ -372,13 +381,14 @@ int sur_train(const sur_rows *rows, const char *db_path, const sur_train_opts *o
                 s->booster[t] = b[t];
                 s->spearman[t] = rho[t];
                 s->mae[t] = mae[t];
+                if (!b[t]) continue;
                 if (predict_with(b[t], xh, nh, N, o->n_threads, pred)) goto out;
                 for (int k = 0; k < nh; k++) s->hold_pred[t][k] = pred[k];
             }
             s->trial = trial + 1;
             s->params = sur_presets[trial];
         } else {
-            for (int t = 0; t < SUR_N_TARGETS; t++) XGBoosterFree(b[t]);
+            for (int t = 0; t < SUR_N_TARGETS; t++) if (b[t]) XGBoosterFree(b[t]);
         }
         if (r >= o->gate) break;
     }
@@ -452,9 +462,11 @@ int sur_save(const surrogate *s, const char *path) {
     json_object_set_new(o, "version", json_integer(1));
     json_object_set_new(o, "model", json_pack("{s:s, s:s, s:i}", "path", s->model_path, "sha256", s->model_sha256, "n_layers", s->n_layers));
     json_object_set_new(o, "store", json_string(s->db_path ? s->db_path : ""));
-    json_object_set_new(o, "probes", json_pack("{s:s, s:s}", "math", s->math_probe, "eq", s->eq_probe));
+    json_object_set_new(o, "probes", json_pack("{s:s, s:o}", "math", s->math_probe, "eq",
+                                               s->has_eq ? json_string(s->eq_probe) : json_null()));
     json_t *tg = json_array();
-    for (int t = 0; t < SUR_N_TARGETS; t++) json_array_append_new(tg, json_string(sur_target_name[t]));
+    for (int t = 0; t < SUR_N_TARGETS; t++)
+        if (sur_has_target(s, t)) json_array_append_new(tg, json_string(sur_target_name[t]));
     json_object_set_new(o, "targets", tg);
     json_object_set_new(o, "features", json_string("per-layer traversal counts"));
     json_object_set_new(o, "objective", json_string("reg:squarederror"));
@@ -469,7 +481,8 @@ int sur_save(const surrogate *s, const char *path) {
                                              "trial", s->trial, "trial_spearman", tr));
     json_t *ho = json_object();
     for (int t = 0; t < SUR_N_TARGETS; t++)
-        json_object_set_new(ho, sur_target_name[t], json_pack("{s:o, s:f}", "spearman", jreal(s->spearman[t]), "mae", s->mae[t]));
+        if (sur_has_target(s, t))
+            json_object_set_new(ho, sur_target_name[t], json_pack("{s:o, s:o}", "spearman", jreal(s->spearman[t]), "mae", jreal(s->mae[t])));
     json_object_set_new(o, "holdout", ho);
     json_object_set_new(o, "rows", json_pack("{s:i, s:i}", "train", s->n_train, "holdout", s->n_holdout));
     json_t *an = json_array();
@@ -481,6 +494,7 @@ int sur_save(const surrogate *s, const char *path) {
     json_object_set_new(o, "anchors", an);
     json_t *bo = json_object();
     for (int t = 0; t < SUR_N_TARGETS; t++) {
+        if (!sur_has_target(s, t)) continue;
         bst_ulong len;
         const char *buf;
         if (XGBoosterSaveModelToBuffer(s->booster[t], "{\"format\": \"ubj\"}", &len, &buf)) {
@@ -504,11 +518,12 @@ int sur_load(const char *path, surrogate *s) {
     json_error_t je;
     json_t *o = json_load_file(path, 0, &je);
     if (!o) { rys_seterr("%s: not a surrogate file: %s (line %d)", path, je.text, je.line); return -1; }
-    const char *fmt = NULL, *mp = NULL, *sha = NULL, *pm = NULL, *pe = NULL, *db = "";
+    const char *fmt = NULL, *mp = NULL, *sha = NULL, *pm = NULL, *db = "";
+    json_t *pe = NULL;
     int ver = 0, nl = 0, passed = 0, trial = 0;
     json_t *params = NULL, *hold = NULL, *anchors = NULL, *boosters = NULL;
     json_int_t seed = 0;
-    if (json_unpack_ex(o, &je, 0, "{s:s, s:i, s:{s:s, s:s, s:i}, s?s, s:{s:s, s:s}, s:I, s:F, s:i, s:o, s:{s:b, s:F, s:i}, s:o, "
+    if (json_unpack_ex(o, &je, 0, "{s:s, s:i, s:{s:s, s:s, s:i}, s?s, s:{s:s, s:o}, s:I, s:F, s:i, s:o, s:{s:b, s:F, s:i}, s:o, "
                                   "s:{s:i, s:i}, s:o, s:o}",
                        "format", &fmt, "version", &ver, "model", "path", &mp, "sha256", &sha, "n_layers", &nl, "store", &db,
                        "probes", "math", &pm, "eq", &pe, "seed", &seed, "holdout_frac", &s->holdout_frac, "n_threads", &s->n_threads,
@@ -525,7 +540,9 @@ int sur_load(const char *path, surrogate *s) {
     s->model_path = xstrdup(mp);
     s->model_sha256 = xstrdup(sha);
     s->math_probe = xstrdup(pm);
-    s->eq_probe = xstrdup(pe);
+    if (!json_is_string(pe) && !json_is_null(pe)) { rys_seterr("%s: probes.eq is neither a name nor null", path); goto fail; }
+    s->has_eq = json_is_string(pe);
+    s->eq_probe = s->has_eq ? xstrdup(json_string_value(pe)) : NULL;
     s->db_path = xstrdup(db);
     s->seed = (uint64_t)seed;
     s->gate_passed = passed;
@@ -536,9 +553,11 @@ int sur_load(const char *path, surrogate *s) {
         goto fail;
     }
     for (int t = 0; t < SUR_N_TARGETS; t++) {
-        json_t *h = json_object_get(hold, sur_target_name[t]), *r = json_object_get(h, "spearman");
+        s->spearman[t] = s->mae[t] = NAN;
+        if (!sur_has_target(s, t)) continue;
+        json_t *h = json_object_get(hold, sur_target_name[t]), *r = json_object_get(h, "spearman"), *e1 = json_object_get(h, "mae");
         s->spearman[t] = json_is_number(r) ? json_number_value(r) : NAN;
-        s->mae[t] = json_number_value(json_object_get(h, "mae"));
+        s->mae[t] = json_is_number(e1) ? json_number_value(e1) : NAN;
         const char *e = json_string_value(json_object_get(boosters, sur_target_name[t]));
         size_t len = 0;
         unsigned char *buf = e ? b64_decode(e, &len) : NULL;
@@ -581,8 +600,9 @@ int sur_train_store(const char *db_path, const sur_train_opts *o, surrogate *s) 
     sur_rows rows;
     if (sur_rows_load(db_path, &rows)) return -1;
     if (o->log)
-        fprintf(o->log, "rys: surrogate: %d rows (the baseline and every measured configuration) of %d layers, targets %s, %s and balanced\n",
-                rows.n, rows.n_layers, rows.math_probe, rows.eq_probe);
+        fprintf(o->log, "rys: surrogate: %d rows (the baseline and every measured configuration) of %d layers, targets %s%s%s and balanced%s\n",
+                rows.n, rows.n_layers, rows.math_probe, rows.has_eq ? ", " : "", rows.has_eq ? rows.eq_probe : "",
+                rows.has_eq ? "" : " (no EQ set in the scan: balanced is the math delta's z-score)");
     int rc = sur_train(&rows, db_path, o, s);
     sur_rows_free(&rows);
     if (rc) return -1;
@@ -593,10 +613,12 @@ int sur_train_store(const char *db_path, const sur_train_opts *o, surrogate *s) 
         return -1;
     }
     store_surrogate_target tg[SUR_N_TARGETS];
+    int n_tg = 0;
     for (int t = 0; t < SUR_N_TARGETS; t++)
-        tg[t] = (store_surrogate_target){sur_target_name[t], s->spearman[t], s->mae[t], s->n_train, s->n_holdout, s->gate_passed,
-                                         (const char *const *)s->hold_paths, s->hold_y[t], s->hold_pred[t]};
-    rc = store_save_surrogate(st, tg, SUR_N_TARGETS);
+        if (sur_has_target(s, t))
+            tg[n_tg++] = (store_surrogate_target){sur_target_name[t], s->spearman[t], s->mae[t], s->n_train, s->n_holdout,
+                                                  s->gate_passed, (const char *const *)s->hold_paths, s->hold_y[t], s->hold_pred[t]};
+    rc = store_save_surrogate(st, tg, n_tg);
     store_close(st);
     if (rc) sur_free(s);
     return rc;

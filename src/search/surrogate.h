@@ -1,7 +1,9 @@
 /* surrogate: the RYS II surrogate. Gradient-boosted trees (XGBoost's C API,
  * reg:squarederror) learn, from every measured configuration of a scan store,
  * three targets of a path's per-layer traversal counts: the math delta, the
- * EQ delta and their balanced z-score sum (report.h's definitions). A 5%
+ * EQ delta and their balanced z-score sum (report.h's definitions); a scan
+ * without an EQ set gives two, the math delta and its z-score (the balanced
+ * score the report ranks such a scan by). A 5%
  * holdout stratified by the balanced score measures each target's Spearman and
  * MAE; the balanced Spearman must reach a gate (0.60) before the ranking is
  * used, with a few hyper-parameter presets retried otherwise. Then millions of
@@ -44,7 +46,8 @@ int sur_holdout(const double *y, int n, double frac, uint64_t seed, bool *hold);
 typedef struct {
     int n_layers;
     char *model_path, *model_sha256;
-    char *math_probe, *eq_probe;   /* the probe sets behind the targets */
+    char *math_probe, *eq_probe;   /* the probe sets behind the targets; eq_probe NULL without one */
+    bool has_eq;                   /* an EQ set: the EQ target exists (else y[SUR_EQ] is all 0) */
     int n;                         /* rows: the baseline and every measured configuration */
     float *x;                      /* n x n_layers traversal counts */
     double *y[SUR_N_TARGETS];      /* n each */
@@ -53,8 +56,8 @@ typedef struct {
 
 /* Reads every done configuration of a scan store (read-only) with its
  * targets: deltas against the baseline (which is a row, deltas 0) and the
- * balanced score computed as the report computes it. Needs a math and an EQ
- * probe set and a scored baseline. 0, or -1 with the error set. */
+ * balanced score computed as the report computes it. Needs a math probe set
+ * (an EQ set where the scan has one) and a scored baseline. 0, or -1 with the error set. */
 int sur_rows_load(const char *db_path, sur_rows *out);
 void sur_rows_free(sur_rows *r);
 
@@ -83,6 +86,7 @@ typedef struct {
     /* what it was trained on */
     int n_layers;
     char *model_path, *model_sha256, *math_probe, *eq_probe, *db_path;
+    bool has_eq;                        /* trained with an EQ target (booster[SUR_EQ] NULL otherwise) */
     uint64_t seed;
     double holdout_frac, gate;
     int n_threads;
@@ -103,7 +107,10 @@ typedef struct {
     int *anchors;
 } surrogate;
 
-/* Trains the three boosters on rows (presets in order until the balanced
+/* Whether s has target t (every target but EQ on a scan without an EQ set). */
+bool sur_has_target(const surrogate *s, int t);
+
+/* Trains the boosters of the targets rows has (presets in order until the balanced
  * holdout Spearman reaches the gate, or the best of those tried). A failed
  * gate is not an error: s->gate_passed says it. 0, or -1 with the error set. */
 int sur_train(const sur_rows *rows, const char *db_path, const sur_train_opts *o, surrogate *s);
@@ -145,7 +152,8 @@ typedef struct {
 void sur_candidates(const sur_cand_opts *o, const int *anchors, int n_anchors, uint8_t *out);
 
 /* Ranks candidates: score = predicted balanced - lambda * extra / n_layers,
- * kept when predicted math and EQ deltas are >= min_math / min_eq; ties go to
+ * kept when predicted math and EQ deltas are >= min_math / min_eq (EQ only
+ * where the surrogate has that target); ties go to
  * the earlier candidate; duplicates, the baseline and the paths in
  * exclude (n_exclude count vectors) are skipped. Writes up to top indices
  * into best (best first) and their scores; returns how many. */

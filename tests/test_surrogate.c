@@ -321,6 +321,46 @@ static void test_math_only(void **state) {
     sur_rows_free(&r);
 }
 
+/* What a stopped pipeline's surrogate stage has left to measure: the rows
+ * the surrogate proposed that are not done, in the order proposed. */
+static void test_unfinished_picks(void **state) {
+    (void)state;
+    char pdb[160];
+    snprintf(pdb, sizeof pdb, "%s/picks.sqlite", dir);
+    make_store(pdb, "cafe", 5);
+    store *st = store_open(pdb);
+    assert_non_null(st);
+    layer_path p;
+    const int picks[3][NL] = {{1, 1, 1, 9, 1, 1, 1, 1}, {1, 9, 1, 1, 1, 1, 1, 1}, {1, 1, 1, 1, 1, 1, 9, 1}};
+    char *canon[3], spec[3][64];
+    for (int k = 0; k < 3; k++) {
+        assert_int_equal(path_from_counts(picks[k], NL, &p), 0);
+        canon[k] = path_canonical(&p);
+        snprintf(spec[k], sizeof spec[k], "counts:pick%d", k);
+        store_config sc = {spec[k], canon[k], -1, -1, path_extra_layers(&p), 1000 + k, "surrogate"};
+        assert_int_equal(store_add_configs(st, &sc, 1), 0);
+        path_free(&p);
+    }
+    /* the second is measured, the third left running by a kill */
+    const char *names[2] = {"m", "e"};
+    double scores[2] = {0.4, 0.5};
+    store_result r = {canon[1], 1, 1, 1, 1, 1, names, scores, 2, NULL, 0};
+    assert_int_equal(store_save_result(st, &r), 0);
+    assert_int_equal(store_mark_running(st, canon[2]), 0);
+    char **left;
+    int n;
+    assert_int_equal(store_unfinished_specs(st, "surrogate", &left, &n), 0);
+    assert_int_equal(n, 2);
+    assert_string_equal(left[0], "counts:pick0");
+    assert_string_equal(left[1], "counts:pick2");
+    store_specs_free(left, n);
+    assert_int_equal(store_unfinished_specs(st, "beam", &left, &n), 0);
+    assert_int_equal(n, 0);
+    store_specs_free(left, n);
+    for (int k = 0; k < 3; k++) free(canon[k]);
+    store_close(st);
+}
+
 static void test_candidates(void **state) {
     (void)state;
     enum { N = 20000 };
@@ -444,6 +484,7 @@ int main(void) {
         cmocka_unit_test(test_rows),
         cmocka_unit_test(test_train_save_load),
         cmocka_unit_test(test_math_only),
+        cmocka_unit_test(test_unfinished_picks),
         cmocka_unit_test(test_candidates),
         cmocka_unit_test(test_rank),
         cmocka_unit_test(test_refusals),

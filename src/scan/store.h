@@ -217,6 +217,12 @@ typedef struct {
 int store_surrogate_fits(store *st, store_surrogate_fit **out, int *n);
 void store_surrogate_fits_free(store_surrogate_fit *f, int n);
 
+/* The specs of the configurations search proposed that are not done (pending,
+ * or left running by a kill), in sweep order: what a stopped search stage
+ * has still to measure. Free with store_specs_free. 0, or -1 + error. */
+int store_unfinished_specs(store *st, const char *search, char ***specs, int *n);
+void store_specs_free(char **specs, int n);
+
 /* ---- the pre-screen (scan/prescreen.h) ------------------------------------------ */
 
 typedef struct {

@@ -45,6 +45,37 @@ int store_stage_add(store *st, const char *name, double seconds, bool done, cons
     return rc == SQLITE_DONE ? 0 : db_fail(&st->db, "recording a pipeline stage");
 }
 
+int store_unfinished_specs(store *st, const char *search, char ***specs, int *n) {
+    *specs = NULL;
+    *n = 0;
+    sqlite3_stmt *q;
+    if (db_prepare(&st->db, "SELECT spec FROM config WHERE search = ? AND status != 'done' ORDER BY sweep_order, id",
+                   "reading unfinished configurations", &q))
+        return -1;
+    sqlite3_bind_text(q, 1, search, -1, SQLITE_STATIC);
+    int rc, cap = 0;
+    while ((rc = sqlite3_step(q)) == SQLITE_ROW) {
+        if (*n == cap) {
+            cap = cap ? 2 * cap : 16;
+            *specs = xrealloc(*specs, (size_t)cap * sizeof **specs);
+        }
+        (*specs)[(*n)++] = db_col_dup(q, 0);
+    }
+    sqlite3_finalize(q);
+    if (rc != SQLITE_DONE) {
+        store_specs_free(*specs, *n);
+        *specs = NULL;
+        *n = 0;
+        return db_fail(&st->db, "reading unfinished configurations");
+    }
+    return 0;
+}
+
+void store_specs_free(char **specs, int n) {
+    for (int k = 0; k < n; k++) free(specs[k]);
+    free(specs);
+}
+
 /* ---- beam searches ----------------------------------------------------------- */
 
 int store_beam_get(store *st, const char *name, double *mean, double *sd, int n_probes) {

@@ -187,6 +187,28 @@ static int stage_surrogate(pipeline *p) {
     const char *db = p->res->db_path;
     double t0 = rys_now();
     if (stage_allowance(p, ST_SURROGATE) <= 0) return stage_end(p, ST_SURROGATE, 0, true, "no time left");
+    /* A stopped stage continues with the picks it made: trained again on more
+     * rows the surrogate would rank others and leave those unmeasured. */
+    char **left = NULL;
+    int n_left = 0;
+    if (store_unfinished_specs(p->st, "surrogate", &left, &n_left)) return -1;
+    if (n_left > 0) {
+        size_t len = 1;
+        for (int k = 0; k < n_left; k++) len += strlen(left[k]) + 1;
+        char *text = xmalloc(len), *at = text;
+        for (int k = 0; k < n_left; k++) at += sprintf(at, "%s\n", left[k]);
+        *at = 0;
+        store_specs_free(left, n_left);
+        scan_config *cfgs = NULL;
+        int n = 0;
+        int rc = scan_parse_paths(text, "the store's surrogate picks", o->m->hp.n_layers, &cfgs, &n);
+        free(text);
+        if (rc) return -1;
+        fprintf(stderr, "rys: pipeline surrogate: continuing with the %d picks of the stopped run not measured yet\n", n_left);
+        rc = measure(p, ST_SURROGATE, cfgs, n, "surrogate", NULL);
+        scan_free_configs(cfgs, n);
+        return rc;
+    }
     sur_train_opts to = {0.05, 42, 0.60, 3, 2, 32, NULL};
     surrogate s;
     char note[256];
@@ -230,7 +252,7 @@ static int stage_surrogate(pipeline *p) {
         n++;
     }
     free(counts);
-    snprintf(note, sizeof note, "%d rows, balanced holdout Spearman %.3f; top %d of %lld candidates measured", s.n_train + s.n_holdout,
+    snprintf(note, sizeof note, "%d rows, balanced holdout Spearman %.3f; top %d of %lld candidates proposed", s.n_train + s.n_holdout,
              s.spearman[SUR_BALANCED], n, (long long)co.n);
     /* the time spent training and ranking counts against the stage: measure() starts its own clock */
     if (stage_end(p, ST_SURROGATE, rys_now() - t0, false, NULL)) goto out;

@@ -541,7 +541,8 @@ static int run_chunk(task_run *tr, const model *m, pool *pool, const task_set *t
             if (eval_batch(&tr->ev, &tr->pe[c], t, b, c == 0 && tr->ev.n_keep > 0)) return -1;
             copy_results(t, b, res[c].docs);
             tr->secs[c] += rys_now() - t0;
-            progress_add(rp, o, docs_in, true);
+            /* a baseline rerun only for its states scores documents counted when they were loaded */
+            if (!tr->had_all[c]) progress_add(rp, o, docs_in, true);
         }
     }
     for (int c = 0; c < n_cfgs; c++) {

@@ -196,6 +196,13 @@ def check_validate_stop(tmp):
     check(ok and rows == ref_rows and table(again.stdout) == table(ref.stdout) and computed == 320 - kept,
           f"validate rerun after SIGINT: computed {computed} (the {320 - kept} missing); the same results and table "
           f"as an uninterrupted run")
+    # a new configuration beside stored ones: the baseline's documents are loaded and the baseline runs
+    # again only for its states; the progress bar counts each document once and ends at its total
+    more = run(["validate", MODEL, "--tasks", "arc_challenge:test_rc_5shot", "--limit", "160", "--configs", "7,8;5,9",
+                "-t", "2", "--db", db], check=True)
+    bars = [(int(d), int(t)) for d, t in re.findall(r"validate \[[#.]+\] +(\d+)/(\d+)", more.stderr)]
+    check(bars and bars[-1][0] == bars[-1][1] == 480 and all(d <= t for d, t in bars),
+          f"validate with a new configuration beside stored ones: progress {bars[-3:]} (ends at 480 of 480)")
 
 
 def main():

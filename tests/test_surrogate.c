@@ -262,7 +262,6 @@ static void test_math_only(void **state) {
     make_store_sets(mdb, "cafe", 300, false);
     sur_rows r;
     if (sur_rows_load(mdb, &r)) fail_msg("%s", rys_lasterr());
-    assert_false(r.has_eq);
     assert_null(r.eq_probe);
     assert_int_equal(r.n, 301);
     /* z-scores over the configurations (not the baseline), population deviation, by hand */
@@ -277,7 +276,7 @@ static void test_math_only(void **state) {
     }
     surrogate s, s2;
     if (sur_train_store(mdb, &topts, &s)) fail_msg("%s", rys_lasterr());
-    assert_false(s.has_eq);
+    assert_null(s.eq_probe);
     assert_false(sur_has_target(&s, SUR_EQ));
     assert_true(sur_has_target(&s, SUR_MATH) && sur_has_target(&s, SUR_BALANCED));
     assert_null(s.booster[SUR_EQ]);
@@ -286,7 +285,8 @@ static void test_math_only(void **state) {
     assert_true(s.spearman[SUR_MATH] > 0.9 && s.spearman[SUR_BALANCED] > 0.9);
     assert_int_equal(sur_save(&s, path), 0);
     if (sur_load(path, &s2)) fail_msg("%s", rys_lasterr());
-    assert_false(s2.has_eq);
+    assert_null(s2.eq_probe);
+    assert_false(sur_has_target(&s2, SUR_EQ));
     assert_null(s2.booster[SUR_EQ]);
     assert_true(fabs(s2.spearman[SUR_MATH] - s.spearman[SUR_MATH]) < 1e-12);
     float *p1 = malloc((size_t)r.n * sizeof *p1), *p2 = malloc((size_t)r.n * sizeof *p2);

@@ -56,7 +56,7 @@ static int surrogate_train(int argc, char **argv) {
         printf("holdout (%d of %d rows), trial %d:\n", s.n_holdout, s.n_holdout + s.n_train, s.trial);
         for (int t = 0; t < SUR_N_TARGETS; t++)
             if (sur_has_target(&s, t)) printf("  %-10s Spearman %6.3f  MAE %.4f\n", sur_target_name[t], s.spearman[t], s.mae[t]);
-        if (!s.has_eq) printf("  (no EQ set in the scan: no EQ target; balanced is the math delta's z-score)\n");
+        if (!sur_has_target(&s, SUR_EQ)) printf("  (no EQ set in the scan: no EQ target; balanced is the math delta's z-score)\n");
         printf("gate (balanced Spearman >= %.2f): %s; %s written in %.1f s\n", s.gate, s.gate_passed ? "passed" : "FAILED", out, secs);
     }
     int rc = 0;
@@ -124,7 +124,7 @@ static int surrogate_rank(int argc, char **argv) {
     FILE *f = fopen(out, "w");
     if (!f) rys_die("%s: cannot write", out);
     char filters[96];
-    if (s.has_eq) snprintf(filters, sizeof filters, "predicted math and EQ deltas >= %g and %g", ro.min_math, ro.min_eq);
+    if (sur_has_target(&s, SUR_EQ)) snprintf(filters, sizeof filters, "predicted math and EQ deltas >= %g and %g", ro.min_math, ro.min_eq);
     else snprintf(filters, sizeof filters, "predicted math delta >= %g (no EQ target)", ro.min_math);
     fprintf(f, "# rys surrogate rank %s: the %d best of %d candidates (seed %llu, at most %d extra layers, at most %d traversals\n"
                "# of a layer, %.2f of them mutations of %d measured paths), by predicted balanced score - %g x extra / %d,\n"

@@ -141,10 +141,10 @@ int sur_rank(const surrogate *s, const sur_cand_opts *co, const uint8_t *cand, c
         int m = 0;
         for (; w < nu && m < batch && m < 4 * (o->top - kept) + 64; w++, m++)
             for (int l = 0; l < N; l++) x[(size_t)m * N + l] = cand[(size_t)idx[w] * N + l];
-        if (sur_predict(s, SUR_MATH, x, m, o->n_threads, pm) || (s->has_eq && sur_predict(s, SUR_EQ, x, m, o->n_threads, pe)))
+        if (sur_predict(s, SUR_MATH, x, m, o->n_threads, pm) || (sur_has_target(s, SUR_EQ) && sur_predict(s, SUR_EQ, x, m, o->n_threads, pe)))
             goto out;
         for (int k = 0; k < m && kept < o->top; k++) {
-            if (pm[k] < o->min_math || (s->has_eq && pe[k] < o->min_eq)) continue;
+            if (pm[k] < o->min_math || (sur_has_target(s, SUR_EQ) && pe[k] < o->min_eq)) continue;
             best[kept] = idx[w - m + k];
             score[kept++] = sc[idx[w - m + k]];
         }

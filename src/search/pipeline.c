@@ -218,7 +218,7 @@ static int stage_surrogate(pipeline *p) {
         return stage_end(p, ST_SURROGATE, rys_now() - t0, true, note);
     }
     char eq_rho[32] = "";
-    if (s.has_eq) snprintf(eq_rho, sizeof eq_rho, ", EQ %.3f", s.spearman[SUR_EQ]);
+    if (sur_has_target(&s, SUR_EQ)) snprintf(eq_rho, sizeof eq_rho, ", EQ %.3f", s.spearman[SUR_EQ]);
     fprintf(stderr, "rys: pipeline surrogate: %d rows, holdout Spearman balanced %.3f, math %.3f%s (gate %.2f: %s)\n",
             s.n_train + s.n_holdout, s.spearman[SUR_BALANCED], s.spearman[SUR_MATH], eq_rho, s.gate, s.gate_passed ? "passed" : "failed");
     if (!s.gate_passed) {

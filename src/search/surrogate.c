@@ -136,9 +136,9 @@ int sur_rows_load(const char *db_path, sur_rows *out) {
         goto out;
     }
     out->math_probe = xstrdup(sets[pm].name);
-    out->has_eq = pe >= 0;
-    out->eq_probe = out->has_eq ? xstrdup(sets[pe].name) : NULL;
-    const int n_probes = out->has_eq ? 2 : 1;
+    const bool has_eq = pe >= 0;
+    out->eq_probe = has_eq ? xstrdup(sets[pe].name) : NULL;
+    const int n_probes = has_eq ? 2 : 1;
     const char *probes[2] = {out->math_probe, out->eq_probe};
     if (store_done_configs(st, probes, n_probes, &rows, &n_rows)) goto out;
     int N = out->n_layers;
@@ -148,14 +148,14 @@ int sur_rows_load(const char *db_path, sur_rows *out) {
     /* the deltas and balanced scores as the report computes them: report_derive over the non-baseline rows */
     d.n_probes = n_probes;
     d.math = 0;
-    d.eq = out->has_eq ? 1 : -1;
+    d.eq = has_eq ? 1 : -1;
     d.cfg = xcalloc((size_t)(n_rows ? n_rows : 1), sizeof *d.cfg);
     double bscore[2] = {0, 0};
     for (int k = 0; k < n_rows; k++)
         if (rows[k].complete && !strcmp(rows[k].spec, "baseline")) {
             base = k;
             bscore[0] = rows[k].scores[0];
-            if (out->has_eq) bscore[1] = rows[k].scores[1];
+            if (has_eq) bscore[1] = rows[k].scores[1];
         }
     if (base < 0) { rys_seterr("%s: the baseline is not scored yet, and every target is a delta from it", db_path); goto out; }
     int *row_of = xmalloc((size_t)(n_rows ? n_rows : 1) * sizeof *row_of);
@@ -169,10 +169,10 @@ int sur_rows_load(const char *db_path, sur_rows *out) {
         }
         out->paths[out->n] = xstrdup(rows[k].path);
         out->y[SUR_MATH][out->n] = rows[k].scores[0] - bscore[0];
-        if (out->has_eq) out->y[SUR_EQ][out->n] = rows[k].scores[1] - bscore[1];
+        if (has_eq) out->y[SUR_EQ][out->n] = rows[k].scores[1] - bscore[1];
         if (k != base) {
             d.cfg[d.n_cfg].delta[0] = out->y[SUR_MATH][out->n];
-            if (out->has_eq) d.cfg[d.n_cfg].delta[1] = out->y[SUR_EQ][out->n];
+            if (has_eq) d.cfg[d.n_cfg].delta[1] = out->y[SUR_EQ][out->n];
             row_of[d.n_cfg++] = out->n;
         }
         out->n++;
@@ -270,7 +270,7 @@ static int predict_with(BoosterHandle b, const float *x, int n, int n_layers, in
     return rc;
 }
 
-bool sur_has_target(const surrogate *s, int t) { return t != SUR_EQ || s->has_eq; }
+bool sur_has_target(const surrogate *s, int t) { return t != SUR_EQ || s->eq_probe; }
 
 int sur_predict(const surrogate *s, int t, const float *x, int n, int n_threads, float *out) {
     return predict_with(s->booster[t], x, n, s->n_layers, n_threads, out);
@@ -307,8 +307,7 @@ int sur_train(const sur_rows *rows, const char *db_path, const sur_train_opts *o
     s->model_path = xstrdup(rows->model_path);
     s->model_sha256 = xstrdup(rows->model_sha256);
     s->math_probe = xstrdup(rows->math_probe);
-    s->has_eq = rows->has_eq;
-    s->eq_probe = rows->has_eq ? xstrdup(rows->eq_probe) : NULL;
+    s->eq_probe = rows->eq_probe ? xstrdup(rows->eq_probe) : NULL;
     s->db_path = xstrdup(db_path);
     s->seed = o->seed;
     s->holdout_frac = o->holdout_frac;
@@ -371,7 +370,7 @@ int sur_train(const sur_rows *rows, const char *db_path, const sur_train_opts *o
             fprintf(o->log, "trial %d (rounds %d, depth %d, eta %g, subsample %g, colsample %g): holdout Spearman balanced %.3f, "
                     "math %.3f", trial + 1, sur_presets[trial].rounds, sur_presets[trial].max_depth, sur_presets[trial].eta,
                     sur_presets[trial].subsample, sur_presets[trial].colsample, rho[SUR_BALANCED], rho[SUR_MATH]);
-            if (s->has_eq) fprintf(o->log, ", eq %.3f", rho[SUR_EQ]);
+            if (s->eq_probe) fprintf(o->log, ", eq %.3f", rho[SUR_EQ]);
             fputc('\n', o->log);
         }
         if (r > best_rho || trial == 0) {
@@ -463,7 +462,7 @@ int sur_save(const surrogate *s, const char *path) {
     json_object_set_new(o, "model", json_pack("{s:s, s:s, s:i}", "path", s->model_path, "sha256", s->model_sha256, "n_layers", s->n_layers));
     json_object_set_new(o, "store", json_string(s->db_path ? s->db_path : ""));
     json_object_set_new(o, "probes", json_pack("{s:s, s:o}", "math", s->math_probe, "eq",
-                                               s->has_eq ? json_string(s->eq_probe) : json_null()));
+                                               s->eq_probe ? json_string(s->eq_probe) : json_null()));
     json_t *tg = json_array();
     for (int t = 0; t < SUR_N_TARGETS; t++)
         if (sur_has_target(s, t)) json_array_append_new(tg, json_string(sur_target_name[t]));
@@ -541,8 +540,7 @@ int sur_load(const char *path, surrogate *s) {
     s->model_sha256 = xstrdup(sha);
     s->math_probe = xstrdup(pm);
     if (!json_is_string(pe) && !json_is_null(pe)) { rys_seterr("%s: probes.eq is neither a name nor null", path); goto fail; }
-    s->has_eq = json_is_string(pe);
-    s->eq_probe = s->has_eq ? xstrdup(json_string_value(pe)) : NULL;
+    s->eq_probe = json_is_string(pe) ? xstrdup(json_string_value(pe)) : NULL;
     s->db_path = xstrdup(db);
     s->seed = (uint64_t)seed;
     s->gate_passed = passed;
@@ -601,8 +599,8 @@ int sur_train_store(const char *db_path, const sur_train_opts *o, surrogate *s) 
     if (sur_rows_load(db_path, &rows)) return -1;
     if (o->log)
         fprintf(o->log, "rys: surrogate: %d rows (the baseline and every measured configuration) of %d layers, targets %s%s%s and balanced%s\n",
-                rows.n, rows.n_layers, rows.math_probe, rows.has_eq ? ", " : "", rows.has_eq ? rows.eq_probe : "",
-                rows.has_eq ? "" : " (no EQ set in the scan: balanced is the math delta's z-score)");
+                rows.n, rows.n_layers, rows.math_probe, rows.eq_probe ? ", " : "", rows.eq_probe ? rows.eq_probe : "",
+                rows.eq_probe ? "" : " (no EQ set in the scan: balanced is the math delta's z-score)");
     int rc = sur_train(&rows, db_path, o, s);
     sur_rows_free(&rows);
     if (rc) return -1;

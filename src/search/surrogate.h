@@ -46,8 +46,8 @@ int sur_holdout(const double *y, int n, double frac, uint64_t seed, bool *hold);
 typedef struct {
     int n_layers;
     char *model_path, *model_sha256;
-    char *math_probe, *eq_probe;   /* the probe sets behind the targets; eq_probe NULL without one */
-    bool has_eq;                   /* an EQ set: the EQ target exists (else y[SUR_EQ] is all 0) */
+    char *math_probe, *eq_probe;   /* the probe sets behind the targets; eq_probe NULL without an
+                                    * EQ set, and then y[SUR_EQ] is all 0 */
     int n;                         /* rows: the baseline and every measured configuration */
     float *x;                      /* n x n_layers traversal counts */
     double *y[SUR_N_TARGETS];      /* n each */
@@ -85,8 +85,7 @@ typedef struct {
 typedef struct {
     /* what it was trained on */
     int n_layers;
-    char *model_path, *model_sha256, *math_probe, *eq_probe, *db_path;
-    bool has_eq;                        /* trained with an EQ target (booster[SUR_EQ] NULL otherwise) */
+    char *model_path, *model_sha256, *math_probe, *eq_probe, *db_path; /* eq_probe NULL: no EQ target, no booster */
     uint64_t seed;
     double holdout_frac, gate;
     int n_threads;
